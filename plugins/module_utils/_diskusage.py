@@ -105,10 +105,12 @@ class DiskUsage(object):
         }
 
 
-def walk(top, usage=None, one_filesystem=True, on_error=None):
+def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
     """Account ``top`` and everything below it into ``usage`` without following symlinks.
 
     ``on_error(path, exc)`` is called for entries that cannot be read; the walk goes on.
+    ``on_entry(path, st)`` sees every accounted entry, so callers that also need names or times
+    (entry counts, ages) get them from this same single pass.
     Returns the DiskUsage.
     """
     if usage is None:
@@ -120,12 +122,14 @@ def walk(top, usage=None, one_filesystem=True, on_error=None):
             on_error(top, exc)
         return usage
     usage.add(st)
+    if on_entry is not None:
+        on_entry(top, st)
     if stat.S_ISDIR(st.st_mode):
-        _walk_dir(top, st.st_dev if one_filesystem else None, usage, on_error)
+        _walk_dir(top, st.st_dev if one_filesystem else None, usage, on_error, on_entry)
     return usage
 
 
-def _walk_dir(top, dev, usage, on_error):
+def _walk_dir(top, dev, usage, on_error, on_entry):
     stack = [top]
     while stack:
         path = stack.pop()
@@ -146,5 +150,7 @@ def _walk_dir(top, dev, usage, on_error):
                 if dev is not None and st.st_dev != dev:
                     continue
                 usage.add(st)
+                if on_entry is not None:
+                    on_entry(entry.path, st)
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(entry.path)
