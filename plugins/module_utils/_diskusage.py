@@ -97,7 +97,7 @@ class DiskUsage(object):
 
     def as_dict(self):
         return {
-            "count": self.entries,
+            "entries": self.entries,
             "files": self.files,
             "apparent_bytes": self.apparent,
             "disk_bytes": self.on_disk,
@@ -154,3 +154,22 @@ def _walk_dir(top, dev, usage, on_error, on_entry):
                     on_entry(entry.path, st)
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(entry.path)
+
+
+def filesystem(path):
+    """Mount point, size and free space of the filesystem holding ``path`` (statvfs)."""
+    path = os.path.realpath(path)
+    dev = os.stat(path).st_dev
+    mount = path
+    while mount != "/":
+        parent = os.path.dirname(mount)
+        if os.stat(parent).st_dev != dev:
+            break
+        mount = parent
+    vfs = os.statvfs(path)
+    return {
+        "mount": mount,
+        "total_bytes": vfs.f_blocks * vfs.f_frsize,
+        "free_bytes": vfs.f_bfree * vfs.f_frsize,
+        "available_bytes": vfs.f_bavail * vfs.f_frsize,
+    }

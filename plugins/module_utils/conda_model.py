@@ -1,0 +1,586 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The conda domain model: installations, package caches, environments and their references.
+
+Names follow conda's own files (``conda/core/package_cache_data.py``, ``conda/models/records.py``):
+a PackageCache holds Tarballs and ExtractedPackages; an Environment holds PrefixRecords.  The one
+answer to "which extracted packages are unused" is :func:`find_unused`; every module that reports or
+removes packages calls it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import json
+import os
+import pwd
+import stat
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+
+TARBALL_SUFFIXES = (".conda", ".tar.bz2")
+PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"
+MAMBA_TRASH_SUFFIX = ".mamba_trash"
+LINK_TYPES = {1: "hardlink", 2: "softlink", 3: "copy", 4: "directory"}
+
+# Categories of a cache's content, in report order.  "unused" is a subset of "extracted".
+CATEGORIES = ("tarballs", "extracted", "unused", "index_cache", "logs", "trash", "partial", "locks")
+# What cleaning everything safe would remove (never "extracted": only its unused part).
+RECLAIMABLE_CATEGORIES = ("tarballs", "unused", "index_cache", "logs", "trash", "partial", "locks")
+
+ROOT_GLOBS = ("/opt/conda", "/opt/miniconda*", "/opt/miniforge*", "/opt/anaconda*",
+              "/opt/mambaforge*", "/opt/micromamba", "/usr/local/*conda*", "/usr/local/miniforge*")
+USER_ROOTS = ("miniconda3", "miniconda", "anaconda3", "miniforge3", "mambaforge", "micromamba")
+
+
+def strip_tarball_suffix(fn):
+    for suffix in TARBALL_SUFFIXES:
+        if fn.endswith(suffix):
+            return fn[: -len(suffix)]
+    return None
+
+
+class Warnings(list):
+    """Collected non-fatal problems, each naming the path it is about."""
+
+    def path_error(self, path, exc):
+        self.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
+
+
+class User(object):
+    """A login account whose home may hold conda config, environments and caches."""
+
+    __slots__ = ("name", "uid", "gid", "home")
+
+    def __init__(self, name, uid, gid, home):
+        self.name, self.uid, self.gid, self.home = name, uid, gid, home
+
+    @classmethod
+    def all(cls, names=None):
+        """Every passwd account with an existing home directory (or those named)."""
+        users, seen = [], set()
+        for entry in pwd.getpwall():
+            if names is not None and entry.pw_name not in names:
+                continue
+            home = os.path.normpath(entry.pw_dir or "/")
+            if home in seen or home == "/" or not os.path.isdir(home):
+                continue
+            seen.add(home)
+            users.append(cls(entry.pw_name, entry.pw_uid, entry.pw_gid, home))
+        return users
+
+
+def owner_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class PrefixRecord(object):
+    """One ``conda-meta/<dist>.json``: what an environment links from which extracted package."""
+
+    __slots__ = ("path", "dist", "name", "version", "fn", "url", "channel", "link_type",
+                 "extracted_package_dir", "package_tarball_full_path", "file_count", "valid")
+
+    def __init__(self, path, data=None):
+        self.path = path
+        self.dist = os.path.basename(path)[: -len(".json")]
+        data = data or {}
+        self.valid = bool(data)
+        self.name = data.get("name")
+        self.version = data.get("version")
+        self.fn = data.get("fn")
+        self.url = data.get("url")
+        self.channel = data.get("channel")
+        link = data.get("link") or {}
+        self.link_type = LINK_TYPES.get(link.get("type"), "unknown") if isinstance(link, dict) else "unknown"
+        epd = data.get("extracted_package_dir") or (link.get("source") if isinstance(link, dict) else None)
+        self.extracted_package_dir = os.path.normpath(epd) if epd else None
+        ptfp = data.get("package_tarball_full_path")
+        self.package_tarball_full_path = os.path.normpath(ptfp) if ptfp else None
+        files = data.get("files")
+        self.file_count = len(files) if isinstance(files, list) else 0
+
+    @classmethod
+    def load(cls, path, warnings):
+        """Read a record; a corrupt one still names its dist (its file stem), so it still protects."""
+        try:
+            with open(path, "rb") as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, IOError) as exc:
+            warnings.path_error(path, exc)
+            return cls(path)
+        except ValueError as exc:
+            warnings.append("%s: corrupt PrefixRecord (%s); its package is treated as in use" % (path, exc))
+            return cls(path)
+        return cls(path, data)
+
+
+class Environment(object):
+    """A prefix with ``conda-meta/history``; its PrefixRecords say what it links from the caches."""
+
+    def __init__(self, prefix, records, owner):
+        self.prefix = prefix
+        self.records = records
+        self.owner = owner
+
+    @classmethod
+    def load(cls, prefix, warnings):
+        meta = os.path.join(prefix, "conda-meta")
+        records = []
+        try:
+            names = sorted(os.listdir(meta))
+            owner = owner_name(os.stat(prefix).st_uid)
+        except OSError as exc:
+            warnings.path_error(meta, exc)
+            return None
+        for name in names:
+            if name.endswith(".json"):
+                records.append(PrefixRecord.load(os.path.join(meta, name), warnings))
+        return cls(prefix, records, owner)
+
+    def link_types(self):
+        counts = {}
+        for record in self.records:
+            counts[record.link_type] = counts.get(record.link_type, 0) + 1
+        return counts
+
+
+def is_prefix(path):
+    return os.path.isfile(os.path.join(path, "conda-meta", "history"))
+
+
+def is_root_prefix(path):
+    """A base installation, as opposed to an environment under some envs dir."""
+    if not os.path.isdir(os.path.join(path, "conda-meta")):
+        return False
+    return any(os.path.exists(os.path.join(path, marker)) for marker in ("condabin", "bin/conda", "bin/mamba", "pkgs"))
+
+
+class Installation(object):
+    """A conda root prefix: its version, and the configuration each user sees for it."""
+
+    def __init__(self, root):
+        self.root = root
+        self.configs = {}  # user name -> EffectiveConfig
+
+    @property
+    def conda_version(self):
+        for path in sorted(glob.glob(os.path.join(self.root, "conda-meta", "conda-[0-9]*.json"))):
+            try:
+                with open(path) as handle:
+                    return json.load(handle).get("version")
+            except (OSError, IOError, ValueError):
+                return os.path.basename(path).split("-")[1]
+        return None
+
+    def writable_by(self, user):
+        """conda's root_writable: can this user write ``conda-meta/history``?"""
+        return _may_write(os.path.join(self.root, "conda-meta", "history"), user)
+
+
+def _may_write(path, user):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if user.uid == 0:
+        return True
+    if st.st_uid == user.uid:
+        return bool(st.st_mode & stat.S_IWUSR)
+    if st.st_gid == user.gid:
+        return bool(st.st_mode & stat.S_IWGRP)
+    return bool(st.st_mode & stat.S_IWOTH)
+
+
+def read_environments_txt(user, warnings):
+    path = os.path.join(user.home, ".conda", "environments.txt")
+    try:
+        with open(path) as handle:
+            return [os.path.normpath(line.strip()) for line in handle if line.strip()]
+    except (OSError, IOError) as exc:
+        if os.path.exists(path):
+            warnings.path_error(path, exc)
+        return []
+
+
+def discover_roots(users, explicit=(), warnings=None):
+    """Every conda root prefix on the host, without running conda.
+
+    Standard locations, each user's home installers, and roots behind every user's
+    ``~/.conda/environments.txt`` entries; explicit roots are taken as given (and warned about when
+    they are not conda roots).
+    """
+    warnings = warnings if warnings is not None else Warnings()
+    candidates = []
+    for pattern in ROOT_GLOBS:
+        candidates.extend(sorted(glob.glob(pattern)))
+    for user in users:
+        candidates.extend(os.path.join(user.home, name) for name in USER_ROOTS)
+        for prefix in read_environments_txt(user, warnings):
+            candidates.append(prefix)
+            parent = os.path.dirname(prefix)
+            if os.path.basename(parent) == "envs":
+                candidates.append(os.path.dirname(parent))
+    roots = []
+    for path in explicit:
+        path = os.path.normpath(path)
+        if not is_prefix(path):
+            warnings.append("%s: not a conda root prefix (no conda-meta/history)" % path)
+            continue
+        roots.append(path)
+    for path in candidates:
+        if is_prefix(path) and is_root_prefix(path):
+            roots.append(os.path.normpath(path))
+    return _dedupe_real(roots)
+
+
+def _dedupe_real(paths):
+    seen, result = set(), []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            result.append(path)
+    return result
+
+
+class ExtractedPackage(object):
+    """``<pkgs_dir>/<dist>/`` with ``info/index.json``: what environments link their files from."""
+
+    __slots__ = ("cache", "dist", "path", "usage", "has_shared_files", "mtime")
+
+    def __init__(self, cache, dist, mtime):
+        self.cache = cache
+        self.dist = dist
+        self.path = os.path.join(cache.path, dist)
+        self.usage = None
+        self.has_shared_files = False
+        self.mtime = mtime
+
+    def measure(self, warnings):
+        self.usage = walk(self.path, DiskUsage(), on_error=warnings.path_error)
+        # conda clean --packages keeps a package only when some file has st_nlink > 1.
+        self.has_shared_files = any(True for _ in self.usage.inodes())
+        return self.usage
+
+
+class PackageCache(object):
+    """One pkgs_dir, scanned once: every top-level entry falls into exactly one category."""
+
+    def __init__(self, path):
+        self.path = os.path.normpath(path)
+        # The configured path itself may be a symlink (a cache moved by hand); what lies inside
+        # is never followed.
+        self.exists = os.path.isdir(self.path)
+        self.tarballs = []  # (fn, lstat)
+        self.partials = []
+        self.locks = []
+        self.trash_files = []
+        self.extracted = []  # ExtractedPackage
+        self.other = []  # names that are none of the above
+        self.usage = {}
+        self.other_usage = DiskUsage()
+        self.root_stat = None
+        self.unused_count = 0
+
+    @property
+    def conda_writable(self):
+        """conda writes to a cache only if ``urls.txt`` exists and is writable (no file is opened)."""
+        urls = os.path.join(self.path, "urls.txt")
+        return os.path.isfile(urls) and os.access(urls, os.W_OK)
+
+    def scan(self, warnings):
+        """List the cache and size each category; never follows a symlink out of the cache."""
+        self.usage = dict((name, DiskUsage()) for name in CATEGORIES)
+        if not self.exists:
+            return self
+        self.root_stat = os.stat(self.path)
+        try:
+            with os.scandir(self.path) as iterator:
+                entries = sorted(iterator, key=lambda e: e.name)
+        except OSError as exc:
+            warnings.path_error(self.path, exc)
+            return self
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                warnings.path_error(entry.path, exc)
+                continue
+            self._classify(entry, st, warnings)
+        return self
+
+    def _classify(self, entry, st, warnings):
+        name, usage = entry.name, self.usage
+        if stat.S_ISDIR(st.st_mode):
+            if name == "cache":
+                walk(entry.path, usage["index_cache"], on_error=warnings.path_error)
+            elif name == ".logs":
+                walk(entry.path, usage["logs"], on_error=warnings.path_error)
+            elif name == ".trash":
+                walk(entry.path, usage["trash"], on_error=warnings.path_error)
+            elif os.path.isfile(os.path.join(entry.path, "info", "index.json")):
+                package = ExtractedPackage(self, name, st.st_mtime)
+                usage["extracted"].update(package.measure(warnings))
+                self.extracted.append(package)
+            else:
+                self._other(entry, warnings)
+            return
+        if not stat.S_ISREG(st.st_mode):
+            self._other(entry, warnings)
+            return
+        if strip_tarball_suffix(name) is not None:
+            self.tarballs.append((name, st))
+            usage["tarballs"].add(st)
+        elif name.endswith(PARTIAL_SUFFIX):
+            self.partials.append((name, st))
+            usage["partial"].add(st)
+        elif name.endswith(LOCK_SUFFIX):
+            self.locks.append((name, st))
+            usage["locks"].add(st)
+        elif name.endswith(MAMBA_TRASH_SUFFIX):
+            self.trash_files.append((name, st))
+            usage["trash"].add(st)
+        else:
+            self._other(entry, warnings)
+
+    def _other(self, entry, warnings):
+        self.other.append(entry.name)
+        walk(entry.path, self.other_usage, on_error=warnings.path_error)
+
+    def total(self):
+        """The whole cache, each inode once: every category but "unused" (a subset) and the rest."""
+        total = DiskUsage()
+        if self.root_stat is not None:
+            total.add(self.root_stat)
+        for name in CATEGORIES:
+            if name != "unused":
+                total.update(self.usage[name])
+        total.update(self.other_usage)
+        return total
+
+    def category_facts(self):
+        """Per category: how many items (packages, tarballs, files) and their byte totals."""
+        items = {
+            "tarballs": len(self.tarballs),
+            "extracted": len(self.extracted),
+            "unused": self.unused_count,
+            "partial": len(self.partials),
+            "locks": len(self.locks),
+        }
+        facts = {}
+        for name in CATEGORIES:
+            facts[name] = self.usage[name].as_dict()
+            facts[name]["count"] = items.get(name, self.usage[name].files)
+        return facts
+
+    def set_unused(self, verdicts):
+        """Fill the "unused" category from :func:`find_unused`'s verdicts."""
+        unused = DiskUsage()
+        self.unused_count = 0
+        for package in self.extracted:
+            if verdicts[package.path].unused:
+                unused.update(package.usage)
+                self.unused_count += 1
+        self.usage["unused"] = unused
+
+
+class References(object):
+    """Which extracted packages the known environments name in their PrefixRecords.
+
+    A record that says where it was extracted from (``extracted_package_dir``) pins that copy; a
+    record that does not (or is corrupt) protects every cached copy of its dist.
+    """
+
+    def __init__(self, environments):
+        self.by_path = {}
+        self.by_dist = {}
+        for env in environments:
+            for record in env.records:
+                if record.extracted_package_dir:
+                    real = _realpath_parent(record.extracted_package_dir)
+                    self.by_path.setdefault(real, []).append((env, record))
+                    # A record whose package dir no longer exists where it says still protects
+                    # copies elsewhere (the cache may have been moved behind a symlink).
+                    if not os.path.isdir(record.extracted_package_dir):
+                        self.by_dist.setdefault(record.dist, []).append((env, record))
+                else:
+                    self.by_dist.setdefault(record.dist, []).append((env, record))
+
+    def referencing(self, package):
+        """``(environment, record)`` pairs that name this extracted package."""
+        found = list(self.by_path.get(_realpath_parent(package.path), ()))
+        found.extend(self.by_dist.get(package.dist, ()))
+        return found
+
+
+def _realpath_parent(path):
+    """Resolve the cache directory's symlinks but not the package entry itself."""
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
+class Verdict(object):
+    """Why an extracted package is kept or may be removed."""
+
+    __slots__ = ("package", "unused", "reason", "referenced_by")
+
+    def __init__(self, package, unused, reason, referenced_by=()):
+        self.package = package
+        self.unused = unused
+        self.reason = reason
+        self.referenced_by = referenced_by
+
+    @property
+    def conda_clean_would_remove(self):
+        """conda clean --packages decides from st_nlink alone."""
+        return not self.package.has_shared_files
+
+    def as_dict(self):
+        result = {
+            "path": self.package.path,
+            "dist": self.package.dist,
+            "reason": self.reason,
+            "apparent_bytes": self.package.usage.apparent,
+            "disk_bytes": self.package.usage.on_disk,
+        }
+        if self.referenced_by:
+            result["referenced_by"] = sorted(set(env.prefix for env, _r in self.referenced_by))
+            result["link_types"] = sorted(set(r.link_type for _e, r in self.referenced_by))
+        return result
+
+
+def find_unused(packages, references):
+    """Decide, for each extracted package, whether it is unused; return ``{path: Verdict}``.
+
+    Unused means no known environment's PrefixRecord names it (any link type) and none of its files
+    has a hard link outside the set being removed.  The second rule is applied to a fixed point: a
+    package kept because of an outside link makes the links it shares with others outside too.
+    """
+    verdicts = {}
+    candidates = []
+    for package in packages:
+        refs = references.referencing(package)
+        if refs:
+            types = sorted(set(r.link_type for _e, r in refs))
+            verdicts[package.path] = Verdict(
+                package, False, "referenced by %d environment record(s) (%s)" % (len(refs), ", ".join(types)), refs)
+        else:
+            candidates.append(package)
+    while True:
+        links_in_set = {}
+        for package in candidates:
+            for key, seen, _nlink in package.usage.inodes():
+                links_in_set[key] = links_in_set.get(key, 0) + seen
+        kept = []
+        for package in candidates:
+            for key, _seen, nlink in package.usage.inodes():
+                if nlink > links_in_set[key]:
+                    kept.append(package)
+                    break
+        if not kept:
+            break
+        for package in kept:
+            verdicts[package.path] = Verdict(
+                package, False, "has files hard-linked outside the removal set (an unknown environment?)")
+        kept_paths = set(p.path for p in kept)
+        candidates = [p for p in candidates if p.path not in kept_paths]
+    for package in candidates:
+        if package.has_shared_files:
+            reason = "no environment record names it; its hard links stay inside the removal set"
+        else:
+            reason = "no environment record names it and no file is linked elsewhere"
+        verdicts[package.path] = Verdict(package, True, reason)
+    return verdicts
+
+
+class Host(object):
+    """Everything conda-related on one host: installations, their configs, caches, environments."""
+
+    def __init__(self, users, explicit_roots=(), env=None):
+        self.warnings = Warnings()
+        self.users = users
+        self.env = dict(env or {})
+        self.installations = [Installation(r) for r in discover_roots(users, explicit_roots, self.warnings)]
+        self.environments = []
+        self.caches = []
+        self.cache_users = {}  # cache path -> sorted "root:user" labels
+
+    def resolve_configs(self):
+        """Effective pkgs_dirs/envs_dirs per installation for root and each user with conda state."""
+        for inst in self.installations:
+            for user in self._config_users(inst):
+                config = _condarc.resolve(inst.root, user.home, self.env, inst.writable_by(user))
+                self.warnings.extend(w for w in config.warnings if w not in self.warnings)
+                inst.configs[user.name] = config
+        return self
+
+    def _config_users(self, inst):
+        """Root always; others when they have conda config, envs or caches in their home."""
+        chosen = []
+        for user in self.users:
+            if user.uid == 0 or _has_conda_state(user.home):
+                chosen.append(user)
+        return chosen
+
+    def load_environments(self):
+        prefixes = []
+        for inst in self.installations:
+            prefixes.append(inst.root)
+            for config in inst.configs.values():
+                for envs_dir in config.envs_dirs:
+                    prefixes.extend(_list_prefixes(envs_dir))
+        for user in self.users:
+            prefixes.extend(read_environments_txt(user, self.warnings))
+        for prefix in _dedupe_real(prefixes):
+            if not is_prefix(prefix):
+                continue
+            env = Environment.load(prefix, self.warnings)
+            if env is not None:
+                self.environments.append(env)
+        return self
+
+    def load_caches(self, only=None):
+        """Scan every pkgs_dir any installation's config names (or only the given ones)."""
+        paths, labels = [], {}
+        for inst in self.installations:
+            for user_name, config in sorted(inst.configs.items()):
+                for path in config.pkgs_dirs:
+                    paths.append(path)
+                    labels.setdefault(os.path.realpath(path), set()).add("%s:%s" % (inst.root, user_name))
+        if only is not None:
+            paths = [os.path.normpath(p) for p in only]
+        for path in _dedupe_real(paths):
+            self.cache_users[path] = sorted(labels.get(os.path.realpath(path), ()))
+            self.caches.append(PackageCache(path).scan(self.warnings))
+        return self
+
+    def verdicts(self):
+        references = References(self.environments)
+        packages = [p for cache in self.caches for p in cache.extracted]
+        return find_unused(packages, references)
+
+    @classmethod
+    def load(cls, users, explicit_roots=(), env=None, only_caches=None):
+        return cls(users, explicit_roots, env).resolve_configs().load_environments().load_caches(only_caches)
+
+
+def _has_conda_state(home):
+    return any(os.path.exists(os.path.join(home, p)) for p in (
+        ".conda", ".condarc", ".config/conda"))
+
+
+def _list_prefixes(envs_dir):
+    try:
+        names = sorted(os.listdir(envs_dir))
+    except OSError:
+        return []
+    return [os.path.join(envs_dir, n) for n in names]
