@@ -245,21 +245,24 @@ class EffectiveConfig(object):
         }
 
 
-def read_matches(files, setting, warnings):
-    """Each file's value for ``setting`` as SequenceValues; unreadable files become warnings."""
-    aliases = SEQUENCE_SETTINGS[setting][0]
-    matches = []
+def read_files(files, warnings):
+    """Parse each config file once; unreadable or malformed files become warnings."""
+    parsed = []
     for path in files:
         try:
             with open(path, "r") as handle:
-                parsed = parse_condarc(handle.read(), source=path)
+                parsed.append((path, parse_condarc(handle.read(), source=path)))
         except (OSError, IOError, UnicodeDecodeError) as exc:
             warnings.append("cannot read %s: %s" % (path, exc))
-            continue
         except CondarcError as exc:
             warnings.append("malformed conda config %s" % exc)
-            continue
-        for alias in aliases:
+    return parsed
+
+
+def _file_matches(parsed_files, setting, warnings):
+    matches = []
+    for path, parsed in parsed_files:
+        for alias in SEQUENCE_SETTINGS[setting][0]:
             value = parsed.get(alias)
             if isinstance(value, SequenceValue):
                 matches.append(value)
@@ -290,10 +293,11 @@ def resolve(root_prefix, home, env=None, root_writable=True, files=None):
     warnings = []
     if files is None:
         files = search_path(root_prefix, home, env)
+    parsed_files = read_files(files, warnings)
     result = {}
     sources = set()
     for setting in SEQUENCE_SETTINGS:
-        matches = read_matches(files, setting, warnings) + _env_matches(setting, env)
+        matches = _file_matches(parsed_files, setting, warnings) + _env_matches(setting, env)
         merged = merge_sequence(matches)
         relevant = []
         for match in matches:
