@@ -2,9 +2,8 @@
 # ansible-test sanity, offline and without containers.
 #
 # ansible-test wants the collection at .../ansible_collections/<namespace>/<name>/ and judges
-# every file in it, so it runs on a clean copy: the files git knows about (tracked, plus
-# untracked but not ignored), never tests/output/ or symlinks, which would fail the
-# `symlinks` and `line-endings` tests for reasons that have nothing to do with the collection.
+# every file in it, so it runs on the clean copy collection_tree.py makes (what git sees; no
+# tests/output/, no symlinks).
 #
 # Usage: tests/tools/sanity.sh [extra ansible-test sanity arguments, e.g. --test pep8]
 set -euo pipefail
@@ -13,14 +12,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON_VERSION=3.11
 export PATH="$VENV/bin:$PATH"
-
-# ansible-test needs the collection's path, not its content, to know namespace and name.
-read -r NAMESPACE NAME < <("$VENV/bin/python" - "$ROOT/galaxy.yml" <<'EOF'
-import sys, yaml
-meta = yaml.safe_load(open(sys.argv[1]))
-print(meta["namespace"], meta["name"])
-EOF
-)
 
 # ansible-test bootstraps pip in each test venv with a get-pip script it would download from
 # the internet; it uses a cached copy first. The pip version (and so the cache file name)
@@ -38,29 +29,11 @@ EOF
     install -m 0644 "$ROOT/tests/tools/get_pip_offline.py" "$cache"
 }
 
-# Copy the collection as git sees it; symlinks and tests/output/ are left behind.
-copy_clean_tree() {
-    local dest="$1" path
-    mkdir -p "$dest"
-    (
-        cd "$ROOT"
-        git ls-files -z --cached --others --exclude-standard |
-            while IFS= read -r -d '' path; do
-                [[ "$path" == tests/output/* ]] && continue
-                [[ -L "$path" || ! -f "$path" ]] && continue
-                printf '%s\0' "$path"
-            done |
-            tar --null --files-from=- --create --file=- |
-            tar --extract --file=- --directory="$dest"
-    )
-}
-
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pkgcache-sanity.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-COLLECTION="$WORK/ansible_collections/$NAMESPACE/$NAME"
 
 install_get_pip_stand_in
-copy_clean_tree "$COLLECTION"
+COLLECTION="$("$VENV/bin/python" "$ROOT/tests/tools/collection_tree.py" "$WORK")"
 
 cd "$COLLECTION"
 # A repository of its own lets ansible-test list content the way it does in CI, and keeps it
