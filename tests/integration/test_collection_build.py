@@ -1,0 +1,131 @@
+"""The collection builds, installs from its tarball offline, and documents every module.
+
+A release is built from a developer's work tree, which also holds virtualenvs, caches, test
+output and old tarballs. The build here starts from the files git sees and then plants exactly
+that kind of debris, so the tarball check proves `build_ignore` keeps it out rather than
+relying on a clean checkout. No fleet is needed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+COLLECTION_TREE = REPO_ROOT / "tests" / "tools" / "collection_tree.py"
+
+# Top-level content that must ship whole: what users install the collection for.
+SHIPPED_DIRS = ("plugins", "roles", "playbooks", "meta", "docs", "changelogs")
+# Caches that keep themselves out of git with a `.gitignore` of their own, so .gitignore
+# does not name them, yet they appear in every work tree where the tests have run.
+SELF_IGNORING_CACHES = (".pytest_cache/v/cache/lastfailed",)
+
+
+def module_names():
+    """Modules as the collection defines them: one file per module under plugins/modules."""
+    return sorted(p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+
+
+def debris_paths(gitignore):
+    """Return one concrete work-tree path per .gitignore pattern, plus self-ignoring caches.
+
+    A pattern names what the project's tools leave behind (`.venv/`, `tests/output/`,
+    `*.pyc`, old tarballs...); whatever git is told to ignore must not ship either.
+    """
+    paths = list(SELF_IGNORING_CACHES)
+    for line in gitignore.splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith(("#", "!")):
+            continue
+        is_dir = pattern.endswith("/")
+        concrete = pattern.strip("/").replace("*", "planted")
+        paths.append(concrete + "/planted.txt" if is_dir else concrete)
+    return paths
+
+
+def run(command, **kwargs):
+    """Run a command, failing the test with its output when it exits non-zero."""
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, check=False, **kwargs)
+    assert result.returncode == 0, "{0} exited {1}:\n{2}".format(command, result.returncode, result.stdout)
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def work_tree(tmp_path_factory):
+    """A copy of the collection as git sees it, with a developer's debris planted in it."""
+    dest = tmp_path_factory.mktemp("source")
+    tree = Path(run([sys.executable, str(COLLECTION_TREE), str(dest)]).strip())
+    planted = debris_paths((REPO_ROOT / ".gitignore").read_text(encoding="utf-8"))
+    for relative in planted:
+        path = tree / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("debris\n", encoding="utf-8")
+    return tree, planted
+
+
+@pytest.fixture(scope="module")
+def tarball(work_tree, tmp_path_factory):
+    """The artifact `ansible-galaxy collection build` makes from the work tree."""
+    tree, _ = work_tree
+    dist = tmp_path_factory.mktemp("dist")
+    run([str(BIN / "ansible-galaxy"), "collection", "build", str(tree), "--output-path", str(dist)])
+    (artifact,) = dist.glob("*.tar.gz")
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def members(tarball):
+    """Names of the files and directories inside the tarball."""
+    with tarfile.open(tarball) as archive:
+        return {name.rstrip("/") for name in archive.getnames()}
+
+
+@pytest.fixture(scope="module")
+def collections_path(tarball, tmp_path_factory):
+    """A collections path holding only the collection installed from the tarball, offline."""
+    path = tmp_path_factory.mktemp("collections")
+    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline",
+         "--collections-path", str(path), str(tarball)])
+    return path
+
+
+def test_tarball_is_named_after_galaxy_yml(tarball):
+    meta = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text(encoding="utf-8"))
+    assert tarball.name == "{namespace}-{name}-{version}.tar.gz".format(**meta)
+
+
+def test_tarball_ships_every_content_file_and_the_readme(work_tree, members):
+    tree, _ = work_tree
+    meta = yaml.safe_load((tree / "galaxy.yml").read_text(encoding="utf-8"))
+    content = {
+        path.relative_to(tree).as_posix()
+        for top in SHIPPED_DIRS if (tree / top).is_dir()
+        for path in (tree / top).rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    }
+    expected = content | {"MANIFEST.json", "FILES.json", meta["readme"]}
+    assert sorted(expected - members) == []
+
+
+def test_build_ignore_keeps_work_tree_debris_out(work_tree, members):
+    _, planted = work_tree
+    leaked = sorted(set(planted) & members)
+    assert leaked == [], "build_ignore in galaxy.yml lets these into the tarball: {0}".format(leaked)
+
+
+@pytest.mark.parametrize("module", module_names())
+def test_installed_collection_documents_module(collections_path, module):
+    fqcn = "pkgcache.fleet." + module
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false")
+    docs = json.loads(run([str(BIN / "ansible-doc"), "--json", "-t", "module", fqcn], env=env))
+    doc = docs[fqcn]["doc"]
+    assert doc["module"] == module
+    assert doc["collection"] == "pkgcache.fleet"
+    assert doc["short_description"]
+    assert str(collections_path) in doc["filename"]
