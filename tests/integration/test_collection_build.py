@@ -58,24 +58,28 @@ def run(command, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def work_tree(tmp_path_factory):
+def debris():
+    """Work-tree paths that must never ship."""
+    return debris_paths((REPO_ROOT / ".gitignore").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def work_tree(debris, tmp_path_factory):
     """A copy of the collection as git sees it, with a developer's debris planted in it."""
     dest = tmp_path_factory.mktemp("source")
     tree = Path(run([sys.executable, str(COLLECTION_TREE), str(dest)]).strip())
-    planted = debris_paths((REPO_ROOT / ".gitignore").read_text(encoding="utf-8"))
-    for relative in planted:
+    for relative in debris:
         path = tree / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("debris\n", encoding="utf-8")
-    return tree, planted
+    return tree
 
 
 @pytest.fixture(scope="module")
 def tarball(work_tree, tmp_path_factory):
     """The artifact `ansible-galaxy collection build` makes from the work tree."""
-    tree, _ = work_tree
     dist = tmp_path_factory.mktemp("dist")
-    run([str(BIN / "ansible-galaxy"), "collection", "build", str(tree), "--output-path", str(dist)])
+    run([str(BIN / "ansible-galaxy"), "collection", "build", str(work_tree), "--output-path", str(dist)])
     (artifact,) = dist.glob("*.tar.gz")
     return artifact
 
@@ -102,20 +106,18 @@ def test_tarball_is_named_after_galaxy_yml(tarball):
 
 
 def test_tarball_ships_every_content_file_and_the_readme(work_tree, members):
-    tree, _ = work_tree
-    meta = yaml.safe_load((tree / "galaxy.yml").read_text(encoding="utf-8"))
+    meta = yaml.safe_load((work_tree / "galaxy.yml").read_text(encoding="utf-8"))
     content = {
-        path.relative_to(tree).as_posix()
-        for top in SHIPPED_DIRS if (tree / top).is_dir()
-        for path in (tree / top).rglob("*") if path.is_file() and "__pycache__" not in path.parts
+        path.relative_to(work_tree).as_posix()
+        for top in SHIPPED_DIRS if (work_tree / top).is_dir()
+        for path in (work_tree / top).rglob("*") if path.is_file() and "__pycache__" not in path.parts
     }
     expected = content | {"MANIFEST.json", "FILES.json", meta["readme"]}
     assert sorted(expected - members) == []
 
 
-def test_build_ignore_keeps_work_tree_debris_out(work_tree, members):
-    _, planted = work_tree
-    leaked = sorted(set(planted) & members)
+def test_build_ignore_keeps_work_tree_debris_out(debris, members):
+    leaked = sorted(set(debris) & members)
     assert leaked == [], "build_ignore in galaxy.yml lets these into the tarball: {0}".format(leaked)
 
 
