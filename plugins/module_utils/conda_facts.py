@@ -30,7 +30,7 @@ def gather(users, roots=(), env=None, env_sizes=False, list_packages=True):
         "reclaimable_bytes": reclaim.reclaimable,
         "tarballs": sum(len(c.tarballs) for c in host.caches),
         "extracted": sum(len(c.extracted) for c in host.caches),
-        "unused_packages": sum(c.unused_count for c in host.caches),
+        "unused_packages": sum(len(c.unused) for c in host.caches),
     }
     return {
         "installations": [_installation_facts(inst) for inst in host.installations],
@@ -64,7 +64,7 @@ def _cache_facts(host, cache, verdicts, list_packages, host_whole, host_reclaim)
     total = cache.total()
     reclaim = DiskUsage()
     for name in RECLAIMABLE_CATEGORIES:
-        reclaim.update(cache.usage[name])
+        reclaim.update(cache.usage(name))
     host_whole.update(total)
     host_reclaim.update(reclaim)
     mine = [verdicts[p.path] for p in cache.extracted]

@@ -17,6 +17,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
@@ -43,6 +44,23 @@ def strip_tarball_suffix(fn):
         if fn.endswith(suffix):
             return fn[: -len(suffix)]
     return None
+
+
+def version_key(version, build=""):
+    """An ordering key close to conda's VersionOrder: numeric parts compare as numbers,
+    ``dev`` sorts before and ``post`` after everything else, then the build number."""
+    parts = []
+    for token in re.findall(r"\d+|[a-z]+", (version or "").lower()):
+        if token.isdigit():
+            parts.append((2, int(token), ""))
+        elif token == "dev":
+            parts.append((0, 0, token))
+        elif token == "post":
+            parts.append((3, 0, token))
+        else:
+            parts.append((1, 0, token))
+    number = re.search(r"(\d+)$", build or "")
+    return (parts, int(number.group(1)) if number else 0, build or "")
 
 
 class Warnings(list):
@@ -253,24 +271,43 @@ def _dedupe_real(paths):
     return result
 
 
-class ExtractedPackage(object):
+class CacheEntry(object):
+    """One removable item of a cache: a tarball, a partial download, a lock, a log, an index file,
+    a trash item, or (subclass) an extracted package.  ``relpath`` is relative to the cache."""
+
+    __slots__ = ("cache", "relpath", "category", "mtime", "usage")
+
+    def __init__(self, cache, relpath, category, mtime, usage):
+        self.cache = cache
+        self.relpath = relpath
+        self.category = category
+        self.mtime = mtime
+        self.usage = usage
+
+    @property
+    def path(self):
+        return os.path.join(self.cache.path, self.relpath)
+
+    @property
+    def dist(self):
+        """The ``<name>-<version>-<build>`` a package item stands for, else its file name."""
+        name = os.path.basename(self.relpath)
+        return strip_tarball_suffix(name) or name
+
+
+class ExtractedPackage(CacheEntry):
     """``<pkgs_dir>/<dist>/`` with ``info/index.json``: what environments link their files from."""
 
-    __slots__ = ("cache", "dist", "path", "usage", "has_shared_files", "mtime")
+    __slots__ = ("has_shared_files",)
 
-    def __init__(self, cache, dist, mtime):
-        self.cache = cache
-        self.dist = dist
-        self.path = os.path.join(cache.path, dist)
-        self.usage = None
-        self.has_shared_files = False
-        self.mtime = mtime
-
-    def measure(self, warnings):
-        self.usage = walk(self.path, DiskUsage(), on_error=warnings.path_error)
+    def __init__(self, cache, relpath, mtime, usage):
+        super(ExtractedPackage, self).__init__(cache, relpath, "extracted", mtime, usage)
         # conda clean --packages keeps a package only when some file has st_nlink > 1.
-        self.has_shared_files = any(True for _ in self.usage.inodes())
-        return self.usage
+        self.has_shared_files = any(True for _ in usage.inodes())
+
+
+# Top-level directories whose children are items of a category.
+_CATEGORY_DIRS = {"cache": "index_cache", ".logs": "logs", ".trash": "trash"}
 
 
 class PackageCache(object):
@@ -278,19 +315,21 @@ class PackageCache(object):
 
     def __init__(self, path):
         self.path = os.path.normpath(path)
-        # The configured path itself may be a symlink (a cache moved by hand); what lies inside
-        # is never followed.
+        # The configured path itself may be a symlink (a cache moved by hand); nothing inside it
+        # is ever followed.
         self.exists = os.path.isdir(self.path)
-        self.tarballs = []  # (fn, lstat)
-        self.partials = []
-        self.locks = []
-        self.trash_files = []
-        self.extracted = []  # ExtractedPackage
-        self.other = []  # names that are none of the above
-        self.usage = {}
+        self.entries = dict((name, []) for name in CATEGORIES if name != "unused")
         self.other_usage = DiskUsage()
         self.root_stat = None
-        self.unused_count = 0
+        self.unused = []
+
+    @property
+    def extracted(self):
+        return self.entries["extracted"]
+
+    @property
+    def tarballs(self):
+        return self.entries["tarballs"]
 
     @property
     def conda_writable(self):
@@ -299,99 +338,96 @@ class PackageCache(object):
         return os.path.isfile(urls) and os.access(urls, os.W_OK)
 
     def scan(self, warnings):
-        """List the cache and size each category; never follows a symlink out of the cache."""
-        self.usage = dict((name, DiskUsage()) for name in CATEGORIES)
+        """List the cache and size each item; never follows a symlink out of the cache."""
         if not self.exists:
             return self
         self.root_stat = os.stat(self.path)
-        try:
-            with os.scandir(self.path) as iterator:
-                entries = sorted(iterator, key=lambda e: e.name)
-        except OSError as exc:
-            warnings.path_error(self.path, exc)
-            return self
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                warnings.path_error(entry.path, exc)
-                continue
+        for entry, st in _entries(self.path, warnings):
             self._classify(entry, st, warnings)
         return self
 
     def _classify(self, entry, st, warnings):
-        name, usage = entry.name, self.usage
+        name = entry.name
         if stat.S_ISDIR(st.st_mode):
-            if name == "cache":
-                walk(entry.path, usage["index_cache"], on_error=warnings.path_error)
-            elif name == ".logs":
-                walk(entry.path, usage["logs"], on_error=warnings.path_error)
-            elif name == ".trash":
-                walk(entry.path, usage["trash"], on_error=warnings.path_error)
+            if name in _CATEGORY_DIRS:
+                self.other_usage.add(st)
+                category = _CATEGORY_DIRS[name]
+                for child, child_st in _entries(entry.path, warnings):
+                    usage = walk(child.path, DiskUsage(), on_error=warnings.path_error)
+                    self.entries[category].append(
+                        CacheEntry(self, name + "/" + child.name, category, child_st.st_mtime, usage))
             elif os.path.isfile(os.path.join(entry.path, "info", "index.json")):
-                package = ExtractedPackage(self, name, st.st_mtime)
-                usage["extracted"].update(package.measure(warnings))
-                self.extracted.append(package)
+                usage = walk(entry.path, DiskUsage(), on_error=warnings.path_error)
+                self.entries["extracted"].append(ExtractedPackage(self, name, st.st_mtime, usage))
             else:
-                self._other(entry, warnings)
+                walk(entry.path, self.other_usage, on_error=warnings.path_error)
             return
-        if not stat.S_ISREG(st.st_mode):
-            self._other(entry, warnings)
+        category = _file_category(name) if stat.S_ISREG(st.st_mode) else None
+        if category is None:
+            self.other_usage.add(st)
             return
-        if strip_tarball_suffix(name) is not None:
-            self.tarballs.append((name, st))
-            usage["tarballs"].add(st)
-        elif name.endswith(PARTIAL_SUFFIX):
-            self.partials.append((name, st))
-            usage["partial"].add(st)
-        elif name.endswith(LOCK_SUFFIX):
-            self.locks.append((name, st))
-            usage["locks"].add(st)
-        elif name.endswith(MAMBA_TRASH_SUFFIX):
-            self.trash_files.append((name, st))
-            usage["trash"].add(st)
-        else:
-            self._other(entry, warnings)
+        usage = DiskUsage()
+        usage.add(st)
+        self.entries[category].append(CacheEntry(self, name, category, st.st_mtime, usage))
 
-    def _other(self, entry, warnings):
-        self.other.append(entry.name)
-        walk(entry.path, self.other_usage, on_error=warnings.path_error)
+    def usage(self, category):
+        items = self.unused if category == "unused" else self.entries[category]
+        total = DiskUsage()
+        for item in items:
+            total.update(item.usage)
+        return total
 
     def total(self):
-        """The whole cache, each inode once: every category but "unused" (a subset) and the rest."""
+        """The whole cache, each inode once."""
         total = DiskUsage()
         if self.root_stat is not None:
             total.add(self.root_stat)
-        for name in CATEGORIES:
-            if name != "unused":
-                total.update(self.usage[name])
+        for items in self.entries.values():
+            for item in items:
+                total.update(item.usage)
         total.update(self.other_usage)
         return total
 
     def category_facts(self):
         """Per category: how many items (packages, tarballs, files) and their byte totals."""
-        items = {
-            "tarballs": len(self.tarballs),
-            "extracted": len(self.extracted),
-            "unused": self.unused_count,
-            "partial": len(self.partials),
-            "locks": len(self.locks),
-        }
         facts = {}
         for name in CATEGORIES:
-            facts[name] = self.usage[name].as_dict()
-            facts[name]["count"] = items.get(name, self.usage[name].files)
+            facts[name] = self.usage(name).as_dict()
+            facts[name]["count"] = len(self.unused if name == "unused" else self.entries[name])
         return facts
 
     def set_unused(self, verdicts):
-        """Fill the "unused" category from :func:`find_unused`'s verdicts."""
-        unused = DiskUsage()
-        self.unused_count = 0
-        for package in self.extracted:
-            if verdicts[package.path].unused:
-                unused.update(package.usage)
-                self.unused_count += 1
-        self.usage["unused"] = unused
+        """Record which extracted packages :func:`find_unused` found unused."""
+        self.unused = [p for p in self.extracted if verdicts[p.path].unused]
+
+
+def _file_category(name):
+    if strip_tarball_suffix(name) is not None:
+        return "tarballs"
+    if name.endswith(PARTIAL_SUFFIX):
+        return "partial"
+    if name.endswith(LOCK_SUFFIX):
+        return "locks"
+    if name.endswith(MAMBA_TRASH_SUFFIX):
+        return "trash"
+    return None
+
+
+def _entries(path, warnings):
+    """``(DirEntry, lstat)`` of a directory's children, sorted by name; errors become warnings."""
+    try:
+        with os.scandir(path) as iterator:
+            entries = sorted(iterator, key=lambda e: e.name)
+    except OSError as exc:
+        warnings.path_error(path, exc)
+        return []
+    result = []
+    for entry in entries:
+        try:
+            result.append((entry, entry.stat(follow_symlinks=False)))
+        except OSError as exc:
+            warnings.path_error(entry.path, exc)
+    return result
 
 
 class References(object):
@@ -562,6 +598,31 @@ class Host(object):
             self.cache_users[path] = sorted(labels.get(os.path.realpath(path), ()))
             self.caches.append(PackageCache(path).scan(self.warnings))
         return self
+
+    def select_caches(self, roots=(), pkgs_dirs=()):
+        """The caches a cleanup may touch: the named ones, those of the named roots, or all.
+
+        A named directory must be a cache some configuration lists, or look like one (``urls.txt``
+        or ``urls``); anything else is refused.
+        """
+        known = dict((os.path.realpath(c.path), c) for c in self.caches)
+        if pkgs_dirs:
+            chosen = []
+            for path in pkgs_dirs:
+                real = os.path.realpath(path)
+                cache = known.get(real)
+                if cache is None:
+                    if not any(os.path.isfile(os.path.join(real, n)) for n in ("urls.txt", "urls")):
+                        raise ValueError("%s is not a conda package cache (not configured for any "
+                                         "installation, no urls.txt)" % path)
+                    cache = PackageCache(path).scan(self.warnings)
+                chosen.append(cache)
+            return chosen
+        if roots:
+            wanted = set(os.path.normpath(r) for r in roots)
+            return [c for c in self.caches if c.exists and any(
+                label.rsplit(":", 1)[0] in wanted for label in self.cache_users.get(c.path, ()))]
+        return [c for c in self.caches if c.exists]
 
     def verdicts(self):
         references = References(self.environments)

@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Safe removal inside a cache, the one deletion path of the collection.
+
+Everything is done relative to directory file descriptors opened with ``O_NOFOLLOW``, so a symlink
+swapped into a user-owned cache while root is deleting cannot redirect the removal elsewhere.
+Directories are first renamed into the cache's ``.trash/`` (same filesystem, atomic), then removed:
+a run killed at any instant leaves every package either complete under its own name or in the
+trash, which the next run empties.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import os
+import stat
+import time
+
+TRASH_DIR = ".trash"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class RemovalError(Exception):
+    pass
+
+
+def open_dir_nofollow(path):
+    """Open an absolute directory path component by component, refusing any symlink on the way."""
+    path = os.path.normpath(path)
+    if not os.path.isabs(path):
+        raise RemovalError("%s: not an absolute path" % path)
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        for part in [p for p in path.split("/") if p]:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise RemovalError("%s: a component is a symlink or not a directory" % path)
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def rmtree_fd(dir_fd, name):
+    """Remove ``name`` (relative to ``dir_fd``) and everything below it, never following symlinks."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return
+        raise
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        with os.scandir(fd) as entries:
+            names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        for child, is_dir in names:
+            if is_dir:
+                rmtree_fd(fd, child)
+            else:
+                try:
+                    os.unlink(child, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno != errno.ENOENT:
+                        raise
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+class CacheDir(object):
+    """A cache directory held open for removal, with an exclusive lock for our own runs.
+
+    The lock is ``flock`` on the directory itself: it serializes runs of this collection and
+    leaves nothing behind in the cache.
+    """
+
+    def __init__(self, path, lock=True, lock_timeout=30.0):
+        self.path = os.path.realpath(path)
+        self.fd = open_dir_nofollow(self.path)
+        self.locked = False
+        self.created_trash = False
+        if lock:
+            deadline = time.time() + lock_timeout
+            while True:
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    self.locked = True
+                    break
+                except (IOError, OSError) as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() >= deadline:
+                        self.close()
+                        raise RemovalError("%s: locked by another run of pkgcache.fleet" % self.path)
+                    time.sleep(0.2)
+
+    def close(self):
+        if self.fd is not None:
+            if self.created_trash:
+                # Leave the cache as we found it: a trash dir we made and emptied goes too.
+                try:
+                    os.rmdir(TRASH_DIR, dir_fd=self.fd)
+                except OSError:
+                    pass
+            os.close(self.fd)  # releases the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _trash_fd(self):
+        try:
+            os.mkdir(TRASH_DIR, 0o700, dir_fd=self.fd)
+            self.created_trash = True
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        return os.open(TRASH_DIR, _DIR_FLAGS, dir_fd=self.fd)
+
+    def remove(self, relpath):
+        """Remove ``relpath`` (inside the cache); directories go through the trash first.
+
+        Every component of ``relpath`` is opened with ``O_NOFOLLOW``; the last is never followed.
+        Returns False when it was already gone.
+        """
+        parts = [p for p in relpath.split("/") if p and p != "."]
+        if not parts or ".." in parts:
+            raise RemovalError("%s: refusing to remove %r" % (self.path, relpath))
+        parent = os.dup(self.fd)
+        try:
+            for part in parts[:-1]:
+                child = os.open(part, _DIR_FLAGS, dir_fd=parent)
+                os.close(parent)
+                parent = child
+            name = parts[-1]
+            try:
+                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return False
+                raise
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(name, dir_fd=parent)
+                return True
+            if len(parts) == 1 and name == TRASH_DIR:
+                rmtree_fd(parent, name)
+                return True
+            trash = self._trash_fd()
+            try:
+                # A unique name in the trash: the rename is atomic, so the package vanishes whole.
+                target = "%s.%d.%d" % (name, os.getpid(), int(time.time() * 1e6))
+                os.rename(name, target, src_dir_fd=parent, dst_dir_fd=trash)
+                rmtree_fd(trash, target)
+            finally:
+                os.close(trash)
+            return True
+        finally:
+            os.close(parent)
+
+
+def statvfs_free(path):
+    vfs = os.statvfs(path)
+    return vfs.f_bfree * vfs.f_frsize

@@ -1,0 +1,276 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: conda_clean
+short_description: Policy-driven, reference-safe cleanup of conda package caches
+version_added: 0.1.0
+description:
+  - Removes what C(conda clean) removes (tarballs, unused extracted packages, index cache, logs,
+    temporary files) plus mamba's extras (trash, stale partial downloads, stale locks), from every
+    cache of every discovered installation, or from the given O(roots) or O(pkgs_dirs).
+  - Never breaks an environment. An extracted package that any known environment's PrefixRecord names
+    (hard-linked, soft-linked or copied; any user; any envs_dir) is kept and the result says why. So is
+    a package with files hard-linked from outside the removal set. C(conda clean --packages) decides from
+    link counts alone and deletes the packages of soft-linked environments.
+  - Plans first, then executes that plan. Check mode returns the same plan and changes nothing.
+  - Removal is relative to directory descriptors opened without following symlinks. Extracted packages
+    are renamed into the cache's C(.trash/) before deletion, so a killed run never leaves a
+    half-deleted package under its own name; the next run empties the trash.
+  - Each cache is locked for the run, and a cache in active use (a process working inside it, or a
+    partial download younger than O(busy_age)) is skipped with the reason.
+author:
+  - pkgcache.fleet contributors
+attributes:
+  check_mode:
+    support: full
+    description: Returns the exact plan and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows the paths that are (or would be) removed.
+options:
+  targets:
+    description:
+      - What to remove. V(all) means every other choice.
+      - V(tarballs) package files (C(*.conda), C(*.tar.bz2)) not hard-linked elsewhere; V(packages)
+        unused extracted packages; V(index_cache) C(cache/); V(logfiles) C(.logs/); V(trash) C(.trash/)
+        and C(*.mamba_trash); V(partial) stale C(*.partial) downloads; V(locks) lock files nobody holds;
+        V(tempfiles) C(*.c~) and C(*.trash) files inside known environment prefixes.
+    type: list
+    elements: str
+    choices: [all, tarballs, packages, index_cache, logfiles, trash, partial, locks, tempfiles]
+    default: [all]
+  roots:
+    description:
+      - Only clean the caches of these installations (root prefixes). Default is every discovered one.
+    type: list
+    elements: path
+    default: []
+  pkgs_dirs:
+    description:
+      - Only clean these caches. Each must be a known cache or contain C(urls.txt) or C(urls).
+    type: list
+    elements: path
+    default: []
+  users:
+    description:
+      - Only consider these users' homes when discovering installations, environments and caches.
+        Environments of other users are then unknown, so prefer the default (every user).
+    type: list
+    elements: str
+  environment:
+    description:
+      - Environment variables as the users' shells set them (for example C(CONDA_PKGS_DIRS)); see
+        M(pkgcache.fleet.conda_cache_facts).
+    type: dict
+    default: {}
+  min_age:
+    description:
+      - Keep items modified more recently than this (V(7d), V(12h), V(30m), seconds). V(0) keeps nothing
+        for age.
+    type: str
+    default: "0"
+  keep_latest:
+    description:
+      - Keep the newest N versions of each package name, per cache, among tarballs and among extracted
+        packages. V(0) disables.
+    type: int
+    default: 0
+  exclude:
+    description:
+      - Shell patterns on dist names (C(name-version-build)) never to remove.
+    type: list
+    elements: str
+    default: []
+  when_free_below:
+    description:
+      - Only clean a cache when the free space on its filesystem is below this, in percent (V(10%)) or
+        bytes (V(20G)). Otherwise the cache is skipped with the reason and nothing changes.
+    type: str
+  when_cache_above:
+    description:
+      - Only clean a cache whose on-disk size is above this (V(50G), bytes).
+    type: str
+  busy_age:
+    description:
+      - A C(*.partial) download younger than this marks the cache busy; older ones are stale.
+    type: str
+    default: 1h
+notes:
+  - Run with C(become=true) so every user's environments are known; unknown environments are still
+    protected by their hard links, but not soft-linked ones.
+seealso:
+  - module: pkgcache.fleet.conda_cache_facts
+"""
+
+EXAMPLES = r"""
+- name: Preview a full cleanup (run with --check --diff)
+  pkgcache.fleet.conda_clean:
+    targets: [all]
+
+- name: Clean tarballs and unused packages older than a week, keeping the two newest versions
+  pkgcache.fleet.conda_clean:
+    targets: [tarballs, packages]
+    min_age: 7d
+    keep_latest: 2
+    exclude:
+      - "cudatoolkit-*"
+
+- name: Only when the disk is getting full
+  pkgcache.fleet.conda_clean:
+    when_free_below: "10%"
+"""
+
+RETURN = r"""
+plan:
+  description: Per cache, what is (or would be) removed and what is kept, with reasons and bytes.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The cache.
+      type: str
+      returned: always
+    skipped:
+      description: Why the whole cache was left alone (gate not met, busy), else null.
+      type: str
+      returned: always
+    remove:
+      description: Items removed, each with C(path), C(category), C(reason), C(apparent_bytes), C(disk_bytes).
+      type: list
+      elements: dict
+      returned: always
+    kept:
+      description: Candidates kept, each with C(path), C(category), C(reason).
+      type: list
+      elements: dict
+      returned: always
+    apparent_bytes:
+      description: Apparent size of the items removed.
+      type: int
+      returned: always
+    disk_bytes:
+      description: On-disk size of the items removed, each inode once.
+      type: int
+      returned: always
+    reclaimable_bytes:
+      description: What removing the items frees (inodes with no link left elsewhere).
+      type: int
+      returned: always
+tempfiles:
+  description: Temporary files in environment prefixes removed (or to remove).
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Paths actually removed (empty in check mode).
+  returned: always
+  type: list
+  elements: str
+planned_bytes:
+  description: Sum of the plans' reclaimable bytes.
+  returned: always
+  type: int
+freed_bytes:
+  description: Free space gained per filesystem mount point, measured with statvfs (empty in check mode).
+  returned: always
+  type: dict
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import (
+    TARGETS, Policy, PolicyError, execute, parse_duration, parse_free_threshold, parse_size,
+    plan_cache, plan_tempfiles)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host, User
+
+
+def policy_from(params):
+    return Policy(
+        min_age=parse_duration(params["min_age"]),
+        keep_latest=params["keep_latest"],
+        exclude=params["exclude"],
+        busy_age=parse_duration(params["busy_age"]),
+        when_free_below=parse_free_threshold(params["when_free_below"]) if params["when_free_below"] else None,
+        when_cache_above=parse_size(params["when_cache_above"]) if params["when_cache_above"] else None,
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
+            roots=dict(type="list", elements="path", default=[]),
+            pkgs_dirs=dict(type="list", elements="path", default=[]),
+            users=dict(type="list", elements="str"),
+            environment=dict(type="dict", default={}),
+            min_age=dict(type="str", default="0"),
+            keep_latest=dict(type="int", default=0),
+            exclude=dict(type="list", elements="str", default=[]),
+            when_free_below=dict(type="str"),
+            when_cache_above=dict(type="str"),
+            busy_age=dict(type="str", default="1h"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["keep_latest"] < 0:
+        module.fail_json(msg="keep_latest must be 0 or more")
+    try:
+        policy = policy_from(params)
+    except PolicyError as exc:
+        module.fail_json(msg=str(exc))
+    targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
+    env = dict((k, str(v)) for k, v in params["environment"].items())
+    host = Host.load(User.all(params["users"]), params["roots"], env)
+    try:
+        caches = host.select_caches(params["roots"], params["pkgs_dirs"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    verdicts = host.verdicts()
+    categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
+    plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
+    tempfiles = plan_tempfiles(host.environments, policy, host.warnings) if "tempfiles" in targets else []
+    paths = [i.entry.path for p in plans for i in p.items] + ["%s/%s" % (t[0], t[1]) for t in tempfiles]
+    planned = sum(p.usage.reclaimable for p in plans) + sum(t[2].st_blocks * 512 for t in tempfiles)
+    result = dict(
+        changed=bool(paths),
+        plan=[p.as_dict() for p in plans],
+        tempfiles=["%s/%s" % (t[0], t[1]) for t in tempfiles],
+        removed=[],
+        planned_bytes=planned,
+        freed_bytes={},
+    )
+    if module._diff:
+        result["diff"] = dict(before="\n".join(paths) + ("\n" if paths else ""), after="",
+                              before_header="conda caches", after_header="conda caches")
+    if paths and not module.check_mode:
+        removed, freed, errors = execute(plans, tempfiles)
+        result.update(removed=removed, freed_bytes=freed, changed=bool(removed))
+        if errors:
+            result["msg"] = "removal failed for %d item(s): %s" % (len(errors), "; ".join(errors[:5]))
+            module.fail_json(**result)
+    skipped = sum(1 for p in plans if p.skipped)
+    result["msg"] = "%s %d item(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
+        "would remove" if module.check_mode else "removed", len(paths), human_bytes(planned),
+        len(plans) - skipped, skipped)
+    for warning in host.warnings:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
