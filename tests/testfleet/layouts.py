@@ -1,0 +1,39 @@
+"""What a host carries besides the base image: fixture users and one conda layout.
+
+The layouts themselves come from the fixture builder (``condafab``); this module only maps a
+layout name to a call into it, plus ``bare`` — a host with users but no conda at all, the case
+every module must also get right.
+"""
+
+from pathlib import Path
+
+from testfleet.accounts import FIXTURE_USERS, add_account
+
+BARE = "bare"
+CONDA_LAYOUTS = ("single_root", "multi_user", "two_installs", "relocated_pkgs", "softlinked_env")
+NAMES = (BARE,) + CONDA_LAYOUTS
+
+
+def validate(names):
+    unknown = sorted(set(names) - set(NAMES))
+    if unknown:
+        raise ValueError("unknown layout(s) {0}; known: {1}".format(
+            ", ".join(unknown), ", ".join(NAMES)))
+    return list(names)
+
+
+def populate(root, layout, seed):
+    """Create the fixture users in the tree at *root*, then build *layout* there.
+
+    Returns the builder's Manifest (None for ``bare``).
+    """
+    for account in FIXTURE_USERS:
+        add_account(root, account)
+    if layout == BARE:
+        return None
+    # Imported here, not at the top: a bare fleet must not depend on the fixture builder.
+    from condafab import User
+    from condafab.layouts import LAYOUTS
+
+    users = [User(*account) for account in FIXTURE_USERS]
+    return LAYOUTS[layout](Path(root), seed, users)
