@@ -131,19 +131,21 @@ def _cache_home(home, env):
     return _xdg_dir(env, "XDG_CACHE_HOME") or posixpath.join(home, ".cache")
 
 
-def pip_config_files(home, env):
+def pip_config_files(home, env, etc_dir="/etc"):
     """The pip config files one user's pip would load, in load order (a later file wins).
 
-    Global (``$XDG_CONFIG_DIRS/pip``, then ``/etc``), user (``~/.pip``, then
-    ``$XDG_CONFIG_HOME/pip``), site (``$VIRTUAL_ENV``), then ``PIP_CONFIG_FILE``.  User files
-    are skipped when ``PIP_CONFIG_FILE`` names an existing file; ``PIP_CONFIG_FILE=/dev/null``
-    disables every file.
+    Global (``$XDG_CONFIG_DIRS/pip``, default ``/etc/xdg/pip``, then ``/etc``), user (``~/.pip``,
+    then ``$XDG_CONFIG_HOME/pip``), site (``$VIRTUAL_ENV``), then ``PIP_CONFIG_FILE``.  User
+    files are skipped when ``PIP_CONFIG_FILE`` names an existing file;
+    ``PIP_CONFIG_FILE=/dev/null`` disables every file.  ``etc_dir`` stands for ``/etc`` so the
+    rules can be exercised on a tree that is not the running host's.
     """
     env_file = env.get("PIP_CONFIG_FILE")
     if env_file == os.devnull:
         return []
-    files = [posixpath.join(d, "pip", CONFIG_BASENAME) for d in _xdg_dirs(env, "XDG_CONFIG_DIRS", ["/etc/xdg"])]
-    files.append(posixpath.join("/etc", CONFIG_BASENAME))
+    xdg_dirs = _xdg_dirs(env, "XDG_CONFIG_DIRS", [posixpath.join(etc_dir, "xdg")])
+    files = [posixpath.join(d, "pip", CONFIG_BASENAME) for d in xdg_dirs]
+    files.append(posixpath.join(etc_dir, CONFIG_BASENAME))
     if not (env_file and os.path.exists(env_file)):
         config_home = _xdg_dir(env, "XDG_CONFIG_HOME") or posixpath.join(home, ".config")
         files.append(posixpath.join(home, ".pip", CONFIG_BASENAME))
@@ -178,14 +180,14 @@ def _one_line(exc):
     return " ".join(str(exc).split())
 
 
-def _option_layers(home, env, warn):
+def _option_layers(home, env, warn, etc_dir):
     """pip's precedence as layers (global, install, environment), each ``{key: (value, source)}``.
 
     Within a section a later file overrides an earlier one, even with an empty value, and empty
     values are then dropped -- exactly pip's ``_get_ordered_configuration_items``.
     """
     loaded = {}
-    for path in pip_config_files(home, env):
+    for path in pip_config_files(home, env, etc_dir):
         data = read_pip_config(path, warn)
         if data is not None:
             loaded[path] = data
@@ -212,14 +214,14 @@ def _absolute(path, home, what, warn):
     return posixpath.join(home, path)
 
 
-def resolve_pip_cache(home, env, warn):
+def resolve_pip_cache(home, env, warn, etc_dir="/etc"):
     """The cache directory pip would use for the user whose home is ``home``.
 
     ``cache-dir`` from the highest layer wins; a valid ``no-cache-dir`` anywhere disables the
     cache, whatever its value and order (pip's late-evaluated callback).  The path is made real
     as pip's ``normalize_path`` does, so users sharing one cache resolve to the same string.
     """
-    config_files, layers = _option_layers(home, env, warn)
+    config_files, layers = _option_layers(home, env, warn, etc_dir)
     value, source, disabled_by = None, "default", None
     for layer in layers:
         if "cache-dir" in layer:
@@ -351,7 +353,7 @@ def _human(num):
     return "%d B" % num if power == 0 else "%.1f %s" % (num, units[power])
 
 
-def gather_facts(users, env, warn, now=None, keep_empty=False):
+def gather_facts(users, env, warn, now=None, keep_empty=False, etc_dir="/etc"):
     """``ansible_facts.pip_cache`` for ``users``.
 
     Caches are keyed by path and measured once however many users share them, so totals never
@@ -365,7 +367,7 @@ def gather_facts(users, env, warn, now=None, keep_empty=False):
         if keep_empty and not os.path.isdir(user.home):
             warn("home directory %s of user %s does not exist" % (user.home, user.name))
         locations = {
-            "pip": resolve_pip_cache(user.home, env, warn),
+            "pip": resolve_pip_cache(user.home, env, warn, etc_dir),
             "uv": resolve_uv_cache(user.home, env, warn),
         }
         for tool, location in locations.items():

@@ -228,7 +228,8 @@ def build_uv_cache(cache_dir: Path, seed: int, wheels: int = 3, sdists: int = 1,
                 os.link(written, target)
                 linked += 1
         out.file("wheels-v6", f"wheels-v6/pypi/{dist}/{stem}.http", msgpack({"filename": stem + ".whl", "id": archive[11:]}), mtime, item=True)
-        out.symlink("wheels-v6", f"wheels-v6/pypi/{dist}/{stem}", str(root / archive))
+        # Relative, so the link stays right wherever the tree is mounted (a host's root, a copy).
+        out.symlink("wheels-v6", f"wheels-v6/pypi/{dist}/{stem}", f"../../../{archive}")
     for dist, version in _names(random.Random(seed + 1), sdists):
         base = f"sdists-v9/pypi/{dist}/{version}"
         mtime = _mtime(rng, now, span_days)
