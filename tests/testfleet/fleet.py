@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from itertools import cycle, islice
 from pathlib import Path
@@ -255,6 +256,20 @@ class Fleet(object):
         """Run ``ansible-playbook`` against this fleet's inventory."""
         return self._run("ansible-playbook", args, **kwargs)
 
+    def run_module(self, pattern, module, args="", become=False, forks=20):
+        """Run one module ad hoc and return ``{host: result}``, so a test can assert on results
+        instead of scraping text.  Uses core's ``tree`` callback (one JSON file per host)."""
+        with tempfile.TemporaryDirectory(prefix="testfleet-tree-") as tree:
+            env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                       ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+                       ANSIBLE_CALLBACK_TREE_DIR=tree)
+            argv = [pattern, "-m", module, "-a", args, "-f", str(forks)]
+            done = self.ansible(*(argv + (["--become"] if become else [])), env=env)
+            results = {path.name: json.loads(path.read_text()) for path in Path(tree).iterdir()}
+        if not results:
+            raise RuntimeError("ansible rc={0} reported no host: {1}{2}".format(
+                done.returncode, done.stdout, done.stderr))
+        return results
 
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
