@@ -177,10 +177,12 @@ def is_prefix(path):
 
 
 def is_root_prefix(path):
-    """A base installation, as opposed to an environment under some envs dir."""
-    if not os.path.isdir(os.path.join(path, "conda-meta")):
+    """A base installation rather than an environment: not inside some prefix's ``envs/``, and
+    carrying what installers leave (``pkgs/`` or ``condabin/``)."""
+    parent = os.path.dirname(path)
+    if os.path.basename(parent) == "envs" and is_prefix(os.path.dirname(parent)):
         return False
-    return any(os.path.exists(os.path.join(path, marker)) for marker in ("condabin", "bin/conda", "bin/mamba", "pkgs"))
+    return any(os.path.isdir(os.path.join(path, marker)) for marker in ("pkgs", "condabin"))
 
 
 class Installation(object):
@@ -233,31 +235,31 @@ def read_environments_txt(user, warnings):
 def discover_roots(users, explicit=(), warnings=None):
     """Every conda root prefix on the host, without running conda.
 
-    Standard locations, each user's home installers, and roots behind every user's
-    ``~/.conda/environments.txt`` entries; explicit roots are taken as given (and warned about when
-    they are not conda roots).
+    Installer locations (system-wide and in each home) count when they are prefixes; entries of
+    every user's ``~/.conda/environments.txt`` lead to their root (``<root>/envs/<name>``) or are
+    roots themselves.  Explicit roots are taken as given (and warned about when not prefixes).
     """
     warnings = warnings if warnings is not None else Warnings()
-    candidates = []
-    for pattern in ROOT_GLOBS:
-        candidates.extend(sorted(glob.glob(pattern)))
-    for user in users:
-        candidates.extend(os.path.join(user.home, name) for name in USER_ROOTS)
-        for prefix in read_environments_txt(user, warnings):
-            candidates.append(prefix)
-            parent = os.path.dirname(prefix)
-            if os.path.basename(parent) == "envs":
-                candidates.append(os.path.dirname(parent))
     roots = []
     for path in explicit:
         path = os.path.normpath(path)
-        if not is_prefix(path):
+        if is_prefix(path):
+            roots.append(path)
+        else:
             warnings.append("%s: not a conda root prefix (no conda-meta/history)" % path)
-            continue
-        roots.append(path)
-    for path in candidates:
-        if is_prefix(path) and is_root_prefix(path):
-            roots.append(os.path.normpath(path))
+    installers = []
+    for pattern in ROOT_GLOBS:
+        installers.extend(sorted(glob.glob(pattern)))
+    for user in users:
+        installers.extend(os.path.join(user.home, name) for name in USER_ROOTS)
+    roots.extend(os.path.normpath(p) for p in installers if is_prefix(p))
+    for user in users:
+        for prefix in read_environments_txt(user, warnings):
+            parent = os.path.dirname(prefix)
+            if os.path.basename(parent) == "envs" and is_prefix(os.path.dirname(parent)):
+                roots.append(os.path.dirname(parent))
+            elif is_prefix(prefix) and is_root_prefix(prefix):
+                roots.append(prefix)
     return _dedupe_real(roots)
 
 
