@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The line-preserving .condarc editor: only pkgs_dirs changes, conda's reader agrees, writes are atomic."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
+from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import (
+    EditError, quote, read_items, set_items, write_atomic)
+
+SITE = (
+    "# site config, owned by ops\n"
+    "channels:\n"
+    "  - conda-forge  # primary\n"
+    "  - defaults\n"
+    "pkgs_dirs:  #!final\n"
+    "  # the big disk\n"
+    "  - /data/pkgs   # fast\n"
+    "  - ~/.conda/pkgs #!bottom\n"
+    "\n"
+    "# proxies below\n"
+    "proxy_servers:\n"
+    "  http: http://proxy.invalid:3128\n"
+    "always_yes: true\n"
+)
+
+
+def without_block(text):
+    """Every line outside the pkgs_dirs block, in order."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("pkgs_dirs:"):
+            inside = True
+            continue
+        if inside and (line.startswith(" ") or not line.strip()):
+            if line.strip().startswith("#"):
+                lines.append(line.strip())
+            continue
+        inside = False
+        lines.append(line)
+    return lines
+
+
+def test_only_the_key_changes_and_markers_and_comments_survive():
+    edited = set_items(SITE, ["/scratch/pkgs", "/data/pkgs"])
+    assert without_block(edited) == without_block(SITE)
+    assert "pkgs_dirs:  #!final\n" in edited
+    assert "  - /data/pkgs   # fast\n" in edited
+    assert "# the big disk" in edited
+    parsed = _condarc.parse_condarc(edited)
+    assert parsed["pkgs_dirs"].final is True
+    assert parsed["pkgs_dirs"].items == [("/scratch/pkgs", None), ("/data/pkgs", None)]
+
+
+def test_comments_of_removed_items_stay_in_the_file():
+    edited = set_items(SITE, ["/elsewhere"])
+    assert "# the big disk" in edited
+    assert "/data/pkgs" not in edited
+    assert read_items(edited) == ["/elsewhere"]
+
+
+def test_a_missing_key_is_appended_even_without_final_newline():
+    edited = set_items("channels:\n  - conda-forge", ["/data/pkgs"])
+    assert edited == "channels:\n  - conda-forge\npkgs_dirs:\n  - /data/pkgs\n"
+
+
+def test_removing_the_key_leaves_the_rest_byte_for_byte():
+    text = "channels: [a]\npkgs_dirs:\n  - /x\n  - /y\nalways_yes: true\n"
+    assert set_items(text, None) == "channels: [a]\nalways_yes: true\n"
+    assert read_items(set_items(text, None)) is None
+
+
+def test_flow_style_keeps_its_comment_and_following_keys():
+    edited = set_items("pkgs_dirs: [/a, /b]  # old\nenvs_dirs: [/e]\n", ["/b"])
+    assert edited == "pkgs_dirs:  # old\n  - /b\nenvs_dirs: [/e]\n"
+
+
+def test_item_indentation_of_the_file_is_reused():
+    edited = set_items("pkgs_dirs:\n- /a\nx: 1\n", ["/a", "/b"])
+    assert edited == "pkgs_dirs:\n- /a\n- /b\nx: 1\n"
+
+
+@pytest.mark.parametrize("value", [
+    "/plain/path", "~/.conda/pkgs", "$HOME/pkgs", "/with space", "/hash #x", "/colon: x",
+    "- dash", "#start", "/it's", "[bracket", "yes", "~",
+])
+def test_any_path_reads_back_unchanged(value):
+    edited = set_items("", [value])
+    assert read_items(edited) == [value]
+    assert [v for v, _m in _condarc.parse_condarc(edited)["pkgs_dirs"].items] == [value]
+
+
+def test_a_value_with_both_quote_kinds_is_refused():
+    with pytest.raises(EditError):
+        quote("/it's \"odd\"")
+
+
+def test_a_malformed_file_is_not_edited():
+    with pytest.raises(EditError, match="malformed"):
+        set_items("pkgs_dirs: [unclosed\n", ["/a"], source="/etc/conda/.condarc")
+
+
+def test_write_atomic_keeps_owner_mode_and_symlink(tmp_path):
+    target = tmp_path / "real.condarc"
+    target.write_text("old\n")
+    os.chmod(str(target), 0o640)
+    link = tmp_path / ".condarc"
+    os.symlink("real.condarc", str(link))
+    before = os.stat(str(target))
+    write_atomic(str(link), "new\n", uid=12345, gid=12345)
+    after = os.stat(str(target))
+    assert os.path.islink(str(link)) and target.read_text() == "new\n"
+    assert (after.st_mode & 0o7777, after.st_uid, after.st_gid) == (0o640, before.st_uid, before.st_gid)
+    assert after.st_ino != before.st_ino, "replaced by rename, not rewritten in place"
+    assert sorted(os.listdir(str(tmp_path))) == [".condarc", "real.condarc"]
+
+
+def test_write_atomic_gives_a_new_file_the_requested_owner(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    path = tmp_path / "home" / ".condarc"
+    write_atomic(str(path), "pkgs_dirs: []\n", uid=1234, gid=2345, mode=0o600)
+    st = os.stat(str(path))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1234, 2345, 0o600)
