@@ -1,0 +1,409 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: conda_pkgs_backup
+short_description: Verified, incremental, restorable backup of conda package tarballs
+version_added: 0.1.0
+description:
+  - V(present) copies every package tarball (C(*.conda), C(*.tar.bz2)) of the selected caches into
+    O(dest), a directory on the host (another disk, an NFS mount shared by many hosts).
+  - The store is content-addressed (C(store/sha256/<aa>/<sha256>)), so hosts backing up into one
+    O(dest) store each distinct package once. Each run that changes something writes a manifest
+    C(manifests/<host_id>/<UTC time>.json) listing file name, size, md5, sha256, URL, channel, subdir,
+    source cache and mtime of every tarball.
+  - Before a tarball is stored it is checked against C(info/repodata_record.json) of its extracted
+    package when that exists (size and sha256; md5 when the record has no sha256). A tarball that
+    does not match is reported under RV(failed) and not stored.
+  - Incremental. A tarball whose path, size and mtime match this host's last manifest, and whose object
+    is in the store, is not read at all. Everything else is read once, hashed while it is copied.
+    A second run with nothing new reports C(changed=false) and writes no manifest.
+  - Every file is written under a temporary name, fsynced, then renamed; a killed or failing run
+    (disk full) never leaves a partial file under a final name, and removes its temporary files.
+  - V(verified) re-hashes the store (or one manifest's objects) and reports missing and corrupt ones.
+  - V(restored) copies a manifest's tarballs back into a cache, verified against the store digests and
+    the cache's repodata records, and appends their URLs to C(urls.txt) so conda uses them.
+author:
+  - pkgcache.fleet contributors
+attributes:
+  check_mode:
+    support: full
+    description: Reads and verifies what a real run would; reports what would be copied or restored
+      and its bytes; writes nothing.
+  diff_mode:
+    support: full
+    description: Lists the files that are (or would be) added to the store or to the cache.
+options:
+  state:
+    description:
+      - V(present) backs up, V(verified) checks the store, V(restored) puts tarballs back into a cache.
+    type: str
+    choices: [present, verified, restored]
+    default: present
+  dest:
+    description:
+      - The backup directory. It must exist and, for V(present), be writable. It may not lie inside a
+        package cache or a conda environment.
+    type: path
+    required: true
+  host_id:
+    description:
+      - Name of this host's manifest directory under C(dest/manifests/). Defaults to the host name.
+    type: str
+  roots:
+    description:
+      - Only back up (or restore into) the caches of these installations. Default is every discovered one.
+    type: list
+    elements: path
+    default: []
+  pkgs_dirs:
+    description:
+      - Only these caches. Each must be a known cache or contain C(urls.txt) or C(urls).
+        Without it, only caches conda may write to (with a writable C(urls.txt)) are backed up.
+    type: list
+    elements: path
+    default: []
+  users:
+    description:
+      - Only consider these users' homes when discovering installations, environments and caches.
+    type: list
+    elements: str
+  environment:
+    description:
+      - Environment variables as the users' shells set them (for example C(CONDA_PKGS_DIRS)).
+    type: dict
+    default: {}
+  manifest:
+    description:
+      - For V(restored), the manifest to restore, by path or by name under this host's manifests;
+        default is this host's latest.
+      - For V(verified), check only this manifest's objects; default is the whole store plus every
+        object any manifest names.
+    type: str
+  cache:
+    description:
+      - For V(restored), the cache to restore into (created if missing). Default is the first
+        conda-writable cache among the selected ones.
+    type: path
+  channel:
+    description:
+      - With V(present), also maintain C(dest/channel/<subdir>/repodata.json) and hard links of the
+        stored files, from the latest manifest of every host, so that
+        C(conda install --offline -c file://<dest>/channel) can install from the backup.
+    type: bool
+    default: false
+  prune_source:
+    description:
+      - With V(present), remove each backed-up tarball from its cache once its stored copy has been
+        re-hashed intact. Extracted packages are never touched. The manifest keeps pruned tarballs, so
+        a restore of the latest manifest brings them back.
+    type: bool
+    default: false
+  fail_on_mismatch:
+    description:
+      - Fail when a tarball does not match its record (V(present)), when objects are missing or corrupt
+        (V(verified)), or when a restored tarball does not match its record (V(restored)).
+    type: bool
+    default: false
+  workers:
+    description:
+      - Files read and written in parallel.
+    type: int
+    default: 2
+notes:
+  - Run with C(become=true) to read every user's cache. Files restored into a cache get the cache
+    directory's owner.
+seealso:
+  - module: pkgcache.fleet.conda_clean
+  - module: pkgcache.fleet.conda_cache_facts
+"""
+
+EXAMPLES = r"""
+- name: Back up every cache into a shared NFS store, with an offline channel
+  pkgcache.fleet.conda_pkgs_backup:
+    dest: /mnt/backup/conda
+    channel: true
+  become: true
+
+- name: Back up, then free the cache of the tarballs
+  pkgcache.fleet.conda_pkgs_backup:
+    dest: /mnt/backup/conda
+    prune_source: true
+
+- name: Weekly integrity check of the store
+  pkgcache.fleet.conda_pkgs_backup:
+    dest: /mnt/backup/conda
+    state: verified
+    fail_on_mismatch: true
+  run_once: true
+
+- name: Put this host's tarballs back into its cache
+  pkgcache.fleet.conda_pkgs_backup:
+    dest: /mnt/backup/conda
+    state: restored
+"""
+
+RETURN = r"""
+host_id:
+  description: This host's manifest directory name.
+  returned: always
+  type: str
+copied:
+  description: Tarballs whose content was (or would be) added to the store, with C(source), C(fn),
+    C(size), C(sha256).
+  returned: state=present
+  type: list
+  elements: dict
+stored:
+  description: Tarballs read and verified whose content the store already held.
+  returned: state=present
+  type: list
+  elements: dict
+unchanged:
+  description: Number of tarballs not read because the last manifest still describes them.
+  returned: state=present
+  type: int
+failed:
+  description: Tarballs not stored (mismatch with their record, unreadable) or not restored, with C(reason).
+  returned: state in (present, restored)
+  type: list
+  elements: dict
+bytes_copied:
+  description: Bytes added (or to add) to the store by RV(copied).
+  returned: state=present
+  type: int
+manifest:
+  description: The manifest written by this run (null when nothing changed or in check mode), or the
+    manifest restored from or verified.
+  returned: always
+  type: str
+pruned:
+  description: Tarballs removed from their caches (or to remove, in check mode).
+  returned: state=present
+  type: list
+  elements: str
+channel:
+  description: The channel directory, when O(channel) is set.
+  returned: state=present
+  type: str
+checked:
+  description: Number of store objects re-hashed.
+  returned: state=verified
+  type: int
+missing:
+  description: Objects a manifest names that the store lacks, with C(sha256) and C(path).
+  returned: state=verified
+  type: list
+  elements: dict
+corrupt:
+  description: Objects whose content does not hash to their name (or size), with C(reason).
+  returned: state=verified
+  type: list
+  elements: dict
+bad_manifests:
+  description: Manifests that do not parse.
+  returned: state=verified
+  type: list
+  elements: str
+cache:
+  description: The cache restored into.
+  returned: state=restored
+  type: str
+restored:
+  description: Tarballs copied (or to copy) into the cache, with C(fn), C(path), C(size), C(sha256).
+  returned: state=restored
+  type: list
+  elements: dict
+present:
+  description: Number of the manifest's tarballs already in the cache with the same content.
+  returned: state=restored
+  type: int
+bytes_restored:
+  description: Bytes of RV(restored).
+  returned: state=restored
+  type: int
+urls_added:
+  description: URLs appended to the cache's C(urls.txt).
+  returned: state=restored
+  type: list
+  elements: str
+record_mismatch:
+  description: Tarballs in the cache that differ from their extracted package's repodata record.
+  returned: state=restored
+  type: list
+  elements: dict
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+"""
+
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host, User
+
+
+def forbidden_places(host):
+    """Where ``dest`` may not be: any cache, any environment (root prefixes included)."""
+    places = [("package cache", c.path) for c in host.caches]
+    places.extend(("environment", env.prefix) for env in host.environments)
+    return places
+
+
+def diff(header, lines):
+    text = "".join(line + "\n" for line in lines)
+    return dict(before="", after=text, before_header=header, after_header=header)
+
+
+def run_present(module, host, store, caches):
+    params, check = module.params, module.check_mode
+    if not check:
+        store.prepare()
+    plan = backup.plan_backup(caches, store, host.warnings)
+    backup.execute_backup(plan, check, params["workers"])
+    failed = [i.as_dict() for i in plan.of("failed")]
+    copied = [i for i in plan.items if i.copied]
+    prune_items, prune_failures = [], []
+    if params["prune_source"]:
+        prune_items, prune_failures = backup.plan_prune(plan, params["workers"])
+        for item in prune_items:
+            item.entry["pruned"] = True
+    manifest = None if check else backup.write_manifest(plan)
+    pruned = [i.path for i in prune_items]
+    if prune_items and not check:
+        pruned, errors = backup.prune(prune_items)
+        prune_failures.extend({"source": e, "reason": "prune failed"} for e in errors)
+    channel_changed, channel = False, None
+    if params["channel"]:
+        links, indexes = backup.plan_channel(store, host.warnings)
+        channel_changed = bool(links or indexes)
+        channel = store.path(backup.CHANNEL_DIR) if check else backup.write_channel(store, links, indexes)
+    would_write = plan.manifest_changed()
+    result = dict(
+        changed=bool(copied or would_write or pruned or channel_changed),
+        copied=[i.as_dict() for i in copied],
+        stored=[i.as_dict() for i in plan.items if i.entry is not None and not i.copied and i.action != "unchanged"],
+        unchanged=len(plan.of("unchanged")),
+        failed=failed + prune_failures,
+        bytes_copied=sum(i.size for i in copied),
+        manifest=manifest,
+        pruned=pruned,
+        channel=channel,
+    )
+    if module._diff:
+        result["diff"] = diff(store.dest, ["%s -> %s (%d bytes)" % (
+            i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied] + ["removed %s" % p for p in pruned])
+    result["msg"] = "%s %d tarball(s) (%s) to %s; %d already stored, %d unchanged, %d failed%s" % (
+        "would copy" if check else "copied", len(copied), human_bytes(result["bytes_copied"]), store.dest,
+        len(result["stored"]), result["unchanged"], len(failed), "; pruned %d" % len(pruned) if pruned else "")
+    return result, bool(failed)
+
+
+def run_verified(module, store):
+    manifest = store.resolve(module.params["manifest"]) if module.params["manifest"] else None
+    checked, missing, corrupt, bad = backup.verify(store, manifest, module.params["workers"])
+    result = dict(changed=False, checked=checked, missing=missing, corrupt=corrupt, bad_manifests=bad,
+                  manifest=manifest.path if manifest else None)
+    result["msg"] = "checked %d object(s) in %s: %d missing, %d corrupt, %d unreadable manifest(s)" % (
+        checked, store.dest, len(missing), len(corrupt), len(bad))
+    return result, bool(missing or corrupt or bad)
+
+
+def restore_target(module, host):
+    if module.params["cache"]:
+        return module.params["cache"]
+    writable = [c for c in host.select_caches(module.params["roots"], module.params["pkgs_dirs"]) if c.conda_writable]
+    if not writable:
+        raise backup.BackupError("no conda-writable cache to restore into; name one with cache")
+    return writable[0].path
+
+
+def run_restored(module, host, store):
+    params, check = module.params, module.check_mode
+    manifest = store.resolve(params["manifest"])
+    cache_path = restore_target(module, host)
+    items = backup.plan_restore(store, manifest, cache_path, host.warnings, params["workers"])
+    to_copy = [i for i in items if i.action in ("restore", "replace")]
+    urls_added = [] if check else backup.execute_restore(store, items, cache_path, params["workers"])
+    restored = [i for i in to_copy if i.action != "failed"]
+    failed = [i.as_dict() for i in items if i.action == "failed"]
+    mismatch = backup.check_against_records(cache_path, items)
+    result = dict(
+        changed=bool(restored or urls_added),
+        cache=cache_path,
+        manifest=manifest.path,
+        restored=[i.as_dict() for i in restored],
+        present=sum(1 for i in items if i.action == "present"),
+        bytes_restored=sum(i.entry["size"] for i in restored),
+        urls_added=urls_added,
+        failed=failed,
+        record_mismatch=mismatch,
+    )
+    if module._diff:
+        result["diff"] = diff(cache_path, ["%s (%d bytes%s)" % (
+            i.target, i.entry["size"], ", replacing a different file" if i.action == "replace" else "") for i in restored])
+    result["msg"] = "%s %d tarball(s) (%s) into %s from %s; %d already present, %d failed" % (
+        "would restore" if check else "restored", len(restored), human_bytes(result["bytes_restored"]),
+        cache_path, manifest.path, result["present"], len(failed))
+    return result, bool(failed or mismatch)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", default="present", choices=["present", "verified", "restored"]),
+            dest=dict(type="path", required=True),
+            host_id=dict(type="str"),
+            roots=dict(type="list", elements="path", default=[]),
+            pkgs_dirs=dict(type="list", elements="path", default=[]),
+            users=dict(type="list", elements="str"),
+            environment=dict(type="dict", default={}),
+            manifest=dict(type="str"),
+            cache=dict(type="path"),
+            channel=dict(type="bool", default=False),
+            prune_source=dict(type="bool", default=False),
+            fail_on_mismatch=dict(type="bool", default=False),
+            workers=dict(type="int", default=2),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    state = params["state"]
+    try:
+        store = backup.Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
+        env = dict((k, str(v)) for k, v in params["environment"].items())
+        host = Host.load(User.all(params["users"]), params["roots"], env)
+        store.check(state == "present", forbidden_places(host))
+        if state == "present":
+            caches = host.select_caches(params["roots"], params["pkgs_dirs"])
+            if not params["pkgs_dirs"]:
+                caches = [c for c in caches if c.conda_writable]
+            result, mismatch = run_present(module, host, store, caches)
+        elif state == "verified":
+            result, mismatch = run_verified(module, store)
+        else:
+            result, mismatch = run_restored(module, host, store)
+    except (backup.BackupError, ValueError) as exc:
+        module.fail_json(msg=str(exc))
+    # Not "dest": AnsibleModule would add that path's stat fields to the result.
+    result["host_id"] = store.host_id
+    for warning in host.warnings:
+        module.warn(warning)
+    if mismatch and params["fail_on_mismatch"]:
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
