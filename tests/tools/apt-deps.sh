@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test fleet and the gates need; installs only what is missing.
 set -euo pipefail
-pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck)
+pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for ``pkgcache.fleet.fleet_report``: read every play host's hostvars on the controller,
+fold them into one report and write it in the requested formats.  Glue only: the model lives in
+``plugin_utils/_report.py`` and the rendering in ``plugin_utils/_render.py``."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import tempfile
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render, _report
+
+ARGUMENT_SPEC = dict(
+    dest=dict(type="path"),
+    formats=dict(type="list", elements="str", default=list(_render.RENDERERS),
+                 choices=list(_render.RENDERERS)),
+    basename=dict(type="str", default="fleet-report"),
+    title=dict(type="str", default="pkgcache.fleet cache report"),
+    hosts=dict(type="list", elements="str"),
+    active_hosts=dict(type="list", elements="str"),
+)
+
+# Only these hostvars are read; the rest of a host's variables never enter the report.
+WANTED_VARS = _report.RESULT_VARS + (_report.CLEAN_BEFORE_VAR, _report.CLEAN_CHECK_MODE_VAR)
+WANTED_FACTS = ("conda_cache", "pip_cache")
+
+
+def host_view(hostvars):
+    """A plain dict with just the variables the report model reads."""
+    view = dict((name, hostvars[name]) for name in WANTED_VARS if name in hostvars)
+    facts = hostvars["ansible_facts"] if "ansible_facts" in hostvars else {}
+    view["ansible_facts"] = dict((name, facts[name]) for name in WANTED_FACTS if name in facts)
+    return view
+
+
+def write_atomically(path, text):
+    """Readers (a web server, a browser refresh) never see a half-written report."""
+    directory = os.path.dirname(path)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+
+        hosts = args["hosts"] if args["hosts"] is not None else task_vars.get("ansible_play_hosts_all", [])
+        active = args["active_hosts"] if args["active_hosts"] is not None else task_vars.get("ansible_play_hosts", [])
+        all_hostvars = task_vars["hostvars"]
+        views = [(name, host_view(all_hostvars[name]) if name in all_hostvars else {}) for name in hosts]
+        report = _report.build(views, active, args["title"])
+
+        dest = args["dest"] or os.path.join(os.path.dirname(task_vars.get("playbook_dir", ".")), "report")
+        files = [os.path.join(dest, "%s.%s" % (args["basename"], _render.EXTENSIONS[fmt])) for fmt in args["formats"]]
+        if not self._play_context.check_mode:
+            os.makedirs(dest, exist_ok=True)
+            for fmt, path in zip(args["formats"], files):
+                write_atomically(path, _render.RENDERERS[fmt](report))
+        totals = report["totals"]
+        result.update(
+            changed=not self._play_context.check_mode,
+            report=report,
+            stats=_report.stats(report),
+            files=files,
+            msg="%d host(s): %d ok, %d failed, %d unreachable; %d bytes reclaimable%s" % (
+                totals["hosts"], totals["by_status"]["ok"], totals["by_status"]["failed"],
+                totals["by_status"]["unreachable"], totals["reclaimable_bytes"],
+                "" if self._play_context.check_mode else "; written to " + dest),
+        )
+        return result

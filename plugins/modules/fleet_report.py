@@ -1,0 +1,136 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: fleet_report
+short_description: Write a fleet-wide cache report (JSON, CSV, Markdown, self-contained HTML) on the controller
+version_added: 0.1.0
+description:
+  - Runs on the controller (an action plugin; nothing is executed on managed hosts). Reads the
+    C(conda_cache) and C(pip_cache) facts, the clean results registered by the
+    P(pkgcache.fleet.cache_clean#role) role and any failure of the collection's roles from the
+    hostvars of every host of the play, and folds them into one report.
+  - Per host - status (V(ok), V(failed), V(unreachable), V(no_data)) with the error, conda and pip
+    cache sizes (on-disk bytes, each inode once), reclaimable bytes, and when cleaning ran the
+    before and after sizes, freed bytes (or the bytes a real run would free, in check mode).
+  - Covers the hosts of the play it runs in (O(hosts), default C(ansible_play_hosts_all)), so
+    under AWX job slicing each slice reports on its own hosts. Hosts no longer in
+    O(active_hosts) (default C(ansible_play_hosts)) failed or were unreachable.
+  - Run it once, on the controller - C(run_once=true), C(delegate_to=localhost).
+author:
+  - pkgcache.fleet contributors
+attributes:
+  check_mode:
+    support: full
+    description: Builds and returns the report without writing files. Use C(check_mode=false) on the
+      task to write a preview report during a check run, as the P(pkgcache.fleet.fleet_report#role)
+      role does.
+  diff_mode:
+    support: none
+    description: The report is new on every run; there is nothing useful to diff.
+  action:
+    support: full
+    description: Runs on the controller.
+options:
+  dest:
+    description:
+      - Directory to write the report files into; created if missing.
+      - Default is C(report/) in the parent of the playbook directory (the repository root when
+        the collection's own playbooks run from a checkout).
+    type: path
+  formats:
+    description: Which files to write, named C(<basename>.json), C(.csv), C(.md), C(.html).
+    type: list
+    elements: str
+    choices: [json, csv, markdown, html]
+    default: [json, csv, markdown, html]
+  basename:
+    description: File name without extension.
+    type: str
+    default: fleet-report
+  title:
+    description: Heading of the Markdown and HTML reports.
+    type: str
+    default: pkgcache.fleet cache report
+  hosts:
+    description: Hosts to report on, in order. Default is C(ansible_play_hosts_all).
+    type: list
+    elements: str
+  active_hosts:
+    description: Hosts still in the play. Default is C(ansible_play_hosts).
+    type: list
+    elements: str
+seealso:
+  - module: pkgcache.fleet.conda_cache_facts
+  - module: pkgcache.fleet.pip_cache_facts
+  - module: pkgcache.fleet.conda_clean
+"""
+
+EXAMPLES = r"""
+- name: Write the fleet report and publish totals for AWX
+  pkgcache.fleet.fleet_report:
+    dest: "{{ playbook_dir }}/../report"
+  run_once: true
+  delegate_to: localhost
+  check_mode: false
+  register: fleet
+
+- name: Hosts that need attention
+  ansible.builtin.debug:
+    msg: "{{ fleet.report.hosts | rejectattr('status', 'eq', 'ok') | map(attribute='host') }}"
+  run_once: true
+"""
+
+RETURN = r"""
+report:
+  description: The whole report, the same structure as the JSON file.
+  returned: always
+  type: dict
+  contains:
+    schema:
+      description: Version of this structure.
+      type: int
+      returned: always
+      sample: 1
+    generated:
+      description: UTC time the report was built (ISO 8601).
+      type: str
+      returned: always
+    totals:
+      description: >-
+        Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes), C(pip_bytes),
+        C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(hosts_cleaned), C(hosts_skipped),
+        C(hosts_failed), C(check_mode).
+      type: dict
+      returned: always
+    hosts:
+      description: >-
+        One record per host - C(host), C(status), C(error), C(conda) and C(pip) totals (null when
+        not gathered), C(cache_bytes), C(reclaimable_bytes), C(clean) (null when cleaning did not run;
+        else C(check_mode), C(outcome), C(planned_bytes), C(freed_bytes), C(removed),
+        C(caches_skipped), C(before_bytes), C(after_bytes), C(msg)).
+      type: list
+      elements: dict
+      returned: always
+stats:
+  description: Flat C(pkgcache_*) totals for M(ansible.builtin.set_stats).
+  returned: always
+  type: dict
+  sample: {"pkgcache_hosts": 5, "pkgcache_reclaimable_bytes": 1413120, "pkgcache_hosts_failed": 1}
+files:
+  description: Report files written (or that would be written in check mode).
+  returned: always
+  type: list
+  elements: str
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+"""

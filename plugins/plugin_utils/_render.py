@@ -1,0 +1,225 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Render a fleet report (see ``_report.build``) as JSON, CSV, Markdown and one HTML page.
+
+The HTML page is self-contained - inline CSS and inline SVG, no scripts, fonts or images from
+anywhere - so it can be mailed, attached to a ticket or opened on an air-gapped admin host.
+Every value that came from a host is escaped.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import csv
+import io
+import json
+from html import escape
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
+
+EXTENSIONS = {"json": "json", "csv": "csv", "markdown": "md", "html": "html"}
+
+CSV_COLUMNS = (
+    "host", "status", "error", "conda_bytes", "conda_reclaimable_bytes", "pip_bytes",
+    "pip_reclaimable_bytes", "cache_bytes", "reclaimable_bytes", "clean_outcome", "check_mode",
+    "planned_bytes", "freed_bytes", "before_bytes", "after_bytes", "removed",
+)
+
+BAR_COLOURS = {
+    "cache": "#4e79a7", "reclaimable": "#f28e2b", "before": "#76b7b2", "after": "#59a14f",
+    "would free": "#edc948",
+}
+STATUS_COLOURS = {"ok": "#2e7d32", "failed": "#c62828", "unreachable": "#6a1b9a", "no_data": "#757575"}
+
+
+def to_json(report):
+    return json.dumps(report, indent=1, sort_keys=True) + "\n"
+
+
+def csv_row(host):
+    """One flat row per host; empty cells where a part was not gathered or cleaning did not run."""
+    conda = host["conda"] or {}
+    pip = host["pip"] or {}
+    clean = host["clean"] or {}
+    return {
+        "host": host["host"], "status": host["status"], "error": host["error"] or "",
+        "conda_bytes": conda.get("disk_bytes", ""),
+        "conda_reclaimable_bytes": conda.get("reclaimable_bytes", ""),
+        "pip_bytes": pip.get("disk_bytes", ""), "pip_reclaimable_bytes": pip.get("reclaimable_bytes", ""),
+        "cache_bytes": host["cache_bytes"], "reclaimable_bytes": host["reclaimable_bytes"],
+        "clean_outcome": clean.get("outcome", ""),
+        "check_mode": "" if not clean else str(clean["check_mode"]).lower(),
+        "planned_bytes": clean.get("planned_bytes", ""), "freed_bytes": clean.get("freed_bytes", ""),
+        "before_bytes": clean.get("before_bytes", ""),
+        "after_bytes": "" if clean.get("after_bytes") is None else clean["after_bytes"],
+        "removed": clean.get("removed", ""),
+    }
+
+
+def to_csv(report):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for host in report["hosts"]:
+        writer.writerow(csv_row(host))
+    return out.getvalue()
+
+
+def _md(value):
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _size(value):
+    return "" if value is None or value == "" else human_bytes(value)
+
+
+def _clean_cell(clean):
+    if not clean:
+        return "not run"
+    if clean["check_mode"]:
+        return "check mode: would free %s (%s)" % (human_bytes(clean["planned_bytes"]), clean["outcome"])
+    return "freed %s, %s -> %s (%s)" % (human_bytes(clean["freed_bytes"]), human_bytes(clean["before_bytes"]),
+                                        _size(clean["after_bytes"]), clean["outcome"])
+
+
+def _summary_lines(totals):
+    by_status = ", ".join("%d %s" % (n, status) for status, n in sorted(totals["by_status"].items()) if n)
+    lines = [
+        "Hosts: %d (%s)" % (totals["hosts"], by_status or "none"),
+        "Cache on disk: %s (conda %s, pip %s)" % (
+            human_bytes(totals["cache_bytes"]), human_bytes(totals["conda_bytes"]), human_bytes(totals["pip_bytes"])),
+        "Reclaimable: %s" % human_bytes(totals["reclaimable_bytes"]),
+    ]
+    if totals["hosts_cleaned"] or totals["hosts_skipped"] or totals["planned_bytes"]:
+        verb = "Would free" if totals["check_mode"] else "Freed"
+        amount = totals["planned_bytes"] if totals["check_mode"] else totals["freed_bytes"]
+        lines.append("%s: %s; hosts %s %d, skipped %d" % (
+            verb, human_bytes(amount), "to clean" if totals["check_mode"] else "cleaned",
+            totals["hosts_cleaned"], totals["hosts_skipped"]))
+    return lines
+
+
+def to_markdown(report):
+    lines = ["# %s" % _md(report["title"]), "", "Generated %s" % report["generated"], ""]
+    lines += ["- %s" % line for line in _summary_lines(report["totals"])]
+    lines += ["", "| host | status | conda | pip | reclaimable | clean | error |",
+              "|---|---|---:|---:|---:|---|---|"]
+    for host in report["hosts"]:
+        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            _md(host["host"]), host["status"], _size((host["conda"] or {}).get("disk_bytes")),
+            _size((host["pip"] or {}).get("disk_bytes")), human_bytes(host["reclaimable_bytes"]),
+            _md(_clean_cell(host["clean"])), _md(host["error"] or "")))
+    return "\n".join(lines) + "\n"
+
+
+def host_bars(host):
+    """(label, bytes) pairs drawn for one host.
+
+    Without cleaning: size vs reclaimable.  After a real clean: before, after and what is still
+    reclaimable.  After a check-mode clean: size, reclaimable and what a real run would free.
+    """
+    clean = host["clean"]
+    if clean and not clean["check_mode"]:
+        return [("before", clean["before_bytes"]), ("after", clean["after_bytes"] or 0),
+                ("reclaimable", host["reclaimable_bytes"])]
+    bars = [("cache", host["cache_bytes"]), ("reclaimable", host["reclaimable_bytes"])]
+    if clean:
+        bars.append(("would free", clean["planned_bytes"]))
+    return bars
+
+
+def svg_bars(bars, scale, width=420, row=22):
+    """A horizontal bar chart; *scale* is the fleet's largest value so hosts compare at a glance."""
+    label_w, value_w = 90, 80
+    span = width - label_w - value_w
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">' % (width, row * len(bars))]
+    for index, (label, value) in enumerate(bars):
+        y = index * row
+        length = 0 if not scale else max(1 if value else 0, int(round(span * float(value) / scale)))
+        parts.append(
+            '<text x="0" y="%d" class="l">%s</text>'
+            '<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %d bytes</title></rect>'
+            '<text x="%d" y="%d" class="v">%s</text>' % (
+                y + 15, escape(label), label_w, y + 3, length, row - 6, BAR_COLOURS[label],
+                escape(label), value, label_w + length + 6, y + 15, escape(human_bytes(value))))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;background:#fafafa}
+h1{font-size:22px;margin:0 0 4px}
+.meta{color:#666;margin-bottom:16px}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:20px}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:150px}
+.card b{display:block;font-size:20px}
+.hosts{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:12px}
+.host{background:#fff;border:1px solid #ddd;border-left:6px solid #999;border-radius:6px;padding:10px 14px}
+.host h2{font-size:16px;margin:0 0 6px}
+.badge{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px;margin-left:8px}
+.error{color:#c62828;font-family:monospace;white-space:pre-wrap;word-break:break-word}
+svg text{font-size:12px;fill:#333}
+table{border-collapse:collapse;margin-top:20px;background:#fff}
+td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}
+"""
+
+
+def _card(label, value):
+    return '<div class="card">%s<b>%s</b></div>' % (escape(label), escape(value))
+
+
+def _host_section(host, scale):
+    colour = STATUS_COLOURS[host["status"]]
+    body = ['<section class="host" id="host-%s" data-status="%s" style="border-left-color:%s">' % (
+        escape(host["host"], quote=True), host["status"], colour),
+        '<h2>%s<span class="badge" style="background:%s">%s</span></h2>' % (
+            escape(host["host"]), colour, escape(host["status"]))]
+    if host["error"]:
+        body.append('<div class="error">%s</div>' % escape(host["error"]))
+    if host["conda"] is not None or host["pip"] is not None:
+        body.append(svg_bars(host_bars(host), scale))
+        body.append('<div class="meta">%s</div>' % escape(_clean_cell(host["clean"])))
+    body.append("</section>")
+    return "".join(body)
+
+
+def _table(report):
+    rows = ["<table><tr><th>host</th><th>status</th><th>conda</th><th>pip</th><th>reclaimable</th>"
+            "<th>clean</th></tr>"]
+    for host in report["hosts"]:
+        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+            escape(host["host"]), escape(host["status"]), escape(_size((host["conda"] or {}).get("disk_bytes"))),
+            escape(_size((host["pip"] or {}).get("disk_bytes"))), escape(human_bytes(host["reclaimable_bytes"])),
+            escape(_clean_cell(host["clean"]))))
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def to_html(report):
+    totals = report["totals"]
+    scale = max([value for host in report["hosts"] for _label, value in host_bars(host)] or [0])
+    cards = [_card("hosts", "%d" % totals["hosts"])]
+    cards += [_card(status, "%d" % n) for status, n in sorted(totals["by_status"].items()) if n]
+    cards += [_card("cache on disk", human_bytes(totals["cache_bytes"])),
+              _card("reclaimable", human_bytes(totals["reclaimable_bytes"]))]
+    if totals["check_mode"]:
+        cards.append(_card("would free", human_bytes(totals["planned_bytes"])))
+    elif totals["hosts_cleaned"] or totals["freed_bytes"]:
+        cards.append(_card("freed", human_bytes(totals["freed_bytes"])))
+    return "".join([
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        "<title>%s</title><style>%s</style></head><body>" % (escape(report["title"]), CSS),
+        "<h1>%s</h1>" % escape(report["title"]),
+        '<div class="meta">Generated %s &middot; %s</div>' % (
+            escape(report["generated"]), escape("; ".join(_summary_lines(totals)))),
+        '<div class="cards" id="totals">%s</div>' % "".join(cards),
+        '<div class="hosts">%s</div>' % "".join(_host_section(host, scale) for host in report["hosts"]),
+        _table(report),
+        "</body></html>\n",
+    ])
+
+
+RENDERERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown, "html": to_html}

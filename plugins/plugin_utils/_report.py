@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet report model: every host's cache facts and clean results folded into one plain structure.
+
+Pure functions over plain dicts, so the action plugin stays glue and the shape is unit-tested.
+The structure is JMESPath-friendly on purpose: ``hosts`` is a list of flat records
+(``hosts[?status=='unreachable'].host``, ``max_by(hosts, &reclaimable_bytes).host``) and
+``totals`` holds the fleet sums that also go out through ``set_stats``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+SCHEMA = 1
+
+OK = "ok"
+FAILED = "failed"
+UNREACHABLE = "unreachable"
+NO_DATA = "no_data"
+STATUSES = (OK, FAILED, UNREACHABLE, NO_DATA)
+
+# Outcome of the clean stage on one host, for the "hosts cleaned/skipped" totals.
+CLEANED = "cleaned"
+NOTHING = "nothing_to_remove"
+SKIPPED = "skipped"
+
+# Variables the collection's roles register or set, read from each host's hostvars.
+CLEAN_BEFORE_VAR = "cache_clean_before"
+CLEAN_CHECK_MODE_VAR = "cache_clean_check_mode"
+CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result")
+RESULT_VARS = (
+    "cache_facts_conda_result",
+    "cache_facts_pip_result",
+) + CLEAN_RESULT_VARS
+
+
+def _int(value):
+    return int(value or 0)
+
+
+def cache_totals(facts):
+    """The numbers a fleet view needs from one host's ``ansible_facts``.
+
+    ``None`` for a tool whose facts were not gathered, so "no conda here" (zeros) and "not
+    looked at" (null) stay distinguishable.  ``cache_bytes`` is on-disk bytes (each inode once),
+    what ``du`` shows; ``reclaimable_bytes`` is what ``df`` would gain.
+    """
+    facts = facts or {}
+    conda = facts.get("conda_cache")
+    pip = facts.get("pip_cache")
+    totals = {"conda": None, "pip": None}
+    if conda is not None:
+        ctot = conda.get("totals") or {}
+        totals["conda"] = {
+            "installations": _int(ctot.get("installations")),
+            "caches": _int(ctot.get("caches")),
+            "environments": _int(ctot.get("environments")),
+            "unused_packages": _int(ctot.get("unused_packages")),
+            "disk_bytes": _int(ctot.get("disk_bytes")),
+            "reclaimable_bytes": _int(ctot.get("reclaimable_bytes")),
+            "warnings": len(conda.get("warnings") or []),
+        }
+    if pip is not None:
+        ptot = (pip.get("totals") or {}).get("all") or {}
+        totals["pip"] = {
+            "caches": len(pip.get("caches") or {}),
+            "disk_bytes": _int(ptot.get("disk_bytes")),
+            "reclaimable_bytes": _int(ptot.get("reclaimable_bytes")),
+        }
+    parts = [part for part in (totals["conda"], totals["pip"]) if part is not None]
+    totals["cache_bytes"] = sum(part["disk_bytes"] for part in parts)
+    totals["reclaimable_bytes"] = sum(part["reclaimable_bytes"] for part in parts)
+    return totals
+
+
+def _clean_results(hostvars):
+    return [hostvars[name] for name in CLEAN_RESULT_VARS
+            if isinstance(hostvars.get(name), dict) and not hostvars[name].get("skipped")]
+
+
+def clean_summary(hostvars, after):
+    """Before/after of the clean stage on one host, or ``None`` when it did not run there.
+
+    *after* is the host's current :func:`cache_totals`; the clean role refreshes facts after a
+    real run, so it is the after state.  In check mode nothing changed: ``after_bytes`` is null
+    and ``planned_bytes`` is what a real run would free.
+    """
+    results = _clean_results(hostvars)
+    before = hostvars.get(CLEAN_BEFORE_VAR)
+    if not results or not isinstance(before, dict):
+        return None
+    check_mode = bool(hostvars.get(CLEAN_CHECK_MODE_VAR))
+    plans = [plan for result in results for plan in result.get("plan") or []]
+    removed = sum(len(result.get("removed") or []) for result in results)
+    planned = sum(_int(result.get("planned_bytes")) for result in results)
+    if any(result.get("failed") for result in results):
+        outcome = FAILED
+    elif plans and all(plan.get("skipped") for plan in plans):
+        outcome = SKIPPED
+    elif (planned if check_mode else removed):
+        outcome = CLEANED
+    else:
+        outcome = NOTHING
+    return {
+        "check_mode": check_mode,
+        "outcome": outcome,
+        "planned_bytes": planned,
+        "freed_bytes": sum(_int(v) for result in results for v in (result.get("freed_bytes") or {}).values()),
+        "removed": removed,
+        "caches_skipped": sum(1 for plan in plans if plan.get("skipped")),
+        "before_bytes": _int(before.get("cache_bytes")),
+        "after_bytes": None if check_mode else after["cache_bytes"],
+        "msg": "; ".join(str(result.get("msg")) for result in results if result.get("msg")),
+    }
+
+
+def _error_of(hostvars):
+    """(status, message) from the first registered result that failed or was unreachable."""
+    for name in RESULT_VARS:
+        result = hostvars.get(name)
+        if not isinstance(result, dict):
+            continue
+        if result.get("unreachable"):
+            return UNREACHABLE, str(result.get("msg") or "unreachable")
+        if result.get("failed"):
+            return FAILED, "%s: %s" % (name, result.get("msg") or "failed")
+    return None, None
+
+
+def host_record(name, hostvars, active):
+    """One host's row.  *active*: still in the play (not failed, not unreachable)."""
+    totals = cache_totals(hostvars.get("ansible_facts"))
+    status, error = _error_of(hostvars)
+    if active:
+        # Still in the play: any registered failure was ignored (ignore_errors); a failed clean
+        # still shows in ``clean.outcome``.
+        status = OK if totals["conda"] is not None or totals["pip"] is not None else NO_DATA
+    elif status is None:
+        status, error = FAILED, "left the play in a task outside the pkgcache.fleet roles; see the job output"
+    return {
+        "host": name,
+        "status": status,
+        "error": error,
+        "conda": totals["conda"],
+        "pip": totals["pip"],
+        "cache_bytes": totals["cache_bytes"],
+        "reclaimable_bytes": totals["reclaimable_bytes"],
+        "clean": clean_summary(hostvars, totals),
+    }
+
+
+def fleet_totals(hosts):
+    """Fleet sums; the ``set_stats`` payload is taken from these (see :func:`stats`)."""
+    counts = dict((status, 0) for status in STATUSES)
+    for host in hosts:
+        counts[host["status"]] += 1
+    cleans = [host["clean"] for host in hosts if host["clean"]]
+    return {
+        "hosts": len(hosts),
+        "by_status": counts,
+        "cache_bytes": sum(host["cache_bytes"] for host in hosts),
+        "reclaimable_bytes": sum(host["reclaimable_bytes"] for host in hosts),
+        "conda_bytes": sum((host["conda"] or {}).get("disk_bytes", 0) for host in hosts),
+        "pip_bytes": sum((host["pip"] or {}).get("disk_bytes", 0) for host in hosts),
+        "planned_bytes": sum(clean["planned_bytes"] for clean in cleans),
+        "freed_bytes": sum(clean["freed_bytes"] for clean in cleans),
+        "hosts_cleaned": sum(1 for clean in cleans if clean["outcome"] == CLEANED),
+        "hosts_skipped": sum(1 for clean in cleans if clean["outcome"] in (SKIPPED, NOTHING)),
+        "hosts_failed": counts[FAILED] + counts[UNREACHABLE],
+        "check_mode": any(clean["check_mode"] for clean in cleans),
+    }
+
+
+def build(hostvars_by_host, active_hosts, title, now=None):
+    """The whole report for the hosts in *hostvars_by_host* (the play's hosts, in order)."""
+    active = set(active_hosts)
+    hosts = [host_record(name, hostvars, name in active) for name, hostvars in hostvars_by_host]
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "schema": SCHEMA,
+        "title": title,
+        "generated": now.replace(microsecond=0).isoformat(),
+        "totals": fleet_totals(hosts),
+        "hosts": hosts,
+    }
+
+
+def stats(report):
+    """``set_stats`` data: flat, numeric, prefixed, so ``aggregate: true`` sums them per job."""
+    totals = report["totals"]
+    keys = ("cache_bytes", "reclaimable_bytes", "planned_bytes", "freed_bytes",
+            "hosts_cleaned", "hosts_skipped", "hosts_failed")
+    data = dict(("pkgcache_" + key, totals[key]) for key in keys)
+    data["pkgcache_hosts"] = totals["hosts"]
+    return data
