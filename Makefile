@@ -34,7 +34,7 @@ link:
 	@mkdir -p $(LINK)/ansible_collections/pkgcache
 	@ln -sfn $(CURDIR) $(LINK)/ansible_collections/pkgcache/fleet
 
-rootfs: venv
+rootfs: apt venv
 	$(PY) -m testfleet rootfs
 
 demo: setup

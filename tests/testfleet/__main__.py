@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 
@@ -76,7 +77,11 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (RuntimeError, ValueError, subprocess.CalledProcessError) as error:
+        print("testfleet {0}: {1}".format(args.command, error), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,6 +71,10 @@ class Fleet(object):
         """The host's filesystem as seen from the controller (writes land in the host)."""
         return self.host_dir(name) / "root"
 
+    def manifest_of(self, name):
+        """The fixture builder's manifest (JSON) of what the host's layout put there."""
+        return self.host_dir(name) / "manifest.json"
+
     def address_of(self, name):
         return self.load()["hosts"][name]["address"]
 
@@ -108,6 +113,7 @@ class Fleet(object):
         if any(self._alive(h) for h in self.load()["hosts"].values()):
             raise RuntimeError("a fleet is already up in {0}; run down first".format(self.state_dir))
         self.down()
+        self._forget_trees()
         image = rootfs.ensure()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = {"net": None, "rootfs": str(image), "hosts": {}}
@@ -133,6 +139,13 @@ class Fleet(object):
             raise
         return self
 
+    def _forget_trees(self):
+        """Start every up from pristine hosts: drop the upper layers of an earlier run.  Only
+        ever with nothing mounted there, so the removal cannot reach into a live tree."""
+        if self._mounts():
+            raise RuntimeError("mounts remain under {0}: {1}".format(self._prefix, self._mounts()))
+        shutil.rmtree(str(self.state_dir / "hosts"), ignore_errors=True)
+
     def _make_key(self):
         if not self.private_key.exists():
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "testfleet",
@@ -148,7 +161,9 @@ class Fleet(object):
             etc_hosts.write("{0}\t{1}\n".format(host["address"], name))
         authorize_key(root, "/home/" + rootfs.LOGIN_USER, rootfs.LOGIN_UID, rootfs.LOGIN_UID,
                       (self.private_key.with_suffix(".pub")).read_text())
-        layouts.populate(root, host["layout"], seed + host["index"])
+        manifest = layouts.populate(root, host["layout"], seed + host["index"])
+        if manifest is not None:
+            manifest.to_json(self.manifest_of(name))
 
     def _launch_all(self, state):
         deadline = time.monotonic() + ACCEPT_TIMEOUT
@@ -236,6 +251,7 @@ class Fleet(object):
             "user": rootfs.LOGIN_USER,
             "identity_file": str(self.private_key),
             "root": str(self.root_of(name)),
+            "manifest": str(self.manifest_of(name)) if self.manifest_of(name).exists() else None,
             "running": self._alive(state["hosts"][name]),
             "mounted": hostlib.is_mounted(str(self.root_of(name))),
         } for name in self.hosts]
