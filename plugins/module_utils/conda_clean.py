@@ -290,11 +290,20 @@ def split_dist(dist):
     return parts[0], parts[1], parts[2]
 
 
-def plan_tempfiles(environments, policy, warnings):
-    """``*.c~`` and ``*.trash`` files left in environment prefixes by interrupted operations."""
+def plan_tempfiles(environments, caches, policy, warnings):
+    """``*.c~`` and ``*.trash`` files left in environment prefixes by interrupted operations.
+
+    A root prefix contains its ``pkgs/`` and ``envs/``: caches belong to the cache plans and each
+    environment is walked once, on its own.
+    """
     items = []
+    elsewhere = set(os.path.realpath(c.path) for c in caches)
+    elsewhere.update(os.path.realpath(e.prefix) for e in environments)
     for env in environments:
+        top = os.path.realpath(env.prefix)
         for dirpath, dirnames, filenames in os.walk(env.prefix, onerror=lambda e: warnings.path_error(e.filename, e)):
+            dirnames[:] = [d for d in dirnames
+                           if os.path.realpath(os.path.join(dirpath, d)) not in elsewhere - set([top])]
             for name in filenames:
                 if name.endswith(TEMPFILE_SUFFIXES):
                     path = os.path.join(dirpath, name)
@@ -338,3 +347,39 @@ def execute(plans, tempfiles):
             errors.append("%s: %s" % (os.path.join(prefix, relpath), exc))
     freed = dict((m, _removal.statvfs_free(m) - before) for m, before in free_before.items())
     return removed, freed, errors
+
+
+def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False):
+    """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan.
+
+    Returns a result dict (``changed``, ``plan``, ``tempfiles``, ``paths``, ``removed``,
+    ``planned_bytes``, ``freed_bytes``, ``errors``).  Raises ValueError for a bad cache selection,
+    and when reading the host met problems (a malformed config, an unreadable directory or
+    record): what is unknown might be in use, so nothing is deleted.
+    """
+    if host.warnings:
+        raise ValueError("refusing to clean, the host's conda state is not fully known: %s"
+                         % "; ".join(host.warnings))
+    caches = host.select_caches(roots, pkgs_dirs)
+    verdicts = host.verdicts()
+    categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
+    plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
+    tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings) if "tempfiles" in targets else []
+    temp_paths = [os.path.join(prefix, relpath) for prefix, relpath, _st in tempfiles]
+    paths = [item.entry.path for plan in plans for item in plan.items] + temp_paths
+    result = {
+        "changed": bool(paths),
+        "plan": [plan.as_dict() for plan in plans],
+        "tempfiles": temp_paths,
+        "paths": paths,
+        "removed": [],
+        "planned_bytes": sum(p.usage.reclaimable for p in plans) + sum(t[2].st_blocks * 512 for t in tempfiles),
+        "freed_bytes": {},
+        "errors": [],
+        "skipped_caches": sum(1 for p in plans if p.skipped),
+        "caches": len(plans),
+    }
+    if paths and not check_mode:
+        removed, freed, errors = execute(plans, tempfiles)
+        result.update(removed=removed, freed_bytes=freed, errors=errors, changed=bool(removed))
+    return result

@@ -183,6 +183,10 @@ freed_bytes:
   description: Free space gained per filesystem mount point, measured with statvfs (empty in check mode).
   returned: always
   type: dict
+skipped_caches:
+  description: Number of caches left alone (gate not met, busy).
+  returned: always
+  type: int
 msg:
   description: One-line summary.
   returned: always
@@ -192,8 +196,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import (
-    TARGETS, Policy, PolicyError, execute, parse_duration, parse_free_threshold, parse_size,
-    plan_cache, plan_tempfiles)
+    TARGETS, Policy, PolicyError, clean, parse_duration, parse_free_threshold, parse_size)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host, User
 
@@ -237,38 +240,21 @@ def main():
     env = dict((k, str(v)) for k, v in params["environment"].items())
     host = Host.load(User.all(params["users"]), params["roots"], env)
     try:
-        caches = host.select_caches(params["roots"], params["pkgs_dirs"])
+        result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    verdicts = host.verdicts()
-    categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
-    plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
-    tempfiles = plan_tempfiles(host.environments, policy, host.warnings) if "tempfiles" in targets else []
-    paths = [i.entry.path for p in plans for i in p.items] + ["%s/%s" % (t[0], t[1]) for t in tempfiles]
-    planned = sum(p.usage.reclaimable for p in plans) + sum(t[2].st_blocks * 512 for t in tempfiles)
-    result = dict(
-        changed=bool(paths),
-        plan=[p.as_dict() for p in plans],
-        tempfiles=["%s/%s" % (t[0], t[1]) for t in tempfiles],
-        removed=[],
-        planned_bytes=planned,
-        freed_bytes={},
-    )
-    if module._diff:
-        result["diff"] = dict(before="\n".join(paths) + ("\n" if paths else ""), after="",
-                              before_header="conda caches", after_header="conda caches")
-    if paths and not module.check_mode:
-        removed, freed, errors = execute(plans, tempfiles)
-        result.update(removed=removed, freed_bytes=freed, changed=bool(removed))
-        if errors:
-            result["msg"] = "removal failed for %d item(s): %s" % (len(errors), "; ".join(errors[:5]))
-            module.fail_json(**result)
-    skipped = sum(1 for p in plans if p.skipped)
-    result["msg"] = "%s %d item(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
-        "would remove" if module.check_mode else "removed", len(paths), human_bytes(planned),
-        len(plans) - skipped, skipped)
     for warning in host.warnings:
         module.warn(warning)
+    paths = result.pop("paths")
+    errors = result.pop("errors")
+    if module._diff:
+        result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
+                              before_header="conda caches", after_header="conda caches")
+    if errors:
+        module.fail_json(msg="removal failed for %d item(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
+    result["msg"] = "%s %d item(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
+        "would remove" if module.check_mode else "removed", len(paths), human_bytes(result["planned_bytes"]),
+        result.pop("caches") - result["skipped_caches"], result["skipped_caches"])
     module.exit_json(**result)
 
 

@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""conda_clean on real fixture hosts: plans, policies, safety against symlinks and SIGKILL."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+
+from .hostroot import host_users, in_root, require_root
+
+USERS = [ROOT_USER] + list(DEFAULT_USERS)
+ALL = sorted(TARGETS)
+
+
+def run_clean(targets=ALL, check_mode=False, roots=(), pkgs_dirs=(), **policy):
+    host = Host.load(host_users(USERS), roots)
+    return clean(host, set(targets), Policy(**policy), roots, pkgs_dirs, check_mode)
+
+
+def build(tmp_path, layout, seed=5, **kwargs):
+    """A fixture host whose partial downloads are stale (the builder writes them "now", which
+    would mark their caches busy)."""
+    fsroot = tmp_path / "host"
+    manifest = LAYOUTS[layout](fsroot, seed, list(DEFAULT_USERS), **kwargs)
+    hours_ago = time.time() - 7200
+    for path, cache in manifest.caches.items():
+        for name in cache.partial:
+            os.utime(str(manifest.real(path) / name), (hours_ago, hours_ago))
+    return fsroot, manifest
+
+
+def removed_of(result, category):
+    return sorted(os.path.basename(i["path"]) for p in result["plan"] for i in p["remove"] if i["category"] == category)
+
+
+def env_files_resolve(fsroot, prefix):
+    """Every name in an env resolves: hard links exist, symlinks lead to an existing file."""
+    broken = []
+    top = str(fsroot) + prefix
+    for dirpath, _dirs, files in os.walk(top):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                target = os.readlink(path)
+                if not os.path.exists(str(fsroot) + target if target.startswith("/") else path):
+                    broken.append(path)
+    return broken
+
+
+def test_check_mode_plans_exactly_what_a_real_run_removes_and_reruns_are_noops(tmp_path):
+    fsroot, manifest = build(tmp_path, "multi_user")
+    preview = in_root(fsroot, run_clean, check_mode=True)
+    assert preview["changed"] and preview["removed"] == []
+    assert all(os.path.lexists(manifest.real(p)) for p in preview["paths"])
+    real = in_root(fsroot, run_clean)
+    assert real["plan"] == preview["plan"]
+    assert sorted(real["removed"]) == sorted(preview["paths"])
+    assert not any(os.path.lexists(manifest.real(p)) for p in real["removed"])
+    again = in_root(fsroot, run_clean)
+    assert again["changed"] is False and again["paths"] == []
+
+
+def test_removes_what_conda_clean_lists_except_packages_in_use(tmp_path):
+    fsroot, manifest = build(tmp_path, "softlinked_env")
+    result = in_root(fsroot, run_clean)
+    cache = manifest.cache("/opt/conda/pkgs")
+    assert removed_of(result, "unused") == sorted(cache.orphans)
+    assert removed_of(result, "tarballs") == sorted(cache.tarballs)
+    assert removed_of(result, "logs") == sorted(cache.logs)
+    assert removed_of(result, "index_cache") == sorted(cache.index_cache)
+    kept = dict((os.path.basename(k["path"]), k["reason"]) for p in result["plan"] for k in p["kept"])
+    for dist in cache.softlink_only:
+        assert "softlink" in kept[dist]
+    for env in manifest.envs.values():
+        assert env_files_resolve(fsroot, env.prefix) == [], env.prefix
+        for dist in env.packages:
+            assert (fsroot / env.prefix.lstrip("/") / "conda-meta" / (dist + ".json")).exists()
+
+
+def test_policies_keep_latest_exclude_and_min_age(tmp_path):
+    fsroot, manifest = build(tmp_path, "single_root")
+    cache = manifest.cache("/opt/conda/pkgs")
+    orphans = sorted(cache.orphans)
+    assert len(orphans) >= 2
+    month_ago = time.time() - 30 * 86400
+    for dist in orphans:
+        os.utime(str(manifest.real("/opt/conda/pkgs/" + dist)), (month_ago, month_ago))
+    fresh = orphans[0]
+    os.utime(str(manifest.real("/opt/conda/pkgs/" + fresh)), None)
+    result = in_root(fsroot, run_clean, ["packages"], check_mode=True, min_age=86400,
+                     exclude=[orphans[1].rsplit("-", 2)[0] + "-*"])
+    removed = removed_of(result, "unused")
+    assert fresh not in removed and orphans[1] not in removed
+    assert sorted(removed + [fresh, orphans[1]]) == orphans
+
+    tarballs = [fn for fn in cache.tarballs]
+    names = {}
+    for fn in tarballs:
+        names.setdefault(fn.rsplit("-", 2)[0], []).append(fn)
+    multi = dict((n, fns) for n, fns in names.items() if len(fns) > 1)
+    assert multi, "layout has no package with several versions"
+    result = in_root(fsroot, run_clean, ["tarballs"], check_mode=True, keep_latest=1)
+    removed = removed_of(result, "tarballs")
+    for name, fns in names.items():
+        assert len([fn for fn in fns if fn not in removed]) == 1, name
+
+
+def test_gates_and_busy_caches_change_nothing(tmp_path):
+    fsroot, manifest = build(tmp_path, "single_root")
+    gated = in_root(fsroot, run_clean, when_free_below=("percent", 0.0))
+    assert gated["changed"] is False and gated["removed"] == []
+    assert all("not below" in p["skipped"] for p in gated["plan"])
+    big = in_root(fsroot, run_clean, when_cache_above=1 << 40)
+    assert big["changed"] is False and all("not above" in p["skipped"] for p in big["plan"])
+    (manifest.real("/opt/conda/pkgs") / "downloading-1.0-0.conda.partial").write_bytes(b"\0" * 100)
+    busy = in_root(fsroot, run_clean)
+    plan = next(p for p in busy["plan"] if p["path"] == "/opt/conda/pkgs")
+    assert "download in progress" in plan["skipped"] and plan["remove"] == []
+
+
+def test_bad_input_fails_and_deletes_nothing(tmp_path):
+    fsroot, manifest = build(tmp_path, "multi_user", malformed=True)
+    before = sorted(os.listdir(str(manifest.real("/opt/conda/pkgs"))))
+    with pytest.raises(AssertionError, match="malformed conda config"):
+        in_root(fsroot, run_clean)
+    assert sorted(os.listdir(str(manifest.real("/opt/conda/pkgs")))) == before
+
+    fsroot, manifest = build(tmp_path / "b", "single_root")
+    (fsroot / "srv" / "notacache").mkdir(parents=True)
+    with pytest.raises(AssertionError, match="is not a conda package cache"):
+        in_root(fsroot, run_clean, pkgs_dirs=["/srv/notacache"])
+
+
+def test_symlinks_inside_user_caches_never_lead_removal_outside(tmp_path):
+    require_root()
+    fsroot, manifest = build(tmp_path, "multi_user")
+    etc = fsroot / "srv" / "fake-etc"
+    (etc / "sub").mkdir(parents=True)
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (etc / "sub" / "shadow").write_text("secret\n")
+    user_cache = manifest.real("/home/alice/.conda/pkgs")
+    # An orphan of alice's own: a copy of one of her packages under a dist name nothing references.
+    victim = user_cache / "victim-1.0-0"
+    os.system("cp -a %s %s" % (user_cache / manifest.cache("/home/alice/.conda/pkgs").extracted[0], victim))
+    os.symlink("/srv/fake-etc", str(victim / "lib-escape"))
+    os.symlink("/srv/fake-etc/sub", str(user_cache / ".logs" / "escape-log"))
+    os.symlink("/srv/fake-etc/passwd", str(user_cache / "escape.tar.bz2"))
+    os.symlink("/srv/fake-etc", str(user_cache / "cache" / "escape"))
+    for dirpath, dirs, files in os.walk(str(user_cache)):
+        for name in dirs + files:
+            os.lchown(os.path.join(dirpath, name), 1001, 1001)
+    before = sorted((p, open(os.path.join(p), "rb").read()) for p in
+                    [str(etc / "passwd"), str(etc / "sub" / "shadow")])
+    result = in_root(fsroot, run_clean)
+    assert str(victim).replace(str(fsroot), "") in result["removed"]
+    after = sorted((p, open(os.path.join(p), "rb").read()) for p in
+                   [str(etc / "passwd"), str(etc / "sub" / "shadow")])
+    assert after == before
+    assert os.path.isdir(str(etc / "sub"))
+    st = os.stat(str(user_cache))
+    assert (st.st_uid, st.st_gid) == (1001, 1001)
+
+
+def _complete(package_dir):
+    """An extracted package conda would treat as valid has every file its paths.json lists."""
+    with open(os.path.join(package_dir, "info", "paths.json")) as handle:
+        paths = json.load(handle)["paths"]
+    return all(os.path.lexists(os.path.join(package_dir, p["_path"])) for p in paths)
+
+
+def test_sigkill_at_any_point_leaves_whole_packages_and_the_next_run_finishes(tmp_path):
+    require_root()
+    rng = random.Random(1234)
+    fsroot, manifest = build(tmp_path, "multi_user", seed=9)
+    pristine = tmp_path / "pristine"
+    os.system("cp -a %s %s" % (fsroot, pristine))
+    started = time.time()
+    in_root(fsroot, run_clean)
+    full = time.time() - started
+    trials = 20
+    killed_mid_way = 0
+    mid_deletion = 0
+    orphan_paths = [manifest.real(c) / d for c, m in manifest.caches.items() for d in m.orphans]
+    for trial in range(trials):
+        os.system("rm -rf %s && cp -a %s %s" % (fsroot, pristine, fsroot))
+        pid = os.fork()
+        if pid == 0:
+            os.chroot(str(fsroot))
+            os.chdir("/")
+            try:
+                run_clean()
+            finally:
+                os._exit(0)  # pylint: disable=protected-access
+        time.sleep(rng.uniform(0, full))
+        os.kill(pid, signal.SIGKILL)
+        _pid, status = os.waitpid(pid, 0)
+        killed_mid_way += os.WIFSIGNALED(status)
+        gone = sum(1 for p in orphan_paths if not os.path.lexists(str(p)))
+        mid_deletion += 0 < gone < len(orphan_paths)
+        for cache in manifest.caches:
+            top = manifest.real(cache)
+            for name in os.listdir(str(top)):
+                if os.path.isfile(str(top / name / "info" / "index.json")):
+                    assert _complete(str(top / name)), "half-deleted package %s/%s (trial %d)" % (cache, name, trial)
+        for env in manifest.envs.values():
+            assert env_files_resolve(fsroot, env.prefix) == [], (env.prefix, trial)
+        finish = in_root(fsroot, run_clean)
+        assert not finish["errors"]
+        for cache, intended in manifest.caches.items():
+            left = set(os.listdir(str(manifest.real(cache))))
+            assert not left & set(intended.orphans), (cache, trial)
+            assert ".trash" not in left or not os.listdir(str(manifest.real(cache) / ".trash"))
+    assert killed_mid_way >= trials // 2
+    assert mid_deletion >= 2, "no kill landed while packages were being removed"
