@@ -20,7 +20,7 @@ def run(playbook, report):
         with running(state, len(DEMO_LAYOUTS), DEMO_LAYOUTS) as fleet:
             print("demo fleet up: {0}".format(", ".join(
                 "{name}={layout}".format(**host) for host in fleet.describe())), flush=True)
-            result = fleet.playbook(str(playbook), "-e", "report_dir={0}".format(report),
+            result = fleet.playbook(str(playbook), "-e", "pkgcache_report_dir={0}".format(report),
                                     capture_output=False)
     print("playbook exit code {0}; report: {1}".format(result.returncode, report))
     return result.returncode
