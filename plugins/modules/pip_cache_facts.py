@@ -33,7 +33,7 @@ description:
     directory itself is resolved like pip does (symlinks in its path are followed). Unreadable or
     malformed files become warnings naming the file, and everything else is still returned.
 author:
-  - pkgcache.fleet contributors
+  - pkgcache.fleet contributors (@pkgcache)
 attributes:
   check_mode:
     support: full

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import stat
 import string
 import struct
 import time
@@ -187,7 +188,7 @@ def build_pip_cache(cache_dir: Path, seed: int, http_entries: int = 12, legacy_h
 
 
 def _archive_id(rng: random.Random) -> str:
-    return "".join(rng.choice(string.ascii_letters + string.digits + "-_") for _ in range(21))
+    return "".join(rng.choices(string.ascii_letters + string.digits + "-_", k=21))
 
 
 def build_uv_cache(cache_dir: Path, seed: int, wheels: int = 3, sdists: int = 1, simple: int = 4,
@@ -243,3 +244,21 @@ def build_uv_cache(cache_dir: Path, seed: int, wheels: int = 3, sdists: int = 1,
     interpreter = hashlib.sha256(str(seed).encode()).hexdigest()[:16]
     out.file("interpreter-v4", f"interpreter-v4/{interpreter}.msgpack", msgpack({"sys_prefix": "/usr"}), _mtime(rng, now, span_days), item=True)
     return out.manifest(tool="uv", hardlinked=linked)
+
+
+def snapshot(root: Path) -> dict:
+    """Every entry below ``root``: bytes (or link target) and lstat metadata except the access
+    time, which reading may move.  Two equal snapshots mean nothing was written, renamed,
+    chmod-ed or touched in between."""
+    state = {}
+    for path in [Path(root), *sorted(Path(root).rglob("*"))]:
+        st = os.lstat(path)
+        meta = (st.st_mode, st.st_ino, st.st_nlink, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if stat.S_ISLNK(st.st_mode):
+            content = os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            content = path.read_bytes()
+        else:
+            content = None
+        state[str(path)] = (meta, content)
+    return state

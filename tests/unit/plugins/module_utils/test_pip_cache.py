@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
     resolve_pip_cache,
     resolve_uv_cache,
 )
-from condafab.pipcache import build_pip_cache, build_uv_cache
+from condafab.pipcache import build_pip_cache, build_uv_cache, snapshot
 
 NOW = 1_750_000_000
 
@@ -71,7 +70,7 @@ def test_xdg_cache_home_moves_the_default_but_a_relative_one_is_ignored(host):
 
 def test_env_var_beats_every_config_file(host):
     write(host / "home/.config/pip/pip.conf", "[install]\ncache-dir = /from/user/install\n")
-    result, _ = resolve(host, {"PIP_CACHE_DIR": str(host / "env")})
+    result = resolve(host, {"PIP_CACHE_DIR": str(host / "env")})[0]
     assert (result["path"], result["source"]) == (str(host / "env"), "PIP_CACHE_DIR")
 
 
@@ -80,7 +79,7 @@ def test_new_user_file_beats_legacy_user_file_which_beats_global(host):
     write(host / "home/.pip/pip.conf", "[global]\ncache-dir = /legacy\n")
     assert resolve(host)[0]["path"] == "/legacy"
     new = write(host / "home/.config/pip/pip.conf", "[global]\ncache-dir = /new\n")
-    result, _ = resolve(host)
+    result = resolve(host)[0]
     assert (result["path"], result["source"]) == ("/new", "%s [global]" % new)
 
 
@@ -88,7 +87,7 @@ def test_install_section_of_an_earlier_file_beats_global_of_a_later_one(host):
     """pip orders by section first (global < command < env), files only within a section."""
     etc = write(host / "etc/pip.conf", "[install]\ncache-dir = /etc-install\n")
     write(host / "home/.config/pip/pip.conf", "[global]\ncache-dir = /user-global\n")
-    result, _ = resolve(host)
+    result = resolve(host)[0]
     assert (result["path"], result["source"]) == ("/etc-install", "%s [install]" % etc)
 
 
@@ -135,7 +134,7 @@ def test_virtualenv_file_beats_user_file_and_pip_config_file_beats_both(host):
 def test_existing_pip_config_file_skips_user_files(host):
     user = write(host / "home/.config/pip/pip.conf", "[install]\ncache-dir = /user\n")
     explicit = write(host / "explicit.conf", "[global]\nindex-url = https://index.example.invalid\n")
-    result, _ = resolve(host, {"PIP_CONFIG_FILE": str(explicit)})
+    result = resolve(host, {"PIP_CONFIG_FILE": str(explicit)})[0]
     assert result["path"] == str(host / "home/.cache/pip")
     assert str(user) not in result["config_files"]
     missing = resolve(host, {"PIP_CONFIG_FILE": str(host / "missing.conf")})[0]
@@ -145,7 +144,7 @@ def test_existing_pip_config_file_skips_user_files(host):
 def test_pip_config_file_devnull_disables_every_file(host):
     write(host / "etc/pip.conf", "[global]\ncache-dir = /g\n")
     assert pip_config_files(str(host / "home"), {"PIP_CONFIG_FILE": os.devnull}) == []
-    result, _ = resolve(host, {"PIP_CONFIG_FILE": os.devnull})
+    result = resolve(host, {"PIP_CONFIG_FILE": os.devnull})[0]
     assert (result["path"], result["config_files"]) == (str(host / "home/.cache/pip"), [])
 
 
@@ -165,7 +164,7 @@ def test_any_valid_no_cache_dir_disables_even_false(host, value):
 
 
 def test_no_cache_dir_from_the_environment(host):
-    result, _ = resolve(host, {"PIP_NO_CACHE_DIR": "1"})
+    result = resolve(host, {"PIP_NO_CACHE_DIR": "1"})[0]
     assert (result["enabled"], result["disabled_by"]) == (False, "PIP_NO_CACHE_DIR")
 
 
@@ -179,7 +178,7 @@ def test_invalid_no_cache_dir_is_a_warning_naming_the_file(host):
 def test_tilde_means_this_users_home_and_tilde_name_that_users(host):
     write(host / "home/.config/pip/pip.conf", "[global]\ncache-dir = ~/pipcache\n")
     assert resolve(host)[0]["path"] == str(host / "home/pipcache")
-    result, _ = resolve(host, {"PIP_CACHE_DIR": "~root/x"})
+    result = resolve(host, {"PIP_CACHE_DIR": "~root/x"})[0]
     assert result["path"] == os.path.join(os.path.expanduser("~root"), "x")
 
 
@@ -406,32 +405,16 @@ def test_environment_option_applies_to_every_user(host):
     assert facts["caches"][str(host / "xdg/pip")]["users"] == ["alice", "bob"]
 
 
-def tree_state(root: Path) -> dict:
-    """Every entry's bytes (or link target) and lstat metadata except the access time."""
-    state = {}
-    for path in [root, *sorted(root.rglob("*"))]:
-        st = os.lstat(path)
-        meta = (st.st_mode, st.st_ino, st.st_nlink, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if stat.S_ISLNK(st.st_mode):
-            content = os.readlink(path)
-        elif stat.S_ISREG(st.st_mode):
-            content = path.read_bytes()
-        else:
-            content = None
-        state[str(path)] = (meta, content)
-    return state
-
-
 def test_gathering_leaves_the_tree_byte_and_metadata_identical(host):
     (alice,) = users_in(host, "alice")
     build_pip_cache(Path(alice.home) / ".cache/pip", seed=11, now=NOW)
     build_uv_cache(Path(alice.home) / ".cache/uv", seed=11, now=NOW, hardlink_into=host / "venv")
     write(Path(alice.home) / ".config/pip/pip.conf", "[global]\ntimeout = 3\n")
     (Path(alice.home) / ".cache/pip/loop").symlink_to(Path(alice.home) / ".cache/pip/loop")
-    before = tree_state(host)
+    before = snapshot(host)
     facts = gather_facts([alice], {}, [].append, now=NOW, etc_dir=str(host / "etc"))
     assert len(facts["caches"]) == 2
-    assert tree_state(host) == before
+    assert snapshot(host) == before
 
 
 UNREADABLE_SCRIPT = """
