@@ -106,7 +106,7 @@ report:
     totals:
       description: >-
         Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes), C(pip_bytes),
-        C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(hosts_cleaned), C(hosts_skipped),
+        C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(reduced_bytes), C(hosts_cleaned), C(hosts_skipped),
         C(hosts_failed), C(check_mode).
       type: dict
       returned: always
@@ -115,7 +115,9 @@ report:
         One record per host - C(host), C(status), C(error), C(conda) and C(pip) totals (null when
         not gathered), C(cache_bytes), C(reclaimable_bytes), C(clean) (null when cleaning did not run;
         else C(check_mode), C(outcome), C(planned_bytes), C(freed_bytes), C(removed),
-        C(caches_skipped), C(before_bytes), C(after_bytes), C(msg)).
+        C(caches_skipped), C(before_bytes), C(after_bytes), C(reduced_bytes), C(msg)). C(freed_bytes)
+        is the free space the filesystems gained (statvfs, moves with other writers too);
+        C(reduced_bytes) is how much the caches shrank on disk (before minus after).
       type: list
       elements: dict
       returned: always

@@ -24,7 +24,7 @@ EXTENSIONS = {"json": "json", "csv": "csv", "markdown": "md", "html": "html"}
 CSV_COLUMNS = (
     "host", "status", "error", "conda_bytes", "conda_reclaimable_bytes", "pip_bytes",
     "pip_reclaimable_bytes", "cache_bytes", "reclaimable_bytes", "clean_outcome", "check_mode",
-    "planned_bytes", "freed_bytes", "before_bytes", "after_bytes", "removed",
+    "planned_bytes", "freed_bytes", "reduced_bytes", "before_bytes", "after_bytes", "removed",
 )
 
 BAR_COLOURS = {
@@ -52,6 +52,7 @@ def csv_row(host):
         "clean_outcome": clean.get("outcome", ""),
         "check_mode": "" if not clean else str(clean["check_mode"]).lower(),
         "planned_bytes": clean.get("planned_bytes", ""), "freed_bytes": clean.get("freed_bytes", ""),
+        "reduced_bytes": clean.get("reduced_bytes", ""),
         "before_bytes": clean.get("before_bytes", ""),
         "after_bytes": "" if clean.get("after_bytes") is None else clean["after_bytes"],
         "removed": clean.get("removed", ""),

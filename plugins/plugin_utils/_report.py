@@ -114,6 +114,9 @@ def clean_summary(hostvars, after):
         "caches_skipped": sum(1 for plan in plans if plan.get("skipped")),
         "before_bytes": _int(before.get("cache_bytes")),
         "after_bytes": None if check_mode else after["cache_bytes"],
+        # du-like drop of the caches; freed_bytes is the filesystem's (statvfs) view, which also
+        # moves with anything else writing there during the run.
+        "reduced_bytes": 0 if check_mode else _int(before.get("cache_bytes")) - after["cache_bytes"],
         "msg": "; ".join(str(result.get("msg")) for result in results if result.get("msg")),
     }
 
@@ -168,6 +171,7 @@ def fleet_totals(hosts):
         "pip_bytes": sum((host["pip"] or {}).get("disk_bytes", 0) for host in hosts),
         "planned_bytes": sum(clean["planned_bytes"] for clean in cleans),
         "freed_bytes": sum(clean["freed_bytes"] for clean in cleans),
+        "reduced_bytes": sum(clean["reduced_bytes"] for clean in cleans),
         "hosts_cleaned": sum(1 for clean in cleans if clean["outcome"] == CLEANED),
         "hosts_skipped": sum(1 for clean in cleans if clean["outcome"] in (SKIPPED, NOTHING)),
         "hosts_failed": counts[FAILED] + counts[UNREACHABLE],
@@ -192,7 +196,7 @@ def build(hostvars_by_host, active_hosts, title, now=None):
 def stats(report):
     """``set_stats`` data: flat, numeric, prefixed, so ``aggregate: true`` sums them per job."""
     totals = report["totals"]
-    keys = ("cache_bytes", "reclaimable_bytes", "planned_bytes", "freed_bytes",
+    keys = ("cache_bytes", "reclaimable_bytes", "planned_bytes", "freed_bytes", "reduced_bytes",
             "hosts_cleaned", "hosts_skipped", "hosts_failed")
     data = dict(("pkgcache_" + key, totals[key]) for key in keys)
     data["pkgcache_hosts"] = totals["hosts"]

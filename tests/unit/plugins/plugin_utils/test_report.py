@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet report model: host status from what the play left behind, before/after of a clean,
+fleet totals and set_stats data."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+import jmespath
+
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _report
+from unit.plugins.plugin_utils.hostvars import FAILED, UNREACHABLE, clean_result, cleaned, facts
+
+MiB = 1024 * 1024
+
+
+def test_cache_totals_add_conda_and_pip_on_disk_and_reclaimable():
+    totals = _report.cache_totals(facts(conda=(10 * MiB, 4 * MiB), pip=(3 * MiB, 3 * MiB))["ansible_facts"])
+    assert totals["cache_bytes"] == 13 * MiB
+    assert totals["reclaimable_bytes"] == 7 * MiB
+    assert totals["conda"]["caches"] == 1 and totals["pip"]["caches"] == 1
+
+
+def test_cache_totals_tell_not_gathered_from_empty():
+    only_pip = _report.cache_totals(facts(pip=(0, 0))["ansible_facts"])
+    assert only_pip["conda"] is None
+    assert only_pip["pip"] == {"caches": 1, "disk_bytes": 0, "reclaimable_bytes": 0}
+    assert _report.cache_totals(None) == {"conda": None, "pip": None, "cache_bytes": 0, "reclaimable_bytes": 0}
+
+
+def test_active_host_with_facts_is_ok_and_without_is_no_data():
+    assert _report.host_record("h1", facts(conda=(1, 0)), active=True)["status"] == _report.OK
+    record = _report.host_record("h2", {}, active=True)
+    assert record["status"] == _report.NO_DATA
+    assert record["error"] is None and record["clean"] is None
+
+
+def test_unreachable_host_is_named_with_the_connection_error():
+    hostvars = dict(facts(conda=(5, 1)), cache_clean_conda_result=UNREACHABLE)
+    record = _report.host_record("h3", hostvars, active=False)
+    assert record["status"] == _report.UNREACHABLE
+    assert "Connection refused" in record["error"]
+    # Facts gathered before the host went away still show what it holds.
+    assert record["cache_bytes"] == 5
+
+
+def test_failed_host_names_the_step_and_message():
+    record = _report.host_record("h4", dict(facts(), cache_facts_conda_result=FAILED), active=False)
+    assert record["status"] == _report.FAILED
+    assert record["error"] == "cache_facts_conda_result: cache /opt/conda/pkgs is locked"
+
+
+def test_host_that_left_the_play_elsewhere_is_failed_with_a_pointer():
+    record = _report.host_record("h5", facts(conda=(5, 1)), active=False)
+    assert record["status"] == _report.FAILED
+    assert "outside the pkgcache.fleet roles" in record["error"]
+
+
+def test_skipped_registered_results_are_no_errors():
+    hostvars = dict(facts(conda=(5, 1)), cache_facts_pip_result={"skipped": True, "changed": False})
+    assert _report.host_record("h1", hostvars, active=True)["error"] is None
+
+
+def test_real_clean_reports_before_after_freed_and_removed():
+    before = facts(conda=(10 * MiB, 6 * MiB), pip=(2 * MiB, 2 * MiB))
+    after = facts(conda=(4 * MiB, 0), pip=(2 * MiB, 2 * MiB))
+    result = clean_result(6 * MiB, removed=["/opt/conda/pkgs/a", "/opt/conda/pkgs/b"],
+                          freed={"/": 5 * MiB, "/data": 1 * MiB})
+    record = _report.host_record("h1", cleaned(after, before, result), active=True)
+    clean = record["clean"]
+    assert clean["check_mode"] is False
+    assert clean["outcome"] == _report.CLEANED
+    assert (clean["before_bytes"], clean["after_bytes"]) == (12 * MiB, 6 * MiB)
+    assert clean["reduced_bytes"] == 6 * MiB
+    assert clean["freed_bytes"] == 6 * MiB
+    assert clean["removed"] == 2
+    assert record["cache_bytes"] == 6 * MiB
+
+
+def test_check_mode_clean_has_a_plan_but_no_after():
+    state = facts(conda=(10 * MiB, 6 * MiB))
+    clean = _report.clean_summary(cleaned(state, state, clean_result(6 * MiB, msg="would remove"), check_mode=True),
+                                  _report.cache_totals(state["ansible_facts"]))
+    assert clean["outcome"] == _report.CLEANED
+    assert clean["planned_bytes"] == 6 * MiB
+    assert clean["after_bytes"] is None and clean["reduced_bytes"] == 0 and clean["freed_bytes"] == 0
+
+
+def test_clean_outcomes_skipped_nothing_failed():
+    state = facts(conda=(1, 0))
+    totals = _report.cache_totals(state["ansible_facts"])
+    gated = clean_result(0, skipped=["free space 40% is not below 10%", "busy"])
+    assert _report.clean_summary(cleaned(state, state, gated), totals)["outcome"] == _report.SKIPPED
+    assert _report.clean_summary(cleaned(state, state, clean_result(0)), totals)["outcome"] == _report.NOTHING
+    broken = clean_result(5, failed=True, msg="removal failed for 1 item(s)")
+    assert _report.clean_summary(cleaned(state, state, broken), totals)["outcome"] == _report.FAILED
+
+
+def test_no_clean_summary_when_the_clean_task_was_skipped():
+    state = facts(conda=(1, 0))
+    hostvars = cleaned(state, state, {"skipped": True, "changed": False, "false_condition": "cache_clean_conda"})
+    assert _report.clean_summary(hostvars, _report.cache_totals(state["ansible_facts"])) is None
+
+
+def fleet():
+    before = facts(conda=(10 * MiB, 6 * MiB))
+    after = facts(conda=(4 * MiB, 0))
+    return [
+        ("h1", cleaned(after, before, clean_result(6 * MiB, removed=["x"], freed={"/": 6 * MiB}))),
+        ("h2", cleaned(before, before, clean_result(0, skipped=["busy"]))),
+        ("h3", dict(before, cache_clean_conda_result=UNREACHABLE)),
+        ("h4", dict(facts(), cache_facts_conda_result=FAILED)),
+        ("h5", facts(pip=(MiB, MiB))),
+    ]
+
+
+def test_fleet_totals_count_every_host_once():
+    report = _report.build(fleet(), ["h1", "h2", "h5"], "t",
+                           now=datetime.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=datetime.timezone.utc))
+    totals = report["totals"]
+    assert [h["host"] for h in report["hosts"]] == ["h1", "h2", "h3", "h4", "h5"]
+    assert totals["by_status"] == {"ok": 3, "failed": 1, "unreachable": 1, "no_data": 0}
+    assert totals["hosts_failed"] == 2
+    assert (totals["hosts_cleaned"], totals["hosts_skipped"]) == (1, 1)
+    assert totals["cache_bytes"] == 4 * MiB + 10 * MiB + 10 * MiB + MiB
+    assert totals["freed_bytes"] == 6 * MiB
+    assert report["generated"] == "2026-01-02T03:04:05+00:00"
+
+
+def test_report_answers_jmespath_queries():
+    report = _report.build(fleet(), ["h1", "h2", "h5"], "t")
+    assert jmespath.search("hosts[?status=='unreachable'].host", report) == ["h3"]
+    assert jmespath.search("hosts[?status!='ok'].[host, error]", report)[1][0] == "h4"
+    assert jmespath.search("max_by(hosts, &reclaimable_bytes).host", report) == "h2"
+    assert jmespath.search("hosts[?clean.outcome=='cleaned'].host", report) == ["h1"]
+
+
+def test_stats_are_flat_prefixed_numbers():
+    data = _report.stats(_report.build(fleet(), ["h1", "h2", "h5"], "t"))
+    assert all(key.startswith("pkgcache_") for key in data)
+    assert all(isinstance(value, int) for value in data.values())
+    assert data["pkgcache_hosts"] == 5 and data["pkgcache_hosts_failed"] == 2
+    assert data["pkgcache_freed_bytes"] == 6 * MiB
