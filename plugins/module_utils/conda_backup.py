@@ -663,6 +663,53 @@ def prune(items):
     return removed, errors
 
 
+class BackupRun(object):
+    """What one ``state: present`` run did (or, in check mode, would do)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.manifest = None
+        self.prune_items = []
+        self.pruned = []
+        self.prune_failures = []
+        self.channel = None
+        self.channel_changed = False
+
+    @property
+    def copied(self):
+        return [i for i in self.plan.items if i.copied]
+
+    @property
+    def changed(self):
+        return bool(self.copied or self.plan.manifest_changed() or self.pruned or self.channel_changed)
+
+
+def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_source=False, channel=False):
+    """Plan, read/copy, optionally prune, write the manifest, optionally refresh the channel.
+
+    The manifest is written before any tarball leaves its cache, so a run killed while pruning
+    still has every pruned tarball on record.
+    """
+    if not check_mode:
+        store.prepare()
+    run = BackupRun(execute_backup(plan_backup(caches, store, warnings), check_mode, workers))
+    if prune_source:
+        run.prune_items, run.prune_failures = plan_prune(run.plan, workers)
+        for item in run.prune_items:
+            item.entry["pruned"] = True
+        run.pruned = [i.path for i in run.prune_items]
+    if not check_mode:
+        run.manifest = write_manifest(run.plan)
+        if run.prune_items:
+            run.pruned, errors = prune(run.prune_items)
+            run.prune_failures.extend({"source": e, "reason": "prune failed"} for e in errors)
+    if channel:
+        links, indexes = plan_channel(store, warnings)
+        run.channel_changed = bool(links or indexes)
+        run.channel = store.path(CHANNEL_DIR) if check_mode else write_channel(store, links, indexes)
+    return run
+
+
 # -- channel -------------------------------------------------------------------------------------
 
 def channel_index(store, warnings):
@@ -949,6 +996,13 @@ def _append_urls(dir_fd, urls, owner):
     finally:
         os.close(fd)
     return added
+
+
+def run_restore(store, manifest, cache_path, warnings, check_mode=False, workers=2):
+    """Plan and (unless ``check_mode``) restore; ``(items, urls added, record mismatches)``."""
+    items = plan_restore(store, manifest, cache_path, warnings, workers)
+    urls = [] if check_mode else execute_restore(store, items, cache_path, workers)
+    return items, urls, check_against_records(cache_path, items)
 
 
 def check_against_records(cache_path, items):

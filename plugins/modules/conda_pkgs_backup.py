@@ -268,45 +268,26 @@ def diff(header, lines):
 
 def run_present(module, host, store, caches):
     params, check = module.params, module.check_mode
-    if not check:
-        store.prepare()
-    plan = backup.plan_backup(caches, store, host.warnings)
-    backup.execute_backup(plan, check, params["workers"])
+    run = backup.run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"])
+    plan, copied = run.plan, run.copied
     failed = [i.as_dict() for i in plan.of("failed")]
-    copied = [i for i in plan.items if i.copied]
-    prune_items, prune_failures = [], []
-    if params["prune_source"]:
-        prune_items, prune_failures = backup.plan_prune(plan, params["workers"])
-        for item in prune_items:
-            item.entry["pruned"] = True
-    manifest = None if check else backup.write_manifest(plan)
-    pruned = [i.path for i in prune_items]
-    if prune_items and not check:
-        pruned, errors = backup.prune(prune_items)
-        prune_failures.extend({"source": e, "reason": "prune failed"} for e in errors)
-    channel_changed, channel = False, None
-    if params["channel"]:
-        links, indexes = backup.plan_channel(store, host.warnings)
-        channel_changed = bool(links or indexes)
-        channel = store.path(backup.CHANNEL_DIR) if check else backup.write_channel(store, links, indexes)
-    would_write = plan.manifest_changed()
     result = dict(
-        changed=bool(copied or would_write or pruned or channel_changed),
+        changed=run.changed,
         copied=[i.as_dict() for i in copied],
         stored=[i.as_dict() for i in plan.items if i.entry is not None and not i.copied and i.action != "unchanged"],
         unchanged=len(plan.of("unchanged")),
-        failed=failed + prune_failures,
+        failed=failed + run.prune_failures,
         bytes_copied=sum(i.size for i in copied),
-        manifest=manifest,
-        pruned=pruned,
-        channel=channel,
+        manifest=run.manifest,
+        pruned=run.pruned,
+        channel=run.channel,
     )
     if module._diff:
         result["diff"] = diff(store.dest, ["%s -> %s (%d bytes)" % (
-            i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied] + ["removed %s" % p for p in pruned])
+            i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied] + ["removed %s" % p for p in run.pruned])
     result["msg"] = "%s %d tarball(s) (%s) to %s; %d already stored, %d unchanged, %d failed%s" % (
         "would copy" if check else "copied", len(copied), human_bytes(result["bytes_copied"]), store.dest,
-        len(result["stored"]), result["unchanged"], len(failed), "; pruned %d" % len(pruned) if pruned else "")
+        len(result["stored"]), result["unchanged"], len(failed), "; pruned %d" % len(run.pruned) if run.pruned else "")
     return result, bool(failed)
 
 
@@ -333,12 +314,9 @@ def run_restored(module, host, store):
     params, check = module.params, module.check_mode
     manifest = store.resolve(params["manifest"])
     cache_path = restore_target(module, host)
-    items = backup.plan_restore(store, manifest, cache_path, host.warnings, params["workers"])
-    to_copy = [i for i in items if i.action in ("restore", "replace")]
-    urls_added = [] if check else backup.execute_restore(store, items, cache_path, params["workers"])
-    restored = [i for i in to_copy if i.action != "failed"]
+    items, urls_added, mismatch = backup.run_restore(store, manifest, cache_path, host.warnings, check, params["workers"])
+    restored = [i for i in items if i.action in ("restore", "replace")]
     failed = [i.as_dict() for i in items if i.action == "failed"]
-    mismatch = backup.check_against_records(cache_path, items)
     result = dict(
         changed=bool(restored or urls_added),
         cache=cache_path,

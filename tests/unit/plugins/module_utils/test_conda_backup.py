@@ -1,0 +1,379 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""conda_backup on real caches built by condafab: sharing, incrementality, verification, restore,
+pruning, the offline channel, and failures (bad dest, full disk, SIGKILL).
+
+Expected values come from the fixture files themselves (hashed here with hashlib) and from the
+packages' own ``repodata_record.json``, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from condafab.host import HostBuilder
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings
+
+TARBALL = (".conda", ".tar.bz2")
+REPO = Path(__file__).resolve().parents[4]
+
+
+# -- fixtures and oracles ---------------------------------------------------------------------
+
+def build_cache(fsroot, packages=slice(None), tarball_only=2, seed=5):
+    """``/opt/conda`` under ``fsroot`` with the base packages plus ``catalog.packages[packages]``;
+    the last ``tarball_only`` of those have no extracted dir (no repodata record).  Returns the
+    cache's controller path."""
+    host = HostBuilder(fsroot, seed)
+    catalog = host.catalog(24, 6)
+    inst = host.install("/opt/conda", catalog)
+    chosen = [p for p in catalog.packages[packages] if p.dist not in inst.cache.packages]
+    for index, pkg in enumerate(chosen):
+        inst.cache.add(pkg, extracted=index < len(chosen) - tarball_only)
+    host.finish()
+    return str(Path(fsroot) / "opt/conda/pkgs")
+
+
+def scan(*paths):
+    return [PackageCache(p).scan(Warnings()) for p in paths]
+
+
+def tarballs(cache_path):
+    return sorted(n for n in os.listdir(cache_path) if n.endswith(TARBALL))
+
+
+def digest(path, algorithm="sha256"):
+    return hashlib.new(algorithm, Path(path).read_bytes()).hexdigest()
+
+
+def record_of(cache_path, fn):
+    dist = fn[: -len(".conda")] if fn.endswith(".conda") else fn[: -len(".tar.bz2")]
+    path = Path(cache_path, dist, "info", "repodata_record.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def stored_objects(dest):
+    """``{name: sha256 of content}`` of every file under the store."""
+    root = Path(dest, "store", "sha256")
+    return {p.name: digest(p) for p in root.glob("*/*")} if root.exists() else {}
+
+
+def manifests(dest, host="h1"):
+    return sorted(Path(dest, "manifests", host).glob("*.json"))
+
+
+def run(dest, caches, host="h1", **kwargs):
+    warnings = Warnings()
+    result = backup.run_backup(backup.Store(str(dest), host), scan(*caches), warnings, **kwargs)
+    return result, warnings
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return build_cache(tmp_path / "h1")
+
+
+@pytest.fixture
+def dest(tmp_path):
+    path = tmp_path / "backup"
+    path.mkdir()
+    return path
+
+
+def flip_byte(path, offset=-1):
+    """Corrupt a file in place, keeping its size and mtime."""
+    st = os.stat(path)
+    data = bytearray(Path(path).read_bytes())
+    data[offset] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# -- backup ------------------------------------------------------------------------------------
+
+def test_backup_stores_each_tarball_under_its_sha256_with_a_full_manifest(cache, dest):
+    result, _w = run(dest, [cache])
+    files = tarballs(cache)
+    expected = {digest(os.path.join(cache, fn)) for fn in files}
+    assert result.changed and len(result.copied) == len(files)
+    assert stored_objects(dest) == {sha: sha for sha in expected}
+    [manifest_path] = manifests(dest)
+    assert result.manifest == str(manifest_path)
+    entries = {e["fn"]: e for e in json.loads(manifest_path.read_text())["entries"]}
+    assert sorted(entries) == files
+    for fn, entry in entries.items():
+        path = os.path.join(cache, fn)
+        assert (entry["sha256"], entry["md5"], entry["size"]) == (digest(path), digest(path, "md5"), os.path.getsize(path))
+        assert entry["source"] == path and entry["cache"] == cache
+        assert entry["mtime_ns"] == os.stat(path).st_mtime_ns
+        record = record_of(cache, fn)
+        if record:
+            assert entry["verified"] == "sha256"
+            assert (entry["url"], entry["channel"], entry["subdir"]) == (record["url"], record["channel"], record["subdir"])
+        else:  # tarball-only: nothing to check against, URL and channel from urls.txt
+            assert entry["verified"] == "none"
+            assert entry["url"].endswith("/" + fn) and entry["url"].rsplit("/", 2)[1] == entry["subdir"]
+    assert sum(1 for e in entries.values() if e["verified"] == "none") == 2
+    assert not os.listdir(dest / "tmp")
+
+
+def test_second_run_is_unchanged_and_does_not_read_unchanged_tarballs(cache, dest):
+    run(dest, [cache])
+    # Corrupt a tarball but keep its size and mtime: the decision rule (path + size + mtime
+    # match the last manifest) must not read it, so the damage goes unnoticed by design...
+    victim = os.path.join(cache, tarballs(cache)[0])
+    flip_byte(victim)
+    again, _w = run(dest, [cache])
+    assert not again.changed and again.manifest is None and not again.copied
+    assert len(again.plan.of("unchanged")) == len(tarballs(cache))
+    assert len(manifests(dest)) == 1
+    # ...while a new mtime makes the run read it, and the record catches the corruption.
+    os.utime(victim, None)
+    third, _w = run(dest, [cache])
+    [failed] = third.plan.of("failed")
+    assert failed.path == victim and "does not match repodata_record.json" in failed.reason
+    assert digest(victim) not in stored_objects(dest)
+
+
+def test_a_tarball_that_does_not_match_its_record_is_reported_and_not_stored(cache, dest):
+    names = [fn for fn in tarballs(cache) if record_of(cache, fn)]
+    bad_sha, bad_size = os.path.join(cache, names[0]), os.path.join(cache, names[1])
+    flip_byte(bad_sha, 100)
+    with open(bad_size, "ab") as handle:
+        handle.write(b"x")
+    result, _w = run(dest, [cache])
+    failed = {i.path: i.reason for i in result.plan.of("failed")}
+    assert sorted(failed) == sorted([bad_sha, bad_size])
+    assert "sha256" in failed[bad_sha] and "size" in failed[bad_size]
+    stored = stored_objects(dest)
+    assert digest(bad_sha) not in stored and digest(bad_size) not in stored
+    entries = json.loads(manifests(dest)[0].read_text())["entries"]
+    assert bad_sha not in [e["source"] for e in entries]
+    assert len(entries) == len(tarballs(cache)) - 2
+
+
+def test_two_hosts_sharing_one_store_store_shared_packages_once(tmp_path, dest):
+    first = build_cache(tmp_path / "h1", slice(0, 16))
+    second = build_cache(tmp_path / "h2", slice(8, None))
+    one, _w = run(dest, [first], host="h1")
+    two, _w = run(dest, [second], host="h2")
+    hashes_one = {digest(os.path.join(first, fn)) for fn in tarballs(first)}
+    hashes_two = {digest(os.path.join(second, fn)) for fn in tarballs(second)}
+    shared = hashes_one & hashes_two
+    assert len(shared) >= 5, "the fixture must share packages between the hosts"
+    assert set(stored_objects(dest)) == hashes_one | hashes_two
+    assert {i.entry["sha256"] for i in one.copied} == hashes_one
+    assert {i.entry["sha256"] for i in two.copied} == hashes_two - shared
+    shared_items = [i for i in two.plan.items if i.entry and i.entry["sha256"] in shared]
+    assert len(shared_items) == len(shared) and not any(i.copied for i in shared_items)
+    assert len(manifests(dest, "h1")) == 1 and len(manifests(dest, "h2")) == 1
+
+
+def test_check_mode_plans_the_same_copies_and_writes_nothing(cache, dest):
+    planned, _w = run(dest, [cache], check_mode=True)
+    assert os.listdir(dest) == []
+    assert planned.changed and planned.manifest is None
+    done, _w = run(dest, [cache])
+    assert sorted(i.path for i in planned.copied) == sorted(i.path for i in done.copied)
+    assert sum(i.size for i in planned.copied) == sum(os.path.getsize(os.path.join(cache, f)) for f in tarballs(cache))
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+def test_verify_finds_corrupt_and_missing_objects(cache, dest):
+    run(dest, [cache])
+    store = backup.Store(str(dest), "h1")
+    checked, missing, corrupt, bad = backup.verify(store)
+    assert (checked, missing, corrupt, bad) == (len(tarballs(cache)), [], [], [])
+    objects = sorted(stored_objects(dest))
+    flip_byte(store.object_path(objects[0]))
+    os.unlink(store.object_path(objects[1]))
+    checked, missing, corrupt, bad = backup.verify(store)
+    assert [c["sha256"] for c in corrupt] == [objects[0]]
+    assert [m["sha256"] for m in missing] == [objects[1]]
+    only_manifest = backup.verify(store, store.latest())
+    assert [c["sha256"] for c in only_manifest[2]] == [objects[0]]
+
+
+def test_a_manifest_that_does_not_parse_is_a_clear_error(cache, dest):
+    run(dest, [cache])
+    broken = dest / "manifests" / "h1" / "29990101T000000.000000Z.json"
+    broken.write_text('{"format": 1, "entries": [')
+    with pytest.raises(backup.BackupError, match="does not parse"):
+        backup.Store(str(dest), "h1").latest()
+    broken.write_text('{"format": 1, "host": "h1", "created": "x", "entries": [{"fn": "a.conda"}]}')
+    with pytest.raises(backup.BackupError, match="not a backup manifest"):
+        backup.Store(str(dest), "h1").resolve(str(broken))
+
+
+# -- restore -----------------------------------------------------------------------------------
+
+def test_restore_into_an_emptied_cache_matches_the_repodata_records(cache, dest):
+    files = tarballs(cache)
+    original = {fn: digest(os.path.join(cache, fn)) for fn in files}
+    run(dest, [cache])
+    for fn in files:
+        os.unlink(os.path.join(cache, fn))
+    Path(cache, "urls.txt").write_text("")
+    store = backup.Store(str(dest), "h1")
+    items, urls, mismatch = backup.run_restore(store, store.latest(), cache, Warnings())
+    assert sorted(i.entry["fn"] for i in items if i.action == "restore") == files
+    assert tarballs(cache) == files and mismatch == []
+    for fn in files:
+        path = os.path.join(cache, fn)
+        assert digest(path) == original[fn]
+        record = record_of(cache, fn)
+        if record:
+            assert (digest(path), digest(path, "md5"), os.path.getsize(path)) == (record["sha256"], record["md5"], record["size"])
+    listed = Path(cache, "urls.txt").read_text().split()
+    assert sorted(urls) == sorted(listed) and sorted(u.rsplit("/", 1)[1] for u in listed) == files
+    assert not [n for n in os.listdir(cache) if n.endswith(backup.RESTORE_TMP_SUFFIX)]
+    again = backup.run_restore(store, store.latest(), cache, Warnings())
+    assert {i.action for i in again[0]} == {"present"} and again[1] == []
+
+
+def test_restore_refuses_a_corrupt_store_object_and_keeps_the_cache_clean(cache, dest):
+    run(dest, [cache])
+    victim = tarballs(cache)[0]
+    os.unlink(os.path.join(cache, victim))
+    store = backup.Store(str(dest), "h1")
+    entry = [e for e in store.latest().entries if e["fn"] == victim][0]
+    flip_byte(store.object_path(entry["sha256"]))
+    items, _urls, _m = backup.run_restore(store, store.latest(), cache, Warnings())
+    [failed] = [i for i in items if i.action == "failed"]
+    assert failed.entry["fn"] == victim and "corrupt" in failed.reason
+    assert victim not in os.listdir(cache)
+
+
+# -- prune -------------------------------------------------------------------------------------
+
+def test_prune_removes_backed_up_tarballs_only_and_restore_brings_them_back(cache, dest):
+    files = tarballs(cache)
+    extracted = sorted(n for n in os.listdir(cache) if os.path.isdir(os.path.join(cache, n, "info")))
+    result, _w = run(dest, [cache], prune_source=True)
+    assert sorted(os.path.basename(p) for p in result.pruned) == files
+    assert tarballs(cache) == []
+    assert sorted(n for n in os.listdir(cache) if os.path.isdir(os.path.join(cache, n, "info"))) == extracted
+    again, _w = run(dest, [cache], prune_source=True)
+    assert not again.changed and again.pruned == [] and len(again.plan.carried) == len(files)
+    store = backup.Store(str(dest), "h1")
+    assert all(e["pruned"] for e in store.latest().entries)
+    items, _urls, mismatch = backup.run_restore(store, store.latest(), cache, Warnings())
+    assert tarballs(cache) == files and mismatch == []
+
+
+# -- channel -----------------------------------------------------------------------------------
+
+def test_channel_serves_the_backup_to_a_solver_and_installer(cache, dest, tmp_path):
+    rattler = pytest.importorskip("rattler")
+    result, _w = run(dest, [cache], channel=True)
+    channel = Path(result.channel)
+    with_record = [fn for fn in tarballs(cache) if record_of(cache, fn)]
+    listed = []
+    for subdir in ("linux-64", "noarch"):
+        data = json.loads((channel / subdir / "repodata.json").read_text())
+        for key in ("packages", "packages.conda"):
+            for fn, fields in data[key].items():
+                listed.append(fn)
+                assert fields["sha256"] == record_of(cache, fn)["sha256"] == digest(channel / subdir / fn)
+                assert os.stat(channel / subdir / fn).st_ino == os.stat(backup.Store(str(dest), "h1").object_path(fields["sha256"])).st_ino
+    assert sorted(listed) == with_record
+    names = sorted({fn.rsplit("-", 2)[0] for fn in with_record} - {"conda"})
+
+    async def solve_and_install():
+        records = await rattler.solve(sources=[channel.as_uri()], specs=names, platforms=["linux-64", "noarch"])
+        await rattler.install(records, target_prefix=str(tmp_path / "env"), cache_dir=str(tmp_path / "pkgs"))
+        return records
+
+    records = asyncio.run(solve_and_install())
+    assert {r.name.normalized for r in records} >= set(names)
+    assert (tmp_path / "env" / "conda-meta").is_dir()
+    assert not run(dest, [cache], channel=True)[0].changed
+
+
+# -- bad dest, full disk, killed run -------------------------------------------------------------
+
+def test_dest_inside_a_cache_or_environment_missing_or_read_only_is_refused(cache, tmp_path):
+    store = backup.Store(os.path.join(cache, "backup"), "h1")
+    with pytest.raises(backup.BackupError, match="inside the package cache"):
+        store.check(True, [("package cache", cache)])
+    env = str(tmp_path / "h1/opt/conda")
+    with pytest.raises(backup.BackupError, match="inside the environment"):
+        backup.Store(env + "/backups", "h1").check(True, [("environment", env)])
+    with pytest.raises(backup.BackupError, match="does not exist"):
+        backup.Store(str(tmp_path / "nowhere"), "h1").check(True)
+    with pytest.raises(backup.BackupError, match="plain name"):
+        backup.Store(str(tmp_path), "../evil")
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A tmpfs of its own (root only), so the disk really fills up; always unmounted."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "smallfs"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k,nr_inodes=200", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_read_only_dest_is_refused(small_fs):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    with pytest.raises(backup.BackupError, match="not writable"):
+        backup.Store(str(small_fs), "h1").check(True)
+
+
+def test_disk_full_fails_cleanly_and_leaves_the_existing_store_untouched(tmp_path, small_fs):
+    small = build_cache(tmp_path / "first", slice(0, 4), tarball_only=0)
+    run(small_fs, [small])
+    before = {p: (p.stat().st_mtime_ns, digest(p)) for p in small_fs.rglob("*") if p.is_file()}
+    big = build_cache(tmp_path / "big", tarball_only=0, seed=9)
+    with pytest.raises(backup.BackupError, match="no space left"):
+        run(small_fs, [big], workers=1)
+    assert os.listdir(small_fs / "tmp") == []
+    assert {p: (p.stat().st_mtime_ns, digest(p)) for p in before} == before
+    assert all(name == sha for name, sha in stored_objects(small_fs).items())
+    assert len(manifests(small_fs)) == 1
+
+
+def test_sigkill_mid_backup_leaves_no_partial_object_and_a_rerun_completes(tmp_path, dest):
+    cache = Path(build_cache(tmp_path / "h1"))
+    for index in range(4):  # big tarball-only files (no record) so the copy takes a while
+        (cache / ("big%d-1.0-0.conda" % index)).write_bytes(os.urandom(48 << 20))
+    script = ("import sys; from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as b;"
+              "from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings;"
+              "b.run_backup(b.Store(sys.argv[1], 'h1'), [PackageCache(sys.argv[2]).scan(Warnings())], Warnings(), workers=1)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / ".build" / "link"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(dest), str(cache)], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        temps = list((dest / "tmp").glob("h1.*")) if (dest / "tmp").exists() else []
+        if any(t.stat().st_size > (4 << 20) for t in temps if t.exists()):
+            break
+        time.sleep(0.01)
+    else:
+        proc.kill()
+        pytest.fail("the backup never got to copying a big file")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((dest / "tmp").iterdir()), "the kill must land mid-copy"
+    assert all(name == sha for name, sha in stored_objects(dest).items())
+    assert manifests(dest) == []
+    result, _w = run(dest, [str(cache)])
+    assert os.listdir(dest / "tmp") == []
+    assert set(stored_objects(dest)) == {digest(cache / fn) for fn in tarballs(cache)}
+    assert len(manifests(dest)) == 1 and not run(dest, [str(cache)])[0].changed
