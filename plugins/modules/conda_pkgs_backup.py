@@ -254,9 +254,11 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import h
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host, User
 
 
-def forbidden_places(host):
-    """Where ``dest`` may not be: any cache, any environment (root prefixes included)."""
-    places = [("package cache", c.path) for c in host.caches]
+def forbidden_places(host, caches, restore_into):
+    """Where ``dest`` may not be: any known or selected cache, any environment (root prefixes too)."""
+    places = [("package cache", c.path) for c in list(host.caches) + list(caches)]
+    if restore_into:
+        places.append(("package cache", restore_into))
     places.extend(("environment", env.prefix) for env in host.environments)
     return places
 
@@ -268,6 +270,8 @@ def diff(header, lines):
 
 def run_present(module, host, store, caches):
     params, check = module.params, module.check_mode
+    if not params["pkgs_dirs"]:
+        caches = [c for c in caches if c.conda_writable]
     run = backup.run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"])
     plan, copied = run.plan, run.copied
     failed = [i.as_dict() for i in plan.of("failed")]
@@ -301,19 +305,19 @@ def run_verified(module, store):
     return result, bool(missing or corrupt or bad)
 
 
-def restore_target(module, host):
+def restore_target(module, caches):
     if module.params["cache"]:
         return module.params["cache"]
-    writable = [c for c in host.select_caches(module.params["roots"], module.params["pkgs_dirs"]) if c.conda_writable]
+    writable = [c for c in caches if c.conda_writable]
     if not writable:
         raise backup.BackupError("no conda-writable cache to restore into; name one with cache")
     return writable[0].path
 
 
-def run_restored(module, host, store):
+def run_restored(module, host, store, caches):
     params, check = module.params, module.check_mode
     manifest = store.resolve(params["manifest"])
-    cache_path = restore_target(module, host)
+    cache_path = restore_target(module, caches)
     items, urls_added, mismatch = backup.run_restore(store, manifest, cache_path, host.warnings, check, params["workers"])
     restored = [i for i in items if i.action in ("restore", "replace")]
     failed = [i.as_dict() for i in items if i.action == "failed"]
@@ -362,16 +366,14 @@ def main():
         store = backup.Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
         env = dict((k, str(v)) for k, v in params["environment"].items())
         host = Host.load(User.all(params["users"]), params["roots"], env)
-        store.check(state == "present", forbidden_places(host))
+        caches = host.select_caches(params["roots"], params["pkgs_dirs"])
+        store.check(state == "present", forbidden_places(host, caches, params["cache"]))
         if state == "present":
-            caches = host.select_caches(params["roots"], params["pkgs_dirs"])
-            if not params["pkgs_dirs"]:
-                caches = [c for c in caches if c.conda_writable]
             result, mismatch = run_present(module, host, store, caches)
         elif state == "verified":
             result, mismatch = run_verified(module, store)
         else:
-            result, mismatch = run_restored(module, host, store)
+            result, mismatch = run_restored(module, host, store, caches)
     except (backup.BackupError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     # Not "dest": AnsibleModule would add that path's stat fields to the result.

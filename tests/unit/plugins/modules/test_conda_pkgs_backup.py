@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""conda_pkgs_backup run as Ansible runs it (a process with an args file) on a condafab host tree:
+``changed`` semantics, check mode and diff, the three states, and the refusals.
+
+Only ``root`` is considered and the installation is named with ``roots``, so the run reads the
+fixture, not this machine's users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from condafab.host import HostBuilder
+
+REPO = Path(__file__).resolve().parents[4]
+LINK = REPO / ".build" / "link"
+MODULE = LINK / "ansible_collections/pkgcache/fleet/plugins/modules/conda_pkgs_backup.py"
+
+
+def run_module(tmp_path: Path, **args) -> dict:
+    args_file = tmp_path / "args.json"
+    args.setdefault("users", ["root"])
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(os.environ, PYTHONPATH=str(LINK), ANSIBLE_COLLECTIONS_PATH=str(LINK))
+    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], env=env, capture_output=True, text=True, check=False)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def host(tmp_path):
+    """``/opt/conda`` with a base env, an env, and a cache with extracted and tarball-only packages."""
+    builder = HostBuilder(tmp_path / "host", seed=11)
+    catalog = builder.catalog(20, 5)
+    inst = builder.install("/opt/conda", catalog)
+    rest = [p for p in catalog.packages if p.dist not in inst.cache.packages]
+    for index, pkg in enumerate(rest):
+        inst.cache.add(pkg, extracted=index % 5 != 0)
+    builder.env("/opt/conda/envs/web", inst.cache.extracted_packages[:4], inst.cache)
+    builder.finish()
+    root = tmp_path / "host" / "opt" / "conda"
+    dest = tmp_path / "backup"
+    dest.mkdir()
+    return {"root": str(root), "cache": str(root / "pkgs"), "dest": str(dest)}
+
+
+def tree(path):
+    """Every file below ``path`` with its sha256: a snapshot to prove nothing was written."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(path).rglob("*") if p.is_file()}
+
+
+def tarballs(cache):
+    return sorted(n for n in os.listdir(cache) if n.endswith((".conda", ".tar.bz2")))
+
+
+def test_check_mode_lists_copies_and_bytes_and_writes_nothing(tmp_path, host):
+    before = tree(host["dest"]), tree(host["cache"])
+    result = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1",
+                        _ansible_check_mode=True, _ansible_diff=True)
+    assert result["changed"] is True, result
+    assert (tree(host["dest"]), tree(host["cache"])) == before
+    files = tarballs(host["cache"])
+    assert sorted(c["fn"] for c in result["copied"]) == files
+    assert result["bytes_copied"] == sum(os.path.getsize(os.path.join(host["cache"], f)) for f in files)
+    assert result["manifest"] is None
+    assert len(result["diff"]["after"].splitlines()) == len(files)
+    assert result["msg"].startswith("would copy %d tarball(s)" % len(files))
+
+
+def test_backup_then_rerun_is_not_changed(tmp_path, host):
+    first = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    assert first["changed"] is True and first["failed"] == [], first
+    assert Path(first["manifest"]).parent == Path(host["dest"], "manifests", "h1")
+    second = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    assert second["changed"] is False and second["manifest"] is None
+    assert second["unchanged"] == len(tarballs(host["cache"])) and second["copied"] == []
+
+
+def test_verified_reports_corruption_and_fails_only_when_asked(tmp_path, host):
+    run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    victim = sorted(Path(host["dest"], "store", "sha256").glob("*/*"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    report = run_module(tmp_path, dest=host["dest"], state="verified", host_id="h1")
+    assert report["changed"] is False and not report.get("failed")
+    assert [c["sha256"] for c in report["corrupt"]] == [victim.name] and report["missing"] == []
+    assert report["checked"] == len(tarballs(host["cache"]))
+    strict = run_module(tmp_path, dest=host["dest"], state="verified", host_id="h1", fail_on_mismatch=True)
+    assert strict["failed"] is True and strict["corrupt"]
+
+
+def test_restored_puts_tarballs_back_and_then_changes_nothing(tmp_path, host):
+    run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    files = tarballs(host["cache"])
+    for fn in files[:3]:
+        os.unlink(os.path.join(host["cache"], fn))
+    preview = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored",
+                         _ansible_check_mode=True)
+    assert preview["changed"] is True and sorted(r["fn"] for r in preview["restored"]) == files[:3]
+    assert tarballs(host["cache"]) == files[3:]
+    done = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored")
+    assert done["cache"] == host["cache"] and done["record_mismatch"] == [] and done["failed"] == []
+    assert sorted(r["fn"] for r in done["restored"]) == files[:3] and done["present"] == len(files) - 3
+    assert tarballs(host["cache"]) == files
+    again = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored")
+    assert again["changed"] is False and again["restored"] == [] and again["urls_added"] == []
+
+
+@pytest.mark.parametrize("where", ["pkgs/backup", "envs/web/backup", "backup"])
+def test_dest_inside_a_cache_or_an_environment_is_refused(tmp_path, host, where):
+    dest = os.path.join(host["root"], where)
+    os.makedirs(dest)
+    result = run_module(tmp_path, dest=dest, roots=[host["root"]], host_id="h1")
+    assert result["failed"] is True and "is inside the" in result["msg"], result
+    assert os.listdir(dest) == []
+
+
+def test_missing_dest_and_broken_manifest_are_clear_errors(tmp_path, host):
+    missing = run_module(tmp_path, dest=str(tmp_path / "not-mounted"), roots=[host["root"]], host_id="h1")
+    assert missing["failed"] is True and "does not exist" in missing["msg"]
+    run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    broken = Path(host["dest"], "manifests", "h1", "29991231T000000.000000Z.json")
+    broken.write_text("{ not json")
+    result = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored")
+    assert result["failed"] is True and "does not parse" in result["msg"] and str(broken) in result["msg"]
