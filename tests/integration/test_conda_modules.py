@@ -1,0 +1,146 @@
+"""conda_cache_facts and conda_clean over SSH, on hosts with every fixture layout.
+
+Expected numbers come from the fixture manifests and from `du` run on each host's tree from the
+controller, never from the modules' own code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from testfleet.fleet import running
+
+LINK = Path(__file__).resolve().parents[2] / ".build" / "link"
+
+
+@pytest.fixture(autouse=True)
+def collection_path(monkeypatch):
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(LINK))
+
+
+def manifest(fleet, host):
+    path = fleet.manifest_of(host)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def du(path: Path) -> int:
+    return int(subprocess.check_output(["du", "-s", "--block-size=1", str(path)]).split()[0])
+
+
+def ok(results):
+    for host, result in results.items():
+        assert not result.get("failed") and not result.get("unreachable"), (host, result)
+    return results
+
+
+def test_facts_on_every_layout_match_the_fixture_and_du(fleet):
+    for host in fleet.hosts:
+        built = manifest(fleet, host)
+        args = {"environment": built["environment"]} if built else {}
+        facts = ok(fleet.run_module(host, "pkgcache.fleet.conda_cache_facts", json.dumps(args), become=True))
+        conda = facts[host]["ansible_facts"]["conda_cache"]
+        if built is None:
+            assert conda["installations"] == [] and conda["caches"] == []
+            continue
+        assert sorted(i["root"] for i in conda["installations"]) == sorted(i["root"] for i in built["installations"])
+        caches = dict((c["path"], c) for c in conda["caches"])
+        for path, intended in built["caches"].items():
+            cache = caches[path]
+            assert cache["disk_bytes"] == du(fleet.root_of(host) / path.lstrip("/")), (host, path)
+            assert sorted(p["dist"] for p in cache["unused_packages"]) == sorted(intended["orphans"]), (host, path)
+        known = sorted(p for p, e in built["envs"].items() if e["known"])
+        assert sorted(e["path"] for e in conda["environments"]) == known, host
+
+
+def test_facts_module_feeds_gather_facts_and_the_fact_cache(fleet, tmp_path):
+    """As AWX runs it: FACTS_MODULES makes gather_facts call our module; a jsonfile fact cache
+    stores the result per host."""
+    playbook = tmp_path / "gather.yml"
+    playbook.write_text(textwrap.dedent("""\
+        - name: Gather conda cache facts
+          hosts: all
+          become: true
+          gather_facts: true
+          tasks:
+            - name: Facts are there for later tasks
+              ansible.builtin.assert:
+                that: ansible_facts.conda_cache.totals.caches >= 0
+        """))
+    cache_dir = tmp_path / "facts"
+    env = dict(os.environ, ANSIBLE_FACTS_MODULES="pkgcache.fleet.conda_cache_facts",
+               ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(cache_dir))
+    done = fleet.playbook(str(playbook), env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    for host in fleet.hosts:
+        # ansible-core 2.19 names cache entries with a serialization-version prefix (s1_<host>).
+        (entry,) = [p for p in cache_dir.iterdir() if p.name == host or p.name.endswith("_" + host)]
+        stored = json.loads(entry.read_text())
+        stored = json.loads(stored["__payload__"]) if "__payload__" in stored else stored
+        built = manifest(fleet, host)
+        roots = sorted(i["root"] for i in stored["conda_cache"]["installations"])
+        assert roots == sorted(i["root"] for i in (built["installations"] if built else [])), host
+
+
+def symlinks_resolve(root: Path, prefix: str):
+    broken = []
+    for dirpath, _dirs, files in os.walk(root / prefix.lstrip("/")):
+        for name in files:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                target = os.readlink(path)
+                real = root / target.lstrip("/") if target.startswith("/") else path.parent / target
+                if not real.exists():
+                    broken.append(str(path))
+    return broken
+
+
+def owners(top: Path):
+    result = {}
+    for dirpath, dirs, files in os.walk(top):
+        for name in dirs + files:
+            st = os.lstat(Path(dirpath) / name)
+            result[str(Path(dirpath, name).relative_to(top))] = (st.st_uid, st.st_gid)
+    return result
+
+
+def test_clean_previews_removes_and_is_idempotent_without_breaking_envs(tmp_path_factory, fleet_state_factory):
+    """A fleet of its own: cleaning changes the hosts the shared fleet's tests read."""
+    with running(fleet_state_factory("clean"), 2, ("softlinked_env", "multi_user"), seed=3) as clean_fleet:
+        for host in clean_fleet.hosts:
+            for partial in (clean_fleet.root_of(host)).glob("**/pkgs/*.partial"):
+                os.utime(partial, (1, 1))  # stale downloads: do not let them mark caches busy
+        alice_cache = clean_fleet.root_of("h2") / "home/alice/.conda/pkgs"
+        alice_before = owners(alice_cache)
+        preview = ok(clean_fleet.run_module("all", "pkgcache.fleet.conda_clean", "", become=True))
+        real_check = {}
+        for host in clean_fleet.hosts:
+            built = manifest(clean_fleet, host)
+            assert preview[host]["changed"] is True
+            real_check[host] = sorted(i["path"] for p in preview[host]["plan"] for i in p["remove"])
+            orphans = sorted(c + "/" + d for c, m in built["caches"].items() for d in m["orphans"])
+            assert set(orphans) <= set(real_check[host]), host
+        again = ok(clean_fleet.run_module("all", "pkgcache.fleet.conda_clean", "", become=True))
+        for host in clean_fleet.hosts:
+            assert again[host]["changed"] is False, host
+            root = clean_fleet.root_of(host)
+            assert not [p for p in real_check[host] if (root / p.lstrip("/")).exists()]
+            for prefix in manifest(clean_fleet, host)["envs"]:
+                assert symlinks_resolve(root, prefix) == [], (host, prefix)
+        after = owners(alice_cache)
+        assert all(after[k] == alice_before[k] for k in after), "ownership changed in alice's cache"
+
+
+def test_clean_check_mode_changes_nothing(fleet_state_factory):
+    with running(fleet_state_factory("check"), 1, ("single_root",), seed=4) as one:
+        root = one.root_of("h1")
+        before = sorted(str(p) for p in (root / "opt/conda/pkgs").rglob("*"))
+        done = one.ansible("all", "-m", "pkgcache.fleet.conda_clean", "--become", "--check", "--diff")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "would remove" in done.stdout and "--- before: conda caches" in done.stdout
+        assert sorted(str(p) for p in (root / "opt/conda/pkgs").rglob("*")) == before
