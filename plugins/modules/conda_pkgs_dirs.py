@@ -1,0 +1,297 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: conda_pkgs_dirs
+short_description: Declare conda's pkgs_dirs and move a package cache to another disk
+version_added: 0.1.0
+description:
+  - Sets the C(pkgs_dirs) list of one conda config file (the installation's C(.condarc), a user's
+    C(~/.condarc), or an explicit file) and creates the cache directories it names the way conda
+    expects them, with C(urls.txt) and C(urls), so conda writes to them and C(conda clean) does not
+    skip them.
+  - Only the C(pkgs_dirs) key changes. Other keys, their order, comments and conda's C(#!final),
+    C(#!top), C(#!bottom) markers survive. The file is replaced atomically and keeps its owner and mode.
+  - The effective configuration is resolved the way conda resolves it (every config file, C(#!final),
+    C(CONDA_PKGS_DIRS)) before and after the change. The task fails when conda would not use the
+    requested entries, and warns about entries other files still contribute.
+  - With O(migrate=true) the content of the previous first cache moves into the new first cache. On one
+    filesystem it is renamed; across filesystems it is copied into a staging directory keeping hard links
+    inside the cache, verified (sizes of every file, sha256 of every tarball), put in place, the config is
+    switched, and only then is the old copy removed through the collection's safe removal path.
+  - A failure before the switch leaves config and old cache untouched and removes the partial copy.
+  - Extracted packages hard-linked into environments do not free space on the old disk when moved; the
+    result reports the bytes the old filesystem really gains, counting each inode once and only when no
+    link to it remains.
+  - Refuses while a process uses the installation or the old cache, when the destination is inside the
+    old cache or an environment, when the new filesystem lacks room (with the numbers), and when a
+    soft-linked environment points into the old cache unless O(link_old=true).
+author:
+  - pkgcache.fleet contributors
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan (config change, directories to create, the move and its byte counts).
+  diff_mode:
+    support: full
+    description: Shows the config file before and after, and the move plan.
+options:
+  root:
+    description: The conda installation (root prefix) whose configuration is changed.
+    type: path
+    required: true
+  scope:
+    description:
+      - Which config file to write. V(system) is C(<root>/.condarc); V(user) is the C(~/.condarc)
+        of O(user).
+      - Ignored when O(condarc) is given.
+    type: str
+    choices: [system, user]
+    default: system
+  user:
+    description:
+      - The login whose C(~/.condarc) is written (O(scope=user)), and whose view of the configuration
+        is checked. Default is root.
+    type: str
+  condarc:
+    description:
+      - An explicit config file to write instead of the scope's. It must be one conda reads for this
+        installation and user.
+    type: path
+  pkgs_dirs:
+    description:
+      - The cache directories, in order. The first one receives downloads.
+      - Written as given; C(~) and C($VARS) are expanded for O(user) when checking the effective value.
+      - With O(state=absent), the entries to remove from the file's list.
+    type: list
+    elements: str
+    required: true
+  state:
+    description: V(present) makes the file's list exactly O(pkgs_dirs); V(absent) removes those entries.
+    type: str
+    choices: [present, absent]
+    default: present
+  migrate:
+    description: Move the content of the previous first cache into the new first cache.
+    type: bool
+    default: false
+  link_old:
+    description:
+      - Leave a symlink at the old cache path pointing to the new one. Soft-linked environments need
+        it to keep working.
+    type: bool
+    default: false
+  extracted:
+    description:
+      - What happens to extracted packages in a move across filesystems. V(move) copies them.
+        V(drop) leaves only the tarball in the new cache (conda re-extracts on demand); packages
+        without a tarball and packages a soft-linked environment uses are always moved.
+    type: str
+    choices: [move, drop]
+    default: move
+  owner:
+    description: Owner of created cache directories. Default is O(user) for O(scope=user), else the running user.
+    type: str
+  group:
+    description: Group of created cache directories. Default is the group of O(user) for O(scope=user).
+    type: str
+  mode:
+    description: Permissions of created cache directories, octal (V('0775')).
+    type: raw
+  environment:
+    description: Environment variables the users' conda sees (C(CONDA_PKGS_DIRS), C(XDG_CONFIG_HOME), C(CONDARC)).
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Move the shared cache to the data disk, keeping the old path working
+  pkgcache.fleet.conda_pkgs_dirs:
+    root: /opt/conda
+    pkgs_dirs: [/data/conda/pkgs]
+    migrate: true
+    link_old: true
+    mode: "0775"
+    group: conda
+
+- name: Give alice her own cache first, the shared one second
+  pkgcache.fleet.conda_pkgs_dirs:
+    root: /opt/conda
+    scope: user
+    user: alice
+    pkgs_dirs: ["~/.conda/pkgs", /opt/conda/pkgs]
+
+- name: Move across disks, carrying only tarballs
+  pkgcache.fleet.conda_pkgs_dirs:
+    root: /opt/conda
+    pkgs_dirs: [/scratch/pkgs]
+    migrate: true
+    link_old: true
+    extracted: drop
+"""
+
+RETURN = r"""
+condarc:
+  description: The config file written (or that would be).
+  returned: always
+  type: str
+pkgs_dirs:
+  description: The effective pkgs_dirs after the change, as conda resolves them for O(user).
+  returned: always
+  type: list
+  elements: str
+pkgs_dirs_before:
+  description: The effective pkgs_dirs before the change.
+  returned: always
+  type: list
+  elements: str
+sources:
+  description: The config files (and variables) that contribute to the effective pkgs_dirs.
+  returned: always
+  type: list
+  elements: str
+config_changed:
+  description: Whether the config file's content changes.
+  returned: always
+  type: bool
+created:
+  description: Cache directories created (or to create).
+  returned: always
+  type: list
+  elements: str
+migration:
+  description: The move, or null when nothing moves.
+  returned: always
+  type: dict
+  contains:
+    source:
+      description: The old cache.
+      type: str
+    dest:
+      description: The new cache.
+      type: str
+    method:
+      description: C(rename) (one filesystem) or C(copy).
+      type: str
+    entries:
+      description: Top-level cache entries carried over.
+      type: int
+    dropped:
+      description: Extracted packages not carried (O(extracted=drop)).
+      type: list
+      elements: str
+    softlinked_envs:
+      description: Environments linked by symlinks into the old cache, with the packages they use.
+      type: dict
+    link_old:
+      description: Whether the old path becomes a symlink to the new cache.
+      type: bool
+    cache_disk_bytes:
+      description: On-disk size of the old cache, each inode once.
+      type: int
+    copy_bytes:
+      description: Bytes the copy needs on the new filesystem (0 for a rename).
+      type: int
+    old_fs_gain_bytes:
+      description: Bytes the old filesystem gains (inodes with no link left; 0 for a rename).
+      type: int
+    held_by_environments_bytes:
+      description: Bytes of the old cache that stay allocated because environments hard-link them.
+      type: int
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+"""
+
+import grp
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
+    RelocateError, Request, apply, build_plan, condarc_path)
+
+
+def _account(entry):
+    return User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+def request_from(params):
+    """Names to accounts and ids; the file the scope means."""
+    viewer = _account(pwd.getpwnam(params["user"]) if params["user"] else pwd.getpwuid(0))
+    path = condarc_path(params["scope"], params["root"], viewer.home if params["user"] else None, params["condarc"])
+    owned = params["scope"] == "user" and not params["condarc"]
+    uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else (viewer.uid if owned else None)
+    gid = grp.getgrnam(params["group"]).gr_gid if params["group"] else (viewer.gid if owned else None)
+    mode = params["mode"]
+    if mode is not None and not isinstance(mode, int):
+        mode = int(str(mode), 8)
+    env = dict((k, str(v)) for k, v in params["environment"].items())
+    return Request(params["root"], path, viewer, User.all(), params["pkgs_dirs"], params["state"],
+                   params["migrate"], params["link_old"], params["extracted"], uid, gid, mode, env)
+
+
+def summary(plan, check_mode):
+    parts = ["%s: pkgs_dirs %s" % (plan.request.condarc, " ".join(plan.after.config.pkgs_dirs))]
+    if plan.create:
+        parts.append("%s %d cache dir(s)" % ("would create" if check_mode else "created", len(plan.create)))
+    if plan.move:
+        move = plan.move
+        parts.append("%s %s -> %s by %s, old filesystem gains %s" % (
+            "would move" if check_mode else "moved", move.source, move.dest, move.method, human_bytes(move.old_fs_gain)))
+    return "; ".join(parts) + ("" if plan.changed else " (unchanged)")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="path", required=True),
+            scope=dict(type="str", choices=["system", "user"], default="system"),
+            user=dict(type="str"),
+            condarc=dict(type="path"),
+            pkgs_dirs=dict(type="list", elements="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            migrate=dict(type="bool", default=False),
+            link_old=dict(type="bool", default=False),
+            extracted=dict(type="str", choices=["move", "drop"], default="move"),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            mode=dict(type="raw"),
+            environment=dict(type="dict", default={}),
+        ),
+        required_if=[("scope", "user", ("user", "condarc"), True)],
+        supports_check_mode=True,
+    )
+    try:
+        request = request_from(module.params)
+        plan = build_plan(request)
+    except (KeyError, ValueError) as exc:
+        module.fail_json(msg="bad parameter: %s" % exc)
+    except RelocateError as exc:
+        module.fail_json(msg=str(exc))
+    result = dict(changed=plan.changed, **plan.as_dict())
+    if module._diff:
+        result["diff"] = plan.diff()
+    if plan.changed and not module.check_mode:
+        try:
+            now = apply(plan)
+        except (RelocateError, OSError, IOError) as exc:
+            module.fail_json(msg=str(exc), **result)
+        result["pkgs_dirs"] = list(now.pkgs_dirs)
+    for warning in plan.warnings:
+        module.warn(warning)
+    result["msg"] = summary(plan, module.check_mode)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
