@@ -33,7 +33,7 @@ def fleet_state_factory(tmp_path_factory):
     reason = fleet_unavailable()
     if reason:
         pytest.skip(reason)
-    return lambda name: tmp_path_factory.mktemp(name)
+    return tmp_path_factory.mktemp
 
 
 @pytest.fixture(scope="session")

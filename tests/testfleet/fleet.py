@@ -262,6 +262,7 @@ class Fleet(object):
         argv = [str(binary) if binary.exists() else tool, "-i", str(self.inventory)] + list(args)
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
+        kwargs.setdefault("check", False)
         return subprocess.run(argv, **kwargs)
 
     def ansible(self, *args, **kwargs):
@@ -286,6 +287,7 @@ class Fleet(object):
             raise RuntimeError("ansible rc={0} reported no host: {1}{2}".format(
                 done.returncode, done.stdout, done.stderr))
         return results
+
 
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)

@@ -144,7 +144,7 @@ def unmount(path):
     """Unmount *path* if mounted; detach lazily only when a normal unmount is refused."""
     if not is_mounted(path):
         return
-    if subprocess.run(["umount", path], stderr=subprocess.DEVNULL).returncode != 0:
+    if subprocess.run(["umount", path], stderr=subprocess.DEVNULL, check=False).returncode != 0:
         subprocess.run(["umount", "--lazy", path], check=True)
 
 

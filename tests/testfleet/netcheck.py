@@ -34,7 +34,7 @@ def check_loopback_route(address):
     if ip not in LOOPBACK:
         raise RouteError("{0} is outside {1}; refusing to use it".format(ip, LOOPBACK))
     result = subprocess.run(["ip", "-o", "route", "get", str(ip)], capture_output=True,
-                            text=True)
+                            text=True, check=False)
     line = result.stdout.strip()
     if result.returncode != 0 or not route_is_loopback(line):
         raise RouteError("{0} does not route via lo ({1!r}); refusing to use it".format(
