@@ -262,8 +262,7 @@ class Fleet(object):
         argv = [str(binary) if binary.exists() else tool, "-i", str(self.inventory)] + list(args)
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
-        kwargs.setdefault("check", False)
-        return subprocess.run(argv, **kwargs)
+        return subprocess.run(argv, check=kwargs.pop("check", False), **kwargs)
 
     def ansible(self, *args, **kwargs):
         """Run ``ansible`` against this fleet's inventory (args after ``-i INVENTORY``)."""
