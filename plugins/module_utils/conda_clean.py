@@ -265,6 +265,33 @@ def plan_cache(cache, categories, verdicts, policy):
     return plan
 
 
+PURGE_KEEPS = ("urls.txt", "urls")
+
+
+def plan_purge(cache, verdicts, policy):
+    """Empty a whole cache, like ``conda clean --force-pkgs-dirs``, but keep what would break an
+    environment (packages soft-linked environments point into) and the files that make the
+    directory a writable cache for conda."""
+    plan = CachePlan(cache)
+    plan.skipped = policy.gate(cache) or busy_reason(cache, policy)
+    if plan.skipped:
+        return plan
+    for items in list(cache.entries.values()) + [cache.other]:
+        for entry in items:
+            if entry.relpath in PURGE_KEEPS:
+                continue
+            verdict = verdicts.get(entry.path) if entry.category == "extracted" else None
+            if verdict is not None and any(r.link_type == "softlink" for _e, r in verdict.referenced_by):
+                plan.kept.append((entry.path, "purge", "a soft-linked environment points into it"))
+                continue
+            why = policy.keep_reason(entry)
+            if why:
+                plan.kept.append((entry.path, "purge", why))
+            else:
+                plan.items.append(PlanItem(entry, "purge", "purge of the whole cache"))
+    return plan
+
+
 def _newest_versions(cache, keep_latest):
     """``{path: reason}`` for the newest ``keep_latest`` versions of each package name, ranked among
     all tarballs and all extracted packages of the cache (in use or not)."""
@@ -349,11 +376,12 @@ def execute(plans, tempfiles):
     return removed, freed, errors
 
 
-def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False):
+def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False):
     """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan.
 
     Returns a result dict (``changed``, ``plan``, ``tempfiles``, ``paths``, ``removed``,
-    ``planned_bytes``, ``freed_bytes``, ``errors``).  Raises ValueError for a bad cache selection,
+    ``planned_bytes``, ``freed_bytes``, ``errors``).  ``purge`` empties whole caches instead of
+    applying ``targets`` (see :func:`plan_purge`).  Raises ValueError for a bad cache selection,
     and when reading the host met problems (a malformed config, an unreadable directory or
     record): what is unknown might be in use, so nothing is deleted.
     """
@@ -363,8 +391,12 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False):
     caches = host.select_caches(roots, pkgs_dirs)
     verdicts = host.verdicts()
     categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
-    plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
-    tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings) if "tempfiles" in targets else []
+    if purge:
+        plans = [plan_purge(cache, verdicts, policy) for cache in caches]
+    else:
+        plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
+    wants_tempfiles = "tempfiles" in targets and not purge
+    tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings) if wants_tempfiles else []
     temp_paths = [os.path.join(prefix, relpath) for prefix, relpath, _st in tempfiles]
     paths = [item.entry.path for plan in plans for item in plan.items] + temp_paths
     result = {

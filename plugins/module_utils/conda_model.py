@@ -321,7 +321,8 @@ class PackageCache(object):
         # is ever followed.
         self.exists = os.path.isdir(self.path)
         self.entries = dict((name, []) for name in CATEGORIES if name != "unused")
-        self.other_usage = DiskUsage()
+        self.other = []  # entries of no category (urls.txt, unknown files and dirs)
+        self.other_usage = DiskUsage()  # the category directories themselves
         self.root_stat = None
         self.unused = []
 
@@ -362,15 +363,14 @@ class PackageCache(object):
                 usage = walk(entry.path, DiskUsage(), on_error=warnings.path_error)
                 self.entries["extracted"].append(ExtractedPackage(self, name, st.st_mtime, usage))
             else:
-                walk(entry.path, self.other_usage, on_error=warnings.path_error)
+                usage = walk(entry.path, DiskUsage(), on_error=warnings.path_error)
+                self.other.append(CacheEntry(self, name, "other", st.st_mtime, usage))
             return
-        category = _file_category(name) if stat.S_ISREG(st.st_mode) else None
-        if category is None:
-            self.other_usage.add(st)
-            return
+        category = (_file_category(name) if stat.S_ISREG(st.st_mode) else None) or "other"
         usage = DiskUsage()
         usage.add(st)
-        self.entries[category].append(CacheEntry(self, name, category, st.st_mtime, usage))
+        item = CacheEntry(self, name, category, st.st_mtime, usage)
+        (self.other if category == "other" else self.entries[category]).append(item)
 
     def usage(self, category):
         items = self.unused if category == "unused" else self.entries[category]
@@ -384,7 +384,7 @@ class PackageCache(object):
         total = DiskUsage()
         if self.root_stat is not None:
             total.add(self.root_stat)
-        for items in self.entries.values():
+        for items in list(self.entries.values()) + [self.other]:
             for item in items:
                 total.update(item.usage)
         total.update(self.other_usage)

@@ -47,6 +47,22 @@ options:
     elements: str
     choices: [all, tarballs, packages, index_cache, logfiles, trash, partial, locks, tempfiles]
     default: [all]
+  purge:
+    description:
+      - B(Dangerous.) Empty the selected caches entirely instead of applying O(targets), like
+        C(conda clean --force-pkgs-dirs) - every tarball and every extracted package, in use or not.
+        Hard-linked and copied environments keep working (their files are their own links), but conda
+        must download and extract again whatever it installs next.
+      - Unlike conda, packages that soft-linked environments point into are kept, and so are C(urls.txt)
+        and C(urls), so the directory stays a writable cache. O(exclude), O(min_age) and the gates still apply.
+      - Requires O(confirm_purge=true).
+    type: bool
+    default: false
+  confirm_purge:
+    description:
+      - Must be V(true) for O(purge) to run; a guard against a purge by accident.
+    type: bool
+    default: false
   roots:
     description:
       - Only clean the caches of these installations (root prefixes). Default is every discovered one.
@@ -126,6 +142,13 @@ EXAMPLES = r"""
 - name: Only when the disk is getting full
   pkgcache.fleet.conda_clean:
     when_free_below: "10%"
+
+- name: Empty one cache completely (soft-linked environments are still protected)
+  pkgcache.fleet.conda_clean:
+    pkgs_dirs:
+      - /home/alice/.conda/pkgs
+    purge: true
+    confirm_purge: true
 """
 
 RETURN = r"""
@@ -226,10 +249,14 @@ def main():
             when_free_below=dict(type="str"),
             when_cache_above=dict(type="str"),
             busy_age=dict(type="str", default="1h"),
+            purge=dict(type="bool", default=False),
+            confirm_purge=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     params = module.params
+    if params["purge"] and not params["confirm_purge"]:
+        module.fail_json(msg="purge removes whole caches; set confirm_purge=true to mean it")
     if params["keep_latest"] < 0:
         module.fail_json(msg="keep_latest must be 0 or more")
     try:
@@ -240,7 +267,8 @@ def main():
     env = dict((k, str(v)) for k, v in params["environment"].items())
     host = Host.load(User.all(params["users"]), params["roots"], env)
     try:
-        result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode)
+        result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode,
+                       purge=params["purge"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     for warning in host.warnings:

@@ -25,9 +25,9 @@ USERS = [ROOT_USER] + list(DEFAULT_USERS)
 ALL = sorted(TARGETS)
 
 
-def run_clean(targets=ALL, check_mode=False, roots=(), pkgs_dirs=(), **policy):
+def run_clean(targets=ALL, check_mode=False, roots=(), pkgs_dirs=(), purge=False, **policy):
     host = Host.load(host_users(USERS), roots)
-    return clean(host, set(targets), Policy(**policy), roots, pkgs_dirs, check_mode)
+    return clean(host, set(targets), Policy(**policy), roots, pkgs_dirs, check_mode, purge=purge)
 
 
 def build(tmp_path, layout, seed=5, **kwargs):
@@ -225,3 +225,20 @@ def test_sigkill_at_any_point_leaves_whole_packages_and_the_next_run_finishes(tm
             assert ".trash" not in left or not os.listdir(str(manifest.real(cache) / ".trash"))
     assert killed_mid_way >= trials // 2
     assert mid_deletion >= 2, "no kill landed while packages were being removed"
+
+
+def test_purge_empties_caches_but_keeps_softlinked_packages_and_urls(tmp_path):
+    fsroot, manifest = build(tmp_path, "softlinked_env")
+    result = in_root(fsroot, run_clean, purge=True)
+    assert result["changed"]
+    cache = manifest.cache("/opt/conda/pkgs")
+    left = sorted(os.listdir(str(manifest.real("/opt/conda/pkgs"))))
+    soft = sorted(d for d, envs in cache.referenced_by.items() if "/opt/conda/envs/linked" in envs)
+    dirs = [".logs", ".trash", "cache"]  # emptied; conda recreates them anyway
+    assert left == sorted(soft + ["urls", "urls.txt"] + dirs)
+    for name in dirs:
+        assert os.listdir(str(manifest.real("/opt/conda/pkgs/" + name))) == []
+    for env in manifest.envs.values():
+        assert env_files_resolve(fsroot, env.prefix) == [], env.prefix
+    again = in_root(fsroot, run_clean, purge=True)
+    assert again["changed"] is False
