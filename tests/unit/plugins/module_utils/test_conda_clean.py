@@ -242,3 +242,24 @@ def test_purge_empties_caches_but_keeps_softlinked_packages_and_urls(tmp_path):
         assert env_files_resolve(fsroot, env.prefix) == [], env.prefix
     again = in_root(fsroot, run_clean, purge=True)
     assert again["changed"] is False
+
+
+def test_a_process_working_inside_a_cache_is_found(tmp_path):
+    from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import process_using
+    import subprocess
+    cache = tmp_path / "pkgs"
+    (cache / "pkg-1-0").mkdir(parents=True)
+    assert process_using(str(cache)) is None
+    worker = subprocess.Popen(["sleep", "60"], cwd=str(cache / "pkg-1-0"))
+    try:
+        found = process_using(str(cache))
+        assert found is not None and found.startswith("%d (sleep)" % worker.pid)
+    finally:
+        worker.kill()
+        worker.wait()
+    holder = open(str(cache / "pkg-1-0" / "file"), "w")
+    try:
+        # Our own process is ignored: the module must not find itself busy.
+        assert process_using(str(cache)) is None
+    finally:
+        holder.close()
