@@ -127,8 +127,12 @@ def _xdg_dirs(env, name, default):
     return dirs or default
 
 
-def _cache_home(home, env):
-    return _xdg_dir(env, "XDG_CACHE_HOME") or posixpath.join(home, ".cache")
+def _default_cache(home, env, tool):
+    """``$XDG_CACHE_HOME/<tool>`` or ``~/.cache/<tool>``, and which of the two it was."""
+    xdg = _xdg_dir(env, "XDG_CACHE_HOME")
+    if xdg:
+        return posixpath.join(xdg, tool), "XDG_CACHE_HOME"
+    return posixpath.join(home, ".cache", tool), "default"
 
 
 def pip_config_files(home, env, etc_dir="/etc"):
@@ -233,7 +237,7 @@ def resolve_pip_cache(home, env, warn, etc_dir="/etc"):
             else:
                 disabled_by = where
     if value is None:
-        path = posixpath.join(_cache_home(home, env), "pip")
+        path, source = _default_cache(home, env, "pip")
     else:
         path = _absolute(expand_user(value, home), home, "pip cache-dir from %s" % source, warn)
     return {
@@ -251,7 +255,7 @@ def resolve_uv_cache(home, env, warn):
     if value:
         path, source = _absolute(value, home, "UV_CACHE_DIR", warn), "UV_CACHE_DIR"
     else:
-        path, source = posixpath.join(_cache_home(home, env), "uv"), "default"
+        path, source = _default_cache(home, env, "uv")
     return {"path": os.path.realpath(path), "source": source}
 
 

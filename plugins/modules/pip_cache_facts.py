@@ -135,7 +135,9 @@ ansible_facts:
                   type: bool
                   returned: always
                 source:
-                  description: What decided the path - C(default), a variable name, or C(<file> [<section>]).
+                  description:
+                    - What decided the path - C(default) (C(~/.cache/pip)), C(XDG_CACHE_HOME), C(PIP_CACHE_DIR),
+                      or C(<file> [<section>]) for a config file.
                   type: str
                   returned: always
                   sample: /etc/pip.conf [global]
@@ -164,7 +166,7 @@ ansible_facts:
                   returned: always
                   sample: /home/alice/.cache/uv
                 source:
-                  description: C(UV_CACHE_DIR) or C(default).
+                  description: C(UV_CACHE_DIR), C(XDG_CACHE_HOME) or C(default) (C(~/.cache/uv)).
                   type: str
                   returned: always
                 exists:

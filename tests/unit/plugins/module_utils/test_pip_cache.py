@@ -64,7 +64,8 @@ def test_default_is_dot_cache_pip_in_the_users_home(host):
 
 
 def test_xdg_cache_home_moves_the_default_but_a_relative_one_is_ignored(host):
-    assert resolve(host, {"XDG_CACHE_HOME": str(host / "xdg")})[0]["path"] == str(host / "xdg/pip")
+    moved = resolve(host, {"XDG_CACHE_HOME": str(host / "xdg")})[0]
+    assert (moved["path"], moved["source"]) == (str(host / "xdg/pip"), "XDG_CACHE_HOME")
     assert resolve(host, {"XDG_CACHE_HOME": "relative/dir"})[0]["path"] == str(host / "home/.cache/pip")
 
 
@@ -224,7 +225,7 @@ def test_config_path_that_is_a_directory_is_a_warning(host):
 def test_uv_cache_location(host):
     home = str(host / "home")
     assert resolve_uv_cache(home, {}, None) == {"path": str(host / "home/.cache/uv"), "source": "default"}
-    assert resolve_uv_cache(home, {"XDG_CACHE_HOME": str(host / "x")}, None)["path"] == str(host / "x/uv")
+    assert resolve_uv_cache(home, {"XDG_CACHE_HOME": str(host / "x")}, None) == {"path": str(host / "x/uv"), "source": "XDG_CACHE_HOME"}
     assert resolve_uv_cache(home, {"UV_CACHE_DIR": str(host / "u")}, None) == {"path": str(host / "u"), "source": "UV_CACHE_DIR"}
 
 
