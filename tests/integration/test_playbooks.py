@@ -1,0 +1,199 @@
+"""The collection's playbooks run as AWX runs them: through ansible-runner, with a private data
+dir, job events and set_stats artifacts, against fleets of their own (cleaning changes the hosts,
+and one test stops a host mid-run, so the shared fleet is left alone)."""
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import ansible_runner
+import pytest
+
+from testfleet.fleet import running
+from testfleet.hosts import Proc
+
+LAYOUTS = ("single_root", "multi_user", "softlinked_env")
+FACT_TASKS = ("Gather conda cache facts", "Gather pip cache facts")
+CLEAN_TASK = "Clean conda package caches"
+REPORT_TASK = "Write the fleet report on the controller"
+# Everything a layout puts on a host lies in its overlay's upper dir; these parts change with
+# every login (ansible's remote tmp, logs, sshd state) and are not the collection's doing.
+VOLATILE = {".ansible", "log", "run", "tmp", "lastlog", "wtmp", "btmp"}
+
+
+class Job(object):
+    """One ansible-runner run and what AWX would keep of it."""
+
+    def __init__(self, runner, report_dir):
+        self.status = runner.status
+        self.rc = runner.rc
+        self.events = list(runner.events)
+        self.stdout = runner.stdout.read()
+        self.artifacts = Path(runner.config.artifact_dir)
+        path = report_dir / "fleet-report.json"
+        self.report = json.loads(path.read_text()) if path.exists() else None
+
+    def hosts_with(self, event, task):
+        return sorted(e["event_data"]["host"] for e in self.events
+                      if e["event"] == event and e["event_data"].get("task") == task)
+
+    @property
+    def artifact_data(self):
+        stats = [e for e in self.events if e["event"] == "playbook_on_stats"]
+        assert len(stats) == 1, self.stdout[-3000:]
+        return stats[0]["event_data"].get("artifact_data", {})
+
+    def host(self, name):
+        return [h for h in self.report["hosts"] if h["host"] == name][0]
+
+
+def cached_facts(cache_dir, host):
+    """One host's entry of the jsonfile fact cache.  ansible-core 2.19 names it
+    ``s<schema>_<host>`` and wraps the facts as a JSON string under ``__payload__``."""
+    paths = [p for p in cache_dir.iterdir() if p.name == host or p.name.split("_", 1)[-1] == host]
+    assert len(paths) == 1, sorted(p.name for p in cache_dir.iterdir())
+    data = json.loads(paths[0].read_text())
+    return json.loads(data["__payload__"]) if "__payload__" in data else data
+
+
+def run_job(fleet, work, playbook, check=False, extravars=None, event_handler=None):
+    """``ansible-playbook pkgcache.fleet.<playbook>`` the AWX way; the report goes to *work*."""
+    work.mkdir(parents=True, exist_ok=True)
+    report_dir = work / "report"
+    variables = dict(pkgcache_report_dir=str(report_dir))
+    variables.update(extravars or {})
+    runner = ansible_runner.run(
+        private_data_dir=str(work),
+        playbook="pkgcache.fleet." + playbook,
+        inventory=str(fleet.inventory),
+        extravars=variables,
+        cmdline="--check --diff" if check else None,
+        envvars={"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])},
+        event_handler=event_handler,
+        quiet=True,
+    )
+    return Job(runner, report_dir)
+
+
+def host_state(fleet, name):
+    """{relative path: (size, mtime_ns)} of what the host carries beyond the base image."""
+    upper = fleet.host_dir(name) / "upper"
+    state = {}
+    for top, dirs, files in os.walk(str(upper)):
+        dirs[:] = [d for d in dirs if d not in VOLATILE]
+        for entry in files + dirs:
+            if entry in VOLATILE:
+                continue
+            path = os.path.join(top, entry)
+            st = os.lstat(path)
+            state[os.path.relpath(path, str(upper))] = (st.st_size, st.st_mtime_ns)
+    return state
+
+
+@pytest.fixture(scope="module")
+def fleet3(fleet_state_factory):
+    with running(fleet_state_factory("playbooks"), len(LAYOUTS), LAYOUTS) as up:
+        yield up
+
+
+def test_report_job_has_per_host_events_stats_and_fact_cache(fleet3, tmp_path):
+    job = run_job(fleet3, tmp_path, "report")
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    for task in FACT_TASKS:
+        assert job.hosts_with("runner_on_ok", task) == fleet3.hosts
+    facts = dict((e["event_data"]["host"], e["event_data"]["res"]["ansible_facts"]) for e in job.events
+                 if e["event"] == "runner_on_ok" and e["event_data"]["task"] == FACT_TASKS[0])
+    pip = dict((e["event_data"]["host"], e["event_data"]["res"]["ansible_facts"]) for e in job.events
+               if e["event"] == "runner_on_ok" and e["event_data"]["task"] == FACT_TASKS[1])
+    for name in fleet3.hosts:
+        record = job.host(name)
+        assert record["status"] == "ok" and record["clean"] is None
+        assert record["conda"]["disk_bytes"] == facts[name]["conda_cache"]["totals"]["disk_bytes"]
+        assert record["pip"]["disk_bytes"] == pip[name]["pip_cache"]["totals"]["all"]["disk_bytes"]
+    assert job.hosts_with("runner_on_ok", REPORT_TASK) == [fleet3.hosts[0]]
+    data = job.artifact_data
+    assert data["pkgcache_hosts"] == len(fleet3.hosts)
+    assert data["pkgcache_cache_bytes"] == job.report["totals"]["cache_bytes"] > 0
+    assert data["pkgcache_reclaimable_bytes"] == job.report["totals"]["reclaimable_bytes"] > 0
+    assert data["pkgcache_hosts_failed"] == 0
+    # AWX's fact storage: ansible-runner's jsonfile cache holds each host's cache facts.
+    for name in fleet3.hosts:
+        cached = cached_facts(job.artifacts / "fact_cache", name)
+        assert cached["conda_cache"]["totals"] == facts[name]["conda_cache"]["totals"]
+        assert "pip_cache" in cached
+
+
+def test_check_mode_clean_previews_and_changes_nothing(fleet3, tmp_path):
+    before = dict((name, host_state(fleet3, name)) for name in fleet3.hosts)
+    job = run_job(fleet3, tmp_path, "clean", check=True)
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    assert dict((name, host_state(fleet3, name)) for name in fleet3.hosts) == before
+    assert job.hosts_with("runner_on_ok", CLEAN_TASK) == fleet3.hosts
+    totals = job.report["totals"]
+    assert totals["check_mode"] is True and totals["freed_bytes"] == 0
+    for name in fleet3.hosts:
+        clean = job.host(name)["clean"]
+        assert clean["check_mode"] is True and clean["after_bytes"] is None and clean["removed"] == 0
+        assert clean["planned_bytes"] > 0 and clean["outcome"] == "cleaned"
+    assert job.artifact_data["pkgcache_planned_bytes"] == totals["planned_bytes"]
+    assert job.artifact_data["pkgcache_hosts_cleaned"] == len(fleet3.hosts)
+
+
+def test_clean_frees_space_reports_before_after_and_second_run_has_nothing(fleet3, tmp_path):
+    preview = run_job(fleet3, tmp_path / "preview", "clean", check=True)
+    job = run_job(fleet3, tmp_path / "real", "clean")
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    for name in fleet3.hosts:
+        clean = job.host(name)["clean"]
+        assert clean["check_mode"] is False and clean["outcome"] == "cleaned" and clean["removed"] > 0
+        # What the preview promised is what the real run planned, and the caches shrank by it.
+        assert clean["planned_bytes"] == preview.host(name)["clean"]["planned_bytes"]
+        assert clean["after_bytes"] == clean["before_bytes"] - clean["reduced_bytes"]
+        assert clean["reduced_bytes"] >= clean["planned_bytes"] > 0
+        # Locks and tempfiles are outside the role's default targets, so some may stay reclaimable.
+        assert job.host(name)["conda"]["reclaimable_bytes"] < preview.host(name)["conda"]["reclaimable_bytes"]
+    data = job.artifact_data
+    assert data["pkgcache_hosts_cleaned"] == len(fleet3.hosts)
+    assert data["pkgcache_reduced_bytes"] == job.report["totals"]["reduced_bytes"] > 0
+
+    again = run_job(fleet3, tmp_path / "again", "clean")
+    assert again.status == "successful"
+    assert [again.host(name)["clean"]["outcome"] for name in fleet3.hosts] == ["nothing_to_remove"] * 3
+    assert again.artifact_data["pkgcache_hosts_skipped"] == len(fleet3.hosts)
+    assert again.artifact_data["pkgcache_hosts_cleaned"] == 0
+
+
+def stop_host(fleet, name):
+    """Kill the host's PID 1 (its sshd): the namespace and every session in it go down."""
+    Proc.from_dict(fleet.load()["hosts"][name]["pid1"]).signal(signal.SIGKILL)
+
+
+def test_host_stopped_mid_run_is_reported_unreachable_and_the_rest_finish(fleet_state_factory, tmp_path):
+    with running(fleet_state_factory("stopped"), len(LAYOUTS), LAYOUTS) as fleet:
+        names = fleet.hosts
+        victim = names[1]
+        stopped = []
+
+        def stop_after_first_facts(event):
+            data = event.get("event_data", {})
+            if (not stopped and event.get("event") == "runner_on_ok" and data.get("host") == victim
+                    and data.get("task") == FACT_TASKS[0]):
+                stop_host(fleet, victim)
+                stopped.append(data["task"])
+            return True
+
+        job = run_job(fleet, tmp_path, "clean", event_handler=stop_after_first_facts)
+    assert stopped, "the victim never reported its first facts"
+    assert job.status == "failed" and job.rc == 4, job.stdout[-3000:]
+    survivors = [name for name in names if name != victim]
+    assert victim in [e["event_data"]["host"] for e in job.events if e["event"] == "runner_on_unreachable"]
+    assert job.hosts_with("runner_on_ok", CLEAN_TASK) == survivors
+    record = job.host(victim)
+    assert record["status"] == "unreachable"
+    assert "ssh" in record["error"].lower()
+    assert record["conda"] is not None, "facts gathered before the stop are kept"
+    assert [job.host(name)["clean"]["outcome"] for name in survivors] == ["cleaned", "cleaned"]
+    assert job.artifact_data["pkgcache_hosts_failed"] == 1
+    assert job.artifact_data["pkgcache_hosts_cleaned"] == 2
