@@ -31,7 +31,7 @@ description:
   - V(restored) copies a manifest's tarballs back into a cache, verified against the store digests and
     the cache's repodata records, and appends their URLs to C(urls.txt) so conda uses them.
 author:
-  - pkgcache.fleet contributors
+  - pkgcache.fleet contributors (@pkgcache)
 attributes:
   check_mode:
     support: full
