@@ -53,15 +53,29 @@ PIP_SECTIONS = {
 }
 
 
+# Shells of accounts nobody logs in to; such accounts often name a home that was never made.
+NO_LOGIN_SHELLS = ("nologin", "false", "sync", "shutdown", "halt")
+
+
 class User(object):
     """A passwd entry: only what cache resolution needs."""
 
-    __slots__ = ("name", "uid", "home")
+    __slots__ = ("name", "uid", "home", "shell")
 
-    def __init__(self, name, uid, home):
+    def __init__(self, name, uid, home, shell="/bin/sh"):
         self.name = name
         self.uid = uid
         self.home = home
+        self.shell = shell
+
+    @property
+    def logs_in(self):
+        """A person's account (a real shell): a missing home is news, not the norm."""
+        return bool(self.shell) and posixpath.basename(self.shell) not in NO_LOGIN_SHELLS
+
+
+def _user(entry):
+    return User(entry.pw_name, entry.pw_uid, entry.pw_dir, entry.pw_shell)
 
 
 def passwd_users(names, warn):
@@ -69,7 +83,7 @@ def passwd_users(names, warn):
     if not names:
         seen = {}
         for entry in pwd.getpwall():
-            seen.setdefault(entry.pw_name, User(entry.pw_name, entry.pw_uid, entry.pw_dir))
+            seen.setdefault(entry.pw_name, _user(entry))
         return list(seen.values())
     users = []
     for name in names:
@@ -78,7 +92,7 @@ def passwd_users(names, warn):
         except KeyError:
             warn("user %s is not in the passwd database; skipped" % name)
             continue
-        users.append(User(entry.pw_name, entry.pw_uid, entry.pw_dir))
+        users.append(_user(entry))
     return users
 
 
@@ -362,13 +376,14 @@ def gather_facts(users, env, warn, now=None, keep_empty=False, etc_dir="/etc"):
 
     Caches are keyed by path and measured once however many users share them, so totals never
     count a byte twice.  Users without any cache on disk are left out unless ``keep_empty``
-    (an explicit ``users`` list), in which case a missing home is also warned about.
+    (an explicit ``users`` list).  A missing home is warned about for those and for accounts
+    with a login shell; system accounts routinely name homes that do not exist.
     """
     now = time.time() if now is None else now
     report, caches, measured = {}, {}, {}
     totals = {"pip": Part(), "uv": Part()}
     for user in users:
-        if keep_empty and not os.path.isdir(user.home):
+        if (keep_empty or user.logs_in) and not os.path.isdir(user.home):
             warn("home directory %s of user %s does not exist" % (user.home, user.name))
         locations = {
             "pip": resolve_pip_cache(user.home, env, warn, etc_dir),

@@ -50,7 +50,9 @@ options:
       - Only these users. They are always reported, with a warning when a name is unknown or a
         home directory is missing.
       - Empty (the default) means every account in the passwd database, C(root) included, of which
-        those with a pip or uv cache on disk are reported.
+        those with a pip or uv cache on disk are reported. A missing home is warned about for
+        accounts with a login shell (not C(nologin), C(false), ...), as system accounts often
+        name homes that were never created.
     type: list
     elements: str
     default: []

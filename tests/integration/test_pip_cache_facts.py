@@ -135,3 +135,20 @@ def test_users_option_limits_and_warns_about_unknown_names(fleet):
     result = facts_of(fleet, host, args)[host]
     assert sorted(result["ansible_facts"]["pip_cache"]["users"]) == [wanted]
     assert "[WARNING]: user nobody-by-that-name is not in the passwd database" in warnings_of(fleet, host, args)
+
+
+def test_a_vanished_home_is_a_warning_and_the_other_users_are_reported(fleet):
+    host, owners = multi_user_host(fleet)
+    with_pip = sorted(user for user, (pip_path, _uv) in owners.items() if pip_path and user != "root")
+    gone, kept = with_pip[0], with_pip[1:]
+    home = fleet.root_of(host) / "home" / gone
+    away = home.with_name(gone + ".away")
+    home.rename(away)
+    try:
+        printed = warnings_of(fleet, host)
+        facts = facts_of(fleet, host)[host]["ansible_facts"]["pip_cache"]
+    finally:
+        away.rename(home)
+    assert "[WARNING]: home directory /home/%s of user %s does not exist" % (gone, gone) in printed
+    assert gone not in facts["users"]
+    assert all(facts["users"][user]["pip"]["exists"] for user in kept)

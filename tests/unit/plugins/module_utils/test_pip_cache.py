@@ -399,6 +399,15 @@ def test_explicit_users_are_reported_even_without_caches_and_missing_homes_warne
     assert len(warnings) == 1 and alice.home in warnings[0]
 
 
+def test_missing_home_warned_for_login_accounts_not_for_system_accounts(host):
+    person = User("erin", 1005, str(host / "home/erin"), "/bin/bash")
+    daemon = User("daemon", 1, str(host / "nonexistent"), "/usr/sbin/nologin")
+    warnings = []
+    facts = gather_facts([person, daemon], {}, warnings.append, now=NOW, etc_dir=str(host / "etc"))
+    assert facts["users"] == {}
+    assert warnings == ["home directory %s of user erin does not exist" % person.home]
+
+
 def test_environment_option_applies_to_every_user(host):
     users = users_in(host, "alice", "bob")
     build_pip_cache(host / "xdg/pip", seed=5, now=NOW)
