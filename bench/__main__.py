@@ -1,0 +1,95 @@
+"""``python -m bench [--quick] [--only NAME ...] [--workdir DIR] [--keep]``
+
+Runs the benchmarks in a fixed order (fixtures built once are reused by later ones), prints the
+Markdown table and writes it with the raw samples to ``bench/results/<timestamp>.{md,json}``.
+Exit code 1 when a benchmark failed to run; misses of a target are results, not failures.
+"""
+
+import argparse
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from bench import harness
+
+# Order matters: clean copies the main fixture before the curve builds the big ones (tmpfs is
+# memory), and the RSS figure reuses the curve's largest tree.
+BENCHMARKS = {
+    "clean": "bench.clean",
+    "backup": "bench.backup",
+    "relocate": "bench.relocate",
+    "facts": "bench.facts",
+    "rss": "bench.memory",
+    "fleet": "bench.fleet",
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+# Fixtures are millions of small files; on a memory filesystem building and measuring them is
+# not dominated by the disk's journal.  --workdir picks another place.
+MEMORY_FS = "/dev/shm"
+
+
+def _default_workdir():
+    base = MEMORY_FS if os.access(MEMORY_FS, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="pkgcache-bench-", dir=base)
+
+
+def _fs_type(path):
+    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True).stdout.strip()
+
+
+def _run_one(name, workdir, scale):
+    """Rows of one benchmark; a module not written yet is a skip, a crash an error row."""
+    module_name = BENCHMARKS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return [harness.skipped(name, "%s.py is not in bench/ yet" % module_name.split(".")[1])], True
+    try:
+        return list(module.run(workdir, scale)), True
+    except Exception:  # pylint: disable=broad-except  # one broken benchmark must not hide the others
+        trace = traceback.format_exc()
+        print(trace, file=sys.stderr)
+        return [harness.skipped(name, "ERROR: " + trace.strip().splitlines()[-1])], False
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--quick", action="store_true", help="small trees, 10 hosts: under 2 minutes")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME",
+                        help="run only this benchmark (repeatable): %s" % ", ".join(BENCHMARKS))
+    parser.add_argument("--workdir", type=Path, help="where fixtures are built (default: a new temp dir, in memory)")
+    parser.add_argument("--keep", action="store_true", help="keep the workdir (fixtures) afterwards")
+    args = parser.parse_args(argv)
+    scale = harness.QUICK if args.quick else harness.FULL
+    workdir = args.workdir or Path(_default_workdir())
+    workdir.mkdir(parents=True, exist_ok=True)
+    info = {"scale": str(scale), "started": harness.started_stamp(), "machine_start": harness.machine(),
+            "workdir_fs": _fs_type(workdir), "runs": scale.runs, "warmup": scale.warmup}
+    rows, ok, started = [], True, time.perf_counter()
+    try:
+        for name in [n for n in BENCHMARKS if not args.only or n in args.only]:
+            print("== %s" % name, file=sys.stderr, flush=True)
+            more, fine = _run_one(name, workdir, scale)
+            rows += more
+            ok = ok and fine
+    finally:
+        if not args.keep:
+            shutil.rmtree(str(workdir), ignore_errors=True)
+    info["machine_end"] = harness.machine()
+    info["seconds"] = round(time.perf_counter() - started, 1)
+    path, text = harness.write_results(rows, info, RESULTS)
+    print(text)
+    print("%s; %.0f s in all" % (path, info["seconds"]))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

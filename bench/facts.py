@@ -1,0 +1,74 @@
+"""Figures 1 and 4: the facts logic against ``du -s ROOT``, and how its time grows with the tree.
+
+A = ``conda_facts.gather(users, roots=[ROOT])``, called directly inside a chroot of the fixture
+(the records name in-host paths) and timed there; B = ``du -s`` of the same root prefix.  One
+A/B pair per size of the scale curve; the main size gives figure 1, all sizes give the curve:
+per-file time at each size and the least-squares slope of seconds against files.  "Files" are
+the names (files and symlinks) in the fixture tree.
+"""
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
+
+from bench import fixtures
+from bench.harness import alternate, from_pair, median, row, timed, timed_command
+from bench.hostroot import in_host
+
+FIGURE_TARGET = 1.0
+# Per-file time at the largest size over that at the smallest: flat means close to 1 (fixed
+# costs make small trees dearer per file, so anything super-linear shows up as > 1).
+FLAT_TARGET = 1.25
+
+
+def _gather_timed(root):
+    seconds, facts = timed(gather, fixtures.USERS, roots=[root])
+    return {"seconds": seconds, "totals": facts["totals"], "warnings": facts["warnings"]}
+
+
+def measure_facts(fixture):
+    """One timed ``gather`` in the fixture; fails unless it saw the whole cache as built."""
+    result = in_host(fixture.fsroot, _gather_timed, fixtures.ROOT)
+    totals = result["totals"]
+    if result["warnings"] or totals["extracted"] != fixture.extracted or totals["unused_packages"] != fixture.orphans:
+        raise AssertionError("gather() did not see the fixture as built: %s %s" % (totals, result["warnings"]))
+    return result["seconds"]
+
+
+def du_root(fixture):
+    return lambda: timed_command(["du", "-s", str(fixture.root)])
+
+
+def least_squares(xs, ys):
+    """``(slope, intercept)`` of the line through ``(xs, ys)``."""
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
+    return slope, mean_y - slope * mean_x
+
+
+def run(workdir, scale):
+    sizes = sorted(set(scale.curve) | {scale.packages})
+    rows, points = [], []
+    for packages in sizes:
+        fixture = fixtures.get(workdir, packages, scale)
+        pair = alternate(lambda f=fixture: measure_facts(f), du_root(fixture), scale)
+        per_file = median(pair.a) / fixture.files
+        points.append((fixture.files, median(pair.a), per_file))
+        label = "facts: gather() vs du -s ROOT, %d packages, %d files" % (packages, fixture.files)
+        note = "%.2f µs/file" % (per_file * 1e6) if packages != scale.packages else (
+            "the main figure; %.2f µs/file" % (per_file * 1e6))
+        rows.append(from_pair(label, pair, FIGURE_TARGET, note=note))
+        if packages not in (scale.packages, scale.rss_packages):
+            fixtures.drop(workdir, packages, scale)
+    rows.append(curve_row(points, scale))
+    return rows
+
+
+def curve_row(points, scale):
+    files = [p[0] for p in points]
+    slope, intercept = least_squares(files, [p[1] for p in points])
+    per_file = ", ".join("%d files: %.2f µs" % (f, pf * 1e6) for f, _s, pf in points)
+    flat = points[-1][2] / points[0][2]
+    return row("scale curve (%s): per-file time, largest / smallest tree" % "→".join(map(str, scale.curve)),
+               points[-1][2] * 1e6, points[0][2] * 1e6, FLAT_TARGET, ratio=flat, unit="µs/file",
+               note="least-squares slope %.3f µs/file, intercept %.1f ms; per file: %s"
+                    % (slope * 1e6, intercept * 1e3, per_file))
