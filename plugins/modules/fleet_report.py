@@ -15,7 +15,8 @@ version_added: 0.1.0
 description:
   - Runs on the controller (an action plugin; nothing is executed on managed hosts). Reads the
     C(conda_cache) and C(pip_cache) facts, the clean results registered by the
-    P(pkgcache.fleet.cache_clean#role) role and any failure of the collection's roles from the
+    P(pkgcache.fleet.cache_clean#role) and P(pkgcache.fleet.pkgs_backup#role) roles and any failure
+    of the collection's roles from the
     hostvars of every host of the play, and folds them into one report.
   - Per host - status (V(ok), V(failed), V(unreachable), V(no_data)) with the error, conda and pip
     cache sizes (on-disk bytes, each inode once), reclaimable bytes, and when cleaning ran the
@@ -107,7 +108,7 @@ report:
       description: >-
         Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes), C(pip_bytes),
         C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(reduced_bytes), C(hosts_cleaned), C(hosts_skipped),
-        C(hosts_failed), C(check_mode).
+        C(hosts_failed), C(hosts_backed_up), C(backup_bytes_copied), C(check_mode).
       type: dict
       returned: always
     hosts:
@@ -117,7 +118,9 @@ report:
         else C(check_mode), C(outcome), C(planned_bytes), C(freed_bytes), C(removed),
         C(caches_skipped), C(before_bytes), C(after_bytes), C(reduced_bytes), C(msg)). C(freed_bytes)
         is the free space the filesystems gained (statvfs, moves with other writers too);
-        C(reduced_bytes) is how much the caches shrank on disk (before minus after).
+        C(reduced_bytes) is how much the caches shrank on disk (before minus after). C(backup) is null
+        unless the P(pkgcache.fleet.pkgs_backup#role) role ran, else C(copied), C(already_stored),
+        C(unchanged), C(bytes_copied), C(failed), C(manifest).
       type: list
       elements: dict
       returned: always

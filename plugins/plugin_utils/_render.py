@@ -25,6 +25,7 @@ CSV_COLUMNS = (
     "host", "status", "error", "conda_bytes", "conda_reclaimable_bytes", "pip_bytes",
     "pip_reclaimable_bytes", "cache_bytes", "reclaimable_bytes", "clean_outcome", "check_mode",
     "planned_bytes", "freed_bytes", "reduced_bytes", "before_bytes", "after_bytes", "removed",
+    "backup_copied", "backup_bytes_copied",
 )
 
 BAR_COLOURS = {
@@ -43,6 +44,7 @@ def csv_row(host):
     conda = host["conda"] or {}
     pip = host["pip"] or {}
     clean = host["clean"] or {}
+    backup = host["backup"] or {}
     return {
         "host": host["host"], "status": host["status"], "error": host["error"] or "",
         "conda_bytes": conda.get("disk_bytes", ""),
@@ -56,6 +58,7 @@ def csv_row(host):
         "before_bytes": clean.get("before_bytes", ""),
         "after_bytes": "" if clean.get("after_bytes") is None else clean["after_bytes"],
         "removed": clean.get("removed", ""),
+        "backup_copied": backup.get("copied", ""), "backup_bytes_copied": backup.get("bytes_copied", ""),
     }
 
 
@@ -77,12 +80,21 @@ def _size(value):
 
 
 def _clean_cell(clean):
+    """The du-like drop (before - after) is shown, not the statvfs gain: on a filesystem others
+    write to during the run, the latter moves with them (both are in JSON and CSV)."""
     if not clean:
         return "not run"
     if clean["check_mode"]:
         return "check mode: would free %s (%s)" % (human_bytes(clean["planned_bytes"]), clean["outcome"])
-    return "freed %s, %s -> %s (%s)" % (human_bytes(clean["freed_bytes"]), human_bytes(clean["before_bytes"]),
-                                        _size(clean["after_bytes"]), clean["outcome"])
+    return "%s -> %s, %s less (%s)" % (human_bytes(clean["before_bytes"]), _size(clean["after_bytes"]),
+                                       human_bytes(clean["reduced_bytes"]), clean["outcome"])
+
+
+def _backup_cell(backup):
+    if not backup:
+        return ""
+    text = "copied %d tarball(s), %s" % (backup["copied"], human_bytes(backup["bytes_copied"]))
+    return text + ("; %d failed" % backup["failed"] if backup["failed"] else "")
 
 
 def _summary_lines(totals):
@@ -93,9 +105,12 @@ def _summary_lines(totals):
             human_bytes(totals["cache_bytes"]), human_bytes(totals["conda_bytes"]), human_bytes(totals["pip_bytes"])),
         "Reclaimable: %s" % human_bytes(totals["reclaimable_bytes"]),
     ]
+    if totals["hosts_backed_up"]:
+        lines.append("Backed up: %s from %d host(s)" % (human_bytes(totals["backup_bytes_copied"]),
+                                                        totals["hosts_backed_up"]))
     if totals["hosts_cleaned"] or totals["hosts_skipped"] or totals["planned_bytes"]:
-        verb = "Would free" if totals["check_mode"] else "Freed"
-        amount = totals["planned_bytes"] if totals["check_mode"] else totals["freed_bytes"]
+        verb = "Would free" if totals["check_mode"] else "Caches shrank by"
+        amount = totals["planned_bytes"] if totals["check_mode"] else totals["reduced_bytes"]
         lines.append("%s: %s; hosts %s %d, skipped %d" % (
             verb, human_bytes(amount), "to clean" if totals["check_mode"] else "cleaned",
             totals["hosts_cleaned"], totals["hosts_skipped"]))
@@ -105,13 +120,13 @@ def _summary_lines(totals):
 def to_markdown(report):
     lines = ["# %s" % _md(report["title"]), "", "Generated %s" % report["generated"], ""]
     lines += ["- %s" % line for line in _summary_lines(report["totals"])]
-    lines += ["", "| host | status | conda | pip | reclaimable | clean | error |",
-              "|---|---|---:|---:|---:|---|---|"]
+    lines += ["", "| host | status | conda | pip | reclaimable | clean | backup | error |",
+              "|---|---|---:|---:|---:|---|---|---|"]
     for host in report["hosts"]:
-        lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             _md(host["host"]), host["status"], _size((host["conda"] or {}).get("disk_bytes")),
             _size((host["pip"] or {}).get("disk_bytes")), human_bytes(host["reclaimable_bytes"]),
-            _md(_clean_cell(host["clean"])), _md(host["error"] or "")))
+            _md(_clean_cell(host["clean"])), _md(_backup_cell(host["backup"])), _md(host["error"] or "")))
     return "\n".join(lines) + "\n"
 
 
@@ -183,6 +198,8 @@ def _host_section(host, scale):
     if host["conda"] is not None or host["pip"] is not None:
         body.append(svg_bars(host_bars(host), scale))
         body.append('<div class="meta">%s</div>' % escape(_clean_cell(host["clean"])))
+    if host["backup"]:
+        body.append('<div class="meta">backup: %s</div>' % escape(_backup_cell(host["backup"])))
     body.append("</section>")
     return "".join(body)
 
@@ -208,8 +225,8 @@ def to_html(report):
               _card("reclaimable", human_bytes(totals["reclaimable_bytes"]))]
     if totals["check_mode"]:
         cards.append(_card("would free", human_bytes(totals["planned_bytes"])))
-    elif totals["hosts_cleaned"] or totals["freed_bytes"]:
-        cards.append(_card("freed", human_bytes(totals["freed_bytes"])))
+    elif totals["hosts_cleaned"] or totals["reduced_bytes"]:
+        cards.append(_card("caches shrank by", human_bytes(totals["reduced_bytes"])))
     return "".join([
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         "<title>%s</title><style>%s</style></head><body>" % (escape(report["title"]), CSS),

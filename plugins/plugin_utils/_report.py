@@ -32,9 +32,12 @@ SKIPPED = "skipped"
 CLEAN_BEFORE_VAR = "cache_clean_before"
 CLEAN_CHECK_MODE_VAR = "cache_clean_check_mode"
 CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result")
+BACKUP_RESULT_VAR = "pkgs_backup_result"
 RESULT_VARS = (
     "cache_facts_conda_result",
     "cache_facts_pip_result",
+    BACKUP_RESULT_VAR,
+    "pkgs_relocate_result",
 ) + CLEAN_RESULT_VARS
 
 
@@ -121,6 +124,21 @@ def clean_summary(hostvars, after):
     }
 
 
+def backup_summary(hostvars):
+    """What the backup stage stored on one host, or ``None`` when it did not run there."""
+    result = hostvars.get(BACKUP_RESULT_VAR)
+    if not isinstance(result, dict) or result.get("skipped") or "copied" not in result:
+        return None
+    return {
+        "copied": len(result.get("copied") or []),
+        "already_stored": len(result.get("stored") or []),
+        "unchanged": _int(result.get("unchanged")),
+        "bytes_copied": _int(result.get("bytes_copied")),
+        "failed": len(result.get("failed") or []),
+        "manifest": result.get("manifest"),
+    }
+
+
 def _error_of(hostvars):
     """(status, message) from the first registered result that failed or was unreachable."""
     for name in RESULT_VARS:
@@ -153,6 +171,7 @@ def host_record(name, hostvars, active):
         "cache_bytes": totals["cache_bytes"],
         "reclaimable_bytes": totals["reclaimable_bytes"],
         "clean": clean_summary(hostvars, totals),
+        "backup": backup_summary(hostvars),
     }
 
 
@@ -162,6 +181,7 @@ def fleet_totals(hosts):
     for host in hosts:
         counts[host["status"]] += 1
     cleans = [host["clean"] for host in hosts if host["clean"]]
+    backups = [host["backup"] for host in hosts if host["backup"]]
     return {
         "hosts": len(hosts),
         "by_status": counts,
@@ -175,6 +195,8 @@ def fleet_totals(hosts):
         "hosts_cleaned": sum(1 for clean in cleans if clean["outcome"] == CLEANED),
         "hosts_skipped": sum(1 for clean in cleans if clean["outcome"] in (SKIPPED, NOTHING)),
         "hosts_failed": counts[FAILED] + counts[UNREACHABLE],
+        "hosts_backed_up": len(backups),
+        "backup_bytes_copied": sum(backup["bytes_copied"] for backup in backups),
         "check_mode": any(clean["check_mode"] for clean in cleans),
     }
 
@@ -197,7 +219,7 @@ def stats(report):
     """``set_stats`` data: flat, numeric, prefixed, so ``aggregate: true`` sums them per job."""
     totals = report["totals"]
     keys = ("cache_bytes", "reclaimable_bytes", "planned_bytes", "freed_bytes", "reduced_bytes",
-            "hosts_cleaned", "hosts_skipped", "hosts_failed")
+            "hosts_cleaned", "hosts_skipped", "hosts_failed", "hosts_backed_up", "backup_bytes_copied")
     data = dict(("pkgcache_" + key, totals[key]) for key in keys)
     data["pkgcache_hosts"] = totals["hosts"]
     return data

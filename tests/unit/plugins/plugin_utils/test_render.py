@@ -71,8 +71,8 @@ def test_markdown_table_keeps_one_line_and_column_count_per_host(report):
     lines = _render.to_markdown(report).splitlines()
     table = [line for line in lines if line.startswith("| ") and not line.startswith("| host")]
     assert len(table) == 4
-    assert all(line.replace("\\|", "").count("|") == 8 for line in table)
-    assert any("freed 6.0 MiB" in line for line in table)
+    assert all(line.replace("\\|", "").count("|") == 9 for line in table)
+    assert any("9.0 MiB -> 3.0 MiB, 6.0 MiB less (cleaned)" in line for line in table)
 
 
 def test_html_is_self_contained(report):

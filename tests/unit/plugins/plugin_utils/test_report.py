@@ -144,3 +144,21 @@ def test_stats_are_flat_prefixed_numbers():
     assert all(isinstance(value, int) for value in data.values())
     assert data["pkgcache_hosts"] == 5 and data["pkgcache_hosts_failed"] == 2
     assert data["pkgcache_freed_bytes"] == 6 * MiB
+
+
+def test_backup_summary_counts_what_was_stored_and_failed():
+    result = {"changed": True, "copied": [{"fn": "a.conda"}, {"fn": "b.conda"}], "stored": [{"fn": "c.conda"}],
+              "unchanged": 4, "bytes_copied": 3 * MiB, "failed": [{"fn": "d.conda", "reason": "sha256"}],
+              "manifest": "/backup/manifests/h1/2026.json", "msg": "copied 2"}
+    record = _report.host_record("h1", dict(facts(conda=(1, 0)), pkgs_backup_result=result), active=True)
+    assert record["backup"] == {"copied": 2, "already_stored": 1, "unchanged": 4, "bytes_copied": 3 * MiB,
+                                "failed": 1, "manifest": "/backup/manifests/h1/2026.json"}
+    totals = _report.fleet_totals([record])
+    assert (totals["hosts_backed_up"], totals["backup_bytes_copied"]) == (1, 3 * MiB)
+
+
+def test_verify_only_backup_has_no_summary_and_a_failed_backup_fails_the_host():
+    verified = {"changed": False, "checked": 10, "missing": [], "corrupt": [], "msg": "ok"}
+    assert _report.backup_summary(dict(pkgs_backup_result=verified)) is None
+    record = _report.host_record("h2", dict(facts(conda=(1, 0)), pkgs_backup_result=FAILED), active=False)
+    assert record["status"] == _report.FAILED and record["error"].startswith("pkgs_backup_result: ")
