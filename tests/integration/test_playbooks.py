@@ -10,10 +10,12 @@ from pathlib import Path
 
 import ansible_runner
 import pytest
+import yaml
 
 from testfleet.fleet import running
 from testfleet.hosts import Proc
 
+REPO = Path(__file__).resolve().parents[2]
 LAYOUTS = ("single_root", "multi_user", "softlinked_env")
 FACT_TASKS = ("Gather conda cache facts", "Gather pip cache facts")
 CLEAN_TASK = "Clean conda package caches"
@@ -197,3 +199,45 @@ def test_host_stopped_mid_run_is_reported_unreachable_and_the_rest_finish(fleet_
     assert [job.host(name)["clean"]["outcome"] for name in survivors] == ["cleaned", "cleaned"]
     assert job.artifact_data["pkgcache_hosts_failed"] == 1
     assert job.artifact_data["pkgcache_hosts_cleaned"] == 2
+
+
+def awx_survey():
+    """The survey spec documented in docs/awx.md (its first JSON block)."""
+    text = (REPO / "docs" / "awx.md").read_text()
+    block = text.split("```json\n", 1)[1].split("```", 1)[0]
+    return json.loads(block)["spec"]
+
+
+def role_options():
+    options = {}
+    for spec in (REPO / "roles").glob("*/meta/argument_specs.yml"):
+        options.update(yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"])
+    return options
+
+
+def survey_answers(spec):
+    """Extra vars as AWX sends a survey's defaults: multiselect as a list, integers as numbers."""
+    answers = {}
+    for question in spec:
+        default = question["default"]
+        if question["type"] == "multiselect":
+            default = default.split("\n")
+        answers[question["variable"]] = default
+    return answers
+
+
+def test_survey_questions_are_variables_the_playbooks_read():
+    options = role_options()
+    playbooks = "".join(p.read_text() for p in (REPO / "playbooks").glob("*.yml"))
+    for question in awx_survey():
+        name = question["variable"]
+        assert name in options or name in playbooks, name
+        if question["type"] == "multiselect":
+            assert set(question["choices"]) <= set(options[name]["choices"]), name
+
+
+def test_survey_defaults_run_a_check_job(fleet3, tmp_path):
+    job = run_job(fleet3, tmp_path, "clean", check=True, extravars=survey_answers(awx_survey()))
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    assert job.report["totals"]["check_mode"] is True
+    assert job.hosts_with("runner_on_ok", CLEAN_TASK) == fleet3.hosts
