@@ -90,6 +90,11 @@ class DiskUsage(object):
                 total += disk
         return total
 
+    @property
+    def has_multiply_linked(self):
+        """Whether some non-directory entry seen has ``st_nlink > 1``."""
+        return bool(self._multi)
+
     def inodes(self):
         """``(key, links_seen, st_nlink)`` for every multiply-linked inode seen."""
         for key, seen in self._multi.items():

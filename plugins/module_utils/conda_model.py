@@ -305,7 +305,7 @@ class ExtractedPackage(CacheEntry):
     def __init__(self, cache, relpath, mtime, usage):
         super(ExtractedPackage, self).__init__(cache, relpath, "extracted", mtime, usage)
         # conda clean --packages keeps a package only when some file has st_nlink > 1.
-        self.has_shared_files = any(True for _ in usage.inodes())
+        self.has_shared_files = usage.has_multiply_linked
 
 
 # Top-level directories whose children are items of a category.

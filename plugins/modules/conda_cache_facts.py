@@ -23,7 +23,7 @@ description:
     any user, any envs_dir) and none of its files has a hard link outside the set being removed.
   - Read-only; problems with single files become warnings and the rest is still returned.
 author:
-  - pkgcache.fleet contributors
+  - pkgcache.fleet contributors (@pkgcache)
 attributes:
   check_mode:
     support: full

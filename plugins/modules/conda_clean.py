@@ -27,7 +27,7 @@ description:
   - Each cache is locked for the run, and a cache in active use (a process working inside it, or a
     partial download younger than O(busy_age)) is skipped with the reason.
 author:
-  - pkgcache.fleet contributors
+  - pkgcache.fleet contributors (@pkgcache)
 attributes:
   check_mode:
     support: full

@@ -106,7 +106,7 @@ def test_policies_keep_latest_exclude_and_min_age(tmp_path):
     assert fresh not in removed and orphans[1] not in removed
     assert sorted(removed + [fresh, orphans[1]]) == orphans
 
-    tarballs = [fn for fn in cache.tarballs]
+    tarballs = list(cache.tarballs)
     names = {}
     for fn in tarballs:
         names.setdefault(fn.rsplit("-", 2)[0], []).append(fn)

@@ -30,8 +30,8 @@ def build(tmp_path, layout, seed=7, **kwargs):
     return fsroot, manifest
 
 
-def facts_in(fsroot, users=USERS, **kwargs):
-    return in_root(fsroot, gather, host_users(users), **kwargs)
+def facts_in(fsroot, users=None, **kwargs):
+    return in_root(fsroot, gather, host_users(users or USERS), **kwargs)
 
 
 def du(path, apparent=False):
