@@ -2,12 +2,13 @@
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
 
 from testfleet import demo, layouts, rootfs
-from testfleet.fleet import Fleet
+from testfleet.fleet import Fleet, claimed_state_dirs
 
 
 def _rootfs(args):
@@ -18,6 +19,8 @@ def _rootfs(args):
 
 
 def _up(args):
+    # A SIGTERM mid-way must still run up's cleanup (it tears down on any BaseException).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     fleet = Fleet(args.state)
     started = time.monotonic()
     fleet.up(args.hosts, args.layouts.split(","), args.seed)
@@ -34,6 +37,8 @@ def _down(args):
 
 
 def _status(args):
+    if args.state is None:
+        return _status_all()
     hosts = Fleet(args.state).describe()
     if not hosts:
         print("no fleet in {0}".format(args.state), file=sys.stderr)
@@ -44,6 +49,15 @@ def _status(args):
     for host in [] if args.json else hosts:
         print("{name}\t{address}\t{layout}\trunning={running}\tmounted={mounted}".format(**host))
     return 0 if all(h["running"] for h in hosts) else 1
+
+
+def _status_all():
+    """Every fleet on this machine (the subnet claims say where their state lives)."""
+    for net, state_dir in sorted(claimed_state_dirs().items()):
+        hosts = Fleet(state_dir).describe()
+        print("127.100.{0}.0/24\t{1}\t{2} hosts, {3} running".format(
+            net, state_dir, len(hosts), sum(h["running"] for h in hosts)))
+    return 0
 
 
 def _demo(args):
@@ -64,8 +78,9 @@ def parser():
     down = sub.add_parser("down", help="stop hosts, unmount trees; safe on partial state")
     down.add_argument("--state", required=True)
     down.set_defaults(func=_down)
-    status = sub.add_parser("status", help="list hosts; exit 1 unless all are running")
-    status.add_argument("--state", required=True)
+    status = sub.add_parser("status", help="list a fleet's hosts (exit 1 unless all run), "
+                                           "or without --state every fleet on this machine")
+    status.add_argument("--state")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
     run_demo = sub.add_parser("demo", help="3 hosts, playbooks/site.yml, report path, teardown")

@@ -32,6 +32,15 @@ def _claims_dir():
     return rootfs.cache_dir() / "nets"
 
 
+def claimed_state_dirs():
+    """State directories of the fleets that hold a subnet on this machine, by subnet."""
+    claims = _claims_dir()
+    if not claims.is_dir():
+        return {}
+    return {int(claim.name): Path(os.readlink(str(claim)))
+            for claim in claims.iterdir() if claim.name.isdigit() and claim.is_symlink()}
+
+
 class Fleet(object):
     """The fleet whose state lives in *state_dir* (created on ``up``)."""
 
@@ -169,22 +178,21 @@ class Fleet(object):
         deadline = time.monotonic() + ACCEPT_TIMEOUT
         for name, host in sorted(state["hosts"].items()):
             unshare, pid1, popen = hostlib.launch(
-                str(self.root_of(name)), name, host["address"],
-                str(self.host_dir(name) / "sshd.log"), deadline)
+                str(self.root_of(name)), name, host["address"], str(self.host_dir(name)), deadline)
             self._popens.append(popen)
             host["unshare"] = unshare.as_dict() if unshare else None
             host["pid1"] = pid1.as_dict() if pid1 else None
             self._save(state)
             if pid1 is None:
                 raise RuntimeError("{0}: namespace did not start; see {1}".format(
-                    name, self.host_dir(name) / "sshd.log"))
+                    name, self.host_dir(name) / hostlib.LOG_NAME))
 
     def _await_all(self, state):
         deadline = time.monotonic() + ACCEPT_TIMEOUT
         for name, host in sorted(state["hosts"].items()):
             pid1 = hostlib.Proc.from_dict(host["pid1"])
             if not netcheck.wait_for_accept(host["address"], 22, deadline, pid1.alive):
-                log = self.host_dir(name) / "sshd.log"
+                log = self.host_dir(name) / hostlib.LOG_NAME
                 raise RuntimeError("{0}: sshd on {1}:22 is not accepting; log {2}:\n{3}".format(
                     name, host["address"], log, log.read_text()[-2000:]))
 

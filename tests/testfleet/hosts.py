@@ -37,6 +37,7 @@ mkdir -m 0755 "$R/run/sshd"
 exec chroot "$R" /usr/sbin/sshd -D -e -o ListenAddress={address}:22
 """
 
+LOG_NAME = "sshd.log"  # the PID-1 script's and sshd's output, next to the script
 UNSHARE = ["unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child"]
 
 
@@ -108,7 +109,7 @@ def _child_of(pid, deadline):
 
 def processes_under(prefix):
     """Processes that belong to hosts under *prefix*: chrooted there (a host's PID 1 and its
-    descendants) or an ``unshare`` whose PID-1 script names it.  Finds what a crash kept out of
+    descendants) or an ``unshare`` running a PID-1 script from there.  Finds what a crash kept out of
     the state file."""
     found = []
     for entry in os.listdir("/proc"):
@@ -148,12 +149,16 @@ def unmount(path):
         subprocess.run(["umount", "--lazy", path], check=True)
 
 
-def launch(root, hostname, address, log_path, deadline):
-    """Start the host's namespace; return (unshare Proc, PID-1 Proc, Popen)."""
-    script = PID1_SCRIPT.format(root=shlex.quote(root), hostname=shlex.quote(hostname),
-                                address=address)
-    with open(log_path, "ab") as log:
-        popen = subprocess.Popen(UNSHARE + ["--", "/bin/sh", "-ec", script],
+def launch(root, hostname, address, workdir, deadline):
+    """Start the host's namespace; return (unshare Proc, PID-1 Proc, Popen).
+
+    The PID-1 script and sshd's log go to *workdir*, outside the host's tree."""
+    script = os.path.join(workdir, "pid1.sh")
+    with open(script, "w") as handle:
+        handle.write(PID1_SCRIPT.format(root=shlex.quote(root), hostname=shlex.quote(hostname),
+                                        address=address))
+    with open(os.path.join(workdir, LOG_NAME), "ab") as log:
+        popen = subprocess.Popen(UNSHARE + ["--", "/bin/sh", "-e", script],
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True)
     return Proc.of(popen.pid), _child_of(popen.pid, deadline), popen
