@@ -402,8 +402,16 @@ def _read(path):
         raise RelocateError("cannot read %s: %s" % (path, exc))
 
 
+def _check_symlink(path):
+    """A config that is a symlink to someone else's file is neither read nor replaced: as root,
+    following a user's ``~/.condarc`` link could show or overwrite any file on the host."""
+    if os.path.islink(path) and os.path.exists(path) and os.lstat(path).st_uid != os.stat(path).st_uid:
+        raise RelocateError("%s is a symlink to %s, which its owner does not own" % (path, os.path.realpath(path)))
+
+
 def build_plan(request):
     """Read, decide, refuse: the plan :func:`apply` executes (and check mode returns)."""
+    _check_symlink(request.condarc)
     before_text = _read(request.condarc)
     try:
         current = read_items(before_text or "", KEY, request.condarc)
@@ -631,7 +639,7 @@ class Mover(object):
         symlink to the new one.  It is first renamed aside, so soft-linked environments see the
         old path vanish and come back as the link in one step, never a half-removed cache."""
         move = self.move
-        aside = move.source.rstrip("/") + ASIDE
+        aside = "%s%s.%d" % (move.source.rstrip("/"), ASIDE, os.getpid())
         try:
             os.rename(move.source, aside)
             if move.link_old:
@@ -660,10 +668,10 @@ def _describe(exc):
 
 
 def _restore_config(path, text):
-    if text is None:
-        os.unlink(path)
-    else:
+    if text is not None:
         write_atomic(path, text)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def apply(plan):

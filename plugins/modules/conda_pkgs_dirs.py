@@ -34,7 +34,7 @@ description:
     old cache or an environment, when the new filesystem lacks room (with the numbers), and when a
     soft-linked environment points into the old cache unless O(link_old=true).
 author:
-  - pkgcache.fleet contributors
+  - pkgcache.fleet contributors (@pkgcache)
 attributes:
   check_mode:
     support: full

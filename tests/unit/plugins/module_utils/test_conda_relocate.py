@@ -65,13 +65,11 @@ class Fixture(object):
         cache = inst.cache
         cache.add_mix([p for p in catalog.packages if p.dist not in cache.packages], keep=[catalog.git])
         cache.add_debris()
-        envs = [host.env(self.root + "/envs/hard", catalog.pick(host.rng, 0.4, among=cache.extracted_packages,
-                                                                  always=[catalog.python, catalog.git]),
-                         cache, installation=inst)]
+        hard = catalog.pick(host.rng, 0.4, among=cache.extracted_packages, always=[catalog.python, catalog.git])
+        envs = [host.env(self.root + "/envs/hard", hard, cache, installation=inst)]
         if softlinked:
-            envs.append(host.env(self.root + "/envs/soft", catalog.pick(host.rng, 0.4, among=cache.extracted_packages,
-                                                                         always=[catalog.python]),
-                                 cache, link_type=SOFTLINK, installation=inst))
+            soft = catalog.pick(host.rng, 0.4, among=cache.extracted_packages, always=[catalog.python])
+            envs.append(host.env(self.root + "/envs/soft", soft, cache, link_type=SOFTLINK, installation=inst))
         host.condarc(self.root + "/.condarc", SYSTEM_CONDARC)
         for user in (self.admin, self.alice):
             host.user(user, environments=[self.root] + [e.prefix for e in envs])
@@ -177,7 +175,7 @@ def test_cross_filesystem_copy_frees_exactly_the_reclaimable_bytes_and_keeps_sof
             if rel == "." or rel.startswith("urls"):
                 continue
             assert copy[rel][0::4] == (kind, target) and copy[rel][1] == size, rel
-        internal = [d for d in fx.manifest.caches[fx.old].internal_hardlink]
+        internal = fx.manifest.caches[fx.old].internal_hardlink
         assert internal, "the fixture must have a package with an internal hard link"
         for dist in internal:
             inodes = {}
@@ -329,3 +327,37 @@ def test_refusal_names_the_numbers_when_the_target_is_too_small(tmp_path):
         assert "needs" in message and "available on %s" % small in message
         needed = int(message.split("needs ")[1].split()[0])
         assert needed == walk(fx.old).on_disk - os.lstat(fx.old).st_blocks * 512
+
+
+def test_a_users_condarc_symlinked_to_a_root_file_is_neither_read_nor_replaced(host):
+    need_root()
+    secret = host.base + "/secret"
+    with open(secret, "w") as handle:
+        handle.write("root only\n")
+    link = host.alice.home + "/.condarc"
+    os.symlink(secret, link)
+    os.lchown(link, 4242, 4242)
+    with pytest.raises(RelocateError, match="does not own"):
+        build_plan(host.request(["~/p"], scope="user", who="alice"))
+    assert open(secret).read() == "root only\n"
+
+
+def test_a_failure_after_the_switch_leaves_a_working_cache_and_says_what_is_left(host, monkeypatch):
+    dest = host.base + "/data/pkgs"
+    real_remove = conda_relocate.CacheDir.remove
+
+    def failing_remove(cache, relpath):
+        if relpath == "urls.txt":
+            raise conda_relocate.RemovalError("%s: injected failure" % relpath)
+        return real_remove(cache, relpath)
+
+    monkeypatch.setattr(conda_relocate.CacheDir, "remove", failing_remove)
+    with pytest.raises(RelocateError) as info:
+        run(host.request([dest], migrate=True, link_old=True))
+    aside = [n for n in os.listdir(host.root) if n.startswith("pkgs" + conda_relocate.ASIDE)]
+    assert len(aside) == 1 and os.path.join(host.root, aside[0]) in str(info.value)
+    assert "config points at it" in str(info.value)
+    assert build_plan(host.request([dest])).before.config.pkgs_dirs == [dest]
+    assert os.readlink(host.old) == dest
+    for env in host.envs:
+        assert_env_intact(env, host.root)
