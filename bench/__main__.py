@@ -77,7 +77,10 @@ def main(argv=None):
     try:
         for name in [n for n in BENCHMARKS if not args.only or n in args.only]:
             print("== %s" % name, file=sys.stderr, flush=True)
+            begun = time.perf_counter()
             more, fine = _run_one(name, workdir, scale)
+            info.setdefault("benchmark_seconds", {})[name] = round(time.perf_counter() - begun, 1)
+            print("== %s done in %.1f s" % (name, time.perf_counter() - begun), file=sys.stderr, flush=True)
             rows += more
             ok = ok and fine
     finally:

@@ -14,6 +14,7 @@ Targets: every cache category (``tempfiles`` lives in environments, outside ``ex
 
 import os
 import shutil
+from dataclasses import asdict
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import (
     TARGETS, Policy, clean, execute, plan_cache)
@@ -21,7 +22,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import 
 
 from bench import fixtures
 from bench.facts import du_root
-from bench.harness import alternate, from_pair, timed, timed_command
+from bench.harness import Sample, alternate, from_pair, timed, timed_command
 from bench.hostroot import in_host
 
 CACHE_TARGETS = sorted(t for t, category in TARGETS.items() if category)
@@ -35,8 +36,8 @@ def _load_and_plan():
 
 
 def _plan_timed():
-    seconds, result = timed(_load_and_plan)
-    return {"seconds": seconds, "paths": result["paths"], "skipped": result["skipped_caches"]}
+    sample, result = timed(_load_and_plan)
+    return {"sample": asdict(sample), "paths": result["paths"], "skipped": result["skipped_caches"]}
 
 
 def _execute_timed(expected):
@@ -49,10 +50,10 @@ def _execute_timed(expected):
     planned = [item.entry.path for plan in plans for item in plan.items]
     if sorted(planned) != sorted(expected):
         raise AssertionError("the plan in the copy differs from the pristine plan")
-    seconds, (removed, _freed, errors) = timed(execute, plans, [])
+    sample, (removed, _freed, errors) = timed(execute, plans, [])
     if errors or sorted(removed) != sorted(expected):
         raise AssertionError("execute() removed %d of %d paths: %s" % (len(removed), len(expected), errors[:5]))
-    return seconds
+    return asdict(sample)
 
 
 def _assert_gone(fsroot, paths):
@@ -73,21 +74,21 @@ def run(workdir, scale):
 
     pristine = plan_once()
     paths = pristine["paths"]
-    plan_pair = alternate(lambda: plan_once()["seconds"], du_root(fixture), scale)
+    plan_pair = alternate(lambda: Sample(**plan_once()["sample"]), du_root(fixture), scale)
 
     copy_a, copy_b = fixture.home.parent / "copy-a", fixture.home.parent / "copy-b"
 
     def delete_ours():
         fixtures.copy_tree(fixture.fsroot, copy_a)
-        seconds = in_host(copy_a, _execute_timed, paths)
+        sample = Sample(**in_host(copy_a, _execute_timed, paths))
         _assert_gone(copy_a, paths)
-        return seconds
+        return sample
 
     def delete_rm():
         fixtures.copy_tree(fixture.fsroot, copy_b)
-        seconds = timed_command(["rm", "-rf", "--"] + [str(copy_b) + p for p in paths])
+        sample = timed_command(["rm", "-rf", "--"] + [str(copy_b) + p for p in paths])
         _assert_gone(copy_b, paths)
-        return seconds
+        return sample
 
     try:
         delete_pair = alternate(delete_ours, delete_rm, scale)

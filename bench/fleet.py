@@ -32,15 +32,15 @@ def run(workdir, scale):
         with running(str(state), count, layouts.NAMES, seed=scale.seed) as fleet:
 
             def report(fleet=fleet, report_dir=report_dir):
-                seconds, done = timed(fleet.playbook, str(REPORT), "-f", str(FORKS),
+                sample, done = timed(fleet.playbook, str(REPORT), "-f", str(FORKS),
                                       "-e", "pkgcache_report_dir=%s" % report_dir)
                 _succeeded(done, "report playbook")
-                return seconds
+                return sample
 
             def ping(fleet=fleet):
-                seconds, done = timed(fleet.ansible, "all", "-m", "ansible.builtin.ping", "-f", str(FORKS))
+                sample, done = timed(fleet.ansible, "all", "-m", "ansible.builtin.ping", "-f", str(FORKS))
                 _succeeded(done, "ping")
-                return seconds
+                return sample
 
             pair = alternate(report, ping, scale)
         rows.append(from_pair("fleet: report playbook vs ping, %d hosts" % count, pair, TARGET,

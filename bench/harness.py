@@ -8,10 +8,11 @@ keys ``figure``, ``a``, ``b``, ``ratio``, ``target`` (see :func:`row`).  ``scale
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,6 +44,22 @@ QUICK = Scale("quick", packages=250, curve=(250, 500, 1000), rss_packages=1000, 
 FULL = Scale("full", packages=2000, curve=(250, 500, 1000, 2000, 4000), rss_packages=4000, hosts=(10, 25, 50))
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One timed run: wall-clock seconds, and CPU seconds (user + system) of the work itself.
+
+    On a busy machine the wall-clock ratio moves with the neighbours' load; the CPU ratio much
+    less, so both are reported.  ``cpu`` is None where the work runs out of our sight.
+    """
+
+    wall: float
+    cpu: float = None
+
+
+def _sample(value):
+    return value if isinstance(value, Sample) else Sample(float(value))
+
+
 @dataclass
 class Pair:
     """Samples of A and B, taken alternately (A, B, A, B, ...) after the warm-up."""
@@ -52,7 +69,13 @@ class Pair:
 
     @property
     def ratio(self):
-        return median(self.a) / median(self.b)
+        return median([s.wall for s in self.a]) / median([s.wall for s in self.b])
+
+    @property
+    def cpu_ratio(self):
+        if any(s.cpu is None for s in self.a + self.b):
+            return None
+        return median([s.cpu for s in self.a]) / median([s.cpu for s in self.b])
 
 
 def median(samples):
@@ -60,30 +83,43 @@ def median(samples):
 
 
 def alternate(measure_a, measure_b, scale):
-    """Call ``measure_a``/``measure_b`` in turns; each returns the seconds it measured itself (so
-    setup such as copying a tree or forking into a chroot stays outside the timed region)."""
+    """Call ``measure_a``/``measure_b`` in turns; each returns what it measured itself (a
+    :class:`Sample` or plain seconds), so that setup such as copying a tree or forking into a
+    chroot stays outside the timed region."""
     pair = Pair()
     for index in range(scale.warmup + scale.runs):
-        seconds_a = measure_a()
-        seconds_b = measure_b()
+        sample_a = _sample(measure_a())
+        sample_b = _sample(measure_b())
         if index >= scale.warmup:
-            pair.a.append(seconds_a)
-            pair.b.append(seconds_b)
+            pair.a.append(sample_a)
+            pair.b.append(sample_b)
     return pair
 
 
+def _cpu_self():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_children():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(func, *args, **kwargs):
-    """``(seconds, result)`` of one call."""
-    start = time.perf_counter()
+    """``(Sample, result)`` of one call in this process (CPU counts this process and the
+    children it waited for during the call)."""
+    cpu, start = _cpu_self() + _cpu_children(), time.perf_counter()
     result = func(*args, **kwargs)
-    return time.perf_counter() - start, result
+    wall = time.perf_counter() - start
+    return Sample(wall, _cpu_self() + _cpu_children() - cpu), result
 
 
 def timed_command(argv, **kwargs):
-    """Seconds one command takes, start to exit (it must succeed); its output is discarded."""
-    start = time.perf_counter()
+    """One command, start to exit (it must succeed; output discarded)."""
+    cpu, start = _cpu_children(), time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)
-    return time.perf_counter() - start
+    return Sample(time.perf_counter() - start, _cpu_children() - cpu)
 
 
 def row(figure, a, b, target, ratio=None, unit="s", check="ratio", note="", samples=None):
@@ -92,13 +128,18 @@ def row(figure, a, b, target, ratio=None, unit="s", check="ratio", note="", samp
     data = {"figure": figure, "a": a, "b": b, "ratio": ratio, "target": target, "unit": unit,
             "check": check, "note": note}
     if samples is not None:
-        data["samples"] = {"a": samples.a, "b": samples.b}
+        data["samples"] = {"a": [asdict(x) for x in samples.a], "b": [asdict(x) for x in samples.b]}
     return data
 
 
 def from_pair(figure, pair, target, note=""):
-    """A timing row: medians of A and B, and their ratio."""
-    return row(figure, median(pair.a), median(pair.b), target, ratio=pair.ratio, note=note, samples=pair)
+    """A timing row: medians of A and B (wall clock), their ratio, and the CPU-time ratio."""
+    cpu = pair.cpu_ratio
+    if cpu is not None:
+        note = "CPU-time ratio %.3f (%s vs %s); %s" % (
+            cpu, _fmt(median([s.cpu for s in pair.a]), "s"), _fmt(median([s.cpu for s in pair.b]), "s"), note)
+    return row(figure, median([s.wall for s in pair.a]), median([s.wall for s in pair.b]), target,
+               ratio=pair.ratio, note=note.rstrip("; "), samples=pair)
 
 
 def skipped(figure, why):

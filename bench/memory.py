@@ -33,8 +33,8 @@ def _measure(home):
     fixture = fixtures.load(home)
     in_host(fixture.fsroot, _idle)
     baseline = _children_peak_mb()
-    seconds = measure_facts(fixture)
-    return {"baseline_mb": baseline, "peak_mb": _children_peak_mb(), "seconds": seconds}
+    sample = measure_facts(fixture)
+    return {"baseline_mb": baseline, "peak_mb": _children_peak_mb(), "seconds": sample.wall}
 
 
 def run(workdir, scale):
