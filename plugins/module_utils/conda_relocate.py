@@ -67,6 +67,8 @@ class Request(object):
         self.extracted = extracted
         self.uid, self.gid, self.mode = uid, gid, mode
         self.env = dict(env or {})
+        # conda expands $HOME in config values from the viewer's environment.
+        self.env.setdefault("HOME", viewer.home)
 
 
 def condarc_path(scope, root, home=None, explicit=None):
@@ -165,23 +167,25 @@ def _contributions(files, stand_in, request):
     return contributors, hidden_by
 
 
+def expand_all(request, items):
+    """Config entries as the viewer's conda reads them (variables, ``~``, absolute)."""
+    return [_condarc.expand(i, request.viewer.home, request.env) for i in (items or [])]
+
+
 def judge(request, items, after):
     """Errors and warnings about the effective ``pkgs_dirs`` the new file gives."""
-    home, env = request.viewer.home, request.env
     effective = after.config.pkgs_dirs
     errors, warnings = [], []
-    wanted = [_condarc.expand(i, home, env) for i in (items or [])]
+    wanted = expand_all(request, items)
     missing = [w for w in wanted if w not in effective]
     if missing:
         why = ("%s marks %s #!final" % (", ".join(after.hidden_by), KEY)) if after.hidden_by else "another source wins"
         errors.append("conda would not use %s from %s: %s" % (", ".join(missing), request.condarc, why))
-    for entry in effective:
+    for entry in [e for e in effective if e not in wanted]:
         sources = [s for s in after.contributors.get(entry, []) if s != request.condarc]
-        if entry not in wanted:
-            origin = ", ".join(sources) or "conda's defaults"
-            warnings.append("%s also lists %s (from %s)" % (KEY, entry, origin))
+        warnings.append("%s also lists %s (from %s)" % (KEY, entry, ", ".join(sources) or "conda's defaults"))
     if request.state == "absent":
-        for entry in [_condarc.expand(i, home, env) for i in request.pkgs_dirs]:
+        for entry in expand_all(request, request.pkgs_dirs):
             if entry in effective:
                 warnings.append("%s stays in effect: %s" % (entry, ", ".join(after.contributors.get(entry, [])) or "conda's defaults"))
     elif wanted and effective and effective[0] != wanted[0]:
@@ -427,7 +431,7 @@ def build_plan(request):
     warnings = after.config.warnings + warnings
     host = Host(request.users, [request.root], request.env).resolve_configs().load_environments()
     roots = set(os.path.realpath(i.root) for i in host.installations) | set([os.path.realpath(request.root)])
-    wanted = [_condarc.expand(i, request.viewer.home, request.env) for i in (items or [])]
+    wanted = expand_all(request, items)
     create = [d for d in wanted if not os.path.lexists(d)] if request.state == "present" else []
     move = None
     if request.migrate and before.config.pkgs_dirs and after.config.pkgs_dirs:
@@ -460,10 +464,10 @@ def make_cache_dir(path, uid=None, gid=None, mode=None):
     os.mkdir(path)
     if mode is not None:
         os.chmod(path, mode)
-    for name in [path] + [os.path.join(path, m) for m in MARKERS]:
-        if name != path:
-            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        if uid is not None or gid is not None:
+    for marker in MARKERS:
+        os.close(os.open(os.path.join(path, marker), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    if uid is not None or gid is not None:
+        for name in [path] + [os.path.join(path, m) for m in MARKERS]:
             os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid)
 
 

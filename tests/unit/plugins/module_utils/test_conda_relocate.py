@@ -361,3 +361,10 @@ def test_a_failure_after_the_switch_leaves_a_working_cache_and_says_what_is_left
     assert os.readlink(host.old) == dest
     for env in host.envs:
         assert_env_intact(env, host.root)
+
+
+def test_variables_in_entries_expand_for_the_viewer_and_the_file_keeps_them(host):
+    result = run(host.request(["$HOME/pkgs"], scope="user", who="alice"))
+    assert result["pkgs_dirs"] == [host.alice.home + "/pkgs"]
+    assert open(host.alice.home + "/.condarc").read() == "pkgs_dirs:\n  - $HOME/pkgs\n"
+    assert not build_plan(host.request(["$HOME/pkgs"], scope="user", who="alice")).changed
