@@ -17,7 +17,7 @@ description:
   - The P(pkgcache.fleet.cache_clean#role) role records this before cleaning, so the report can
     show before and after.
 author:
-  - pkgcache.fleet contributors
+  - pkgcache.fleet contributors (@pkgcache)
 options:
   _input:
     description: A host's C(ansible_facts), after M(pkgcache.fleet.conda_cache_facts) and/or M(pkgcache.fleet.pip_cache_facts).

@@ -26,7 +26,7 @@ description:
     O(active_hosts) (default C(ansible_play_hosts)) failed or were unreachable.
   - Run it once, on the controller - C(run_once=true), C(delegate_to=localhost).
 author:
-  - pkgcache.fleet contributors
+  - pkgcache.fleet contributors (@pkgcache)
 attributes:
   check_mode:
     support: full
