@@ -97,6 +97,12 @@ def test_every_host_address_routes_via_loopback(fleet):
         assert netcheck.route_is_loopback(netcheck.check_loopback_route(fleet.address_of(host)))
 
 
+def test_an_address_in_use_is_refused_before_launch(fleet):
+    """A second fleet must never wait on (and then talk to) another fleet's sshd."""
+    with pytest.raises(netcheck.RouteError, match="already in use"):
+        netcheck.ensure_unused(fleet.address_of(fleet.hosts[0]), 22)
+
+
 @pytest.mark.parametrize("address", ["192.0.2.1", "8.8.8.8", "::1", "localhost"])
 def test_route_check_refuses_anything_outside_loopback(address):
     with pytest.raises(netcheck.RouteError):
@@ -113,10 +119,12 @@ def test_route_parser_rejects_a_real_non_loopback_route():
     assert netcheck.route_is_loopback("local 127.100.0.7 dev lo table local src 127.0.0.1 uid 0")
 
 
-def test_teardown_leaves_no_process_mount_or_namespace(fleet_state_factory):
+def test_teardown_leaves_no_process_mount_or_namespace(fleet, fleet_state_factory):
     state = fleet_state_factory("teardown")
     with running(state, 2, [layouts.BARE, "multi_user"]) as small:
         assert small.run_module("all", "ansible.builtin.ping", become=True)
+        theirs = {fleet.address_of(h) for h in fleet.hosts}
+        assert not theirs & {small.address_of(h) for h in small.hosts}, "fleets share addresses"
         procs, mounts = leftovers(state)
         assert procs and len(mounts) == 2, "the check must see a running fleet"
         namespaces = {os.readlink("/proc/{0}/ns/mnt".format(p["pid"]))

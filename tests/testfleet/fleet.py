@@ -9,6 +9,7 @@ on one machine never collide.
 
 import atexit
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -89,23 +90,30 @@ class Fleet(object):
 
     # -- subnet claims -------------------------------------------------------------------------
     def _claim_net(self):
-        """Claim the first free 127.100.X.0/24 with an atomic symlink to our state dir."""
+        """Claim the first free 127.100.X.0/24 with a symlink to our state dir.  A claim whose
+        fleet is abandoned (its ``up`` process and all its hosts gone) is taken over; the lock
+        keeps two fleets from taking over the same one."""
         claims = _claims_dir()
         claims.mkdir(parents=True, exist_ok=True)
-        for net in range(256):
-            claim = claims / str(net)
-            try:
+        with open(str(claims / ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for net in range(256):
+                claim = claims / str(net)
+                if claim.is_symlink():
+                    owner = Path(os.readlink(str(claim)))
+                    if owner != self.state_dir and not Fleet(owner).abandoned():
+                        continue
+                    claim.unlink()
                 os.symlink(str(self.state_dir), str(claim))
                 return net
-            except FileExistsError:
-                owner = Path(os.readlink(str(claim)))
-                if owner == self.state_dir:
-                    return net
-                if not (owner / "fleet.json").exists():
-                    with contextlib.suppress(FileNotFoundError):
-                        claim.unlink()
-                    return self._claim_net()
         raise RuntimeError("all 256 test subnets 127.100.X.0/24 are claimed in {0}".format(claims))
+
+    def abandoned(self):
+        """Nothing of this fleet is alive: not the process that ran ``up``, not one host."""
+        state = self.load()
+        owner = hostlib.Proc.from_dict(state.get("owner"))
+        return not (owner is not None and owner.alive()) and \
+            not any(self._alive(host) for host in state["hosts"].values())
 
     def _release_net(self, net):
         claim = _claims_dir() / str(net)
@@ -125,7 +133,8 @@ class Fleet(object):
         self._forget_trees()
         image = rootfs.ensure()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        state = {"net": None, "rootfs": str(image), "hosts": {}}
+        state = {"net": None, "rootfs": str(image), "hosts": {},
+                 "owner": hostlib.Proc.of(os.getpid()).as_dict()}
         self._save(state)
         try:
             state["net"] = self._claim_net()
@@ -139,7 +148,7 @@ class Fleet(object):
                 self._save(state)
                 self._prepare(name, host, image, seed)
             for host in state["hosts"].values():
-                netcheck.check_loopback_route(host["address"])
+                netcheck.ensure_unused(host["address"], 22)
             self._launch_all(state)
             self._await_all(state)
             self._write_inventory(state)

@@ -42,6 +42,18 @@ def check_loopback_route(address):
     return line
 
 
+def ensure_unused(address, port):
+    """Refuse an address something already listens on (a fleet of another cache dir, a stray
+    sshd): waiting for our sshd there would succeed against the wrong host."""
+    check_loopback_route(address)
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            pass
+    except OSError:
+        return
+    raise RouteError("{0}:{1} is already in use".format(address, port))
+
+
 def wait_for_accept(address, port, deadline, alive=lambda: True):
     """Poll until *address*:*port* accepts a TCP connection, the deadline passes or ``alive()``
     turns false (the listener died: no point waiting).  The route is checked first."""
