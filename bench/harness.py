@@ -31,6 +31,7 @@ class Scale:
     seed: int = 1
     runs: int = 5  # timed runs of each of A and B; the median is reported
     warmup: int = 1  # untimed runs of each before those
+    factor: float = 1.0  # for modules that size their own fixtures: full = 1.0
 
     @property
     def quick(self):
@@ -39,8 +40,17 @@ class Scale:
     def __str__(self):
         return self.name
 
+    # A scale multiplies like its factor, so ``int(400 * scale)`` sizes a module's own fixture.
+    def __float__(self):
+        return float(self.factor)
 
-QUICK = Scale("quick", packages=250, curve=(250, 500, 1000), rss_packages=1000, hosts=(10,))
+    def __mul__(self, other):
+        return self.factor * other
+
+    __rmul__ = __mul__
+
+
+QUICK = Scale("quick", packages=250, curve=(250, 500, 1000), rss_packages=1000, hosts=(10,), factor=0.05)
 FULL = Scale("full", packages=2000, curve=(250, 500, 1000, 2000, 4000), rss_packages=4000, hosts=(10, 25, 50))
 
 
