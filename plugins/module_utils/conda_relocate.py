@@ -438,6 +438,8 @@ def build_plan(request):
         source, dest = before.config.pkgs_dirs[0], after.config.pkgs_dirs[0]
         move = plan_move(source, dest, host.environments, request.extracted, request.link_old)
         if move is not None:
+            if request.extracted == "drop" and move.method == "rename":
+                warnings.append("extracted=drop does nothing on one filesystem: the rename moves every package for free")
             check_destination(dest, host.environments, roots)
             _refuse_busy(request.root, source)
             check_room(move)
