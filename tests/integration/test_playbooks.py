@@ -60,8 +60,9 @@ def cached_facts(cache_dir, host):
     return json.loads(data["__payload__"]) if "__payload__" in data else data
 
 
-def run_job(fleet, work, playbook, check=False, extravars=None, event_handler=None):
-    """``ansible-playbook pkgcache.fleet.<playbook>`` the AWX way; the report goes to *work*."""
+def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event_handler=None):
+    """``ansible-playbook pkgcache.fleet.<playbook>`` the AWX way (a check job template adds
+    ``--check``, job tags ``--tags``); the report goes to *work*."""
     work.mkdir(parents=True, exist_ok=True)
     report_dir = work / "report"
     variables = dict(pkgcache_report_dir=str(report_dir))
@@ -71,7 +72,7 @@ def run_job(fleet, work, playbook, check=False, extravars=None, event_handler=No
         playbook="pkgcache.fleet." + playbook,
         inventory=str(fleet.inventory),
         extravars=variables,
-        cmdline="--check --diff" if check else None,
+        cmdline=" ".join((["--check", "--diff"] if check else []) + (["--tags", tags] if tags else [])) or None,
         envvars={"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])},
         event_handler=event_handler,
         quiet=True,
@@ -241,3 +242,67 @@ def test_survey_defaults_run_a_check_job(fleet3, tmp_path):
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
     assert job.report["totals"]["check_mode"] is True
     assert job.hosts_with("runner_on_ok", CLEAN_TASK) == fleet3.hosts
+
+
+
+def test_site_with_the_report_tag_only_gathers_and_reports(fleet3, tmp_path):
+    job = run_job(fleet3, tmp_path, "site", tags="report", extravars={"pkgcache_backup_dest": "/srv/none"})
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    assert job.hosts_with("runner_on_ok", FACT_TASKS[0]) == fleet3.hosts
+    assert job.hosts_with("runner_on_ok", CLEAN_TASK) == []
+    assert all(host["clean"] is None and host["backup"] is None for host in job.report["hosts"])
+
+
+def task_results(job, task):
+    return dict((e["event_data"]["host"], e["event_data"]["res"]) for e in job.events
+                if e["event"] == "runner_on_ok" and e["event_data"]["task"] == task)
+
+
+def test_site_backs_up_every_tarball_before_cleaning_it(fleet_state_factory, tmp_path):
+    backup = "/srv/pkgbackup"
+    with running(fleet_state_factory("site"), len(LAYOUTS), LAYOUTS) as fleet:
+        names = fleet.hosts
+        roots = dict((name, fleet.root_of(name)) for name in names)
+        for root in roots.values():
+            (root / backup.lstrip("/")).mkdir(parents=True)
+        job = run_job(fleet, tmp_path, "site", extravars={"pkgcache_backup_dest": backup})
+        assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+        backed_up = task_results(job, "Back up conda package tarballs")
+        cleaned = task_results(job, CLEAN_TASK)
+        for name in names:
+            manifest = json.loads((roots[name] / backed_up[name]["manifest"].lstrip("/")).read_text())
+            stored = dict((entry["source"], entry) for entry in manifest["entries"])
+            tarballs = [p for p in cleaned[name]["removed"] if p.endswith((".conda", ".tar.bz2"))]
+            assert tarballs, "{0}: the clean removed no tarballs".format(name)
+            for path in tarballs:
+                entry = stored[path]
+                obj = roots[name] / backup.lstrip("/") / "store" / "sha256" / entry["sha256"][:2] / entry["sha256"]
+                assert obj.stat().st_size == entry["size"], path
+            record = job.host(name)
+            assert record["backup"]["copied"] == len(backed_up[name]["copied"]) > 0
+            assert record["clean"]["outcome"] == "cleaned"
+    first_backup = min(e["counter"] for e in job.events if e["event_data"].get("task") == "Back up conda package tarballs")
+    first_clean = min(e["counter"] for e in job.events if e["event_data"].get("task") == CLEAN_TASK)
+    assert first_backup < first_clean
+    assert job.artifact_data["pkgcache_hosts_backed_up"] == len(names)
+
+
+def test_relocate_moves_the_cache_and_the_report_covers_only_the_target(fleet_state_factory, tmp_path):
+    new = "/srv/conda/pkgs"
+    with running(fleet_state_factory("relocate"), 2, ("single_root",)) as fleet:
+        target, other = fleet.hosts
+        variables = {"pkgcache_target": target, "pkgs_relocate_root": "/opt/conda", "pkgs_relocate_pkgs_dirs": [new]}
+        preview = run_job(fleet, tmp_path / "preview", "relocate", check=True, extravars=variables)
+        assert (preview.status, preview.rc) == ("successful", 0), preview.stdout[-3000:]
+        assert not (fleet.root_of(target) / new.lstrip("/")).exists()
+        job = run_job(fleet, tmp_path / "real", "relocate", extravars=variables)
+        assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+        old = fleet.root_of(target) / "opt/conda/pkgs"
+        assert old.is_symlink() and os.readlink(str(old)) == new
+        assert not (fleet.root_of(other) / "opt/conda/pkgs").is_symlink()
+    facts = task_results(job, FACT_TASKS[0])[target]["ansible_facts"]["conda_cache"]
+    assert new in [cache["path"] for cache in facts["caches"]]
+    moved = task_results(job, "Relocate the conda package cache")[target]
+    assert moved["migration"]["dest"] == new and moved["pkgs_dirs"][0] == new
+    assert [host["host"] for host in job.report["hosts"]] == [target]
+    assert job.report["hosts"][0]["conda"]["caches"] >= 1
