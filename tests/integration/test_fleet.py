@@ -119,6 +119,22 @@ def test_route_parser_rejects_a_real_non_loopback_route():
     assert netcheck.route_is_loopback("local 127.100.0.7 dev lo table local src 127.0.0.1 uid 0")
 
 
+def test_a_filesystem_mounted_into_a_running_host_is_seen_by_it(fleet_state_factory):
+    """Tests give a host a small filesystem of its own for exact free-space checks; it must
+    reach the host's namespace although that started before the mount existed."""
+    state = fleet_state_factory("submount")
+    with running(state, 1) as one:
+        target = one.root_of("h1") / "srv" / "small"
+        target.mkdir(parents=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "testfleet-small", str(target)],
+                       check=True)
+        (target / "seen").write_text("from the controller")
+        result = one.run_module("h1", "ansible.builtin.command", "stat -f -c '%T %b %S' /srv/small/seen")
+        fstype, blocks, block_size = result["h1"]["stdout"].split()
+        assert fstype == "tmpfs" and int(blocks) * int(block_size) == 4 * 1024 * 1024
+    assert wait_for_nothing_left(state) == ([], [])
+
+
 def test_teardown_leaves_no_process_mount_or_namespace(fleet, fleet_state_factory):
     state = fleet_state_factory("teardown")
     with running(state, 2, [layouts.BARE, "multi_user"]) as small:

@@ -38,7 +38,11 @@ exec chroot "$R" /usr/sbin/sshd -D -e -o ListenAddress={address}:22
 """
 
 LOG_NAME = "sshd.log"  # the PID-1 script's and sshd's output, next to the script
-UNSHARE = ["unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child"]
+# Slave propagation: a mount the controller adds under a host's (shared) tree later on, such as a
+# small tmpfs for exact free-space checks, appears inside the host; the host's own mounts never
+# leak out.
+UNSHARE = ["unshare", "--mount", "--propagation", "slave", "--uts", "--ipc", "--pid", "--fork",
+           "--kill-child"]
 
 
 class Proc(object):
@@ -133,6 +137,7 @@ def mount_overlay(lower, upper, work, merged):
         os.makedirs(path, exist_ok=True)
     options = "lowerdir={0},upperdir={1},workdir={2}".format(lower, upper, work)
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, merged], check=True)
+    subprocess.run(["mount", "--make-shared", merged], check=True)
 
 
 def is_mounted(path):
