@@ -1,8 +1,9 @@
 """A fleet of namespace hosts under one state directory, and its Ansible inventory.
 
-Everything a later ``down`` needs is written to ``fleet.json`` *before* the thing it describes
-exists (a mount, a process), so ``down`` can clean up after a crash at any point of ``up`` — and
-it additionally sweeps any mount left under the state directory.  Host ``hN`` listens on
+Hosts are recorded in ``fleet.json`` before their trees are mounted and their processes as soon
+as they start; ``down`` stops what is recorded and then sweeps every mount and process still
+found under the state directory, so it cleans up after a crash at any point of ``up``, from any
+process, any number of times.  Host ``hN`` listens on
 ``127.100.X.N``; the subnet X is claimed per fleet so that fleets started by concurrent test runs
 on one machine never collide.
 """
