@@ -21,6 +21,7 @@ import re
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
 
 TARBALL_SUFFIXES = (".conda", ".tar.bz2")
@@ -68,29 +69,6 @@ class Warnings(list):
 
     def path_error(self, path, exc):
         self.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
-
-
-class User(object):
-    """A login account whose home may hold conda config, environments and caches."""
-
-    __slots__ = ("name", "uid", "gid", "home")
-
-    def __init__(self, name, uid, gid, home):
-        self.name, self.uid, self.gid, self.home = name, uid, gid, home
-
-    @classmethod
-    def all(cls, names=None):
-        """Every passwd account with an existing home directory (or those named)."""
-        users, seen = [], set()
-        for entry in pwd.getpwall():
-            if names is not None and entry.pw_name not in names:
-                continue
-            home = os.path.normpath(entry.pw_dir or "/")
-            if home in seen or home == "/" or not os.path.isdir(home):
-                continue
-            seen.add(home)
-            users.append(cls(entry.pw_name, entry.pw_uid, entry.pw_gid, home))
-        return users
 
 
 def owner_name(uid):

@@ -21,7 +21,7 @@ import pwd
 import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, human_bytes, walk
 
 CONFIG_BASENAME = "pip.conf"
 # pip applies [global], then the running command's section, then PIP_* variables.  The cache is
@@ -51,49 +51,6 @@ PIP_SECTIONS = {
     "wheels": lambda name: name.endswith(".whl"),
     "selfcheck": lambda name: name.endswith(".json"),
 }
-
-
-# Shells of accounts nobody logs in to; such accounts often name a home that was never made.
-NO_LOGIN_SHELLS = ("nologin", "false", "sync", "shutdown", "halt")
-
-
-class User(object):
-    """A passwd entry: only what cache resolution needs."""
-
-    __slots__ = ("name", "uid", "home", "shell")
-
-    def __init__(self, name, uid, home, shell="/bin/sh"):
-        self.name = name
-        self.uid = uid
-        self.home = home
-        self.shell = shell
-
-    @property
-    def logs_in(self):
-        """A person's account (a real shell): a missing home is news, not the norm."""
-        return bool(self.shell) and posixpath.basename(self.shell) not in NO_LOGIN_SHELLS
-
-
-def _user(entry):
-    return User(entry.pw_name, entry.pw_uid, entry.pw_dir, entry.pw_shell)
-
-
-def passwd_users(names, warn):
-    """Every passwd user (first entry per name), or the named ones; unknown names are warned about."""
-    if not names:
-        seen = {}
-        for entry in pwd.getpwall():
-            seen.setdefault(entry.pw_name, _user(entry))
-        return list(seen.values())
-    users = []
-    for name in names:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            warn("user %s is not in the passwd database; skipped" % name)
-            continue
-        users.append(_user(entry))
-    return users
 
 
 def _normalize_name(name):
@@ -362,15 +319,6 @@ def measure_cache(path, known, warn):
     return total, parts
 
 
-def _human(num):
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    power = 0
-    while num >= 1024 and power < len(units) - 1:
-        num /= 1024.0
-        power += 1
-    return "%d B" % num if power == 0 else "%.1f %s" % (num, units[power])
-
-
 def gather_facts(users, env, warn, now=None, keep_empty=False, etc_dir="/etc"):
     """``ansible_facts.pip_cache`` for ``users``.
 
@@ -412,7 +360,7 @@ def gather_facts(users, env, warn, now=None, keep_empty=False, etc_dir="/etc"):
         everything.update(part)
     summary = "; ".join(
         "%s: %d cache(s), %s on disk, %s reclaimable"
-        % (tool, sum(1 for c in caches.values() if c["tool"] == tool), _human(part.usage.on_disk), _human(part.usage.reclaimable))
+        % (tool, sum(1 for c in caches.values() if c["tool"] == tool), human_bytes(part.usage.on_disk), human_bytes(part.usage.reclaimable))
         for tool, part in sorted(totals.items())
     )
     return {

@@ -259,7 +259,8 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import gather_facts, passwd_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import gather_facts
 
 
 def main():

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import pip_cache
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
-    User,
     gather_facts,
     measure_cache,
     pip_config_files,
@@ -362,7 +362,7 @@ def test_absent_cache_is_none_without_warning(tmp_path):
 
 
 def users_in(root: Path, *names) -> list:
-    return [User(name, 1000 + i, str(root / "home" / name)) for i, name in enumerate(names)]
+    return [User(name, 1000 + i, 1000 + i, str(root / "home" / name)) for i, name in enumerate(names)]
 
 
 def test_facts_per_user_and_a_shared_cache_counted_once(host):
@@ -400,8 +400,8 @@ def test_explicit_users_are_reported_even_without_caches_and_missing_homes_warne
 
 
 def test_missing_home_warned_for_login_accounts_not_for_system_accounts(host):
-    person = User("erin", 1005, str(host / "home/erin"), "/bin/bash")
-    daemon = User("daemon", 1, str(host / "nonexistent"), "/usr/sbin/nologin")
+    person = User("erin", 1005, 1005, str(host / "home/erin"), "/bin/bash")
+    daemon = User("daemon", 1, 1, str(host / "nonexistent"), "/usr/sbin/nologin")
     warnings = []
     facts = gather_facts([person, daemon], {}, warnings.append, now=NOW, etc_dir=str(host / "etc"))
     assert facts["users"] == {}
