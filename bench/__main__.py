@@ -43,7 +43,7 @@ def _default_workdir():
 
 
 def _fs_type(path):
-    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def _run_one(name, workdir, scale):
@@ -54,15 +54,14 @@ def _run_one(name, workdir, scale):
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
             raise
-        return [harness.skipped(name, "%s.py is not in bench/ yet" % module_name.split(".")[1])], True
+        return [harness.skipped(name, "%s.py is not in bench/ yet" % module_name.split(".")[1])]
     own = workdir if name in SHARED_WORKDIR else workdir / name
     own.mkdir(exist_ok=True)
     try:
-        return list(module.run(own, scale)), True
-    except Exception:  # pylint: disable=broad-except  # one broken benchmark must not hide the others
-        trace = traceback.format_exc()
-        print(trace, file=sys.stderr)
-        return [harness.skipped(name, "ERROR: " + trace.strip().splitlines()[-1])], False
+        return list(module.run(own, scale))
+    except Exception as exc:  # pylint: disable=broad-except  # one broken benchmark must not hide the others
+        traceback.print_exc()
+        return [harness.failed(name, exc)]
     finally:
         if own != workdir:
             shutil.rmtree(str(own), ignore_errors=True)
@@ -81,16 +80,14 @@ def main(argv=None):
     workdir.mkdir(parents=True, exist_ok=True)
     info = {"scale": str(scale), "started": harness.started_stamp(), "machine_start": harness.machine(),
             "workdir_fs": _fs_type(workdir), "runs": scale.runs, "warmup": scale.warmup}
-    rows, ok, started = [], True, time.perf_counter()
+    rows, started = [], time.perf_counter()
     try:
         for name in [n for n in BENCHMARKS if not args.only or n in args.only]:
             print("== %s" % name, file=sys.stderr, flush=True)
             begun = time.perf_counter()
-            more, fine = _run_one(name, workdir, scale)
+            rows += _run_one(name, workdir, scale)
             info.setdefault("benchmark_seconds", {})[name] = round(time.perf_counter() - begun, 1)
             print("== %s done in %.1f s" % (name, time.perf_counter() - begun), file=sys.stderr, flush=True)
-            rows += more
-            ok = ok and fine
     finally:
         if not args.keep:
             shutil.rmtree(str(workdir), ignore_errors=True)
@@ -99,7 +96,7 @@ def main(argv=None):
     path, text = harness.write_results(rows, info, RESULTS)
     print(text)
     print("%s; %.0f s in all" % (path, info["seconds"]))
-    return 0 if ok else 1
+    return 1 if any(harness.verdict(r) == "ERROR" for r in rows) else 0
 
 
 if __name__ == "__main__":

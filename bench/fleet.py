@@ -7,12 +7,13 @@ on the controller); B = ``ansible all -m ansible.builtin.ping``; both with the s
 inventory, alternated, and both must succeed.
 """
 
+import sys
 from pathlib import Path
 
 from testfleet import layouts
 from testfleet.fleet import running
 
-from bench.harness import alternate, from_pair, timed
+from bench.harness import alternate, failed, from_pair, timed
 
 REPORT = Path(__file__).resolve().parents[1] / "playbooks" / "report.yml"
 FORKS = 20
@@ -27,22 +28,31 @@ def _succeeded(done, what):
 def run(workdir, scale):
     rows = []
     for count in scale.hosts:
-        state = Path(workdir) / ("fleet-%d" % count)
-        report_dir = Path(workdir) / ("report-%d" % count)
-        with running(str(state), count, layouts.NAMES, seed=scale.seed) as fleet:
-
-            def report(fleet=fleet, report_dir=report_dir):
-                sample, done = timed(fleet.playbook, str(REPORT), "-f", str(FORKS),
-                                      "-e", "pkgcache_report_dir=%s" % report_dir)
-                _succeeded(done, "report playbook")
-                return sample
-
-            def ping(fleet=fleet):
-                sample, done = timed(fleet.ansible, "all", "-m", "ansible.builtin.ping", "-f", str(FORKS))
-                _succeeded(done, "ping")
-                return sample
-
-            pair = alternate(report, ping, scale)
-        rows.append(from_pair("fleet: report playbook vs ping, %d hosts" % count, pair, TARGET,
-                              note="forks %d; layouts %s round-robin" % (FORKS, ",".join(layouts.NAMES))))
+        figure = "fleet: report playbook vs ping, %d hosts" % count
+        print("   %d hosts" % count, file=sys.stderr, flush=True)
+        try:
+            rows.append(from_pair(figure, _measure(Path(workdir), count, scale), TARGET,
+                                  note="forks %d; layouts %s round-robin" % (FORKS, ",".join(layouts.NAMES))))
+        except (RuntimeError, OSError) as exc:  # a size that fails must not lose the others
+            rows.append(failed(figure, exc))
     return rows
+
+
+def _measure(workdir, count, scale):
+    """Bring ``count`` hosts up, alternate report and ping, tear the hosts down whatever happens."""
+    state = workdir / ("fleet-%d" % count)
+    report_dir = workdir / ("report-%d" % count)
+    with running(str(state), count, layouts.NAMES, seed=scale.seed) as fleet:
+
+        def report():
+            sample, done = timed(fleet.playbook, str(REPORT), "-f", str(FORKS),
+                                 "-e", "pkgcache_report_dir=%s" % report_dir)
+            _succeeded(done, "report playbook")
+            return sample
+
+        def ping():
+            sample, done = timed(fleet.ansible, "all", "-m", "ansible.builtin.ping", "-f", str(FORKS))
+            _succeeded(done, "ping")
+            return sample
+
+        return alternate(report, ping, scale)

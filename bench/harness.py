@@ -156,6 +156,11 @@ def skipped(figure, why):
     return row(figure, None, None, None, check="skip", note=why)
 
 
+def failed(figure, exc):
+    """A row for a measurement that could not be made; the run's exit code reports it."""
+    return row(figure, None, None, None, check="error", note="ERROR: %s: %s" % (type(exc).__name__, exc))
+
+
 def target_value(target):
     """Targets from other modules may come as numbers or as text like ``"<= 1.3"``/``"≤ 1.3"``."""
     if target is None or isinstance(target, (int, float)):
@@ -168,6 +173,8 @@ def verdict(result):
     limit = target_value(result.get("target"))
     check = result.get("check", "ratio")
     value = result.get("a") if check == "a" else result.get("ratio")
+    if check == "error":
+        return "ERROR"
     if check == "skip" or limit is None or value is None:
         return "-"
     return "pass" if value <= limit else "miss"
