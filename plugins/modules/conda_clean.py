@@ -218,8 +218,9 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import (
-    TARGETS, Policy, PolicyError, clean, parse_duration, parse_free_threshold, parse_size)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._units import (
+    PolicyError, parse_duration, parse_free_threshold, parse_size)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host, User
 
