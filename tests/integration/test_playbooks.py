@@ -60,7 +60,7 @@ def cached_facts(cache_dir, host):
     return json.loads(data["__payload__"]) if "__payload__" in data else data
 
 
-def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event_handler=None):
+def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event_handler=None, inventories=()):
     """``ansible-playbook pkgcache.fleet.<playbook>`` the AWX way (a check job template adds
     ``--check``, job tags ``--tags``); the report goes to *work*."""
     work.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event
     runner = ansible_runner.run(
         private_data_dir=str(work),
         playbook="pkgcache.fleet." + playbook,
-        inventory=str(fleet.inventory),
+        inventory=[str(fleet.inventory)] + [str(path) for path in inventories],
         extravars=variables,
         cmdline=" ".join((["--check", "--diff"] if check else []) + (["--tags", tags] if tags else [])) or None,
         envvars={"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])},
@@ -166,6 +166,30 @@ def test_clean_frees_space_reports_before_after_and_second_run_has_nothing(fleet
     assert [again.host(name)["clean"]["outcome"] for name in fleet3.hosts] == ["nothing_to_remove"] * 3
     assert again.artifact_data["pkgcache_hosts_skipped"] == len(fleet3.hosts)
     assert again.artifact_data["pkgcache_hosts_cleaned"] == 0
+
+
+def test_serial_batches_still_give_one_report_and_stats_counted_once(fleet3, tmp_path):
+    job = run_job(fleet3, tmp_path, "report", extravars={"pkgcache_serial": 1})
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    plays = [e["event_data"]["play"] for e in job.events if e["event"] == "playbook_on_play_start"]
+    assert plays.count("Gather cache facts") == len(fleet3.hosts)
+    assert [host["status"] for host in job.report["hosts"]] == ["ok"] * len(fleet3.hosts)
+    assert job.artifact_data["pkgcache_hosts"] == len(fleet3.hosts)
+
+
+def test_host_whose_clean_fails_is_reported_failed_and_the_rest_go_on(fleet3, tmp_path):
+    victim = fleet3.hosts[0]
+    bad_policy = tmp_path / "bad-policy.ini"
+    bad_policy.write_text("[fleet]\n{0} cache_clean_min_age=soon\n".format(victim))
+    job = run_job(fleet3, tmp_path / "job", "clean", check=True, inventories=[bad_policy])
+    assert job.status == "failed" and job.rc == 2, job.stdout[-3000:]
+    survivors = [name for name in fleet3.hosts if name != victim]
+    assert job.hosts_with("runner_on_ok", CLEAN_TASK) == survivors
+    record = job.host(victim)
+    assert record["status"] == "failed"
+    assert record["error"].startswith("cache_clean_conda_result: ") and "soon" in record["error"]
+    assert [job.host(name)["status"] for name in survivors] == ["ok"] * len(survivors)
+    assert job.artifact_data["pkgcache_hosts_failed"] == 1
 
 
 def stop_host(fleet, name):
