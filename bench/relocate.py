@@ -10,9 +10,9 @@ is on a tmpfs mounted for the run (always unmounted).  Each timed command starts
   switch and re-resolution -- the new cache is live here, compared with ``cp -a`` -- then removal
   of the old cache through the safe-removal path (``Mover.finish``), the whole compared with ``mv``.
 
-Median of ``ROUNDS`` after one warm-up round.  The fixture's records name in-host paths
-(``/opt/conda``) that do not exist here, so no environment is found soft-linked into the cache;
-the per-record work is the same either way.
+Median of the scale's runs (``ROUNDS`` by default) after its warm-up rounds.  The fixture's
+records name in-host paths (``/opt/conda``) that do not exist here, so no environment is found
+soft-linked into the cache; the per-record work is the same either way.
 """
 
 import os
@@ -100,14 +100,15 @@ def run(workdir, scale):
     host = workdir / "relocate-host"
     old = host / "opt" / "conda" / "pkgs"
     live, whole, copies, moves = [], [], [], []
+    warmup = getattr(scale, "warmup", 1)
     try:
-        for index in range(ROUNDS + 1):
+        for index in range(warmup + getattr(scale, "runs", ROUNDS)):
             _fresh_host(template, host)
             copy = _timed(["cp", "-a", str(old)], mount / "cp")
             move = _timed(["mv", str(old)], mount / "mv")
             _fresh_host(template, host)
             total, removal = _time_migration(host, mount / "pkgs")
-            if index:  # round 0 warms caches and code paths
+            if index >= warmup:  # the first rounds warm caches and code paths
                 copies.append(copy)
                 moves.append(move)
                 whole.append(total)
