@@ -1,0 +1,572 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Cleanup of pip and uv caches: purge, wheel patterns and age-based pruning, planned first.
+
+pip's rules are those of ``pip cache remove``/``purge`` (``pip/_internal/commands/cache.py``):
+a pattern selects wheel files (``<pattern>-*.whl``, or ``<pattern>*.whl`` when it holds a ``-``),
+``*`` (purge) adds every file of ``http-v2`` and ``http``; afterwards every directory left without
+files (``http-v2``, ``http``) or without wheels (``wheels``, where ``origin.json`` goes with its
+wheel) is removed, the part directory included, and the legacy ``selfcheck.json`` too.  Age-based
+pruning applies the same tidy rule to what it selects.  uv pruning removes whole top-level entries
+of uv's buckets under uv's own cache lock.
+
+Everything is decided from one ``lstat`` walk per part (symlinks are entries, never followed), the
+plan lists what goes with its bytes, and execution removes exactly the planned paths through
+``_removal`` -- check mode stops before that step.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import fnmatch
+import os
+import posixpath
+import pwd
+import re
+import stat
+import time
+from contextlib import ExitStack
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError, parse_duration
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import PIP_SECTIONS, resolve_pip_cache, resolve_uv_cache
+
+HTTP_PARTS = ("http-v2", "http")
+WHEELS = "wheels"
+SELFCHECK = "selfcheck"
+LEGACY_SELFCHECK = "selfcheck.json"
+BODY_SUFFIX = ".body"
+UV_LOCK = ".lock"
+UV_TAG = "CACHEDIR.TAG"
+# uv's buckets are versioned directories (`archive-v0`, `wheels-v6`, ...); nothing else at the top
+# (CACHEDIR.TAG, .lock, .gitignore, temporary dirs) is ever an entry.
+UV_BUCKET = re.compile(r"^[a-z]+(?:-[a-z]+)*-v\d+$")
+UV_ARCHIVE = "archive-v0"
+# Files through which a uv entry names its unpacked archive (besides symlinks).
+UV_POINTER_SUFFIXES = (".http", ".rev", ".msgpack")
+UV_POINTER_MAX = 1024 * 1024
+_BARE_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+
+
+class Request(object):
+    """What to clean, validated: a pip action (at most one) and/or uv pruning."""
+
+    def __init__(self, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None):
+        self.purge = purge
+        self.patterns = list(patterns)
+        self.min_age = min_age
+        self.uv_min_age = uv_min_age
+        self.include_selfcheck = include_selfcheck
+        self.now = time.time() if now is None else now
+
+    @classmethod
+    def from_options(cls, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None):
+        """Build a request from user input; PolicyError says what is wrong before anything is read."""
+        chosen = [name for name, value in (("purge", purge), ("patterns", patterns), ("min_age", min_age is not None))
+                  if value]
+        if len(chosen) > 1:
+            raise PolicyError("%s cannot be combined: choose one way to clean pip caches" % " and ".join(chosen))
+        if not chosen and uv_min_age is None:
+            raise PolicyError("nothing to do: set purge, patterns, min_age or uv_min_age")
+        if include_selfcheck and not purge:
+            raise PolicyError("include_selfcheck only applies to purge")
+        for pattern in patterns:
+            if not pattern or "/" in pattern:
+                raise PolicyError("pattern %r is not a wheel file name glob (like numpy, numpy-1.*, *-cp311-*)" % pattern)
+        return cls(purge, patterns, parse_age(min_age, "min_age"), parse_age(uv_min_age, "uv_min_age"),
+                   include_selfcheck, now)
+
+    @property
+    def cleans_pip(self):
+        return bool(self.purge or self.patterns or self.min_age is not None)
+
+
+def parse_age(text, option):
+    """A duration with a unit (``7d``); a bare non-zero number is refused, since days and seconds
+    are both plausible readings and the wrong one empties a cache."""
+    if text is None:
+        return None
+    if _BARE_NUMBER.match(str(text)) and float(text) != 0:
+        raise PolicyError("%s=%s has no unit: write %sd for days or %ss for seconds" % (option, text, text, text))
+    try:
+        return parse_duration(text)
+    except PolicyError as exc:
+        raise PolicyError("%s: %s" % (option, exc))
+
+
+def age_reason(seconds):
+    return "older than %s" % _duration_text(seconds)
+
+
+def _duration_text(seconds):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return "%d%s" % (seconds // size, unit)
+    return "%gs" % seconds
+
+
+def select_users(names):
+    """The named passwd users (every account when ``names`` is empty); an unknown name is an error,
+    since cleaning for a user that is not there is a typo, not a policy."""
+    unknown = []
+    for name in names or ():
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            unknown.append(name)
+    if unknown:
+        raise PolicyError("unknown user(s): %s" % ", ".join(unknown))
+    return passwd_users(names)
+
+
+# -- the tree ----------------------------------------------------------------------------------
+
+
+class Node(object):
+    """One entry of a cache from a single ``lstat``; directories hold their children by name.
+
+    A pinned node (unreadable, or on another filesystem) is never removed and keeps its parents.
+    """
+
+    __slots__ = ("relpath", "st", "children", "pinned")
+
+    def __init__(self, relpath, st):
+        self.relpath = relpath
+        self.st = st
+        self.children = [] if stat.S_ISDIR(st.st_mode) else None
+        self.pinned = False
+
+    @property
+    def name(self):
+        return posixpath.basename(self.relpath)
+
+    @property
+    def is_dir(self):
+        return self.children is not None
+
+    def walk(self):
+        """This node and everything below it, parents before children, children by name."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            if node.children:
+                stack.extend(reversed(node.children))
+
+    def usage(self):
+        total = DiskUsage()
+        for node in self.walk():
+            total.add(node.st)
+        return total
+
+    def newest_mtime(self):
+        """Newest modification time of the files and links below (a directory's own time moves
+        whenever an entry is added or removed, so it only counts when there are no files)."""
+        times = [node.st.st_mtime for node in self.walk() if not node.is_dir]
+        return max(times) if times else self.st.st_mtime
+
+
+def scan(cache, relpath, warn):
+    """The tree at ``cache/relpath``, or None when absent.  Never follows a symlink and stays on the
+    filesystem of ``relpath``; a directory that cannot be listed is pinned, with a warning."""
+    try:
+        st = os.lstat(os.path.join(cache, relpath))
+    except FileNotFoundError:
+        return None
+    root = Node(relpath, st)
+    stack = [root] if root.is_dir else []
+    while stack:
+        node = stack.pop()
+        try:
+            with os.scandir(os.path.join(cache, node.relpath)) as listing:
+                entries = sorted(((e.name, e.stat(follow_symlinks=False)) for e in listing), key=lambda pair: pair[0])
+        except OSError as exc:
+            warn("cannot read %s: %s; left as it is" % (os.path.join(cache, node.relpath), " ".join(str(exc).split())))
+            node.pinned = True
+            continue
+        for name, child_st in entries:
+            child = Node(node.relpath + "/" + name, child_st)
+            if child.is_dir and child_st.st_dev != root.st.st_dev:
+                child.pinned, child.children = True, []
+            node.children.append(child)
+            if child.is_dir and not child.pinned:
+                stack.append(child)
+    return root
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+
+class PlanItem(object):
+    """A path removed whole (a file, a link or a directory with everything in it), and why."""
+
+    __slots__ = ("node", "reason", "usage")
+
+    def __init__(self, node, reason):
+        self.node = node
+        self.reason = reason
+        self.usage = node.usage()
+
+    def as_dict(self, cache):
+        return {
+            "path": posixpath.join(cache, self.node.relpath),
+            "reason": self.reason,
+            "apparent_bytes": self.usage.apparent,
+            "disk_bytes": self.usage.on_disk,
+        }
+
+
+class CachePlan(object):
+    """What one cache loses, how many candidates it keeps and why, or why it is skipped whole."""
+
+    def __init__(self, path, tool, users):
+        self.path = path
+        self.tool = tool
+        self.users = users
+        self.items = []
+        self.kept = {}
+        self.skipped = None
+
+    def keep(self, reason, count=1):
+        self.kept[reason] = self.kept.get(reason, 0) + count
+
+    @property
+    def usage(self):
+        total = DiskUsage()
+        for item in self.items:
+            total.update(item.usage)
+        return total
+
+    def as_dict(self):
+        usage = self.usage
+        return {
+            "path": self.path,
+            "tool": self.tool,
+            "users": [user.name for user in self.users],
+            "skipped": self.skipped,
+            "remove": [item.as_dict(self.path) for item in self.items],
+            "kept": dict(self.kept),
+            "apparent_bytes": usage.apparent,
+            "disk_bytes": usage.on_disk,
+            "reclaimable_bytes": usage.reclaimable,
+        }
+
+
+def wheel_glob(pattern):
+    """pip's pattern -> file name glob: a name gets ``-*.whl``, a name with a version ``*.whl``."""
+    return pattern + ("*.whl" if "-" in pattern else "-*.whl")
+
+
+def _http_entries(directory):
+    """A directory's files grouped as cache entries: ``<key>`` with its ``<key>.body`` is one."""
+    files = dict((node.name, node) for node in directory.children if not node.is_dir)
+    bodies = set(name for name in files if name.endswith(BODY_SUFFIX) and name[:-len(BODY_SUFFIX)] in files)
+    for name, node in sorted(files.items()):
+        if name in bodies:
+            continue
+        body = files.get(name + BODY_SUFFIX) if not name.endswith(BODY_SUFFIX) else None
+        yield [node, body] if body is not None else [node]
+
+
+def _select_pip(part, root, request):
+    """``{relpath: reason}`` of the files the request selects in one pip part."""
+    files = [node for node in root.walk() if not node.is_dir]
+    if request.min_age is not None:
+        reason = age_reason(request.min_age)
+        if part == WHEELS:
+            entries = [[node] for node in files if node.name.endswith(".whl")]
+        else:
+            entries = [entry for d in root.walk() if d.is_dir for entry in _http_entries(d)]
+        old = [e for e in entries if request.now - max(n.st.st_mtime for n in e) >= request.min_age]
+        return dict((node.relpath, reason) for entry in old for node in entry)
+    if part in HTTP_PARTS:
+        if request.purge or "*" in request.patterns:
+            reason = "purge" if request.purge else "pattern '*' (pip removes HTTP files too)"
+            return dict((node.relpath, reason) for node in files)
+        return {}
+    globs = [("*-*.whl", "purge")] if request.purge else [(wheel_glob(p), "pattern %r" % p) for p in request.patterns]
+    selected = {}
+    for node in files:
+        for glob, reason in globs:
+            if fnmatch.fnmatchcase(node.name, glob):
+                selected[node.relpath] = reason
+                break
+    return selected
+
+
+def _keeps_dir(part, node, selected):
+    """pip's tidy rule: whether a file that stays keeps its directory (any file in ``http-v2`` and
+    ``http``, only wheels in ``wheels``)."""
+    if node.relpath in selected:
+        return False
+    return part in HTTP_PARTS or node.name.endswith(".whl")
+
+
+def _tidy(part, root, selected):
+    """Plan items for one part: directories with nothing left to keep go whole, else their
+    selected files one by one (an HTTP entry's metadata before its body)."""
+    remains = {}
+    for node in reversed(list(root.walk())):
+        if node.is_dir:
+            remains[node.relpath] = node.pinned or any(remains[c.relpath] for c in node.children)
+        else:
+            remains[node.relpath] = _keeps_dir(part, node, selected)
+    items = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_dir and not remains[node.relpath]:
+            reasons = [selected[n.relpath] for n in node.walk() if n.relpath in selected]
+            tidy = "left without wheels" if part == WHEELS else "left without files"
+            items.append(PlanItem(node, reasons[0] if reasons else tidy))
+        elif node.is_dir:
+            stack.extend(reversed(node.children))
+        elif node.relpath in selected:
+            items.append(PlanItem(node, selected[node.relpath]))
+    return items
+
+
+def plan_pip(plan, request, warn):
+    """pip's parts by the request, then pip's tidy rule; the legacy ``selfcheck.json`` goes as
+    in every ``pip cache remove``, ``selfcheck/`` only when asked for."""
+    for part in HTTP_PARTS + (WHEELS,):
+        root = scan(plan.path, part, warn)
+        if root is None:
+            continue
+        if not root.is_dir:
+            plan.keep("%s is not a directory" % part)
+            continue
+        selected = _select_pip(part, root, request)
+        plan.items.extend(_tidy(part, root, selected))
+        if request.min_age is not None:
+            items = [n for n in root.walk() if not n.is_dir and PIP_SECTIONS[part](n.name)]
+            young = sum(1 for n in items if n.relpath not in selected)
+            if young:
+                plan.keep("newer than %s" % _duration_text(request.min_age), young)
+    legacy = scan(plan.path, LEGACY_SELFCHECK, warn)
+    if legacy is not None and stat.S_ISREG(legacy.st.st_mode):
+        plan.items.append(PlanItem(legacy, "legacy state file pip removes"))
+    if request.include_selfcheck:
+        selfcheck = scan(plan.path, SELFCHECK, warn)
+        if selfcheck is not None:
+            plan.items.append(PlanItem(selfcheck, "purge with include_selfcheck"))
+
+
+def plan_uv(plan, request, warn):
+    """Old top-level entries of uv's buckets; an archive that a kept entry still points to
+    (symlink or pointer file) is kept, so uv never finds a dangling link."""
+    buckets = []
+    for name in sorted(os.listdir(plan.path)):
+        if UV_BUCKET.match(name):
+            root = scan(plan.path, name, warn)
+            if root is not None and root.is_dir and not root.pinned:
+                buckets.append(root)
+    old, kept = [], []
+    for bucket in buckets:
+        for entry in bucket.children:
+            if entry.name.startswith("."):
+                continue
+            if entry.pinned:
+                kept.append(entry)
+                plan.keep("unreadable or a mount point")
+            elif request.now - entry.newest_mtime() >= request.uv_min_age:
+                old.append(entry)
+            else:
+                kept.append(entry)
+                plan.keep("newer than %s" % _duration_text(request.uv_min_age))
+    archives = set(e.name for e in old if e.relpath.startswith(UV_ARCHIVE + "/"))
+    # Only entries that stay can be left with a dangling pointer; removed ones do not count.
+    referenced = _referenced_archives(plan.path, kept, archives)
+    reason = age_reason(request.uv_min_age)
+    for entry in old:
+        if entry.relpath.startswith(UV_ARCHIVE + "/") and entry.name in referenced:
+            plan.keep("archive still used by a newer entry")
+        else:
+            plan.items.append(PlanItem(entry, reason))
+
+
+def _referenced_archives(cache, entries, ids):
+    """The subset of archive ``ids`` that the given entries point to, by symlink or pointer file."""
+    found = set()
+    if not ids:
+        return found
+    needles = [(i, i.encode()) for i in ids]
+    for entry in entries:
+        if entry.relpath.startswith(UV_ARCHIVE + "/"):
+            continue
+        for node in entry.walk():
+            mode = node.st.st_mode
+            if stat.S_ISLNK(mode):
+                target = _link_target(cache, node)
+                parts = target.split("/") if target else []
+                if len(parts) >= 2 and parts[0] == UV_ARCHIVE and parts[1] in ids:
+                    found.add(parts[1])
+            elif stat.S_ISREG(mode) and node.name.endswith(UV_POINTER_SUFFIXES) and node.st.st_size <= UV_POINTER_MAX:
+                data = _read_small(os.path.join(cache, node.relpath))
+                found.update(i for i, needle in needles if needle in data)
+    return found
+
+
+def _link_target(cache, node):
+    """A symlink's target as a path relative to the cache, or None when it leaves the cache."""
+    try:
+        target = os.readlink(os.path.join(cache, node.relpath))
+    except OSError:
+        return None
+    if target.startswith("/"):
+        rel = posixpath.relpath(posixpath.normpath(target), cache)
+    else:
+        rel = posixpath.normpath(posixpath.join(posixpath.dirname(node.relpath), target))
+    return None if rel.startswith("..") else rel
+
+
+def _read_small(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(UV_POINTER_MAX)
+
+
+class UvLock(object):
+    """uv's own exclusive cache lock (``<cache>/.lock``, flock), held while we plan and remove.
+
+    uv takes the same lock to prune, so a running ``uv cache prune``/``clean`` and this module
+    never interleave.  ``held_by_other`` is set when uv holds it; a cache without a lock file
+    (older uv) is used unlocked.
+    """
+
+    def __init__(self, path):
+        self.fd = None
+        self.held_by_other = False
+        dir_fd = _removal.open_dir_nofollow(path)
+        try:
+            self.fd = os.open(UV_LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        finally:
+            os.close(dir_fd)
+        if self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    self.close()
+                    raise
+                self.held_by_other = True
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def owner_reason(path, users):
+    """Why a cache must not be cleaned for these users: its directory belongs to someone else
+    (a user pointing their cache at another account's files), or None."""
+    st = os.lstat(path)
+    owners = set([0] + [user.uid for user in users])
+    if st.st_uid not in owners:
+        return "owned by uid %d, neither root nor a user of it (%s)" % (st.st_uid, ", ".join(u.name for u in users))
+    return None
+
+
+def locate(users, env, warn, request):
+    """``[(path, tool, [users])]`` of the existing caches the request cleans, each once."""
+    found = {}
+    for user in users:
+        if request.cleans_pip:
+            found.setdefault((resolve_pip_cache(user.home, env, warn)["path"], "pip"), []).append(user)
+        if request.uv_min_age is not None:
+            found.setdefault((resolve_uv_cache(user.home, env, warn)["path"], "uv"), []).append(user)
+    return [(path, tool, owners) for (path, tool), owners in sorted(found.items()) if os.path.isdir(path)]
+
+
+def plan_cache(path, tool, users, request, warn, locks):
+    """The plan for one cache; a uv cache's lock is entered into ``locks`` and held until the
+    caller closes it, so the plan stays true while it is executed."""
+    plan = CachePlan(path, tool, users)
+    plan.skipped = owner_reason(path, users)
+    if plan.skipped:
+        return plan
+    if tool == "pip":
+        plan_pip(plan, request, warn)
+        return plan
+    if not os.path.isfile(os.path.join(path, UV_TAG)):
+        plan.skipped = "no %s: not a uv cache" % UV_TAG
+        return plan
+    lock = locks.enter_context(UvLock(path))
+    if lock.held_by_other:
+        plan.skipped = "uv holds its cache lock %s" % os.path.join(path, UV_LOCK)
+        return plan
+    plan_uv(plan, request, warn)
+    return plan
+
+
+def execute(plans):
+    """Remove every planned path under the cache's lock; measure what each filesystem gained."""
+    free_before, removed, errors = {}, [], []
+    for plan in plans:
+        if plan.skipped or not plan.items:
+            continue
+        mount = filesystem(plan.path)["mount"]
+        free_before.setdefault(mount, _removal.statvfs_free(mount))
+        try:
+            with _removal.CacheDir(plan.path) as root:
+                for item in plan.items:
+                    path = posixpath.join(plan.path, item.node.relpath)
+                    try:
+                        if root.remove(item.node.relpath):
+                            removed.append(path)
+                    except (OSError, _removal.RemovalError) as exc:
+                        errors.append("%s: %s" % (path, exc))
+        except (OSError, _removal.RemovalError) as exc:
+            errors.append("%s: %s" % (plan.path, exc))
+    freed = dict((m, _removal.statvfs_free(m) - before) for m, before in free_before.items())
+    return removed, freed, errors
+
+
+def clean(users, env, request, warn, check_mode=False):
+    """Plan the cleanup of the users' pip/uv caches and, unless ``check_mode``, execute it.
+
+    Returns ``changed``, ``caches`` (per-cache plans), ``paths`` (planned), ``removed``,
+    ``planned_bytes`` (reclaimable, each inode once over all caches), ``freed_bytes`` (statvfs,
+    per mount), ``errors`` and a one-line ``msg``.
+    """
+    with ExitStack() as locks:
+        plans = [plan_cache(path, tool, owners, request, warn, locks) for path, tool, owners in locate(users, env, warn, request)]
+        paths = [posixpath.join(p.path, item.node.relpath) for p in plans for item in p.items]
+        total = DiskUsage()
+        for plan in plans:
+            total.update(plan.usage)
+        result = {
+            "changed": bool(paths),
+            "caches": [plan.as_dict() for plan in plans],
+            "paths": paths,
+            "removed": [],
+            "planned_bytes": total.reclaimable,
+            "freed_bytes": {},
+            "errors": [],
+        }
+        if paths and not check_mode:
+            removed, freed, errors = execute(plans)
+            result.update(removed=removed, freed_bytes=freed, errors=errors, changed=bool(removed))
+    skipped = sum(1 for p in plans if p.skipped)
+    result["msg"] = "%s %d path(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
+        "would remove" if check_mode else "removed", len(paths), human_bytes(total.reclaimable),
+        len(plans) - skipped, skipped)
+    return result

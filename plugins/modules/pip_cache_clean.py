@@ -1,0 +1,211 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: pip_cache_clean
+short_description: Purge, pattern and age-based cleanup of every user's pip cache (and uv cache)
+version_added: 0.1.0
+description:
+  - Finds each user's pip and uv cache as M(pkgcache.fleet.pip_cache_facts) does and cleans it
+    in one of three ways - O(purge), O(patterns) or O(min_age) - and, independently, prunes old
+    entries of uv caches with O(uv_min_age).
+  - pip's own rules (C(pip cache purge) and C(pip cache remove)) - a purge removes every file of
+    C(http-v2) and C(http) and every wheel; then every directory left without files (in C(http-v2),
+    C(http)) or without wheels (in C(wheels), so C(origin.json) goes with its wheel) is removed,
+    part directories included, and so is the legacy C(selfcheck.json). C(selfcheck/) is kept unless
+    O(include_selfcheck=true).
+  - Plans first, then removes exactly that plan. Check mode returns the same plan and changes nothing;
+    diff mode lists the paths. Freed space is measured per filesystem with C(statvfs).
+  - Removal goes through directory descriptors opened without following symlinks, so a symlink
+    inside a user's cache never leads the removal elsewhere; ownership of what stays is untouched.
+    A cache whose directory belongs to someone other than root or one of its users is skipped.
+author:
+  - pkgcache.fleet contributors (@pkgcache)
+extends_documentation_fragment:
+  - pkgcache.fleet.pip_cache_users
+attributes:
+  check_mode:
+    support: full
+    description: Returns the exact plan and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows the paths that are (or would be) removed.
+options:
+  purge:
+    description:
+      - Empty the pip caches as C(pip cache purge) does. Cannot be combined with O(patterns) or O(min_age).
+    type: bool
+    default: false
+  include_selfcheck:
+    description:
+      - With O(purge), also remove C(selfcheck/) (pip's state of its last version check; pip writes it again).
+    type: bool
+    default: false
+  patterns:
+    description:
+      - Remove the wheels these patterns select, as C(pip cache remove <pattern>) does - a pattern
+        without C(-) is a project name and selects C(<pattern>-*.whl), one with C(-) selects
+        C(<pattern>*.whl); shell globs allowed, matched case-sensitively against file names in
+        C(wheels/). The pattern V(*) also removes every HTTP file, like pip.
+      - Cannot be combined with O(purge) or O(min_age).
+    type: list
+    elements: str
+    default: []
+  min_age:
+    description:
+      - Remove HTTP cache entries (a C(http-v2) metadata file together with its C(.body)) and wheels
+        whose files are all older than this, then tidy directories as pip does.
+      - A duration with a unit - V(30d), V(12h), V(2w), V(90s). A bare number other than V(0) is refused.
+      - Cannot be combined with O(purge) or O(patterns).
+    type: str
+  uv_min_age:
+    description:
+      - Also prune uv caches - remove top-level entries of uv's buckets (C(archive-v0/<id>),
+        C(wheels-v6/pypi), ...) whose newest file is older than this. Same format as O(min_age).
+      - Files at the top of the cache (C(CACHEDIR.TAG), C(.lock), C(.gitignore)) and dot entries in
+        buckets are never removed; an archive a kept entry still points to is kept.
+      - uv's exclusive lock on C(<cache>/.lock) is taken for the run; a cache whose lock uv holds is
+        skipped with the reason. A directory without C(CACHEDIR.TAG) is not treated as a uv cache.
+    type: str
+notes:
+  - Run with C(become=true) to reach every user's cache.
+  - Unlike M(pkgcache.fleet.pip_cache_facts), an unknown name in O(users) fails the task before
+    anything is read or removed.
+seealso:
+  - module: pkgcache.fleet.pip_cache_facts
+"""
+
+EXAMPLES = r"""
+- name: Preview emptying every user's pip cache (run with --check --diff)
+  pkgcache.fleet.pip_cache_clean:
+    purge: true
+
+- name: Remove cached wheels of two projects for alice and bob
+  pkgcache.fleet.pip_cache_clean:
+    users: [alice, bob]
+    patterns:
+      - numpy
+      - "torch-2.0.*"
+
+- name: Prune pip entries older than 30 days and uv entries older than 60 days
+  pkgcache.fleet.pip_cache_clean:
+    min_age: 30d
+    uv_min_age: 60d
+    environment:
+      XDG_CACHE_HOME: /var/cache/users
+"""
+
+RETURN = r"""
+caches:
+  description: Per cache, what is (or would be) removed and what is kept, with reasons and bytes.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The cache directory.
+      type: str
+      returned: always
+      sample: /home/alice/.cache/pip
+    tool:
+      description: C(pip) or C(uv).
+      type: str
+      returned: always
+    users:
+      description: Users whose pip or uv resolves to this cache.
+      type: list
+      elements: str
+      returned: always
+    skipped:
+      description: Why the whole cache was left alone (uv holds its lock, foreign owner), else null.
+      type: str
+      returned: always
+    remove:
+      description: Paths removed whole, each with C(path), C(reason), C(apparent_bytes), C(disk_bytes).
+      type: list
+      elements: dict
+      returned: always
+    kept:
+      description: Candidates kept, counted per reason.
+      type: dict
+      returned: always
+      sample: {"newer than 30d": 12}
+    apparent_bytes:
+      description: Apparent size of the paths removed.
+      type: int
+      returned: always
+    disk_bytes:
+      description: On-disk size of the paths removed, each inode once.
+      type: int
+      returned: always
+    reclaimable_bytes:
+      description: What removing them frees (inodes with no link left elsewhere).
+      type: int
+      returned: always
+removed:
+  description: Paths actually removed (empty in check mode).
+  returned: always
+  type: list
+  elements: str
+planned_bytes:
+  description: Reclaimable bytes of the whole plan, each inode once over all caches.
+  returned: always
+  type: int
+freed_bytes:
+  description: Free space gained per filesystem mount point, measured with statvfs (empty in check mode).
+  returned: always
+  type: dict
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+  sample: removed 4 path(s), 824.0 KiB reclaimable, from 1 cache(s); 0 cache(s) skipped
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean, select_users
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            users=dict(type="list", elements="str", default=[]),
+            environment=dict(type="dict", default={}),
+            purge=dict(type="bool", default=False),
+            include_selfcheck=dict(type="bool", default=False),
+            patterns=dict(type="list", elements="str", default=[]),
+            min_age=dict(type="str"),
+            uv_min_age=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
+                                       params["include_selfcheck"])
+        users = select_users(params["users"])
+    except PolicyError as exc:
+        module.fail_json(msg=str(exc))
+    environment = dict((str(k), str(v)) for k, v in params["environment"].items() if v is not None)
+    result = clean(users, environment, request, module.warn, module.check_mode)
+    paths = result.pop("paths")
+    errors = result.pop("errors")
+    if module._diff:
+        result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
+                              before_header="pip/uv caches", after_header="pip/uv caches")
+    if errors:
+        module.fail_json(msg="removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
