@@ -919,11 +919,18 @@ class RestoreItem(object):
         return result
 
 
-def plan_restore(store, manifest, cache_path, warnings, workers=2):
+def plan_restore(store, manifest, cache_path, warnings, workers=2, from_caches=None):
     """Per manifest entry: ``present`` (same content already there), ``restore``, ``replace`` (a
-    different file has the name) or ``failed`` (the store lacks the object)."""
+    different file has the name) or ``failed`` (the store lacks the object).
+
+    ``from_caches`` limits the entries to those backed up from these caches (one user's cache
+    back into itself, rather than every cache of the host into one).
+    """
+    wanted = None if from_caches is None else set(os.path.realpath(p) for p in from_caches)
     items, by_fn = [], {}
     for entry in manifest.entries:
+        if wanted is not None and os.path.realpath(entry.get("cache") or "") not in wanted:
+            continue
         known = by_fn.get(entry["fn"])
         if known is not None:
             if known["sha256"] != entry["sha256"]:
@@ -1037,9 +1044,9 @@ def _append_urls(dir_fd, urls, owner):
     return added
 
 
-def run_restore(store, manifest, cache_path, warnings, check_mode=False, workers=2):
+def run_restore(store, manifest, cache_path, warnings, check_mode=False, workers=2, from_caches=None):
     """Plan and (unless ``check_mode``) restore; ``(items, urls added, record mismatches)``."""
-    items = plan_restore(store, manifest, cache_path, warnings, workers)
+    items = plan_restore(store, manifest, cache_path, warnings, workers, from_caches)
     urls = [] if check_mode else execute_restore(store, items, cache_path, workers)
     return items, urls, check_against_records(cache_path, items)
 

@@ -21,7 +21,7 @@ description:
     source cache and mtime of every tarball.
   - Before a tarball is stored it is checked against C(info/repodata_record.json) of its extracted
     package when that exists (size and sha256; md5 when the record has no sha256). A tarball that
-    does not match is reported under RV(failed) and not stored.
+    does not match is reported under RV(rejected) and not stored.
   - Incremental. A tarball whose path, size and mtime match this host's last manifest, and whose object
     is in the store, is not read at all. Everything else is read once, hashed while it is copied.
     A second run with nothing new reports C(changed=false) and writes no manifest.
@@ -59,7 +59,8 @@ options:
     type: str
   roots:
     description:
-      - Only back up (or restore into) the caches of these installations. Default is every discovered one.
+      - Only back up the caches of these installations. Default is every discovered one.
+      - With V(restored), only the manifest's tarballs that came from these installations' caches.
     type: list
     elements: path
     default: []
@@ -67,6 +68,8 @@ options:
     description:
       - Only these caches. Each must be a known cache or contain C(urls.txt) or C(urls).
         Without it, only caches conda may write to (with a writable C(urls.txt)) are backed up.
+      - With V(restored), only the manifest's tarballs that came from these caches (the first
+        writable of them is the default O(cache)).
     type: list
     elements: path
     default: []
@@ -170,8 +173,9 @@ unchanged:
   description: Number of tarballs not read because the last manifest still describes them.
   returned: state=present
   type: int
-failed:
-  description: Tarballs not stored (mismatch with their record, unreadable) or not restored, with C(reason).
+rejected:
+  description: Tarballs not stored (mismatch with their record, unreadable), not pruned, or not restored,
+    with C(reason). (Not C(failed), which Ansible reserves for the task's own outcome.)
   returned: state in (present, restored)
   type: list
   elements: dict
@@ -274,13 +278,13 @@ def run_present(module, host, store, caches):
         caches = [c for c in caches if c.conda_writable]
     run = backup.run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"])
     plan, copied = run.plan, run.copied
-    failed = [i.as_dict() for i in plan.of("failed")]
+    rejected = [i.as_dict() for i in plan.of("failed")]
     result = dict(
         changed=run.changed,
         copied=[i.as_dict() for i in copied],
         stored=[i.as_dict() for i in plan.items if i.entry is not None and not i.copied and i.action != "unchanged"],
         unchanged=len(plan.of("unchanged")),
-        failed=failed + run.prune_failures,
+        rejected=rejected + run.prune_failures,
         bytes_copied=sum(i.size for i in copied),
         manifest=run.manifest,
         pruned=run.pruned,
@@ -289,10 +293,10 @@ def run_present(module, host, store, caches):
     if module._diff:
         result["diff"] = diff(store.dest, ["%s -> %s (%d bytes)" % (
             i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied] + ["removed %s" % p for p in run.pruned])
-    result["msg"] = "%s %d tarball(s) (%s) to %s; %d already stored, %d unchanged, %d failed%s" % (
+    result["msg"] = "%s %d tarball(s) (%s) to %s; %d already stored, %d unchanged, %d rejected%s" % (
         "would copy" if check else "copied", len(copied), human_bytes(result["bytes_copied"]), store.dest,
-        len(result["stored"]), result["unchanged"], len(failed), "; pruned %d" % len(run.pruned) if run.pruned else "")
-    return result, bool(failed)
+        len(result["stored"]), result["unchanged"], len(rejected), "; pruned %d" % len(run.pruned) if run.pruned else "")
+    return result, bool(rejected)
 
 
 def run_verified(module, store):
@@ -318,9 +322,10 @@ def run_restored(module, host, store, caches):
     params, check = module.params, module.check_mode
     manifest = store.resolve(params["manifest"])
     cache_path = restore_target(module, caches)
-    items, urls_added, mismatch = backup.run_restore(store, manifest, cache_path, host.warnings, check, params["workers"])
+    only = [c.path for c in caches] if params["roots"] or params["pkgs_dirs"] else None
+    items, urls_added, mismatch = backup.run_restore(store, manifest, cache_path, host.warnings, check, params["workers"], only)
     restored = [i for i in items if i.action in ("restore", "replace")]
-    failed = [i.as_dict() for i in items if i.action == "failed"]
+    rejected = [i.as_dict() for i in items if i.action == "failed"]
     result = dict(
         changed=bool(restored or urls_added),
         cache=cache_path,
@@ -329,16 +334,16 @@ def run_restored(module, host, store, caches):
         present=sum(1 for i in items if i.action == "present"),
         bytes_restored=sum(i.entry["size"] for i in restored),
         urls_added=urls_added,
-        failed=failed,
+        rejected=rejected,
         record_mismatch=mismatch,
     )
     if module._diff:
         result["diff"] = diff(cache_path, ["%s (%d bytes%s)" % (
             i.target, i.entry["size"], ", replacing a different file" if i.action == "replace" else "") for i in restored])
-    result["msg"] = "%s %d tarball(s) (%s) into %s from %s; %d already present, %d failed" % (
+    result["msg"] = "%s %d tarball(s) (%s) into %s from %s; %d already present, %d rejected" % (
         "would restore" if check else "restored", len(restored), human_bytes(result["bytes_restored"]),
-        cache_path, manifest.path, result["present"], len(failed))
-    return result, bool(failed or mismatch)
+        cache_path, manifest.path, result["present"], len(rejected))
+    return result, bool(rejected or mismatch)
 
 
 def main():

@@ -76,7 +76,7 @@ def test_check_mode_lists_copies_and_bytes_and_writes_nothing(tmp_path, host):
 
 def test_backup_then_rerun_is_not_changed(tmp_path, host):
     first = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
-    assert first["changed"] is True and first["failed"] == [], first
+    assert first["changed"] is True and first["rejected"] == [], first
     assert Path(first["manifest"]).parent == Path(host["dest"], "manifests", "h1")
     second = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
     assert second["changed"] is False and second["manifest"] is None
@@ -106,7 +106,7 @@ def test_restored_puts_tarballs_back_and_then_changes_nothing(tmp_path, host):
     assert preview["changed"] is True and sorted(r["fn"] for r in preview["restored"]) == files[:3]
     assert tarballs(host["cache"]) == files[3:]
     done = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored")
-    assert done["cache"] == host["cache"] and done["record_mismatch"] == [] and done["failed"] == []
+    assert done["cache"] == host["cache"] and done["record_mismatch"] == [] and done["rejected"] == []
     assert sorted(r["fn"] for r in done["restored"]) == files[:3] and done["present"] == len(files) - 3
     assert tarballs(host["cache"]) == files
     again = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored")

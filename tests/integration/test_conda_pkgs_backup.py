@@ -1,0 +1,178 @@
+"""conda_pkgs_backup over SSH with become, on a fleet of its own (restores change caches).
+
+Expected values come from the fixture manifests and from hashing each host's files from the
+controller (``fleet.root_of(host)``), never from the module's own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from testfleet.fleet import running
+
+LINK = Path(__file__).resolve().parents[2] / ".build" / "link"
+DEST = "/srv/pkg-backup"
+MODULE = "pkgcache.fleet.conda_pkgs_backup"
+
+
+@pytest.fixture(autouse=True)
+def collection_path(monkeypatch):
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(LINK))
+
+
+@pytest.fixture(scope="module")
+def backup_fleet(fleet_state_factory):
+    """h1 multi_user (users' own caches), h2 relocated_pkgs (cache moved by config)."""
+    with running(fleet_state_factory("backup"), 2, ("multi_user", "relocated_pkgs"), seed=21) as up:
+        for host in up.hosts:
+            (up.root_of(host) / DEST.lstrip("/")).mkdir(parents=True)
+        yield up
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def built(fleet, host):
+    return json.loads(fleet.manifest_of(host).read_text())
+
+
+def tarball_paths(fleet, host):
+    """In-host paths of every tarball the fixture put in a conda-writable cache."""
+    return sorted("%s/%s" % (path, fn) for path, cache in built(fleet, host)["caches"].items()
+                  if cache["writable"] for fn in cache["tarballs"])
+
+
+def dist_of(fn):
+    return fn[: -len(".conda")] if fn.endswith(".conda") else fn[: -len(".tar.bz2")]
+
+
+def on_host(fleet, host, path: str) -> Path:
+    return fleet.root_of(host) / path.lstrip("/")
+
+
+def store_objects(fleet, host):
+    root = on_host(fleet, host, DEST) / "store" / "sha256"
+    return {p.name: sha256(p) for p in root.glob("*/*")}
+
+
+def adhoc(fleet, host, tree, args, *flags):
+    """``(exit code, result)`` of one ad hoc run with extra flags (``--check``, ``--diff``).
+    ansible-core 2.19 keeps a task's failure out of the stored result, so the exit code says it."""
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+               ANSIBLE_CALLBACK_TREE_DIR=str(tree))
+    done = fleet.ansible(host, "-m", MODULE, "-a", json.dumps(args), "--become", *flags, env=env)
+    return done, json.loads((Path(tree) / host).read_text())
+
+
+def run(fleet, host, **args):
+    environment = built(fleet, host).get("environment") or {}
+    args = dict({"dest": DEST, "environment": environment}, **args)
+    results = fleet.run_module(host, MODULE, json.dumps(args), become=True)
+    return results[host]
+
+
+def test_backup_is_complete_verified_and_idempotent_over_ssh(backup_fleet):
+    fleet = backup_fleet
+    for host in fleet.hosts:
+        expected = tarball_paths(fleet, host)
+        first = run(fleet, host)
+        assert first["rejected"] == [] and first["changed"] is True, (host, first.get("msg"))
+        backed_up = sorted(c["source"] for c in first["copied"] + first["stored"])
+        assert backed_up == expected, host
+        hashes = {sha256(on_host(fleet, host, p)) for p in expected}
+        assert store_objects(fleet, host) == {h: h for h in hashes}, host
+        manifest = json.loads(on_host(fleet, host, first["manifest"]).read_text())
+        assert manifest["host"] == host and Path(first["manifest"]).parent == Path(DEST, "manifests", host)
+        second = run(fleet, host)
+        assert second["changed"] is False and second["manifest"] is None, (host, second.get("msg"))
+        assert second["unchanged"] == len(expected)
+
+
+def test_check_mode_and_diff_over_ssh_write_nothing(backup_fleet, tmp_path):
+    fleet = backup_fleet
+    host = fleet.hosts[0]
+    fresh = "/srv/pkg-backup-preview"
+    on_host(fleet, host, fresh).mkdir(parents=True)
+    done, result = adhoc(fleet, host, tmp_path, {"dest": fresh}, "--check", "--diff")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    expected = tarball_paths(fleet, host)
+    assert result["changed"] is True and sorted(c["source"] for c in result["copied"]) == expected
+    assert result["bytes_copied"] == sum(on_host(fleet, host, p).stat().st_size for p in expected)
+    # The stdout callback shows the diff (the tree callback drops it from the stored result).
+    assert all("+%s -> %s/store/sha256/" % (p, fresh) in done.stdout for p in expected), done.stdout[-2000:]
+    assert list(on_host(fleet, host, fresh).iterdir()) == []
+
+
+def test_restore_one_users_cache_gives_back_their_files_and_ownership(backup_fleet):
+    fleet = backup_fleet
+    host = fleet.hosts[0]  # multi_user
+    run(fleet, host)
+    cache = "/home/alice/.conda/pkgs"
+    names = built(fleet, host)["caches"][cache]["tarballs"]
+    before = {fn: sha256(on_host(fleet, host, cache + "/" + fn)) for fn in names}
+    for fn in names:
+        os.unlink(on_host(fleet, host, cache + "/" + fn))
+    restored = run(fleet, host, state="restored", pkgs_dirs=[cache])
+    assert restored["rejected"] == [] and restored["cache"] == cache, restored.get("msg")
+    assert sorted(r["fn"] for r in restored["restored"]) == sorted(names)
+    assert restored["record_mismatch"] == []
+    owner = os.stat(on_host(fleet, host, cache))
+    for fn in names:
+        path = on_host(fleet, host, cache + "/" + fn)
+        assert sha256(path) == before[fn]
+        assert (os.stat(path).st_uid, os.stat(path).st_gid) == (owner.st_uid, owner.st_gid)
+        record = on_host(fleet, host, "%s/%s/info/repodata_record.json" % (cache, dist_of(fn)))
+        if record.exists():
+            assert json.loads(record.read_text())["sha256"] == before[fn]
+    again = run(fleet, host, state="restored", pkgs_dirs=[cache])
+    assert again["changed"] is False and again["present"] == len(names)
+
+
+def test_verified_over_ssh_fails_only_when_asked(backup_fleet, tmp_path):
+    fleet = backup_fleet
+    host = fleet.hosts[1]
+    run(fleet, host)
+    clean = run(fleet, host, state="verified")
+    assert clean["changed"] is False and clean["corrupt"] == [] and clean["missing"] == []
+    victim = sorted((on_host(fleet, host, DEST) / "store" / "sha256").glob("*/*"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    lenient, report = adhoc(fleet, host, tmp_path / "lenient", {"dest": DEST, "state": "verified"})
+    assert lenient.returncode == 0 and [c["sha256"] for c in report["corrupt"]] == [victim.name]
+    strict, report = adhoc(fleet, host, tmp_path / "strict", {"dest": DEST, "state": "verified", "fail_on_mismatch": True})
+    assert strict.returncode != 0 and [c["sha256"] for c in report["corrupt"]] == [victim.name]
+    victim.write_bytes(data)
+
+
+def test_a_store_carried_to_another_host_is_not_copied_twice(backup_fleet):
+    """As with a shared NFS store: h1's backup is carried to h2, which has three of h1's
+    tarballs too; h2 then stores only what the store lacks."""
+    fleet = backup_fleet
+    h1, h2 = fleet.hosts
+    run(fleet, h1)
+    target_cache = sorted(p for p, c in built(fleet, h2)["caches"].items() if c["writable"])[0]
+    taken = set(os.listdir(on_host(fleet, h2, target_cache)))
+    # Packages h2 does not have (fixed names like python differ in content between seeds).
+    by_hash = {sha256(on_host(fleet, h1, p)): p for p in tarball_paths(fleet, h1)
+               if not {os.path.basename(p), dist_of(os.path.basename(p))} & taken}
+    shared = sorted(by_hash.values())[:3]
+    for path in shared:
+        shutil.copy2(on_host(fleet, h1, path), on_host(fleet, h2, target_cache + "/" + os.path.basename(path)))
+    carried = on_host(fleet, h2, "/srv/shared-backup")
+    shutil.copytree(on_host(fleet, h1, DEST), carried)
+    before = store_objects(fleet, h1)
+    result = run(fleet, h2, dest="/srv/shared-backup")
+    assert result["rejected"] == [], result["msg"]
+    shared_hashes = {sha256(on_host(fleet, h1, p)) for p in shared}
+    assert shared_hashes <= set(before)
+    copied = {c["sha256"] for c in result["copied"]}
+    assert not copied & shared_hashes
+    assert shared_hashes <= {c["sha256"] for c in result["stored"]}
+    assert sorted(p.name for p in (carried / "manifests").iterdir()) == [h1, h2]
