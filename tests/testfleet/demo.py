@@ -22,5 +22,6 @@ def run(playbook, report):
                 "{name}={layout}".format(**host) for host in fleet.describe())), flush=True)
             result = fleet.playbook(str(playbook), "-e", "pkgcache_report_dir={0}".format(report),
                                     capture_output=False)
-    print("playbook exit code {0}; report: {1}".format(result.returncode, report))
+    written = "report in {0}".format(report) if Path(report).is_dir() else "no report written"
+    print("playbook exit code {0}; {1}".format(result.returncode, written))
     return result.returncode
