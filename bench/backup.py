@@ -109,14 +109,14 @@ def run(workdir, scale):
     workers = min(4, os.cpu_count() or 1)
     # Rounds interleave the contenders, so a load change on the machine hits all of them alike.
     cp_plain, cp_sync, timings = [], [], []
-    for _ in range(ROUNDS):
+    for _round in range(ROUNDS):
         cp_plain.append(_time_cp(files, workdir / "cp", sync=False))
         cp_sync.append(_time_cp(files, workdir / "cp", sync=True))
         timings.append(_time_backup(cache, workdir / "dest", workers))
     cp_plain, cp_sync = min(cp_plain), min(cp_sync)
     first, result = min(timings, key=lambda pair: pair[0])
     assert len(result.copied) == len(files)
-    rerun = min(_time_rerun(cache, workdir / "dest", workers) for _ in range(ROUNDS))
+    rerun = min(_time_rerun(cache, workdir / "dest", workers) for _round in range(ROUNDS))
     shutil.rmtree(workdir / "cp", ignore_errors=True)
     label = "%d tarballs, %.0f MiB" % (len(files), total / 1048576.0)
     return [
