@@ -1,7 +1,10 @@
 """conda_pkgs_dirs over SSH, run through ansible-runner as AWX runs it.
 
-The module moves caches and rewrites configs, so it gets a small fleet of its own (two hosts:
-``softlinked_env`` and ``multi_user``) instead of mutating the session fleet other tests read.
+The module moves caches and rewrites configs, so it gets a small fleet of its own (three hosts:
+``softlinked_env``, ``multi_user``, ``single_root``) instead of mutating the session fleet other
+tests read.  A second filesystem for a host is a tmpfs mounted from the controller under the
+host's root: the namespace is a mount slave, so the host sees it, and fleet teardown unmounts it
+in any case.
 """
 
 import json
@@ -9,6 +12,8 @@ import os
 import stat
 import sys
 import tempfile
+
+import subprocess
 
 import ansible_runner
 import pytest
@@ -20,7 +25,7 @@ MODULE = "pkgcache.fleet.conda_pkgs_dirs"
 
 @pytest.fixture(scope="module")
 def hosts(fleet_state_factory):
-    with running(fleet_state_factory("pkgs_dirs"), 2, ["softlinked_env", "multi_user"]) as up:
+    with running(fleet_state_factory("pkgs_dirs"), 3, ["softlinked_env", "multi_user", "single_root"]) as up:
         yield up
 
 
@@ -99,3 +104,35 @@ def test_final_in_etc_conda_refuses_a_system_change_and_leaves_the_file(hosts, t
     result = call(hosts, host, {"root": "/opt/conda", "pkgs_dirs": ["/srv/pkgs"]}, tmp_path)
     assert result["failed"] and "/etc/conda/condarc.d/50-caches.yml marks pkgs_dirs #!final" in result["msg"]
     assert (root / "opt/conda/.condarc").read_text() == before
+
+
+def shell(fleet, host, command):
+    return fleet.run_module(host, "ansible.builtin.shell", command, become=True)[host]["stdout"]
+
+
+def test_cross_filesystem_move_copies_verifies_and_reports_what_the_old_disk_gains(hosts, tmp_path):
+    host = by_layout(hosts, "single_root")
+    root = hosts.root_of(host)
+    fast = root / "srv" / "fast"
+    fast.mkdir(parents=True)
+    subprocess.check_call(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(fast)])
+    try:
+        assert shell(hosts, host, "stat -f -c %T /srv/fast /opt/conda").split() == ["tmpfs", "overlayfs"]
+        env_files = "find /opt/conda/envs -type f -exec sha256sum {} + | sort"
+        before_envs = shell(hosts, host, env_files)
+        tarballs = "cd {0} && sha256sum *.conda *.tar.bz2 | sort"
+        before_tarballs = shell(hosts, host, tarballs.format("/opt/conda/pkgs"))
+        args = {"root": "/opt/conda", "pkgs_dirs": ["/srv/fast/pkgs"], "migrate": True}
+        done = call(hosts, host, args, tmp_path)
+        assert done["changed"] and not done["failed"], done.get("msg")
+        move = done["migration"]
+        assert move["method"] == "copy"
+        assert 0 < move["old_fs_gain_bytes"] < move["cache_disk_bytes"]
+        assert move["held_by_environments_bytes"] == move["cache_disk_bytes"] - move["old_fs_gain_bytes"]
+        assert "old filesystem gains" in done["msg"]
+        assert shell(hosts, host, "test -e /opt/conda/pkgs || echo gone") == "gone"
+        assert shell(hosts, host, tarballs.format("/srv/fast/pkgs")) == before_tarballs
+        assert shell(hosts, host, env_files) == before_envs
+        assert call(hosts, host, args, tmp_path)["changed"] is False
+    finally:
+        subprocess.call(["umount", str(fast)])
