@@ -35,7 +35,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError, parse_duration
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import PIP_SECTIONS, resolve_pip_cache, resolve_uv_cache
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import resolve_pip_cache, resolve_uv_cache
 
 HTTP_PARTS = ("http-v2", "http")
 WHEELS = "wheels"
@@ -263,6 +263,10 @@ def wheel_glob(pattern):
     return pattern + ("*.whl" if "-" in pattern else "-*.whl")
 
 
+# What `pip cache list` and `purge` count as a wheel.
+ANY_WHEEL = wheel_glob("*")
+
+
 def _http_entries(directory):
     """A directory's files grouped as cache entries: ``<key>`` with its ``<key>.body`` is one."""
     files = dict((node.name, node) for node in directory.children if not node.is_dir)
@@ -274,23 +278,26 @@ def _http_entries(directory):
         yield [node, body] if body is not None else [node]
 
 
+def _age_candidates(part, root):
+    """Entries that age: HTTP responses (with their bodies) and the wheels pip lists."""
+    if part == WHEELS:
+        return [[node] for node in root.walk() if not node.is_dir and fnmatch.fnmatchcase(node.name, ANY_WHEEL)]
+    return [entry for directory in root.walk() if directory.is_dir for entry in _http_entries(directory)]
+
+
 def _select_pip(part, root, request):
     """``{relpath: reason}`` of the files the request selects in one pip part."""
     files = [node for node in root.walk() if not node.is_dir]
     if request.min_age is not None:
         reason = age_reason(request.min_age)
-        if part == WHEELS:
-            entries = [[node] for node in files if node.name.endswith(".whl")]
-        else:
-            entries = [entry for d in root.walk() if d.is_dir for entry in _http_entries(d)]
-        old = [e for e in entries if request.now - max(n.st.st_mtime for n in e) >= request.min_age]
+        old = [e for e in _age_candidates(part, root) if request.now - max(n.st.st_mtime for n in e) >= request.min_age]
         return dict((node.relpath, reason) for entry in old for node in entry)
     if part in HTTP_PARTS:
         if request.purge or "*" in request.patterns:
             reason = "purge" if request.purge else "pattern '*' (pip removes HTTP files too)"
             return dict((node.relpath, reason) for node in files)
         return {}
-    globs = [("*-*.whl", "purge")] if request.purge else [(wheel_glob(p), "pattern %r" % p) for p in request.patterns]
+    globs = [(ANY_WHEEL, "purge")] if request.purge else [(wheel_glob(p), "pattern %r" % p) for p in request.patterns]
     selected = {}
     for node in files:
         for glob, reason in globs:
@@ -345,8 +352,7 @@ def plan_pip(plan, request, warn):
         selected = _select_pip(part, root, request)
         plan.items.extend(_tidy(part, root, selected))
         if request.min_age is not None:
-            items = [n for n in root.walk() if not n.is_dir and PIP_SECTIONS[part](n.name)]
-            young = sum(1 for n in items if n.relpath not in selected)
+            young = sum(1 for entry in _age_candidates(part, root) if entry[0].relpath not in selected)
             if young:
                 plan.keep("newer than %s" % _duration_text(request.min_age), young)
     legacy = scan(plan.path, LEGACY_SELFCHECK, warn)
