@@ -1,0 +1,77 @@
+"""pip_cache_clean run as Ansible runs it: the module file in a process of its own with an args
+file.  Only ``root`` is asked for, with ``PIP_CACHE_DIR``/``UV_CACHE_DIR`` pointing at fixture
+caches in a temp dir, so the runs are real but touch nothing of the machine's users."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from condafab.pipcache import build_pip_cache, build_uv_cache, snapshot
+
+REPO = Path(__file__).resolve().parents[4]
+LINK = REPO / ".build" / "link"
+MODULE = LINK / "ansible_collections/pkgcache/fleet/plugins/modules/pip_cache_clean.py"
+OLD = 1_600_000_000
+
+
+def run_module(tmp_path: Path, args: dict, check_mode=False, diff=False) -> dict:
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    env = dict(os.environ, PYTHONPATH=str(LINK), ANSIBLE_COLLECTIONS_PATH=str(LINK))
+    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], env=env, capture_output=True, text=True,
+                          check=False)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def caches(tmp_path):
+    """root's pip and uv caches; the uv entries all old. Returns the module's ``environment``."""
+    build_pip_cache(tmp_path / "pip", seed=31, wheels=4)
+    build_uv_cache(tmp_path / "uv", seed=31)
+    for path in [tmp_path / "uv", *(tmp_path / "uv").rglob("*")]:
+        os.utime(path, (OLD, OLD), follow_symlinks=False)
+    return {"PIP_CACHE_DIR": str(tmp_path / "pip"), "UV_CACHE_DIR": str(tmp_path / "uv"),
+            "PIP_CONFIG_FILE": os.devnull}
+
+
+def test_check_and_diff_preview_the_real_run_which_a_rerun_does_not_repeat(tmp_path, caches):
+    args = {"users": ["root"], "environment": caches, "purge": True, "uv_min_age": "30d"}
+    before = snapshot(tmp_path / "pip"), snapshot(tmp_path / "uv")
+    preview = run_module(tmp_path, args, check_mode=True, diff=True)
+    assert preview.get("failed") is not True, preview
+    assert (snapshot(tmp_path / "pip"), snapshot(tmp_path / "uv")) == before
+    assert preview["changed"] is True and preview["removed"] == [] and preview["msg"].startswith("would remove")
+    listed = preview["diff"]["before"].splitlines()
+    assert str(tmp_path / "pip/http-v2") in listed and str(tmp_path / "uv/archive-v0") not in listed
+    assert [c["tool"] for c in preview["caches"]] == ["pip", "uv"]
+
+    done = run_module(tmp_path, args)
+    assert done["removed"] == listed == [i["path"] for c in done["caches"] for i in c["remove"]]
+    assert done["planned_bytes"] == preview["planned_bytes"] > 0
+    assert sorted(os.listdir(tmp_path / "pip")) == ["selfcheck"]
+    assert sorted(os.listdir(tmp_path / "uv")) == sorted(
+        [".gitignore", ".lock", "CACHEDIR.TAG", "archive-v0", "interpreter-v4", "sdists-v9", "simple-v24", "wheels-v6"])
+
+    again = run_module(tmp_path, args)
+    assert (again["changed"], again["removed"]) == (False, [])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"users": ["root", "nobody-by-that-name"], "purge": True}, "unknown user(s): nobody-by-that-name"),
+    ({"purge": True, "patterns": ["numpy"]}, "purge and patterns cannot be combined"),
+    ({"min_age": "a week"}, "min_age: 'a week' is not a duration"),
+    ({"uv_min_age": "30"}, "uv_min_age=30 has no unit"),
+    ({"include_selfcheck": True, "min_age": "1d"}, "include_selfcheck only applies to purge"),
+])
+def test_bad_input_fails_with_a_clear_message_and_deletes_nothing(tmp_path, caches, bad, message):
+    before = snapshot(tmp_path / "pip"), snapshot(tmp_path / "uv")
+    result = run_module(tmp_path, dict({"users": ["root"], "environment": caches}, **bad))
+    assert result.get("failed") is True and message in result["msg"], result
+    assert (snapshot(tmp_path / "pip"), snapshot(tmp_path / "uv")) == before
