@@ -1,4 +1,4 @@
-"""The collection builds, installs from its tarball offline, and documents every module.
+"""The collection builds, installs from its tarball offline, and documents every module and role.
 
 A release is built from a developer's work tree, which also holds virtualenvs, caches, test
 output and old tarballs. The build here starts from the files git sees and then plants exactly
@@ -30,6 +30,11 @@ SELF_IGNORING_CACHES = (".pytest_cache/v/cache/lastfailed",)
 def module_names():
     """Modules as the collection defines them: one file per module under plugins/modules."""
     return sorted(p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
+
+
+def role_names():
+    """Roles that declare their interface (meta/argument_specs.yml), which ansible-doc shows."""
+    return sorted(p.parts[-3] for p in (REPO_ROOT / "roles").glob("*/meta/argument_specs.yml"))
 
 
 def debris_paths(gitignore):
@@ -121,13 +126,24 @@ def test_build_ignore_keeps_work_tree_debris_out(debris, members):
     assert leaked == [], "build_ignore in galaxy.yml lets these into the tarball: {0}".format(leaked)
 
 
+def installed_doc(collections_path, plugin_type, fqcn):
+    """ansible-doc's JSON for one plugin, found only in the collection installed from the tarball."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false")
+    return json.loads(run([str(BIN / "ansible-doc"), "--json", "-t", plugin_type, fqcn], env=env))[fqcn]
+
+
 @pytest.mark.parametrize("module", module_names())
 def test_installed_collection_documents_module(collections_path, module):
-    fqcn = "pkgcache.fleet." + module
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false")
-    docs = json.loads(run([str(BIN / "ansible-doc"), "--json", "-t", "module", fqcn], env=env))
-    doc = docs[fqcn]["doc"]
+    doc = installed_doc(collections_path, "module", "pkgcache.fleet." + module)["doc"]
     assert doc["module"] == module
     assert doc["collection"] == "pkgcache.fleet"
     assert doc["short_description"]
     assert str(collections_path) in doc["filename"]
+
+
+@pytest.mark.parametrize("role", role_names())
+def test_installed_collection_documents_role(collections_path, role):
+    doc = installed_doc(collections_path, "role", "pkgcache.fleet." + role)
+    assert doc["collection"] == "pkgcache.fleet"
+    assert doc["entry_points"]["main"]["short_description"]
+    assert str(collections_path) in doc["path"]
