@@ -32,7 +32,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import (
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
-    Host, Installation, strip_tarball_suffix, TARBALL_SUFFIXES)
+    Host, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
 
 KEY = "pkgs_dirs"
 MARKERS = ("urls.txt", "urls")  # what makes a directory a cache conda writes to and cleans
@@ -415,6 +415,8 @@ def _check_symlink(path):
 
 def build_plan(request):
     """Read, decide, refuse: the plan :func:`apply` executes (and check mode returns)."""
+    if not is_prefix(request.root):
+        raise RelocateError("%s is not a conda installation (no conda-meta/history)" % request.root)
     _check_symlink(request.condarc)
     before_text = _read(request.condarc)
     try:

@@ -368,3 +368,10 @@ def test_variables_in_entries_expand_for_the_viewer_and_the_file_keeps_them(host
     assert result["pkgs_dirs"] == [host.alice.home + "/pkgs"]
     assert open(host.alice.home + "/.condarc").read() == "pkgs_dirs:\n  - $HOME/pkgs\n"
     assert not build_plan(host.request(["$HOME/pkgs"], scope="user", who="alice")).changed
+
+
+def test_a_root_that_is_not_an_installation_is_refused(tmp_path):
+    viewer = User("root", 0, 0, str(tmp_path))
+    request = Request(str(tmp_path / "nothing"), str(tmp_path / "nothing/.condarc"), viewer, [viewer], ["/x"])
+    with pytest.raises(RelocateError, match="not a conda installation"):
+        build_plan(request)
