@@ -413,6 +413,20 @@ def _check_symlink(path):
         raise RelocateError("%s is a symlink to %s, which its owner does not own" % (path, os.path.realpath(path)))
 
 
+def _check_path_links(path):
+    """Directories root creates (and may give to a user) are never reached through a symlink
+    someone else could have planted: only root-owned links are followed on the way.  (Without
+    root nothing is gained by a planted link.)"""
+    if os.geteuid() != 0:
+        return
+    current = "/"
+    for part in [p for p in path.split("/") if p]:
+        current = os.path.join(current, part)
+        if os.path.islink(current) and os.lstat(current).st_uid != 0:
+            raise RelocateError("refusing to create %s through %s, a symlink owned by uid %d" % (
+                path, current, os.lstat(current).st_uid))
+
+
 def build_plan(request):
     """Read, decide, refuse: the plan :func:`apply` executes (and check mode returns)."""
     if not is_prefix(request.root):
@@ -447,6 +461,7 @@ def build_plan(request):
             check_room(move)
     for path in create:
         check_destination(path, host.environments, roots)
+        _check_path_links(path)
     return Plan(request, before_text, after_text, before, after, create, move, warnings)
 
 

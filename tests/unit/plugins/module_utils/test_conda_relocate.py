@@ -375,3 +375,14 @@ def test_a_root_that_is_not_an_installation_is_refused(tmp_path):
     request = Request(str(tmp_path / "nothing"), str(tmp_path / "nothing/.condarc"), viewer, [viewer], ["/x"])
     with pytest.raises(RelocateError, match="not a conda installation"):
         build_plan(request)
+
+
+def test_a_cache_is_not_created_through_a_users_symlink(host):
+    need_root()
+    os.makedirs(host.base + "/etc-like")
+    link = host.alice.home + "/fast"
+    os.symlink(host.base + "/etc-like", link)
+    os.lchown(link, 4242, 4242)
+    with pytest.raises(RelocateError, match="symlink owned by uid 4242"):
+        build_plan(host.request(["~/fast/pkgs"], scope="user", who="alice", uid=4242, gid=4242))
+    assert os.listdir(host.base + "/etc-like") == []
