@@ -128,11 +128,11 @@ class CacheBuilder:
         m = self.manifest
         for channel_url in sorted({p.channel_url for p in self.packages.values()}):
             self._index_cache(channel_url)
-        pending = [p for p in self.host.catalog_packages if p.dist not in self.packages]
+        # an interrupted download: a third of an archive this cache does not hold complete
+        pending = [p for p in self.host.catalog_packages if p.dist not in self.tarballs]
         if pending:
             pkg = rng.choice(pending)
-            data = pkg.archive.data[: max(1, pkg.archive.size // 3)]
-            self.fs.write_real(self.real(pkg.fn + ".partial"), data, self.ledger)
+            self.fs.write_real(self.real(pkg.fn + ".partial"), pkg.archive.data[: max(1, pkg.archive.size // 3)], self.ledger)
             m.partial.append(pkg.fn + ".partial")
         for pkg in sorted(rng.sample(list(self.extracted.values()), k=min(2, len(self.extracted))), key=lambda p: p.dist):
             self.fs.write_real(self.real(pkg.dist + ".lock"), b"", self.ledger)
