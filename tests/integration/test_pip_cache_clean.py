@@ -84,4 +84,3 @@ def test_preview_refusal_purge_and_nothing_left_to_do(fleet_state_factory):
 
         again = fleet.run_module(host, MODULE, args, become=True)[host]
         assert (again["changed"], again["removed"]) == (False, [])
-
