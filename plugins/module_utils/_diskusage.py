@@ -28,38 +28,53 @@ class DiskUsage(object):
     rather than to the files.
     """
 
-    __slots__ = ("entries", "files", "apparent", "_single_disk", "_multi", "_multi_meta")
+    __slots__ = ("entries", "files", "apparent", "_single_disk", "_multi_disk", "_multi", "_multi_meta")
 
     def __init__(self):
         self.entries = 0
         self.files = 0
         self.apparent = 0
         self._single_disk = 0
+        self._multi_disk = 0  # blocks of the multiply-linked inodes, each once
         self._multi = {}
         self._multi_meta = {}
 
     def add(self, st):
         """Account one entry from its ``lstat`` result."""
-        self.entries += 1
-        mode = st.st_mode
-        if stat.S_ISREG(mode):
-            self.files += 1
-            self.apparent += st.st_size
-        elif stat.S_ISLNK(mode):
-            self.apparent += st.st_size
-        disk = st.st_blocks * BLOCK
-        # A directory's link count counts its subdirectories, not names elsewhere: it is freed
-        # with itself.
-        if st.st_nlink <= 1 or stat.S_ISDIR(mode):
-            self._single_disk += disk
-            return
-        key = (st.st_dev, st.st_ino)
-        seen = self._multi.get(key)
-        if seen is None:
-            self._multi[key] = 1
-            self._multi_meta[key] = (st.st_nlink, disk)
-        else:
-            self._multi[key] = seen + 1
+        self.add_all((st,))
+
+    def add_all(self, stats):
+        """Account many ``lstat`` results; the walk's hot loop, so it works on locals."""
+        entries = files = apparent = single = multi_disk = 0
+        multi, meta = self._multi, self._multi_meta
+        is_reg, is_lnk, is_dir = stat.S_ISREG, stat.S_ISLNK, stat.S_ISDIR
+        for st in stats:
+            entries += 1
+            mode = st.st_mode
+            if is_reg(mode):
+                files += 1
+                apparent += st.st_size
+            elif is_lnk(mode):
+                apparent += st.st_size
+            # A directory's link count counts its subdirectories, not names elsewhere: it is
+            # freed with itself.
+            if st.st_nlink <= 1 or is_dir(mode):
+                single += st.st_blocks * BLOCK
+                continue
+            key = (st.st_dev, st.st_ino)
+            seen = multi.get(key)
+            if seen is None:
+                disk = st.st_blocks * BLOCK
+                multi[key] = 1
+                meta[key] = (st.st_nlink, disk)
+                multi_disk += disk
+            else:
+                multi[key] = seen + 1
+        self.entries += entries
+        self.files += files
+        self.apparent += apparent
+        self._single_disk += single
+        self._multi_disk += multi_disk
 
     def update(self, other):
         """Fold another DiskUsage in, as if its entries had been added here."""
@@ -67,18 +82,19 @@ class DiskUsage(object):
         self.files += other.files
         self.apparent += other.apparent
         self._single_disk += other._single_disk
-        for key, seen in other._multi.items():
-            mine = self._multi.get(key)
-            if mine is None:
-                self._multi[key] = seen
-                self._multi_meta[key] = other._multi_meta[key]
-            else:
-                self._multi[key] = mine + seen
+        mine, theirs = self._multi, other._multi
+        # Inodes seen by both sets are rare (hard links between packages); fold the rest in bulk.
+        shared = [(key, mine[key]) for key in theirs.keys() & mine.keys()]
+        self._multi_disk += other._multi_disk - sum(self._multi_meta[key][1] for key, _seen in shared)
+        mine.update(theirs)
+        self._multi_meta.update(other._multi_meta)
+        for key, seen in shared:
+            mine[key] += seen
 
     @property
     def on_disk(self):
         """Blocks allocated to the entries, each inode once (what ``du`` reports)."""
-        return self._single_disk + sum(meta[1] for meta in self._multi_meta.values())
+        return self._single_disk + self._multi_disk
 
     @property
     def reclaimable(self):
@@ -136,29 +152,48 @@ def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
 
 def _walk_dir(top, dev, usage, on_error, on_entry):
     stack = [top]
+    is_dir = stat.S_ISDIR
     while stack:
         path = stack.pop()
         try:
-            it = os.scandir(path)
+            with os.scandir(path) as it:
+                entries = list(it)
         except OSError as exc:
             if on_error is not None:
                 on_error(path, exc)
             continue
-        with it:
-            for entry in it:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    if on_error is not None:
-                        on_error(entry.path, exc)
-                    continue
+        try:
+            stats = [entry.stat(follow_symlinks=False) for entry in entries]
+        except OSError:
+            entries, stats = _stat_each(entries, on_error)
+        foreign = False
+        for entry, st in zip(entries, stats):
+            if is_dir(st.st_mode):
                 if dev is not None and st.st_dev != dev:
+                    foreign = True
                     continue
-                usage.add(st)
-                if on_entry is not None:
-                    on_entry(entry.path, st)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(entry.path)
+                stack.append(entry.path)
+        if foreign:
+            # Mount points of other filesystems are not part of the tree (like du -x).
+            pairs = [(e, st) for e, st in zip(entries, stats) if not (is_dir(st.st_mode) and st.st_dev != dev)]
+            entries, stats = [p[0] for p in pairs], [p[1] for p in pairs]
+        if on_entry is not None:
+            for entry, st in zip(entries, stats):
+                on_entry(entry.path, st)
+        usage.add_all(stats)
+
+
+def _stat_each(entries, on_error):
+    """The slow path when some entry vanished or is unreadable: stat one by one."""
+    kept, stats = [], []
+    for entry in entries:
+        try:
+            stats.append(entry.stat(follow_symlinks=False))
+            kept.append(entry)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(entry.path, exc)
+    return kept, stats
 
 
 def filesystem(path):

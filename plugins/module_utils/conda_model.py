@@ -303,6 +303,7 @@ class PackageCache(object):
         self.other_usage = DiskUsage()  # the category directories themselves
         self.root_stat = None
         self.unused = []
+        self._usage = {}
 
     @property
     def extracted(self):
@@ -351,20 +352,28 @@ class PackageCache(object):
         (self.other if category == "other" else self.entries[category]).append(item)
 
     def usage(self, category):
-        items = self.unused if category == "unused" else self.entries[category]
-        total = DiskUsage()
-        for item in items:
-            total.update(item.usage)
-        return total
+        """A category's items merged, each inode once; computed once per scan (merging the
+        inode maps of thousands of packages is the costly part of sizing a cache)."""
+        cached = self._usage.get(category)
+        if cached is None:
+            if category == "unused":
+                items = self.unused
+            elif category == "other":
+                items = self.other
+            else:
+                items = self.entries[category]
+            cached = self._usage[category] = DiskUsage()
+            for item in items:
+                cached.update(item.usage)
+        return cached
 
     def total(self):
         """The whole cache, each inode once."""
         total = DiskUsage()
         if self.root_stat is not None:
             total.add(self.root_stat)
-        for items in list(self.entries.values()) + [self.other]:
-            for item in items:
-                total.update(item.usage)
+        for category in list(self.entries) + ["other"]:
+            total.update(self.usage(category))
         total.update(self.other_usage)
         return total
 
@@ -379,6 +388,7 @@ class PackageCache(object):
     def set_unused(self, verdicts):
         """Record which extracted packages :func:`find_unused` found unused."""
         self.unused = [p for p in self.extracted if verdicts[p.path].unused]
+        self._usage.pop("unused", None)
 
 
 def _file_category(name):
@@ -420,10 +430,11 @@ class References(object):
     def __init__(self, environments):
         self.by_path = {}
         self.by_dist = {}
+        self._real_dirs = {}
         for env in environments:
             for record in env.records:
                 if record.extracted_package_dir:
-                    real = _realpath_parent(record.extracted_package_dir)
+                    real = self._resolve(record.extracted_package_dir)
                     self.by_path.setdefault(real, []).append((env, record))
                     # A record whose package dir no longer exists where it says still protects
                     # copies elsewhere (the cache may have been moved behind a symlink).
@@ -432,16 +443,19 @@ class References(object):
                 else:
                     self.by_dist.setdefault(record.dist, []).append((env, record))
 
+    def _resolve(self, path):
+        """Resolve the cache directory's symlinks (once per directory), not the package entry."""
+        parent, name = os.path.split(path)
+        real = self._real_dirs.get(parent)
+        if real is None:
+            real = self._real_dirs[parent] = os.path.realpath(parent)
+        return os.path.join(real, name)
+
     def referencing(self, package):
         """``(environment, record)`` pairs that name this extracted package."""
-        found = list(self.by_path.get(_realpath_parent(package.path), ()))
+        found = list(self.by_path.get(self._resolve(package.path), ()))
         found.extend(self.by_dist.get(package.dist, ()))
         return found
-
-
-def _realpath_parent(path):
-    """Resolve the cache directory's symlinks but not the package entry itself."""
-    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 class Verdict(object):

@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DiskUsage: merged sets count each inode once and know which inodes they hold every link of."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import subprocess
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+
+
+def du(*paths):
+    out = subprocess.check_output(["du", "-s", "-c", "--block-size=1"] + [str(p) for p in paths]).decode()
+    return int(out.strip().splitlines()[-1].split()[0])
+
+
+def test_merging_sets_that_share_inodes_equals_walking_them_together(tmp_path):
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    (a / "big").write_bytes(os.urandom(50000))
+    (a / "own").write_bytes(os.urandom(9000))
+    os.link(str(a / "big"), str(b / "big"))  # shared by a and b only
+    (b / "mine").write_bytes(os.urandom(7000))
+    os.link(str(b / "mine"), str(c / "mine"))  # b's file also linked from c (outside a+b)
+    os.symlink("/nowhere", str(a / "dangling"))
+
+    ab = walk(str(a))
+    ab.update(walk(str(b)))
+    together = walk(str(a))
+    walk(str(b), together)
+    assert ab.as_dict() == together.as_dict()
+    assert ab.on_disk == du(a, b)
+    # Removing a and b frees everything but the inode c still links.
+    assert ab.reclaimable == du(a, b) - os.lstat(str(b / "mine")).st_blocks * 512
+    alone = walk(str(a))
+    assert alone.reclaimable == alone.on_disk - os.lstat(str(a / "big")).st_blocks * 512
+    assert alone.apparent == 50000 + 9000 + len("/nowhere")
+
+
+def test_add_counts_names_and_inodes(tmp_path):
+    (tmp_path / "f").write_bytes(b"x" * 10)
+    os.link(str(tmp_path / "f"), str(tmp_path / "g"))
+    usage = DiskUsage()
+    usage.add(os.lstat(str(tmp_path / "f")))
+    usage.add(os.lstat(str(tmp_path / "g")))
+    assert (usage.entries, usage.files, usage.apparent) == (2, 2, 20)
+    assert usage.on_disk == os.lstat(str(tmp_path / "f")).st_blocks * 512
+    assert usage.reclaimable == usage.on_disk and usage.has_multiply_linked
