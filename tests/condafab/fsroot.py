@@ -38,19 +38,13 @@ class Ledger:
         self.unique += len(os.fsencode(target))
         self.symlinks += 1
 
-    def merge(self, other):
-        """Add a ledger kept by a worker thread (each task keeps its own, no locking)."""
-        self.apparent += other.apparent
-        self.unique += other.unique
-        self.files += other.files
-        self.symlinks += other.symlinks
-
 
 class FsRoot:
     """The host's ``/`` on the controller, plus a writer that knows which dirs exist.
 
-    The ``*_real`` writers take controller paths as strings (pathlib costs seconds over the
-    hundreds of thousands of files of a big fixture) and are safe to call from worker threads.
+    The ``*_real`` writers take controller paths as strings: pathlib costs seconds over the
+    hundreds of thousands of files of a big fixture.  Writing is serial on purpose: on a busy
+    ext4 disk, threads made file creation slower (journal contention), not faster.
     """
 
     def __init__(self, root):

@@ -15,7 +15,6 @@ import hashlib
 import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from urllib.parse import urlparse
 
@@ -79,11 +78,9 @@ class CacheBuilder:
         self.add_many(items)
 
     def add_many(self, items):
-        """Write ``(package, tarball?, extracted?)`` items on the host's worker threads, then
-        record them in order (the manifest does not depend on thread timing)."""
-        for ledger in self.host.pool.map(lambda item: self._write(*item), items):
-            self.ledger.merge(ledger)
+        """Write and record ``(package, tarball?, extracted?)`` items."""
         for pkg, tarball, extracted in items:
+            self._write(pkg, tarball, extracted)
             self.packages[pkg.dist] = pkg
             if tarball:
                 self.tarballs[pkg.dist] = pkg
@@ -99,7 +96,7 @@ class CacheBuilder:
             self._urls.append(pkg.url)
 
     def _write(self, pkg, tarball, extracted):
-        ledger = Ledger()
+        ledger = self.ledger
         if tarball:
             real = self.real(pkg.fn)
             self.fs.write_real(real, pkg.archive.data, ledger)
@@ -107,7 +104,6 @@ class CacheBuilder:
             os.utime(real, (downloaded, downloaded))
         if extracted:
             self._write_extracted(pkg, ledger)
-        return ledger
 
     def _write_extracted(self, pkg, ledger):
         """``<dist>/`` as conda extracts it: info/ (plus repodata_record.json) and the payload,
@@ -197,8 +193,6 @@ class HostBuilder:
         self.manifest = Manifest(str(self.fs.root), seed, layout)
         self.caches = {}
         self.catalog_packages = []
-        # File creation is I/O-bound: a few threads overlap it (os calls release the GIL).
-        self.pool = ThreadPoolExecutor(max_workers=4)
         self._started = time.perf_counter()
         self._clock = EPOCH + 30 * 86400  # history dates move forward as the host is "used"
 
@@ -253,9 +247,8 @@ class HostBuilder:
                 raise ValueError(f"{pkg.dist} is not extracted in {cache.path}: cannot link it")
         real_prefix = str(self.fs.real(prefix))
         ledger = Ledger()
-        for done in self.pool.map(lambda pkg: self._link_package(pkg, cache, real_prefix, link_type, pkg.name in requested), packages):
-            ledger.merge(done)
         for pkg in packages:
+            self._link_package(pkg, cache, real_prefix, link_type, pkg.name in requested, ledger)
             env.packages.append(pkg.dist)
             env.sources[pkg.dist] = cache.path
             cache.manifest.referenced_by.setdefault(pkg.dist, []).append(prefix)
@@ -269,9 +262,8 @@ class HostBuilder:
         self.fs.own(prefix, owner)
         return env
 
-    def _link_package(self, pkg, cache, real_prefix, link_type, requested):
-        """One package's files and its ``conda-meta/<dist>.json`` (runs on a worker thread)."""
-        ledger = Ledger()
+    def _link_package(self, pkg, cache, real_prefix, link_type, requested, ledger):
+        """One package's files and its ``conda-meta/<dist>.json``."""
         source = cache.real(pkg.dist) + "/"
         target = real_prefix + "/"
         for payload in pkg.files:
@@ -283,7 +275,6 @@ class HostBuilder:
                 self.fs.write_real(target + payload.path, payload.data, ledger, payload.mode)
         record = self._prefix_record(pkg, cache, link_type, requested)
         self.fs.write_real(f"{target}conda-meta/{pkg.dist}.json", dumps(record), ledger)
-        return ledger
 
     @staticmethod
     def _prefix_record(pkg, cache, link_type, requested):
@@ -369,7 +360,6 @@ class HostBuilder:
             cache.close()
             self._answer_key(cache, envs)
             self.manifest.caches[cache.path] = cache.manifest
-        self.pool.shutdown()
         self.fs.chown_all()
         for cache in self.caches.values():
             cache.manifest.disk_bytes = disk_usage(cache.real())

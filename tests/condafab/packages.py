@@ -347,7 +347,7 @@ class Catalog:
         self._add(name, version, _build_string(rng, number), self.files, depends=depends, subdir=subdir, channel=channel, number=number)
 
     def _add(self, name, version, build, count, fixed=(), depends=(), subdir="linux-64", channel=CONDA_FORGE, number=0):
-        ext = ".tar.bz2" if self.rng.random() < 0.3 else ".conda"
+        ext = ".tar.bz2" if self.rng.random() < 0.2 else ".conda"  # bz2 is slow to write, and rarer now
         files = tuple(_payload(self.rng, name, count, fixed)) if count else ()
         return self._append(Package(name, version, build, number, subdir, channel, ext, self._stamp(), tuple(depends), files))
 
