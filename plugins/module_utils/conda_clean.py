@@ -33,6 +33,8 @@ TARGETS = {
     "tempfiles": None,  # in environment prefixes, not in caches
 }
 TEMPFILE_SUFFIXES = (".c~", ".trash")
+
+
 class Policy(object):
     """Which candidates to keep anyway, and when to leave a cache alone."""
 
