@@ -24,6 +24,8 @@ description:
   - Read-only; problems with single files become warnings and the rest is still returned.
 author:
   - pkgcache.fleet contributors (@pkgcache)
+extends_documentation_fragment:
+  - pkgcache.fleet.conda_hosts
 attributes:
   check_mode:
     support: full
@@ -41,19 +43,6 @@ options:
     type: list
     elements: path
     default: []
-  users:
-    description:
-      - Only consider these users' homes (config, environments, caches). Default is every account
-        in the passwd database with an existing home directory.
-    type: list
-    elements: str
-  environment:
-    description:
-      - Environment variables as the users' shells would set them (for example C(CONDA_PKGS_DIRS),
-        C(CONDA_ENVS_DIRS), C(CONDARC), C(XDG_CONFIG_HOME)); a module cannot see a user's login
-        environment, so pass what your fleet sets. Applied to every user.
-    type: dict
-    default: {}
   env_sizes:
     description:
       - Also walk every environment and report its on-disk size (expensive on large hosts).
@@ -64,8 +53,6 @@ options:
       - Include per-package lists (unused packages, in-use packages C(conda clean) would remove).
     type: bool
     default: true
-notes:
-  - Run with C(become=true) to see every user's home and caches.
 seealso:
   - module: pkgcache.fleet.pip_cache_facts
 """

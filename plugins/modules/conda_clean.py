@@ -28,6 +28,8 @@ description:
     partial download younger than O(busy_age)) is skipped with the reason.
 author:
   - pkgcache.fleet contributors (@pkgcache)
+extends_documentation_fragment:
+  - pkgcache.fleet.conda_hosts
 attributes:
   check_mode:
     support: full
@@ -75,18 +77,6 @@ options:
     type: list
     elements: path
     default: []
-  users:
-    description:
-      - Only consider these users' homes when discovering installations, environments and caches.
-        Environments of other users are then unknown, so prefer the default (every user).
-    type: list
-    elements: str
-  environment:
-    description:
-      - Environment variables as the users' shells set them (for example C(CONDA_PKGS_DIRS)); see
-        M(pkgcache.fleet.conda_cache_facts).
-    type: dict
-    default: {}
   min_age:
     description:
       - Keep items modified more recently than this (V(7d), V(12h), V(30m), seconds). V(0) keeps nothing
@@ -120,8 +110,8 @@ options:
     type: str
     default: 1h
 notes:
-  - Run with C(become=true) so every user's environments are known; unknown environments are still
-    protected by their hard links, but not soft-linked ones.
+  - The module fails and deletes nothing when reading the host meets any problem (a malformed config,
+    a corrupt record, an unreadable directory), because what cannot be read might be in use.
 seealso:
   - module: pkgcache.fleet.conda_cache_facts
 """
