@@ -141,7 +141,7 @@ def softlinked_env(fsroot, seed, users, malformed=False):
     inst = _shared_install(host, catalog)
     hard = _env(host, catalog, inst, "hard", 0.3)
     in_hard = set(hard.packages)
-    only_soft = [p for p in inst.cache.extracted_packages if p.dist not in in_hard and p.files]
+    only_soft = [p for p in inst.cache.extracted_packages if p.dist not in in_hard and p.files and not p.internal_hardlinks]
     _env(host, catalog, inst, "linked", 0.3, link_type=SOFTLINK, always=only_soft[:3])
     for user in [ROOT_USER, *users]:
         host.user(user, environments=["/opt/conda", hard.prefix, f"{inst.root}/envs/linked"])

@@ -333,11 +333,12 @@ class Catalog:
         every extracted copy has a file with ``st_nlink > 1`` (why conda#7597 never removes it)."""
         files = _payload(self.rng, "git", max(self.files - 1, 1), fixed=(("bin/git", b"\x7fELF git\n" + self.rng.randbytes(64), 0o755),))
         files.append(Payload("libexec/git-core/git", files[0].data, 0o755, link_to="bin/git"))
-        return self._append(Package("git", "2.47.1", _build_string(self.rng, 0, "pl5321h"), 0, "linux-64", CONDA_FORGE, ".conda", self._stamp(), ("_libgcc_mutex",), tuple(files)))
+        build = _build_string(self.rng, 0, "pl5321h")
+        return self._append(Package("git", "2.47.1", build, 0, "linux-64", CONDA_FORGE, ".conda", self._stamp(), ("_libgcc_mutex",), tuple(files)))
 
     def _generated(self):
         rng = self.rng
-        name = "".join(rng.choice(_SYLLABLES) for _ in range(3)) + str(len(self.packages))
+        name = "".join(rng.choices(_SYLLABLES, k=3)) + str(len(self.packages))
         version = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
         earlier = [p.name for p in self.packages if p.name != name]
         depends = tuple(sorted(set(rng.sample(earlier, k=min(len(earlier), rng.randint(0, 3))))))

@@ -20,6 +20,4 @@ def test_same_seed_same_tree_and_manifest(tmp_path):
 
 
 def test_other_seed_other_tree(tmp_path):
-    tree_a, _ = _build(tmp_path / "a", 99)
-    tree_c, _ = _build(tmp_path / "c", 100)
-    assert tree_a != tree_c
+    assert _build(tmp_path / "a", 99)[0] != _build(tmp_path / "c", 100)[0]
