@@ -19,7 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 LAYOUTS = ("single_root", "multi_user", "softlinked_env")
 FACT_TASKS = ("Gather conda cache facts", "Gather pip cache facts")
 CLEAN_TASK = "Clean conda package caches"
+PIP_CLEAN_TASK = "Clean pip caches"
 REPORT_TASK = "Write the fleet report on the controller"
+# The fixture hosts carry an interrupted download (*.partial) written seconds before the run; the
+# role's default busy gate (1h) rightly takes that for a download in progress and skips the cache.
+# Tests that need caches cleaned treat anything older than a second as stale.
+STALE_AFTER_1S = {"cache_clean_busy_age": "1s"}
 # Everything a layout puts on a host lies in its overlay's upper dir; these parts change with
 # every login (ansible's remote tmp, logs, sshd state) and are not the collection's doing.
 VOLATILE = {".ansible", "log", "run", "tmp", "lastlog", "wtmp", "btmp"}
@@ -81,12 +86,14 @@ def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event
 
 
 def host_state(fleet, name):
-    """{relative path: (size, mtime_ns)} of what the host carries beyond the base image."""
+    """{relative path: (size, mtime_ns)} of every file and symlink the host carries beyond the base
+    image.  Directories are left out: logins and sudo touch some (the login user's home, /var)."""
     upper = fleet.host_dir(name) / "upper"
     state = {}
     for top, dirs, files in os.walk(str(upper)):
         dirs[:] = [d for d in dirs if d not in VOLATILE]
-        for entry in files + dirs:
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        for entry in files + links:
             if entry in VOLATILE:
                 continue
             path = os.path.join(top, entry)
@@ -130,10 +137,11 @@ def test_report_job_has_per_host_events_stats_and_fact_cache(fleet3, tmp_path):
 
 def test_check_mode_clean_previews_and_changes_nothing(fleet3, tmp_path):
     before = dict((name, host_state(fleet3, name)) for name in fleet3.hosts)
-    job = run_job(fleet3, tmp_path, "clean", check=True)
+    job = run_job(fleet3, tmp_path, "clean", check=True, extravars=STALE_AFTER_1S)
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
     assert dict((name, host_state(fleet3, name)) for name in fleet3.hosts) == before
     assert job.hosts_with("runner_on_ok", CLEAN_TASK) == fleet3.hosts
+    assert job.hosts_with("runner_on_ok", PIP_CLEAN_TASK) == fleet3.hosts
     totals = job.report["totals"]
     assert totals["check_mode"] is True and totals["freed_bytes"] == 0
     for name in fleet3.hosts:
@@ -145,8 +153,8 @@ def test_check_mode_clean_previews_and_changes_nothing(fleet3, tmp_path):
 
 
 def test_clean_frees_space_reports_before_after_and_second_run_has_nothing(fleet3, tmp_path):
-    preview = run_job(fleet3, tmp_path / "preview", "clean", check=True)
-    job = run_job(fleet3, tmp_path / "real", "clean")
+    preview = run_job(fleet3, tmp_path / "preview", "clean", check=True, extravars=STALE_AFTER_1S)
+    job = run_job(fleet3, tmp_path / "real", "clean", extravars=STALE_AFTER_1S)
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
     for name in fleet3.hosts:
         clean = job.host(name)["clean"]
@@ -157,11 +165,15 @@ def test_clean_frees_space_reports_before_after_and_second_run_has_nothing(fleet
         assert clean["reduced_bytes"] >= clean["planned_bytes"] > 0
         # Locks and tempfiles are outside the role's default targets, so some may stay reclaimable.
         assert job.host(name)["conda"]["reclaimable_bytes"] < preview.host(name)["conda"]["reclaimable_bytes"]
+        # The role's pip rule (older than "0") empties every user's pip cache.
+        if preview.host(name)["pip"]["disk_bytes"]:
+            assert job.host(name)["pip"]["reclaimable_bytes"] < preview.host(name)["pip"]["reclaimable_bytes"]
+    assert any(preview.host(name)["pip"]["disk_bytes"] for name in fleet3.hosts), "no pip cache in the fleet"
     data = job.artifact_data
     assert data["pkgcache_hosts_cleaned"] == len(fleet3.hosts)
     assert data["pkgcache_reduced_bytes"] == job.report["totals"]["reduced_bytes"] > 0
 
-    again = run_job(fleet3, tmp_path / "again", "clean")
+    again = run_job(fleet3, tmp_path / "again", "clean", extravars=STALE_AFTER_1S)
     assert again.status == "successful"
     assert [again.host(name)["clean"]["outcome"] for name in fleet3.hosts] == ["nothing_to_remove"] * 3
     assert again.artifact_data["pkgcache_hosts_skipped"] == len(fleet3.hosts)
@@ -211,7 +223,7 @@ def test_host_stopped_mid_run_is_reported_unreachable_and_the_rest_finish(fleet_
                 stopped.append(data["task"])
             return True
 
-        job = run_job(fleet, tmp_path, "clean", event_handler=stop_after_first_facts)
+        job = run_job(fleet, tmp_path, "clean", extravars=STALE_AFTER_1S, event_handler=stop_after_first_facts)
     assert stopped, "the victim never reported its first facts"
     assert job.status == "failed" and job.rc == 4, job.stdout[-3000:]
     survivors = [name for name in names if name != victim]
@@ -289,7 +301,7 @@ def test_site_backs_up_every_tarball_before_cleaning_it(fleet_state_factory, tmp
         roots = dict((name, fleet.root_of(name)) for name in names)
         for root in roots.values():
             (root / backup.lstrip("/")).mkdir(parents=True)
-        job = run_job(fleet, tmp_path, "site", extravars={"pkgcache_backup_dest": backup})
+        job = run_job(fleet, tmp_path, "site", extravars=dict(STALE_AFTER_1S, pkgcache_backup_dest=backup))
         assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
         backed_up = task_results(job, "Back up conda package tarballs")
         cleaned = task_results(job, CLEAN_TASK)

@@ -55,13 +55,22 @@ def clean_result(planned, removed=(), freed=None, skipped=(None,), failed=False,
     return result
 
 
-def cleaned(hostvars, before, result, check_mode=False):
-    """*hostvars* after the cache_clean role: snapshot before, registered result, mode."""
+def pip_clean_result(planned, removed=(), freed=None, skipped=(None,)):
+    """pip_cache_clean's return: its per-cache list is ``caches``, not ``plan``."""
+    result = clean_result(planned, removed, freed, skipped, msg="removed pip")
+    result["caches"] = [dict(plan, tool="pip", users=["alice"]) for plan in result.pop("plan")]
+    return result
+
+
+def cleaned(hostvars, before, result, check_mode=False, pip_result=None):
+    """*hostvars* after the cache_clean role: snapshot before, registered results, mode."""
     from ansible_collections.pkgcache.fleet.plugins.plugin_utils._report import cache_totals
 
     hostvars = dict(hostvars)
     hostvars.update(cache_clean_before=cache_totals(before["ansible_facts"]),
                     cache_clean_check_mode=check_mode, cache_clean_conda_result=result)
+    if pip_result is not None:
+        hostvars["cache_clean_pip_result"] = pip_result
     return hostvars
 
 

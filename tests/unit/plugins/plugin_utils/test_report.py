@@ -12,7 +12,7 @@ import datetime
 import jmespath
 
 from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _report
-from unit.plugins.plugin_utils.hostvars import FAILED, UNREACHABLE, clean_result, cleaned, facts
+from unit.plugins.plugin_utils.hostvars import FAILED, UNREACHABLE, clean_result, cleaned, facts, pip_clean_result
 
 MiB = 1024 * 1024
 
@@ -78,6 +78,28 @@ def test_real_clean_reports_before_after_freed_and_removed():
     assert clean["freed_bytes"] == 6 * MiB
     assert clean["removed"] == 2
     assert record["cache_bytes"] == 6 * MiB
+
+
+def test_conda_and_pip_cleaning_add_up():
+    before = facts(conda=(10 * MiB, 6 * MiB), pip=(3 * MiB, 3 * MiB))
+    after = facts(conda=(4 * MiB, 0), pip=(0, 0))
+    conda = clean_result(6 * MiB, removed=["/opt/conda/pkgs/a"], freed={"/": 6 * MiB})
+    pip = pip_clean_result(3 * MiB, removed=["/home/alice/.cache/pip/http-v2", "/home/alice/.cache/pip/wheels"],
+                           freed={"/": 3 * MiB})
+    clean = _report.host_record("h1", cleaned(after, before, conda, pip_result=pip), active=True)["clean"]
+    assert (clean["planned_bytes"], clean["freed_bytes"], clean["removed"]) == (9 * MiB, 9 * MiB, 3)
+    assert (clean["before_bytes"], clean["after_bytes"], clean["reduced_bytes"]) == (13 * MiB, 4 * MiB, 9 * MiB)
+    assert clean["msg"] == "removed; removed pip"
+
+
+def test_all_conda_caches_gated_but_pip_cleaned_is_cleaned_and_all_gated_is_skipped():
+    state = facts(conda=(1, 0), pip=(1, 1))
+    totals = _report.cache_totals(state["ansible_facts"])
+    gated = clean_result(0, skipped=["free space 40% is not below 10%"])
+    pip = pip_clean_result(1, removed=["/home/alice/.cache/pip/wheels"])
+    assert _report.clean_summary(cleaned(state, state, gated, pip_result=pip), totals)["outcome"] == _report.CLEANED
+    pip_gated = pip_clean_result(0, skipped=["uv holds its lock"])
+    assert _report.clean_summary(cleaned(state, state, gated, pip_result=pip_gated), totals)["outcome"] == _report.SKIPPED
 
 
 def test_check_mode_clean_has_a_plan_but_no_after():
