@@ -1,29 +1,30 @@
-"""Backup throughput: ``conda_pkgs_backup`` (hash + verify + copy + fsync) against ``cp`` of the same
-tarballs into an empty directory.
+"""Backup throughput: ``conda_pkgs_backup`` (scan, hash, verify, copy, flush, manifest) against
+``cp`` of the same tarballs into an empty directory.
 
 The cache is a condafab installation plus packages whose sizes follow a log-normal spread like a
 real cache (median ~256 KiB, a tail of tens of MiB), nine in ten with a repodata record (checked
 by sha256), the rest tarball-only (md5 and sha256 computed).  Both sides read from the page cache
-(files are read once before timing), each gets a fresh destination, rounds interleave the
-contenders, and the best of ``ROUNDS`` is kept.  ``cp`` is measured alone and followed by
-``sync -f`` (the durability the backup has: it fsyncs every file before naming it).
+(files are read once before timing) and get a fresh destination; the harness alternates them and
+reports medians.  ``cp`` is measured alone and followed by ``sync -f`` (the durability the backup
+has: its files are on disk before they get their names).  A third row times sha256 alone over the
+same bytes: the floor of any backup that verifies content.
+
+``python -m bench.backup [full]`` runs it alone (quick size by default).
 """
 
 import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
+from bench.harness import FULL, QUICK, alternate, from_pair, median, timed
 from condafab.scale import build
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings
 
-ROUNDS = 5
 TARGET = 1.3  # backup time / cp time
 TOTAL_BYTES = 768 << 20  # at scale 1
 TARBALL = (".conda", ".tar.bz2")
@@ -70,49 +71,42 @@ def _fresh(path):
     return path
 
 
-def _cpu(who):
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
+def _fresh_run(func, dest):
+    """A measure for :func:`harness.alternate`: empty ``dest``, then time ``func(dest)``."""
+    def measure():
+        _fresh(dest)
+        sample, _result = timed(func, dest)
+        return sample
+    return measure
 
 
-def _time_cp(files, dest, sync):
-    """Wall seconds of ``cp`` (then ``sync -f``); CPU seconds go to the children's rusage."""
-    _fresh(dest)
-    started = time.perf_counter()
-    subprocess.run(["cp", "-p", "--"] + files + [str(dest)], check=True)
-    if sync:
-        subprocess.run(["sync", "-f", str(dest)], check=True)
-    return time.perf_counter() - started
+def _cp(files, sync):
+    def copy(dest):
+        subprocess.run(["cp", "-p", "--"] + files + [str(dest)], check=True)
+        if sync:
+            subprocess.run(["sync", "-f", str(dest)], check=True)
+    return copy
 
 
-def _time_backup(cache, dest, workers):
-    """``(wall seconds, CPU seconds, result)`` of a first backup into an empty ``dest``."""
-    _fresh(dest)
-    cpu, started = _cpu(resource.RUSAGE_SELF), time.perf_counter()
-    result = conda_backup.run_backup(conda_backup.Store(str(dest), "bench"), [PackageCache(str(cache)).scan(Warnings())],
-                                     Warnings(), workers=workers)
-    elapsed, cpu = time.perf_counter() - started, _cpu(resource.RUSAGE_SELF) - cpu
-    assert not result.plan.of("failed"), "the benchmark cache must back up cleanly"
-    return elapsed, cpu, result
+def _backup(cache, workers, expect_changed=True):
+    def backup(dest):
+        result = conda_backup.run_backup(conda_backup.Store(str(dest), "bench"),
+                                         [PackageCache(str(cache)).scan(Warnings())], Warnings(), workers=workers)
+        assert not result.plan.of("failed"), "the benchmark cache must back up cleanly"
+        assert result.changed is expect_changed
+        return result
+    return backup
 
 
-def _time_rerun(cache, dest, workers):
-    started = time.perf_counter()
-    result = conda_backup.run_backup(conda_backup.Store(str(dest), "bench"), [PackageCache(str(cache)).scan(Warnings())],
-                                     Warnings(), workers=workers)
-    assert not result.changed
-    return time.perf_counter() - started
-
-
-def _time_hash(files, workers):
+def _hash_all(files, workers):
     """sha256 of every byte, nothing written: the floor for any backup that verifies content."""
-    started = time.perf_counter()
-    conda_backup.run_parallel(lambda path: conda_backup.hash_copy(path, want_md5=False), files, workers)
-    return time.perf_counter() - started
+    def hash_all(_dest):
+        conda_backup.run_parallel(lambda path: conda_backup.hash_copy(path, want_md5=False), files, workers)
+    return hash_all
 
 
 def run(workdir, scale):
-    """Figures for the harness: ``[{figure, a, b, ratio, target}]`` (ratio = a / b, lower is better)."""
+    """Rows for the harness (A = our backup; ratio = A / B wall clock, CPU ratio in the note)."""
     workdir = Path(workdir)
     fsroot = _fresh(workdir / "host")
     build(fsroot, seed=3, packages=max(50, int(400 * scale)), files=40, envs=2)
@@ -122,34 +116,22 @@ def run(workdir, scale):
     files = sorted(str(cache / n) for n in os.listdir(cache) if n.endswith(TARBALL))
     total = sum(os.path.getsize(f) for f in files)
     workers = min(4, os.cpu_count() or 1)
-    # Rounds interleave the contenders, so a load change on the machine hits all of them alike.
-    cp_plain, cp_sync, cp_cpu, hashing, timings = [], [], [], [], []
-    for _round in range(ROUNDS):
-        cp_plain.append(_time_cp(files, workdir / "cp", sync=False))
-        before = _cpu(resource.RUSAGE_CHILDREN)
-        cp_sync.append(_time_cp(files, workdir / "cp", sync=True))
-        cp_cpu.append(_cpu(resource.RUSAGE_CHILDREN) - before)
-        hashing.append(_time_hash(files, workers))
-        timings.append(_time_backup(cache, workdir / "dest", workers))
-    cp_plain, cp_sync, cp_cpu, hashing = min(cp_plain), min(cp_sync), min(cp_cpu), min(hashing)
-    first, _cpu_first, result = min(timings, key=lambda triple: triple[0])
-    backup_cpu = min(t[1] for t in timings)
-    assert len(result.copied) == len(files)
-    rerun = min(_time_rerun(cache, workdir / "dest", workers) for _round in range(ROUNDS))
-    shutil.rmtree(workdir / "cp", ignore_errors=True)
     label = "%d tarballs, %.0f MiB" % (len(files), total / 1048576.0)
-    return [
-        {"figure": "backup s vs cp+sync s (%s; MB/s %.0f vs %.0f)" % (label, total / first / 1e6, total / cp_sync / 1e6),
-         "a": round(first, 3), "b": round(cp_sync, 3), "ratio": round(first / cp_sync, 2), "target": TARGET},
-        {"figure": "backup s vs plain cp s, no fsync (%s)" % label,
-         "a": round(first, 3), "b": round(cp_plain, 3), "ratio": round(first / cp_plain, 2), "target": TARGET},
-        {"figure": "CPU s (user+sys) backup vs cp+sync (%s): independent of machine load" % label,
-         "a": round(backup_cpu, 3), "b": round(cp_cpu, 3), "ratio": round(backup_cpu / cp_cpu, 2), "target": None},
-        {"figure": "sha256 alone (no copy) s vs cp+sync s (%s): the verification floor" % label,
-         "a": round(hashing, 3), "b": round(cp_sync, 3), "ratio": round(hashing / cp_sync, 2), "target": TARGET},
-        {"figure": "unchanged re-run s vs first backup s (%s)" % label,
-         "a": round(rerun, 3), "b": round(first, 3), "ratio": round(rerun / first, 3), "target": 0.1},
-    ]
+    dest, copies = workdir / "dest", workdir / "cp"
+    backup = _fresh_run(_backup(cache, workers), dest)
+    rows = []
+    for name, sync in (("cp -p", False), ("cp -p; sync -f", True)):
+        pair = alternate(backup, _fresh_run(_cp(files, sync), copies), scale)
+        speeds = [total / median([x.wall for x in side]) / 1e6 for side in (pair.a, pair.b)]
+        rows.append(from_pair("backup (sha256-verified, fsynced) vs %s: %s" % (name, label), pair, TARGET,
+                              note="%.0f vs %.0f MB/s" % tuple(speeds)))
+    floor = alternate(_fresh_run(_hash_all(files, workers), copies), _fresh_run(_cp(files, True), copies), scale)
+    rows.append(from_pair("sha256 alone (the verification floor) vs cp -p; sync -f: %s" % label, floor, None))
+    rerun = _backup(cache, workers, expect_changed=False)
+    again = alternate(lambda: timed(rerun, dest)[0], backup, scale)
+    rows.append(from_pair("unchanged re-run (nothing read) vs first backup: %s" % label, again, 0.1))
+    shutil.rmtree(copies, ignore_errors=True)
+    return rows
 
 
 if __name__ == "__main__":
@@ -157,4 +139,4 @@ if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
-        print(json.dumps(run(scratch, float(sys.argv[1]) if len(sys.argv) > 1 else 1.0), indent=1))
+        print(json.dumps(run(scratch, FULL if sys.argv[1:] == ["full"] else QUICK), indent=1))
