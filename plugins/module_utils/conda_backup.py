@@ -10,8 +10,9 @@ Layout of a backup directory (``dest``), shared by any number of hosts::
     channel/<subdir>/{repodata.json,<fn>} optional: a file:// channel conda can install from
     tmp/<host>.<pid>.<n>                 files being written; renamed into the store when complete
 
-Every file reaches its final name by ``rename`` after ``fsync``: a killed or failing run never
-leaves a partial file under a final name, and the store only ever gains complete objects.
+Every file reaches its final name by ``rename`` once its data is on disk (``syncfs`` per batch, or
+``fsync``): a killed or failing run never leaves a partial file under a final name, and the store
+only ever gains complete objects.
 
 How a run decides what to read:
 
@@ -22,8 +23,11 @@ How a run decides what to read:
   the tarball must match the record's size and sha256 (md5 when the record has no sha256; a
   matching sha256 implies the record's md5, which is then taken from the record).  Without a
   record both digests are computed.  A tarball that does not match is reported, never stored.
-* The copy is made in the same read (hash while writing), unless the record's sha256 already names
-  an object in the store; content found in the store after hashing is not stored twice.
+* The copy is made in the same pass (each chunk hashed, then copied by the kernel), unless the
+  record's sha256 already names an object in the store; content found in the store after hashing
+  is not stored twice.
+* Pruned tarballs (``prune_source``) stay in later manifests while they are absent from their
+  cache, so restoring the latest manifest brings them back.
 
 Check mode runs the same reads and verifications and writes nothing.
 """

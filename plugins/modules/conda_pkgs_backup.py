@@ -25,8 +25,9 @@ description:
   - Incremental. A tarball whose path, size and mtime match this host's last manifest, and whose object
     is in the store, is not read at all. Everything else is read once, hashed while it is copied.
     A second run with nothing new reports C(changed=false) and writes no manifest.
-  - Every file is written under a temporary name, fsynced, then renamed; a killed or failing run
-    (disk full) never leaves a partial file under a final name, and removes its temporary files.
+  - Every file is written under a temporary name, flushed to disk, then renamed; a killed or failing
+    run (disk full) never leaves a partial file under a final name. A failing run removes its
+    temporary files; the next run removes those of a killed one.
   - V(verified) re-hashes the store (or one manifest's objects) and reports missing and corrupt ones.
   - V(restored) copies a manifest's tarballs back into a cache, verified against the store digests and
     the cache's repodata records, and appends their URLs to C(urls.txt) so conda uses them.
