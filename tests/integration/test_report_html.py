@@ -18,7 +18,7 @@ from ansible_collections.pkgcache.fleet.plugins.plugin_utils._render import BAR_
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars")
-WINDOW = (1200, 1600)
+WINDOW = (1000, 1000)
 GHOST = "ghost"
 
 
