@@ -32,6 +32,18 @@ def _channel_name(channel):
     return urlparse(channel).path.strip("/")
 
 
+def _at_least_one_of_each(items, keep):
+    """Small caches must still show both partial states: turn the last free "both" items into
+    a tarball-only and an extracted-only one when chance gave none."""
+    items = list(items)
+    free = [i for i, (pkg, tarball, extracted) in enumerate(items) if tarball and extracted and pkg.dist not in keep]
+    for state in ((True, False), (False, True)):
+        if free and not any((tarball, extracted) == state for _pkg, tarball, extracted in items):
+            index = free.pop()
+            items[index] = (items[index][0], *state)
+    return items
+
+
 class CacheBuilder:
     """One package cache directory being filled: archives, extracted dirs and the debris conda,
     mamba and interrupted downloads leave next to them."""
@@ -75,7 +87,7 @@ class CacheBuilder:
                 items.append((pkg, True, True))
             else:
                 items.append((pkg, roll < tarball_only, roll >= tarball_only))
-        self.add_many(items)
+        self.add_many(_at_least_one_of_each(items, keep))
 
     def add_many(self, items):
         """Write and record ``(package, tarball?, extracted?)`` items."""
@@ -317,9 +329,13 @@ class HostBuilder:
         return record
 
     def user_cache(self, user, packages, path=None):
-        """``~/.conda/pkgs`` (or ``path``) owned by ``user``, filled with a mix of states."""
+        """``~/.conda/pkgs`` (or ``path``) owned by ``user``: ``packages`` complete (for the
+        user's envs) plus leftovers of other packages, one archive-only and one extracted-only."""
         cache = self.cache(path or f"{user.home}/.conda/pkgs", owner=user)
-        cache.add_mix(packages, keep=packages)
+        names = {p.name for p in packages}
+        others = [p for p in self.catalog_packages if p.name not in names]
+        leftovers = self.rng.sample(others, k=min(2, len(others)))
+        cache.add_many([(p, True, True) for p in packages] + [(p, i == 0, i == 1) for i, p in enumerate(leftovers)])
         cache.add_debris()
         self.manifest.users[user.name].pkgs_dirs.append(cache.path)
         return cache

@@ -85,8 +85,9 @@ def multi_user(fsroot, seed, users, malformed=False):
         nonstandard = f"{user.home}/projects/app{index}/.env" if index % 2 == 0 else f"/srv/{user.name}/env"
         own = f"{user.home}/.conda/envs/work"
         host.user(user, environments=["/opt/conda", shared.prefix, own, nonstandard], stale=[f"{user.home}/.conda/envs/deleted"], expected_pkgs_dirs=expected)
-        cache = host.user_cache(user, catalog.pick(host.rng, 0.3, always=[catalog.python]))
-        first, second = _halves(cache.extracted_packages, catalog.python)
+        mine = catalog.pick(host.rng, 0.3, always=[catalog.python])
+        cache = host.user_cache(user, mine)
+        first, second = _halves(mine, catalog.python)
         host.env(own, first, cache, owner=user)
         host.env(nonstandard, second, cache, owner=user, link_type=HARDLINK if index % 2 == 0 else COPY)
         _user_condarc(host, user, index)

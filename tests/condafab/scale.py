@@ -54,7 +54,7 @@ def build(fsroot, seed, packages=2000, files=100, envs=10, users=(), share=0.1, 
         own_prefix = f"{user.home}/.conda/envs/work"
         host.user(user, environments=[ROOT] + prefixes + [own_prefix])
         user_cache = host.user_cache(user, own_cache_pkgs)
-        host.env(own_prefix, user_cache.extracted_packages, user_cache, owner=user)
+        host.env(own_prefix, own_cache_pkgs, user_cache, owner=user)
         if pip:
             host.pip_caches(user)
     return host.finish()

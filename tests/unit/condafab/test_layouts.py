@@ -31,6 +31,9 @@ def test_layout_builds_registered_envs_and_parseable_config(tmp_path, name):
     for inst in manifest.installations:
         assert _conda_versions(manifest)[inst.root] == [inst.conda_version]
         assert (manifest.real(inst.pkgs_dir) / "urls.txt").is_file()
+    for cache in manifest.caches.values():  # every cache shows every state a cleaner must handle
+        for key in ("tarball_only", "extracted_only", "orphans", "unused_tarballs", "partial", "locks", "index_cache", "trash", "logs"):
+            assert getattr(cache, key), (cache.path, key)
     for user in manifest.users.values():
         listed = (manifest.real(user.home) / ".conda/environments.txt").read_text().split()
         assert listed == user.environments_txt
