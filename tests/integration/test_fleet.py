@@ -2,6 +2,7 @@
 gone without a trace after teardown."""
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -133,6 +134,32 @@ def test_a_filesystem_mounted_into_a_running_host_is_seen_by_it(fleet_state_fact
         fstype, blocks, block_size = result["h1"]["stdout"].split()
         assert fstype == "tmpfs" and int(blocks) * int(block_size) == 4 * 1024 * 1024
     assert wait_for_nothing_left(state) == ([], [])
+
+
+def namespace_mounts(pid):
+    """Every mount of *pid*'s mount namespace (its own mountinfo shows only what lies under
+    its chroot)."""
+    return subprocess.run(["nsenter", "--mount=/proc/{0}/ns/mnt".format(pid), "cat",
+                           "/proc/self/mountinfo"], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_host_holds_no_copy_of_other_hosts_trees(fleet_state_factory):
+    """A new mount namespace starts as a copy of the controller's, other hosts' trees included;
+    such a copy would keep a tree mounted (its directory busy) after its owner unmounted it."""
+    first_state, second_state = fleet_state_factory("first"), fleet_state_factory("second")
+    first = Fleet(first_state).up(2)
+    try:
+        with running(second_state, 1) as second:
+            inside_second = namespace_mounts(second.load()["hosts"]["h1"]["pid1"]["pid"])
+            assert str(second.root_of("h1")) in inside_second, "the check must see the own tree"
+            assert str(first_state) not in inside_second
+            inside_first = namespace_mounts(first.load()["hosts"]["h1"]["pid1"]["pid"])
+            assert str(first.root_of("h2")) not in inside_first
+            first.down()
+            shutil.rmtree(str(first_state / "hosts"))
+    finally:
+        first.down()
+    assert wait_for_nothing_left(first_state) == ([], [])
 
 
 def test_teardown_leaves_no_process_mount_or_namespace(fleet, fleet_state_factory):

@@ -43,6 +43,12 @@ def claimed_state_dirs():
             for claim in claims.iterdir() if claim.name.isdigit() and claim.is_symlink()}
 
 
+def fleet_mounts():
+    """Mount points of every fleet's host trees on this machine (ours included)."""
+    return [point for state_dir in claimed_state_dirs().values()
+            for point in Fleet(state_dir).mounts()]
+
+
 class Fleet(object):
     """The fleet whose state lives in *state_dir* (created on ``up``)."""
 
@@ -161,8 +167,8 @@ class Fleet(object):
     def _forget_trees(self):
         """Start every up from pristine hosts: drop the upper layers of an earlier run.  Only
         ever with nothing mounted there, so the removal cannot reach into a live tree."""
-        if self._mounts():
-            raise RuntimeError("mounts remain under {0}: {1}".format(self._prefix, self._mounts()))
+        if self.mounts():
+            raise RuntimeError("mounts remain under {0}: {1}".format(self._prefix, self.mounts()))
         shutil.rmtree(str(self.state_dir / "hosts"), ignore_errors=True)
 
     def _make_key(self):
@@ -186,9 +192,12 @@ class Fleet(object):
 
     def _launch_all(self, state):
         deadline = time.monotonic() + ACCEPT_TIMEOUT
+        trees = fleet_mounts()
         for name, host in sorted(state["hosts"].items()):
-            unshare, pid1, popen = hostlib.launch(
-                str(self.root_of(name)), name, host["address"], str(self.host_dir(name)), deadline)
+            root = str(self.root_of(name))
+            foreign = [p for p in trees if p != root and not p.startswith(root + os.sep)]
+            unshare, pid1, popen = hostlib.launch(root, name, host["address"],
+                                                  str(self.host_dir(name)), deadline, foreign)
             self._popens.append(popen)
             host["unshare"] = unshare.as_dict() if unshare else None
             host["pid1"] = pid1.as_dict() if pid1 else None
@@ -235,7 +244,7 @@ class Fleet(object):
     def _alive(self, host):
         return any(p is not None and p.alive() for p in self._procs(host))
 
-    def _mounts(self):
+    def mounts(self):
         """Mount points under our hosts/ dir, deepest first."""
         with open("/proc/self/mountinfo") as handle:
             points = [line.split()[4] for line in handle]
@@ -249,7 +258,7 @@ class Fleet(object):
         for popen in self._popens:
             popen.wait()
         self._popens = []
-        for point in self._mounts():
+        for point in self.mounts():
             hostlib.unmount(point)
         if state["net"] is not None:
             self._release_net(state["net"])

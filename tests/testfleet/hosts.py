@@ -13,9 +13,11 @@ import subprocess
 import time
 
 # Runs as PID 1 of the new PID namespace (unshare --fork), with the controller's tools, then
-# becomes the host's sshd.  The mount namespace is private, so none of these mounts leak out.
+# becomes the host's sshd.  It first drops the namespace's copies of other hosts' trees (its own
+# fleet's and other fleets'): a copy would keep that tree mounted after its owner unmounted it.
 PID1_SCRIPT = """\
 R={root}
+{detach}
 hostname {hostname}
 mount -t proc -o nosuid,nodev,noexec proc "$R/proc"
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$R/sys"
@@ -154,14 +156,17 @@ def unmount(path):
         subprocess.run(["umount", "--lazy", path], check=True)
 
 
-def launch(root, hostname, address, workdir, deadline):
+def launch(root, hostname, address, workdir, deadline, foreign=()):
     """Start the host's namespace; return (unshare Proc, PID-1 Proc, Popen).
 
+    *foreign* lists other hosts' mount points, detached from the new namespace before it starts.
     The PID-1 script and sshd's log go to *workdir*, outside the host's tree."""
     script = os.path.join(workdir, "pid1.sh")
+    detach = "".join("umount --lazy {0} 2>/dev/null || :\n".format(shlex.quote(point))
+                     for point in sorted(foreign, key=len, reverse=True))
     with open(script, "w") as handle:
         handle.write(PID1_SCRIPT.format(root=shlex.quote(root), hostname=shlex.quote(hostname),
-                                        address=address))
+                                        address=address, detach=detach))
     with open(os.path.join(workdir, LOG_NAME), "ab") as log:
         popen = subprocess.Popen(UNSHARE + ["--", "/bin/sh", "-e", script],
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
