@@ -815,10 +815,32 @@ def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_sourc
             run.pruned, errors = prune(run.prune_items)
             run.prune_failures.extend({"source": e, "reason": "prune failed"} for e in errors)
     if channel:
-        links, indexes = plan_channel(store, warnings)
-        run.channel_changed = bool(links or indexes)
-        run.channel = store.path(CHANNEL_DIR) if check_mode else write_channel(store, links, indexes)
+        run.channel_changed = refresh_channel(store, warnings, check_mode)
+        run.channel = store.path(CHANNEL_DIR)
     return run
+
+
+def refresh_channel(store, warnings, check_mode):
+    """Bring the channel up to date with every host's latest manifest; True when it changed.
+
+    Hosts sharing ``dest`` take turns (a flock on the channel directory), so each index written is
+    computed from the manifests as they are at that moment and no two hosts interleave.
+    """
+    if check_mode:
+        links, indexes = plan_channel(store, warnings)
+        return bool(links or indexes)
+    directory = store.path(CHANNEL_DIR)
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        with _removal.CacheDir(directory):
+            links, indexes = plan_channel(store, warnings)
+            write_channel(store, links, indexes)
+    except OSError as exc:
+        raise _oserror("cannot update the channel", directory, exc)
+    except _removal.RemovalError as exc:
+        raise BackupError(str(exc))
+    return bool(links or indexes)
 
 
 # -- channel -------------------------------------------------------------------------------------
@@ -890,7 +912,8 @@ def _load_json(path):
 
 
 def write_channel(store, links, indexes):
-    """Hard-link (else copy) store objects into the channel, then write the indexes."""
+    """Hard-link (else copy) store objects into the channel, then write the indexes (under the
+    channel lock: see :func:`refresh_channel`)."""
     for source, target in links:
         try:
             if not os.path.isdir(os.path.dirname(target)):
@@ -905,7 +928,6 @@ def write_channel(store, links, indexes):
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
         store.write_json(relpath, data)
-    return store.path(CHANNEL_DIR)
 
 
 def _place(store, source, target):
