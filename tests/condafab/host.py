@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from condafab.fsroot import FsRoot, Ledger
 from condafab.manifest import COPY, HARDLINK, SOFTLINK, CacheManifest, EnvManifest, InstallationManifest, Manifest, UserManifest
-from condafab.packages import EPOCH, Catalog, dumps
+from condafab.packages import CONDA_VERSION, EPOCH, Catalog, dumps
 
 
 def _stamp(seconds):
@@ -208,7 +208,7 @@ class HostBuilder:
         self._started = time.perf_counter()
         self._clock = EPOCH + 30 * 86400  # history dates move forward as the host is "used"
 
-    def catalog(self, packages, files, conda_version="24.11.3"):
+    def catalog(self, packages, files, conda_version=CONDA_VERSION):
         """A fresh catalog on this host's random stream (call once per channel view needed)."""
         catalog = Catalog(self.rng, packages, files, conda_version)
         self.catalog_packages = catalog.packages
@@ -226,11 +226,11 @@ class HostBuilder:
         self.caches[cache.path] = cache
         return cache
 
-    def install(self, root, catalog, conda_version=None, owner=None, pkgs_dir=None, extra=()):
+    def install(self, root, catalog, conda_version=None, owner=None, pkgs_dir=None):
         """A conda root prefix as an installer leaves it: ``<root>/pkgs`` (or ``pkgs_dir``) with
         the base packages, the base env hard-linked from it, ``conda-meta/history``, ``envs/``."""
         conda = catalog.conda_package(conda_version) if conda_version else catalog.conda
-        base = [p for p in catalog.base if p.name != "conda"] + [conda] + list(extra)
+        base = [p for p in catalog.base if p.name != "conda"] + [conda]
         cache = self.caches.get(str(pkgs_dir)) or self.cache(pkgs_dir or f"{root}/pkgs", owner)
         for pkg in base:
             if pkg.dist not in cache.extracted:
@@ -245,7 +245,7 @@ class HostBuilder:
 
     # -- environments --------------------------------------------------------------------------
 
-    def env(self, prefix, packages, cache, link_type=HARDLINK, owner=None, name=None, known=True, requested=None, conda="24.11.3", installation=None):
+    def env(self, prefix, packages, cache, link_type=HARDLINK, owner=None, name=None, known=True, requested=None, conda=CONDA_VERSION, installation=None):
         """An environment at ``prefix`` whose files come from ``cache`` by ``link_type``.
 
         Hard and soft links need the package extracted in ``cache``; a copied env may name

@@ -26,6 +26,7 @@ DEFAULTS = "https://repo.example.org/pkgs/main"
 # Fast zstd level: archives only need to be valid, not small.
 _ZSTD = zstandard.ZstdCompressor(level=3)
 EPOCH = 1_700_000_000  # fixture clock: every timestamp is an offset from here (2023-11-14)
+CONDA_VERSION = "24.11.3"  # the conda a root prefix runs unless a layout says otherwise
 
 
 def dumps(obj):
