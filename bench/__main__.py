@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import harness
+from bench import fixtures, harness
 
 # Order matters: clean copies the main fixture before the curve builds the big ones (tmpfs is
 # memory), and the RSS figure reuses the curve's largest tree.
@@ -31,6 +31,7 @@ BENCHMARKS = {
 # These share the fixtures built in the workdir; every other benchmark gets a directory of its
 # own, removed when it is done (tmpfs is memory).
 SHARED_WORKDIR = {"clean", "facts", "rss", "fleet"}
+USES_FIXTURES = {"clean", "facts", "rss"}
 RESULTS = Path(__file__).resolve().parent / "results"
 # Fixtures are millions of small files; on a memory filesystem building and measuring them is
 # not dominated by the disk's journal.  --workdir picks another place.
@@ -81,11 +82,14 @@ def main(argv=None):
     info = {"scale": str(scale), "started": harness.started_stamp(), "machine_start": harness.machine(),
             "workdir_fs": _fs_type(workdir), "runs": scale.runs, "warmup": scale.warmup}
     rows, started = [], time.perf_counter()
+    chosen = [n for n in BENCHMARKS if not args.only or n in args.only]
     try:
-        for name in [n for n in BENCHMARKS if not args.only or n in args.only]:
+        for index, name in enumerate(chosen):
             print("== %s" % name, file=sys.stderr, flush=True)
             begun = time.perf_counter()
             rows += _run_one(name, workdir, scale)
+            if not args.keep and not USES_FIXTURES & set(chosen[index + 1:]):
+                fixtures.drop_all(workdir)
             info.setdefault("benchmark_seconds", {})[name] = round(time.perf_counter() - begun, 1)
             print("== %s done in %.1f s" % (name, time.perf_counter() - begun), file=sys.stderr, flush=True)
     finally:

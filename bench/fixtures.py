@@ -90,6 +90,12 @@ def drop(workdir, packages, scale):
     shutil.rmtree(str(_home(workdir, packages, scale)), ignore_errors=True)
 
 
+def drop_all(workdir):
+    """Free every fixture once no later benchmark reads them (the fleet wants the memory)."""
+    for home in Path(workdir).glob("fixture-*"):
+        shutil.rmtree(str(home), ignore_errors=True)
+
+
 def count_names(top):
     """Files and symlinks under ``top`` (directories not counted)."""
     total = 0
