@@ -181,50 +181,79 @@ def _complete(package_dir):
     return all(os.path.lexists(os.path.join(package_dir, p["_path"])) for p in paths)
 
 
+_FS_CALLS = ("unlink", "rmdir", "rename")
+
+
+def _clean_killed_at(fsroot, step, report_fd=None):
+    """Child process: chroot, run a real cleanup, and SIGKILL itself just before its ``step``-th
+    filesystem change (unlink, rmdir or rename), so kills land at exact points of the deletion,
+    inside a package's removal too.  With ``step`` None it only counts the changes."""
+    calls = [0]
+
+    def counting(name):
+        real = getattr(os, name)
+
+        def call(*args, **kwargs):
+            calls[0] += 1
+            if step is not None and calls[0] == step:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        return call
+
+    for name in _FS_CALLS:
+        setattr(os, name, counting(name))
+    os.chroot(str(fsroot))
+    os.chdir("/")
+    try:
+        run_clean()
+        if report_fd is not None:
+            os.write(report_fd, str(calls[0]).encode())
+    finally:
+        os._exit(0)  # pylint: disable=protected-access
+
+
 def test_sigkill_at_any_point_leaves_whole_packages_and_the_next_run_finishes(tmp_path):
     require_root()
     rng = random.Random(1234)
     fsroot, manifest = build(tmp_path, "multi_user", seed=9)
     pristine = tmp_path / "pristine"
     os.system("cp -a %s %s" % (fsroot, pristine))
-    started = time.time()
-    in_root(fsroot, run_clean)
-    full = time.time() - started
-    trials = 20
-    killed_mid_way = 0
-    mid_deletion = 0
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _clean_killed_at(fsroot, None, write_fd)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_fd) as stream:
+        steps = int(stream.read())
+    assert steps > 50, "too few filesystem changes to kill in between"
     orphan_paths = [manifest.real(c) / d for c, m in manifest.caches.items() for d in m.orphans]
-    for trial in range(trials):
+    mid_package = 0
+    for trial, step in enumerate(sorted(rng.sample(range(1, steps + 1), 20))):
         os.system("rm -rf %s && cp -a %s %s" % (fsroot, pristine, fsroot))
         pid = os.fork()
         if pid == 0:
-            os.chroot(str(fsroot))
-            os.chdir("/")
-            try:
-                run_clean()
-            finally:
-                os._exit(0)  # pylint: disable=protected-access
-        time.sleep(rng.uniform(0, full))
-        os.kill(pid, signal.SIGKILL)
+            _clean_killed_at(fsroot, step)
         _pid, status = os.waitpid(pid, 0)
-        killed_mid_way += os.WIFSIGNALED(status)
-        gone = sum(1 for p in orphan_paths if not os.path.lexists(str(p)))
-        mid_deletion += 0 < gone < len(orphan_paths)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (trial, step)
         for cache in manifest.caches:
             top = manifest.real(cache)
             for name in os.listdir(str(top)):
                 if os.path.isfile(str(top / name / "info" / "index.json")):
-                    assert _complete(str(top / name)), "half-deleted package %s/%s (trial %d)" % (cache, name, trial)
+                    assert _complete(str(top / name)), "half-deleted package %s/%s (step %d)" % (cache, name, step)
+            trash = top / ".trash"
+            mid_package += trash.is_dir() and any(os.path.isdir(str(trash / n)) for n in os.listdir(str(trash)))
         for env in manifest.envs.values():
-            assert env_files_resolve(fsroot, env.prefix) == [], (env.prefix, trial)
+            assert env_files_resolve(fsroot, env.prefix) == [], (env.prefix, step)
         finish = in_root(fsroot, run_clean)
         assert not finish["errors"]
         for cache, intended in manifest.caches.items():
             left = set(os.listdir(str(manifest.real(cache))))
-            assert not left & set(intended.orphans), (cache, trial)
+            assert not left & set(intended.orphans), (cache, step)
             assert ".trash" not in left or not os.listdir(str(manifest.real(cache) / ".trash"))
-    assert killed_mid_way >= trials // 2
-    assert mid_deletion >= 2, "no kill landed while packages were being removed"
+        assert not any(os.path.lexists(str(p)) for p in orphan_paths)
+    assert mid_package >= 2, "no kill landed inside a package's removal"
 
 
 def test_purge_empties_caches_but_keeps_softlinked_packages_and_urls(tmp_path):
