@@ -33,6 +33,8 @@ description:
     the cache's repodata records, and appends their URLs to C(urls.txt) so conda uses them.
 author:
   - pkgcache.fleet contributors (@pkgcache)
+extends_documentation_fragment:
+  - pkgcache.fleet.conda_hosts
 attributes:
   check_mode:
     support: full
@@ -74,16 +76,6 @@ options:
     type: list
     elements: path
     default: []
-  users:
-    description:
-      - Only consider these users' homes when discovering installations, environments and caches.
-    type: list
-    elements: str
-  environment:
-    description:
-      - Environment variables as the users' shells set them (for example C(CONDA_PKGS_DIRS)).
-    type: dict
-    default: {}
   manifest:
     description:
       - For V(restored), the manifest to restore, by path or by name under this host's manifests;
@@ -122,8 +114,7 @@ options:
     type: int
     default: 2
 notes:
-  - Run with C(become=true) to read every user's cache. Files restored into a cache get the cache
-    directory's owner.
+  - Files restored into a cache get the cache directory's owner.
 seealso:
   - module: pkgcache.fleet.conda_clean
   - module: pkgcache.fleet.conda_cache_facts
