@@ -156,11 +156,13 @@ def is_prefix(path):
 
 def is_root_prefix(path):
     """A base installation rather than an environment: not inside some prefix's ``envs/``, and
-    carrying what installers leave (``pkgs/`` or ``condabin/``)."""
+    laid out as installers leave it (a ``pkgs/`` cache, or ``condabin/`` next to ``envs/``).
+    Environments that have conda itself installed carry ``condabin/`` too, but no ``envs/``."""
     parent = os.path.dirname(path)
     if os.path.basename(parent) == "envs" and is_prefix(os.path.dirname(parent)):
         return False
-    return any(os.path.isdir(os.path.join(path, marker)) for marker in ("pkgs", "condabin"))
+    has = lambda name: os.path.isdir(os.path.join(path, name))  # noqa: E731
+    return has("pkgs") or (has("condabin") and has("envs"))
 
 
 class Installation(object):

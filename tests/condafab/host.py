@@ -140,7 +140,11 @@ class CacheBuilder:
         pending = [p for p in self.host.catalog_packages if p.dist not in self.tarballs]
         if pending:
             pkg = rng.choice(pending)
-            self.fs.write_real(self.real(pkg.fn + ".partial"), pkg.archive.data[: max(1, pkg.archive.size // 3)], self.ledger)
+            partial = self.real(pkg.fn + ".partial")
+            self.fs.write_real(partial, pkg.archive.data[: max(1, pkg.archive.size // 3)], self.ledger)
+            # interrupted when the package was new, long ago: stale, not a download in progress
+            interrupted = pkg.timestamp + 3600
+            os.utime(partial, (interrupted, interrupted))
             m.partial.append(pkg.fn + ".partial")
         for pkg in sorted(rng.sample(list(self.extracted.values()), k=min(2, len(self.extracted))), key=lambda p: p.dist):
             self.fs.write_real(self.real(pkg.dist + ".lock"), b"", self.ledger)

@@ -28,7 +28,8 @@ def facts_of(fleet, pattern="all", args=None):
     # No arguments at all is the facts-module case: every option has a default.
     results = fleet.run_module(pattern, MODULE, json.dumps(args) if args else "", become=True)
     for host, result in results.items():
-        assert not result.get("failed"), (host, result)
+        # ansible-core 2.19's tree callback drops ``failed`` from a failed result: look for success.
+        assert "ansible_facts" in result, (host, result)
     return results
 
 
