@@ -161,7 +161,9 @@ def is_root_prefix(path):
     parent = os.path.dirname(path)
     if os.path.basename(parent) == "envs" and is_prefix(os.path.dirname(parent)):
         return False
-    has = lambda name: os.path.isdir(os.path.join(path, name))  # noqa: E731
+    def has(name):
+        return os.path.isdir(os.path.join(path, name))
+
     return has("pkgs") or (has("condabin") and has("envs"))
 
 

@@ -25,17 +25,8 @@ description:
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
+  - pkgcache.fleet.attributes.facts
   - pkgcache.fleet.conda_hosts
-attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
-  facts:
-    support: full
-    description: Returns C(ansible_facts.conda_cache); usable from C(gather_facts) via C(FACTS_MODULES).
 options:
   roots:
     description:

@@ -29,14 +29,8 @@ description:
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
+  - pkgcache.fleet.attributes.cleanup
   - pkgcache.fleet.pip_cache_users
-attributes:
-  check_mode:
-    support: full
-    description: Returns the exact plan and changes nothing.
-  diff_mode:
-    support: full
-    description: Shows the paths that are (or would be) removed.
 options:
   purge:
     description:

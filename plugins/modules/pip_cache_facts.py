@@ -34,16 +34,8 @@ description:
     malformed files become warnings naming the file, and everything else is still returned.
 author:
   - pkgcache.fleet contributors (@pkgcache)
-attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to diff.
-  facts:
-    support: full
-    description: Returns C(ansible_facts.pip_cache); usable from C(gather_facts) via C(FACTS_MODULES).
+extends_documentation_fragment:
+  - pkgcache.fleet.attributes.facts
 options:
   users:
     description:

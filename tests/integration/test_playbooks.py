@@ -280,7 +280,6 @@ def test_survey_defaults_run_a_check_job(fleet3, tmp_path):
     assert job.hosts_with("runner_on_ok", CLEAN_TASK) == fleet3.hosts
 
 
-
 def test_site_with_the_report_tag_only_gathers_and_reports(fleet3, tmp_path):
     job = run_job(fleet3, tmp_path, "site", tags="report", extravars={"pkgcache_backup_dest": "/srv/none"})
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
