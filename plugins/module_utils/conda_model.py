@@ -161,6 +161,7 @@ def is_root_prefix(path):
     parent = os.path.dirname(path)
     if os.path.basename(parent) == "envs" and is_prefix(os.path.dirname(parent)):
         return False
+
     def has(name):
         return os.path.isdir(os.path.join(path, name))
 
