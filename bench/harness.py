@@ -22,7 +22,7 @@ class Scale:
     """How big and how often: fixture sizes, the scale curve, fleet sizes, repetitions."""
 
     name: str
-    packages: int  # main fixture for facts/clean/backup/relocate
+    packages: int  # the main fixture (facts, clean)
     curve: tuple  # package counts of the scale curve
     rss_packages: int  # fixture for the peak-RSS figure (~1M files in full mode)
     hosts: tuple  # fleet sizes

@@ -1,6 +1,6 @@
 """Figure 5: peak resident memory of the facts logic on the largest tree (~1M names in full mode).
 
-Measured in a fresh interpreter (``python -m bench.memory FSROOT``) so that nothing the harness
+Measured in a fresh interpreter (``python -m bench.memory FIXTURE_DIR``) so that nothing the harness
 did before counts: it forks an idle child into the fixture's chroot (the baseline: interpreter,
 imports, fork), then a child that runs ``gather``, and reads
 ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` after each.  The figure is the difference; the limit is
