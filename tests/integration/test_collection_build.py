@@ -100,7 +100,9 @@ def members(tarball):
 def collections_path(tarball, tmp_path_factory):
     """A collections path holding only the collection installed from the tarball, offline."""
     path = tmp_path_factory.mktemp("collections")
-    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline",
+    # --force: the work tree's own view of the collection (ANSIBLE_COLLECTIONS_PATH, as the Makefile
+    # sets it) would otherwise count as "already installed" and nothing would land in *path*.
+    run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--force",
          "--collections-path", str(path), str(tarball)])
     return path
 
