@@ -23,7 +23,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import 
 from bench import fixtures
 from bench.facts import du_root
 from bench.harness import Sample, alternate, from_pair, timed, timed_command
-from bench.hostroot import in_host
+from condafab.chroot import in_host
 
 CACHE_TARGETS = sorted(t for t, category in TARGETS.items() if category)
 PLAN_TARGET = 1.0

@@ -13,7 +13,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import 
 
 from bench import fixtures
 from bench.harness import Sample, alternate, from_pair, median, row, timed, timed_command
-from bench.hostroot import in_host
+from condafab.chroot import in_host
 
 FIGURE_TARGET = 1.0
 # Per-file time at the largest size over that at the smallest: flat means close to 1 (fixed

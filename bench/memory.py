@@ -15,7 +15,7 @@ import sys
 from bench import fixtures
 from bench.facts import measure_facts
 from bench.harness import row
-from bench.hostroot import in_host
+from condafab.chroot import in_host
 
 LIMIT_MB = 150
 

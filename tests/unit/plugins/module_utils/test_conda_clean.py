@@ -134,13 +134,13 @@ def test_gates_and_busy_caches_change_nothing(tmp_path):
 def test_bad_input_fails_and_deletes_nothing(tmp_path):
     fsroot, manifest = build(tmp_path, "multi_user", malformed=True)
     before = sorted(os.listdir(str(manifest.real("/opt/conda/pkgs"))))
-    with pytest.raises(AssertionError, match="malformed conda config"):
+    with pytest.raises(RuntimeError, match="malformed conda config"):
         in_root(fsroot, run_clean)
     assert sorted(os.listdir(str(manifest.real("/opt/conda/pkgs")))) == before
 
     fsroot, manifest = build(tmp_path / "b", "single_root")
     (fsroot / "srv" / "notacache").mkdir(parents=True)
-    with pytest.raises(AssertionError, match="is not a conda package cache"):
+    with pytest.raises(RuntimeError, match="is not a conda package cache"):
         in_root(fsroot, run_clean, pkgs_dirs=["/srv/notacache"])
 
 

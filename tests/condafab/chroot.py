@@ -1,4 +1,5 @@
-"""Run module_utils code as if on the host a fixture describes, and time it there.
+"""Run code as if on the host a fixture describes: unit tests call the modules' logic there, and
+benchmarks time it there.
 
 condafab writes in-host absolute paths (``/opt/conda/...``) into records and configs, so the code
 under test must see the fixture root as ``/``: a forked child chroots into it (we are root), calls
@@ -42,7 +43,7 @@ def in_host(fsroot, func, *args, proc=False):
     Everything ``func`` needs must be imported before the call: the fixture root has no Python.
     """
     if os.geteuid() != 0:
-        raise PermissionError("benchmarks on fixture hosts need root (chroot)")
+        raise PermissionError("running code on a fixture host needs root (chroot)")
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
