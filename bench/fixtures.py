@@ -16,7 +16,7 @@ from pathlib import Path
 
 from condafab.scale import ROOT, build
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 
 # The scale fixture has no user accounts: root alone, as on a server with one shared installation.
 USERS = [User("root", 0, 0, "/root")]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from condafab.scale import build
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 
 ROUNDS = 5
 TARGET = 1.3  # migration time / cp -a time

@@ -21,7 +21,6 @@ import re
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
 
 TARBALL_SUFFIXES = (".conda", ".tar.bz2")

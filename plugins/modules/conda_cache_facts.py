@@ -218,7 +218,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 
 
 def main():

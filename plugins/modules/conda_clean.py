@@ -206,7 +206,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._units import (
     PolicyError, parse_duration, parse_free_threshold, parse_size)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host, User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
 
 def policy_from(params):

@@ -247,7 +247,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host, User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
 
 def forbidden_places(host, caches, restore_into):

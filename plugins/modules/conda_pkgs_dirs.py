@@ -216,7 +216,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
 

@@ -27,5 +27,5 @@ def in_root(fsroot, func, *args, **kwargs):
 
 def host_users(users):
     """condafab Users as the model's Users (same fields, the module's own class)."""
-    from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import User
+    from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
     return [User(u.name, u.uid, u.gid, u.home) for u in users]

@@ -27,7 +27,7 @@ from condafab.manifest import SOFTLINK
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
 
