@@ -78,29 +78,22 @@ def owner_name(uid):
 
 
 class PrefixRecord(object):
-    """One ``conda-meta/<dist>.json``: what an environment links from which extracted package."""
+    """One ``conda-meta/<dist>.json``: what an environment links from which extracted package.
 
-    __slots__ = ("path", "dist", "name", "version", "fn", "url", "channel", "link_type",
-                 "extracted_package_dir", "package_tarball_full_path", "file_count", "valid")
+    Only what references need is kept: the dist (the file stem, so even a corrupt record names
+    its package), the link type and the extracted package dir.
+    """
+
+    __slots__ = ("path", "dist", "link_type", "extracted_package_dir")
 
     def __init__(self, path, data=None):
         self.path = path
         self.dist = os.path.basename(path)[: -len(".json")]
         data = data or {}
-        self.valid = bool(data)
-        self.name = data.get("name")
-        self.version = data.get("version")
-        self.fn = data.get("fn")
-        self.url = data.get("url")
-        self.channel = data.get("channel")
         link = data.get("link") or {}
         self.link_type = LINK_TYPES.get(link.get("type"), "unknown") if isinstance(link, dict) else "unknown"
         epd = data.get("extracted_package_dir") or (link.get("source") if isinstance(link, dict) else None)
         self.extracted_package_dir = os.path.normpath(epd) if epd else None
-        ptfp = data.get("package_tarball_full_path")
-        self.package_tarball_full_path = os.path.normpath(ptfp) if ptfp else None
-        files = data.get("files")
-        self.file_count = len(files) if isinstance(files, list) else 0
 
     @classmethod
     def load(cls, path, warnings):
@@ -550,14 +543,15 @@ class Host(object):
 
     def resolve_configs(self):
         """Effective pkgs_dirs/envs_dirs per installation for root and each user with conda state."""
+        users = self._config_users()
         for inst in self.installations:
-            for user in self._config_users(inst):
+            for user in users:
                 config = _condarc.resolve(inst.root, user.home, self.env, inst.writable_by(user))
                 self.warnings.extend(w for w in config.warnings if w not in self.warnings)
                 inst.configs[user.name] = config
         return self
 
-    def _config_users(self, inst):
+    def _config_users(self):
         """Root always; others when they have conda config, envs or caches in their home."""
         chosen = []
         for user in self.users:
@@ -582,16 +576,14 @@ class Host(object):
                 self.environments.append(env)
         return self
 
-    def load_caches(self, only=None):
-        """Scan every pkgs_dir any installation's config names (or only the given ones)."""
+    def load_caches(self):
+        """Scan every pkgs_dir any installation's config names."""
         paths, labels = [], {}
         for inst in self.installations:
             for user_name, config in sorted(inst.configs.items()):
                 for path in config.pkgs_dirs:
                     paths.append(path)
                     labels.setdefault(os.path.realpath(path), set()).add("%s:%s" % (inst.root, user_name))
-        if only is not None:
-            paths = [os.path.normpath(p) for p in only]
         for path in _dedupe_real(paths):
             self.cache_users[path] = sorted(labels.get(os.path.realpath(path), ()))
             self.caches.append(PackageCache(path).scan(self.warnings))
@@ -628,8 +620,8 @@ class Host(object):
         return find_unused(packages, references)
 
     @classmethod
-    def load(cls, users, explicit_roots=(), env=None, only_caches=None):
-        return cls(users, explicit_roots, env).resolve_configs().load_environments().load_caches(only_caches)
+    def load(cls, users, explicit_roots=(), env=None):
+        return cls(users, explicit_roots, env).resolve_configs().load_environments().load_caches()
 
 
 def _has_conda_state(home):
