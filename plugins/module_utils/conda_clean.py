@@ -47,6 +47,13 @@ class Policy(object):
         self.when_free_below = when_free_below
         self.when_cache_above = when_cache_above
         self.now = time.time() if now is None else now
+        self._process_paths = None
+
+    def process_paths(self):
+        """What other processes have open, read from /proc once per run (not once per cache)."""
+        if self._process_paths is None:
+            self._process_paths = process_paths()
+        return self._process_paths
 
     def gate(self, cache):
         """Why this cache is left alone by the gates, or None when cleaning may go ahead."""
@@ -131,20 +138,20 @@ def busy_reason(cache, policy):
     for entry in cache.entries["partial"]:
         if policy.now - entry.mtime < policy.busy_age:
             return "download in progress (%s is %ds old)" % (entry.relpath, int(policy.now - entry.mtime))
-    pid = process_using(os.path.realpath(cache.path))
+    pid = process_using(os.path.realpath(cache.path), policy.process_paths())
     if pid is not None:
         return "in use by process %s" % pid
     return None
 
 
-def process_using(path):
-    """The first process whose cwd or an open file lies inside ``path``, read from /proc."""
-    prefix = path.rstrip("/") + "/"
+def process_paths():
+    """``(pid, path)`` for the cwd and every open file of each other process, from /proc."""
     me = str(os.getpid())
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit() and p != me]
     except OSError:
-        return None
+        return []
+    result = []
     for pid in pids:
         base = "/proc/%s" % pid
         try:
@@ -154,11 +161,19 @@ def process_using(path):
             continue
         for link in links:
             try:
-                target = os.readlink(link)
+                result.append((pid, os.readlink(link)))
             except OSError:
                 continue
-            if target == path or target.startswith(prefix):
-                return "%s (%s)" % (pid, _comm(base))
+    return result
+
+
+def process_using(path, paths=None):
+    """The first process whose cwd or an open file lies inside ``path`` (from ``paths``, as
+    :func:`process_paths` returns them, or read now)."""
+    prefix = path.rstrip("/") + "/"
+    for pid, target in process_paths() if paths is None else paths:
+        if target == path or target.startswith(prefix):
+            return "%s (%s)" % (pid, _comm("/proc/%s" % pid))
     return None
 
 
@@ -290,10 +305,9 @@ def plan_tempfiles(environments, caches, policy, warnings):
     elsewhere = set(os.path.realpath(c.path) for c in caches)
     elsewhere.update(os.path.realpath(e.prefix) for e in environments)
     for env in environments:
-        top = os.path.realpath(env.prefix)
+        skip = elsewhere - set([os.path.realpath(env.prefix)])
         for dirpath, dirnames, filenames in os.walk(env.prefix, onerror=lambda e: warnings.path_error(e.filename, e)):
-            dirnames[:] = [d for d in dirnames
-                           if os.path.realpath(os.path.join(dirpath, d)) not in elsewhere - set([top])]
+            dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip]
             for name in filenames:
                 if name.endswith(TEMPFILE_SUFFIXES):
                     path = os.path.join(dirpath, name)
