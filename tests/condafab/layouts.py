@@ -83,7 +83,7 @@ def multi_user(fsroot, seed, users, malformed=False):
     for index, user in enumerate(users):
         expected = ["/opt/conda/pkgs", f"{user.home}/.conda/pkgs"]
         nonstandard = f"{user.home}/projects/app{index}/.env" if index % 2 == 0 else f"/srv/{user.name}/env"
-        own = f"{user.home}/.conda/envs/work"
+        own = f"{user.home}/.conda/envs/daily"
         host.user(user, environments=["/opt/conda", shared.prefix, own, nonstandard], stale=[f"{user.home}/.conda/envs/deleted"], expected_pkgs_dirs=expected)
         mine = catalog.pick(host.rng, 0.3, always=[catalog.python])
         cache = host.user_cache(user, mine)

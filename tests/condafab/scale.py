@@ -51,7 +51,7 @@ def build(fsroot, seed, packages=2000, files=100, envs=10, users=(), share=0.1, 
         host.env(prefix, packages, cache, link_type=link_type, installation=inst)
     for user in users:
         own_cache_pkgs = catalog.pick(host.rng, min(1.0, 20 / max(1, len(catalog.packages))), always=[catalog.python])
-        own_prefix = f"{user.home}/.conda/envs/work"
+        own_prefix = f"{user.home}/.conda/envs/daily"
         host.user(user, environments=[ROOT] + prefixes + [own_prefix])
         user_cache = host.user_cache(user, own_cache_pkgs)
         host.env(own_prefix, own_cache_pkgs, user_cache, owner=user)

@@ -48,7 +48,7 @@ def test_layout_builds_registered_envs_and_parseable_config(tmp_path, name):
 def test_user_things_belong_to_the_user(tmp_path):
     manifest = _build(tmp_path, "multi_user")
     for user in DEFAULT_USERS:
-        for path in (f"{user.home}/.conda/pkgs", f"{user.home}/.conda/envs/work/conda-meta/history", f"{user.home}/.conda/environments.txt"):
+        for path in (f"{user.home}/.conda/pkgs", f"{user.home}/.conda/envs/daily/conda-meta/history", f"{user.home}/.conda/environments.txt"):
             st = os.lstat(manifest.real(path))
             assert (st.st_uid, st.st_gid) == (user.uid, user.gid), path
     assert os.lstat(manifest.real("/opt/conda/pkgs")).st_uid == 0
