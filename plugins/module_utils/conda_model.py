@@ -117,19 +117,23 @@ class Environment(object):
 
     def __init__(self, prefix, records, owner):
         self.prefix = prefix
-        self.records = records
+        self.records = records  # None: not read (Host.load(tarballs_only=True))
         self.owner = owner
 
     @classmethod
-    def load(cls, prefix, warnings):
+    def load(cls, prefix, warnings, records=True):
+        """``records=False`` finds the environment without reading its PrefixRecords (``records``
+        is then None, so nothing can mistake it for an environment that references nothing)."""
         meta = os.path.join(prefix, "conda-meta")
-        records = []
         try:
             names = sorted(os.listdir(meta))
             owner = owner_name(os.stat(prefix).st_uid)
         except OSError as exc:
             warnings.path_error(meta, exc)
             return None
+        if not records:
+            return cls(prefix, None, owner)
+        records = []
         for name in names:
             if name.endswith(".json"):
                 records.append(PrefixRecord.load(os.path.join(meta, name), warnings))
@@ -323,6 +327,19 @@ class PackageCache(object):
         self.root_stat = os.stat(self.path)
         for entry, st in _entries(self.path, warnings):
             self._classify(entry, st, warnings)
+        return self
+
+    def scan_tarballs(self, warnings):
+        """List the cache's top-level files only (tarballs among them), each sized from its own
+        lstat: no extracted package or category directory is walked, so ``extracted`` stays empty
+        and the category totals are partial.  Enough for a backup; facts and cleanup use
+        :meth:`scan`."""
+        if not self.exists:
+            return self
+        self.root_stat = os.stat(self.path)
+        for entry, st in _entries(self.path, warnings):
+            if not stat.S_ISDIR(st.st_mode):
+                self._classify(entry, st, warnings)
         return self
 
     def _classify(self, entry, st, warnings):
@@ -532,10 +549,11 @@ def find_unused(packages, references):
 class Host(object):
     """Everything conda-related on one host: installations, their configs, caches, environments."""
 
-    def __init__(self, users, explicit_roots=(), env=None):
+    def __init__(self, users, explicit_roots=(), env=None, tarballs_only=False):
         self.warnings = Warnings()
         self.users = users
         self.env = dict(env or {})
+        self.tarballs_only = tarballs_only
         self.installations = [Installation(r) for r in discover_roots(users, explicit_roots, self.warnings)]
         self.environments = []
         self.caches = []
@@ -571,7 +589,7 @@ class Host(object):
         for prefix in _dedupe_real(prefixes):
             if not is_prefix(prefix):
                 continue
-            env = Environment.load(prefix, self.warnings)
+            env = Environment.load(prefix, self.warnings, records=not self.tarballs_only)
             if env is not None:
                 self.environments.append(env)
         return self
@@ -586,8 +604,11 @@ class Host(object):
                     labels.setdefault(os.path.realpath(path), set()).add("%s:%s" % (inst.root, user_name))
         for path in _dedupe_real(paths):
             self.cache_users[path] = sorted(labels.get(os.path.realpath(path), ()))
-            self.caches.append(PackageCache(path).scan(self.warnings))
+            self.caches.append(self._scan(PackageCache(path)))
         return self
+
+    def _scan(self, cache):
+        return cache.scan_tarballs(self.warnings) if self.tarballs_only else cache.scan(self.warnings)
 
     def select_caches(self, roots=(), pkgs_dirs=()):
         """The caches a cleanup may touch: the named ones, those of the named roots, or all.
@@ -605,7 +626,7 @@ class Host(object):
                     if not any(os.path.isfile(os.path.join(real, n)) for n in ("urls.txt", "urls")):
                         raise ValueError("%s is not a conda package cache (not configured for any "
                                          "installation, no urls.txt)" % path)
-                    cache = PackageCache(path).scan(self.warnings)
+                    cache = self._scan(PackageCache(path))
                 chosen.append(cache)
             return chosen
         if roots:
@@ -615,13 +636,18 @@ class Host(object):
         return [c for c in self.caches if c.exists]
 
     def verdicts(self):
+        if self.tarballs_only:
+            raise ValueError("verdicts need a full load (Host.load without tarballs_only)")
         references = References(self.environments)
         packages = [p for cache in self.caches for p in cache.extracted]
         return find_unused(packages, references)
 
     @classmethod
-    def load(cls, users, explicit_roots=(), env=None):
-        return cls(users, explicit_roots, env).resolve_configs().load_environments().load_caches()
+    def load(cls, users, explicit_roots=(), env=None, tarballs_only=False):
+        """Everything, or with ``tarballs_only`` what a backup needs: the same installations,
+        configs, environments (prefixes only, records not read) and caches (top-level files
+        only, see :meth:`PackageCache.scan_tarballs`)."""
+        return cls(users, explicit_roots, env, tarballs_only).resolve_configs().load_environments().load_caches()
 
 
 def _has_conda_state(home):
