@@ -150,49 +150,77 @@ def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
     return usage
 
 
+# Directories are opened relative to their parent's descriptor and never through a symlink: a
+# directory swapped for a link mid-walk fails to open instead of being followed.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
 def _walk_dir(top, dev, usage, on_error, on_entry):
-    stack = [top]
-    is_dir = stat.S_ISDIR
+    """Depth first, one open descriptor per level; every name is ``lstat``-ed relative to its
+    directory's descriptor, so no path is resolved from the root again (what ``du`` does too)."""
+    frame = _read_dir(top, None, top, dev, usage, on_error, on_entry)
+    if frame is None:
+        return
+    stack = [frame]
     while stack:
-        path = stack.pop()
-        try:
-            with os.scandir(path) as it:
-                entries = list(it)
-        except OSError as exc:
-            if on_error is not None:
-                on_error(path, exc)
+        path, fd, subdirs = stack[-1]
+        name = next(subdirs, None)
+        if name is None:
+            os.close(fd)
+            stack.pop()
             continue
+        frame = _read_dir(name, fd, path + "/" + name, dev, usage, on_error, on_entry)
+        if frame is not None:
+            stack.append(frame)
+
+
+def _read_dir(name, parent_fd, path, dev, usage, on_error, on_entry):
+    """Open and account one directory's entries; ``(path, fd, iterator of its subdirectories)``,
+    or None when it cannot be read (reported to ``on_error``)."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        if on_error is not None:
+            on_error(path, exc)
+        return None
+    try:
+        names = os.listdir(fd)
+        lstat = os.lstat
         try:
-            stats = [entry.stat(follow_symlinks=False) for entry in entries]
+            stats = [lstat(child, dir_fd=fd) for child in names]
         except OSError:
-            entries, stats = _stat_each(entries, on_error)
-        foreign = False
-        for entry, st in zip(entries, stats):
-            if is_dir(st.st_mode):
-                if dev is not None and st.st_dev != dev:
-                    foreign = True
-                    continue
-                stack.append(entry.path)
+            names, stats = _stat_each(names, fd, path, on_error)
+    except OSError as exc:
+        os.close(fd)
+        if on_error is not None:
+            on_error(path, exc)
+        return None
+    is_dir = stat.S_ISDIR
+    subdirs = [child for child, st in zip(names, stats) if is_dir(st.st_mode)]
+    if subdirs and dev is not None:
+        # Mount points of other filesystems are not part of the tree (like du -x).
+        foreign = set(child for child, st in zip(names, stats) if is_dir(st.st_mode) and st.st_dev != dev)
         if foreign:
-            # Mount points of other filesystems are not part of the tree (like du -x).
-            pairs = [(e, st) for e, st in zip(entries, stats) if not (is_dir(st.st_mode) and st.st_dev != dev)]
-            entries, stats = [p[0] for p in pairs], [p[1] for p in pairs]
-        if on_entry is not None:
-            for entry, st in zip(entries, stats):
-                on_entry(entry.path, st)
-        usage.add_all(stats)
+            subdirs = [child for child in subdirs if child not in foreign]
+            kept = [(child, st) for child, st in zip(names, stats) if child not in foreign]
+            names, stats = [k[0] for k in kept], [k[1] for k in kept]
+    if on_entry is not None:
+        for child, st in zip(names, stats):
+            on_entry(path + "/" + child, st)
+    usage.add_all(stats)
+    return path, fd, iter(subdirs)
 
 
-def _stat_each(entries, on_error):
+def _stat_each(names, fd, path, on_error):
     """The slow path when some entry vanished or is unreadable: stat one by one."""
     kept, stats = [], []
-    for entry in entries:
+    for name in names:
         try:
-            stats.append(entry.stat(follow_symlinks=False))
-            kept.append(entry)
+            stats.append(os.lstat(name, dir_fd=fd))
+            kept.append(name)
         except OSError as exc:
             if on_error is not None:
-                on_error(entry.path, exc)
+                on_error(path + "/" + name, exc)
     return kept, stats
 
 

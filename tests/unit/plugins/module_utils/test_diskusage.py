@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import resource
 import subprocess
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
@@ -50,3 +51,28 @@ def test_add_counts_names_and_inodes(tmp_path):
     assert (usage.entries, usage.files, usage.apparent) == (2, 2, 20)
     assert usage.on_disk == os.lstat(str(tmp_path / "f")).st_blocks * 512
     assert usage.reclaimable == usage.on_disk and usage.has_multiply_linked
+
+
+def test_walk_holds_one_descriptor_per_level_and_never_follows_links(tmp_path):
+    """A wide tree is walked under a descriptor limit far below its directory count, and its
+    totals are du's; a symlink to a directory is counted as the link, not walked."""
+    top = tmp_path / "top"
+    for index in range(300):
+        leaf = top / ("d%03d" % index) / "sub"
+        leaf.mkdir(parents=True)
+        (leaf / "f").write_bytes(b"x" * (index + 1))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big").write_bytes(os.urandom(100000))
+    os.symlink(str(outside), str(top / "link"))
+    seen = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+    try:
+        usage = walk(str(top), on_entry=lambda path, st: seen.append(path))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert usage.on_disk == du(top)
+    assert usage.entries == 1 + 300 * 3 + 1 == len(seen)
+    assert str(top / "d299" / "sub" / "f") in seen and str(top / "link") in seen
+    assert not any(path.startswith(str(top / "link") + "/") for path in seen)
