@@ -1,5 +1,6 @@
 """Backup throughput: ``conda_pkgs_backup`` (scan, hash, verify, copy, flush, manifest) against
-``cp`` of the same tarballs into an empty directory.
+``cp`` of the same tarballs into an empty directory.  The cache is scanned as the module scans it
+for a backup (``scan_tarballs``: its top-level files; extracted packages are not walked).
 
 The cache is a condafab installation plus packages whose sizes follow a log-normal spread like a
 real cache (median ~256 KiB, a tail of tens of MiB), nine in ten with a repodata record (checked
@@ -91,7 +92,7 @@ def _cp(files, sync):
 def _backup(cache, workers, expect_changed=True):
     def backup(dest):
         result = conda_backup.run_backup(conda_backup.Store(str(dest), "bench"),
-                                         [PackageCache(str(cache)).scan(Warnings())], Warnings(), workers=workers)
+                                         [PackageCache(str(cache)).scan_tarballs(Warnings())], Warnings(), workers=workers)
         assert not result.plan.of("failed"), "the benchmark cache must back up cleanly"
         assert result.changed is expect_changed
         return result

@@ -17,8 +17,10 @@ only ever gains complete objects.
 How a run decides what to read:
 
 * A tarball is *unchanged* when this host's last manifest has an entry for the same path with the
-  same size and mtime (nanoseconds) and the store holds an object of that size under the entry's
-  sha256: it is neither read nor copied.
+  same size, mtime, ctime (nanoseconds) and inode, and the store holds an object of that size
+  under the entry's sha256: neither it nor its repodata record is read, and nothing is copied.
+  ctime cannot be set back by anyone but the clock, so a rewrite in place that restores the
+  mtime is still read again.
 * Anything else is read once.  When ``info/repodata_record.json`` of its extracted package exists,
   the tarball must match the record's size and sha256 (md5 when the record has no sha256; a
   matching sha256 implies the record's md5, which is then taken from the record).  Without a
@@ -359,7 +361,7 @@ class Store(object):
         final = self.path(relpath)
         fd, temp = self.temp()
         try:
-            _write_all(fd, memoryview((json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")))
+            _write_all(fd, memoryview(json_text(data).encode("utf-8")))
             os.fsync(fd)
             os.close(fd)
             fd = None
@@ -404,6 +406,23 @@ class Store(object):
             return Manifest.load(spec)
         name = spec if spec.endswith(".json") else spec + ".json"
         return Manifest.load(self.path(MANIFEST_DIR, self.host_id, name))
+
+
+def json_text(data):
+    """JSON text of ``data``, sorted keys, an object's keys one per line and a list's elements one per
+    line (a manifest reads as one entry per line).  The C encoder does the values: ``indent``
+    would switch to the pure-Python encoder, several times slower on a manifest of thousands."""
+    if not isinstance(data, dict):
+        return json.dumps(data, sort_keys=True) + "\n"
+    lines = []
+    for key in sorted(data):
+        value = data[key]
+        if isinstance(value, list) and value:
+            text = "[\n%s\n ]" % ",\n".join("  " + json.dumps(v, sort_keys=True) for v in value)
+        else:
+            text = json.dumps(value, sort_keys=True)
+        lines.append(" %s: %s" % (json.dumps(key), text))
+    return "{\n%s\n}\n" % ",\n".join(lines)
 
 
 def _libc():
@@ -493,17 +512,18 @@ def run_parallel(func, items, workers):
 class Item(object):
     """One tarball of a selected cache and what the run does with it.
 
-    ``action``: ``unchanged`` (last manifest still true: no read), ``verify`` (content already in
-    the store: hash only), ``copy`` (hash while copying), ``carried`` (pruned by an earlier run,
-    still in the manifest), ``failed``.
+    ``action``: ``unchanged`` (last manifest still true: no read), ``read`` (planned: its record,
+    read by a worker just before the tarball, decides between) ``verify`` (content already in the
+    store: hash only) and ``copy`` (hash while copying), ``failed``.
     """
 
-    __slots__ = ("cache", "fn", "path", "size", "mtime_ns", "record", "url", "action", "entry", "reason", "copied", "temp")
+    __slots__ = ("cache", "fn", "path", "size", "mtime_ns", "ctime_ns", "ino", "record", "url", "action", "entry",
+                 "reason", "copied", "temp")
 
-    def __init__(self, cache, fn, path, st, record, url):
+    def __init__(self, cache, fn, path, st):
         self.cache, self.fn, self.path = cache, fn, path
-        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
-        self.record, self.url = record, url
+        self.size, self.mtime_ns, self.ctime_ns, self.ino = st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+        self.record, self.url = None, None
         self.action, self.entry, self.reason, self.copied = None, None, None, False
         self.temp = None  # written, not yet fsynced and renamed
 
@@ -525,9 +545,10 @@ class Item(object):
 
 
 class BackupPlan(object):
-    def __init__(self, store, last):
+    def __init__(self, store, last, warnings):
         self.store = store
         self.last = last
+        self.warnings = warnings
         self.items = []
         self.carried = []  # manifest entries of pruned tarballs still absent from their cache
 
@@ -539,24 +560,22 @@ class BackupPlan(object):
         return sorted(entries, key=lambda e: e["source"])
 
     def manifest_changed(self):
-        """A new manifest is due when what it would say differs from the last one."""
+        """A new manifest is due when what it would say differs from the last one (compared as
+        the JSON values they are; no need to encode them)."""
         if self.last is None:
             return bool(self.entries())
-        return _canonical(self.entries()) != _canonical(sorted(self.last.entries, key=lambda e: e["source"]))
-
-
-def _canonical(entries):
-    return json.dumps(entries, sort_keys=True)
+        return self.entries() != sorted(self.last.entries, key=lambda e: e["source"])
 
 
 def plan_backup(caches, store, warnings):
-    """Classify every tarball of ``caches`` without reading any content."""
+    """Tell unchanged tarballs from those to read, from their lstat alone; ``urls.txt`` is read
+    only for a cache with tarballs to read, their records by :func:`execute_backup`."""
     last = store.latest()
     previous = last.by_source if last else {}
-    plan = BackupPlan(store, last)
+    plan = BackupPlan(store, last, warnings)
     seen = set()
     for cache in caches:
-        urls = read_urls(cache.path)
+        urls = None
         for tarball in cache.tarballs:
             path = tarball.path
             try:
@@ -567,31 +586,43 @@ def plan_backup(caches, store, warnings):
             if not stat.S_ISREG(st.st_mode):
                 continue
             seen.add(path)
-            record, problem = read_record(cache.path, tarball.relpath)
-            if problem:
-                warnings.append(problem)
-            item = Item(cache, tarball.relpath, path, st, record, (record or {}).get("url") or urls.get(tarball.relpath))
-            _classify(item, previous.get(path), store)
+            item = Item(cache, tarball.relpath, path, st)
             plan.items.append(item)
+            if _unchanged(item, previous.get(path), store):
+                continue
+            if urls is None:
+                urls = read_urls(cache.path)
+            item.action, item.url = "read", urls.get(tarball.relpath)
     for source, entry in previous.items():
         if entry.get("pruned") and source not in seen and not os.path.lexists(source):
             plan.carried.append(entry)
     return plan
 
 
-def _classify(item, previous, store):
+def _unchanged(item, previous, store):
+    """The last manifest still describes this file (see the module docstring): take its entry."""
     if (previous and previous["size"] == item.size and previous.get("mtime_ns") == item.mtime_ns
+            and previous.get("ctime_ns") == item.ctime_ns and previous.get("ino") == item.ino
             and store.has(previous["sha256"], item.size)):
         item.action = "unchanged"
         item.entry = dict(previous, pruned=False)
-        return
+        return True
+    return False
+
+
+def _classify(item, store):
+    """Read the item's record and decide: ``failed`` (size differs), ``verify`` or ``copy``.
+    Returns the record's problem (a warning) or None."""
+    item.record, problem = read_record(item.cache.path, item.fn)
+    item.url = (item.record or {}).get("url") or item.url
     record_size = (item.record or {}).get("size")
     if isinstance(record_size, int) and record_size != item.size:
         item.action = "failed"
         item.reason = "size %d differs from repodata_record.json (%d)" % (item.size, record_size)
-        return
+        return problem
     algorithm, digest = item.expected()
     item.action = "verify" if algorithm == "sha256" and store.has(digest, item.size) else "copy"
+    return problem
 
 
 def execute_backup(plan, check_mode, workers=2):
@@ -608,11 +639,14 @@ def execute_backup(plan, check_mode, workers=2):
     """
     store = plan.store
     try:
-        for batch in _batches(plan.of("verify", "copy")):
-            run_parallel(lambda item: _ingest(item, store, check_mode), batch, workers)
+        # Largest first, so the workers finish together rather than one hashing a big file alone.
+        for batch in _batches(sorted(plan.of("read"), key=lambda item: -item.size)):
+            problems = run_parallel(lambda item: _ingest(item, store, check_mode), batch, workers)
+            plan.warnings.extend(p for p in problems if p)
             written = [i for i in batch if i.temp]
             flushed = bool(written) and _flush(store, written[0])
-            run_parallel(lambda item: _commit(item, store, flushed), written, workers)
+            # Renames alone are quicker in this thread; fsyncs (no syncfs) overlap in the pool.
+            run_parallel(lambda item: _commit(item, store, flushed), written, 1 if flushed else workers)
     finally:
         for item in plan.items:
             if item.temp is not None:
@@ -636,6 +670,14 @@ def _batches(items):
 
 
 def _ingest(item, store, check_mode):
+    """Classify, then read one tarball; returns the warning about its record, if any."""
+    warning = _classify(item, store)
+    if item.action != "failed":
+        _hash_copy_check(item, store, check_mode)
+    return warning
+
+
+def _hash_copy_check(item, store, check_mode):
     """Hash (and copy to a temp file) one tarball and check it against its record."""
     algorithm, digest = item.expected()
     # md5 is read when the record can only be checked by it, or when no record supplies it.
@@ -691,7 +733,9 @@ def _commit(item, store, flushed):
 
 
 def _mismatch(item, size, sha256, md5, algorithm, digest, before, after):
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or size != after.st_size:
+    planned = (item.ino, item.size, item.mtime_ns)
+    if (before.st_ino, before.st_size, before.st_mtime_ns) != planned or size != item.size \
+            or (after.st_ino, after.st_size, after.st_mtime_ns) != planned:
         return "changed while being read"
     if algorithm == "sha256" and sha256 != digest:
         return "sha256 %s does not match repodata_record.json (%s)" % (sha256, digest)
@@ -715,6 +759,8 @@ def _entry(item, sha256, md5, verified):
         "cache": item.cache.path,
         "mtime": item.mtime_ns / 1e9,
         "mtime_ns": item.mtime_ns,
+        "ctime_ns": item.ctime_ns,
+        "ino": item.ino,
         "verified": verified,
         "pruned": False,
         "record": item.record,

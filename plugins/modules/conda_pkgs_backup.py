@@ -18,12 +18,13 @@ description:
   - The store is content-addressed (C(store/sha256/<aa>/<sha256>)), so hosts backing up into one
     O(dest) store each distinct package once. Each run that changes something writes a manifest
     C(manifests/<host_id>/<UTC time>.json) listing file name, size, md5, sha256, URL, channel, subdir,
-    source cache and mtime of every tarball.
+    source cache, mtime, ctime and inode of every tarball (one entry per line).
   - Before a tarball is stored it is checked against C(info/repodata_record.json) of its extracted
     package when that exists (size and sha256; md5 when the record has no sha256). A tarball that
     does not match is reported under RV(rejected) and not stored.
-  - Incremental. A tarball whose path, size and mtime match this host's last manifest, and whose object
-    is in the store, is not read at all. Everything else is read once, hashed while it is copied.
+  - Incremental. A tarball whose path, size, mtime, ctime and inode match this host's last manifest,
+    and whose object is in the store, is not read at all (nor is its repodata record). Everything else
+    is read once, hashed while it is copied.
     A second run with nothing new reports C(changed=false) and writes no manifest.
   - Every file is written under a temporary name, flushed to disk, then renamed; a killed or failing
     run (disk full) never leaves a partial file under a final name. A failing run removes its
@@ -363,7 +364,7 @@ def main():
     try:
         store = backup.Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
         env = dict((k, str(v)) for k, v in params["environment"].items())
-        host = Host.load(User.all(params["users"]), params["roots"], env)
+        host = Host.load(User.all(params["users"]), params["roots"], env, tarballs_only=True)
         caches = host.select_caches(params["roots"], params["pkgs_dirs"])
         store.check(state == "present", forbidden_places(host, caches, params["cache"]))
         if state == "present":

@@ -10,6 +10,7 @@ packages' own ``repodata_record.json``, never from the code under test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -46,7 +47,8 @@ def build_cache(fsroot, packages=slice(None), tarball_only=2, seed=5):
 
 
 def scan(*paths):
-    return [PackageCache(p).scan(Warnings()) for p in paths]
+    """The caches as the module loads them for a backup (top-level files only)."""
+    return [PackageCache(p).scan_tarballs(Warnings()) for p in paths]
 
 
 def tarballs(cache_path):
@@ -128,22 +130,61 @@ def test_backup_stores_each_tarball_under_its_sha256_with_a_full_manifest(cache,
     assert not os.listdir(dest / "tmp")
 
 
+def bytes_read(func, *args, **kwargs):
+    """``(result, bytes this process read by read(2) and the like during the call)``: every
+    thread's reads count (``rchar`` of /proc/self/io)."""
+    def rchar():
+        with open("/proc/self/io") as handle:
+            return int(next(line for line in handle if line.startswith("rchar:")).split()[1])
+    before = rchar()
+    result = func(*args, **kwargs)
+    return result, rchar() - before
+
+
+def test_a_tarball_only_scan_backs_up_what_a_full_scan_does(cache, tmp_path):
+    results = []
+    for name, how in (("full", PackageCache.scan), ("tarballs", PackageCache.scan_tarballs)):
+        dest = tmp_path / name
+        dest.mkdir()
+        result = backup.run_backup(backup.Store(str(dest), "h1"), [how(PackageCache(cache), Warnings())], Warnings())
+        entries = json.loads(Path(result.manifest).read_text())["entries"]
+        results.append((stored_objects(dest), entries, sorted(i.path for i in result.copied)))
+    assert results[0] == results[1] and len(results[0][1]) == len(tarballs(cache))
+
+
 def test_second_run_is_unchanged_and_does_not_read_unchanged_tarballs(cache, dest):
     run(dest, [cache])
-    # Corrupt a tarball but keep its size and mtime: the decision rule (path + size + mtime
-    # match the last manifest) must not read it, so the damage goes unnoticed by design...
-    victim = os.path.join(cache, tarballs(cache)[0])
-    flip_byte(victim)
-    again, _w = run(dest, [cache])
+    (again, _w), read = bytes_read(run, dest, [cache])
     assert not again.changed and again.manifest is None and not again.copied
     assert len(again.plan.of("unchanged")) == len(tarballs(cache))
     assert len(manifests(dest)) == 1
-    # ...while a new mtime makes the run read it, and the record catches the corruption.
-    os.utime(victim, None)
-    third, _w = run(dest, [cache])
-    [failed] = third.plan.of("failed")
-    assert failed.path == victim and "does not match repodata_record.json" in failed.reason
-    assert digest(victim) not in stored_objects(dest)
+    # Nothing but the manifest (and the listing) is read: not even the smallest tarball's worth
+    # of bytes beyond it, let alone the records.
+    smallest = min(os.path.getsize(os.path.join(cache, fn)) for fn in tarballs(cache))
+    assert read < manifests(dest)[0].stat().st_size + smallest
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_read_again(cache, dest):
+    run(dest, [cache])
+    names = [fn for fn in tarballs(cache) if record_of(cache, fn)]
+    # In place (same inode, mtime put back: only the ctime tells)...
+    in_place = os.path.join(cache, names[0])
+    flip_byte(in_place)
+    # ...and replaced by a renamed file with the old mtime (a new inode).
+    replaced = os.path.join(cache, names[1])
+    st = os.stat(replaced)
+    data = bytearray(Path(replaced).read_bytes())
+    data[0] ^= 0xFF
+    Path(replaced + ".new").write_bytes(bytes(data))
+    os.utime(replaced + ".new", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.rename(replaced + ".new", replaced)
+    assert os.stat(replaced).st_mtime_ns == st.st_mtime_ns and os.stat(replaced).st_size == st.st_size
+    again, _w = run(dest, [cache])
+    failed = {i.path: i.reason for i in again.plan.of("failed")}
+    assert sorted(failed) == sorted([in_place, replaced])
+    assert all("does not match repodata_record.json" in reason for reason in failed.values())
+    assert len(again.plan.of("unchanged")) == len(tarballs(cache)) - 2
+    assert not {digest(in_place), digest(replaced)} & set(stored_objects(dest))
 
 
 def test_a_tarball_that_does_not_match_its_record_is_reported_and_not_stored(cache, dest):
@@ -161,6 +202,22 @@ def test_a_tarball_that_does_not_match_its_record_is_reported_and_not_stored(cac
     entries = json.loads(manifests(dest)[0].read_text())["entries"]
     assert bad_sha not in [e["source"] for e in entries]
     assert len(entries) == len(tarballs(cache)) - 2
+
+
+def test_an_unreadable_record_is_warned_about_and_its_tarball_stored_with_both_digests(cache, dest):
+    fn = next(fn for fn in tarballs(cache) if record_of(cache, fn))
+    record = Path(cache, fn[: -len(".conda")] if fn.endswith(".conda") else fn[: -len(".tar.bz2")],
+                  "info", "repodata_record.json")
+    record.write_text("{not json")
+    result, warnings = run(dest, [cache])
+    assert [w for w in warnings if str(record) in w and "not verified against it" in w]
+    [item] = [i for i in result.plan.items if i.fn == fn]
+    path = os.path.join(cache, fn)
+    assert item.entry["verified"] == "none" and item.copied
+    assert (item.entry["sha256"], item.entry["md5"]) == (digest(path), digest(path, "md5"))
+    # Unchanged next time: neither the tarball nor its record is read, so no warning either.
+    again, warnings = run(dest, [cache])
+    assert not again.changed and not [w for w in warnings if str(record) in w]
 
 
 def test_two_hosts_sharing_one_store_store_shared_packages_once(tmp_path, dest):
@@ -320,15 +377,42 @@ def test_dest_inside_a_cache_or_environment_missing_or_read_only_is_refused(cach
 @pytest.fixture
 def small_fs(tmp_path):
     """A tmpfs of its own (root only), so the disk really fills up; always unmounted."""
+    with tmpfs(tmp_path / "smallfs", "size=96k,nr_inodes=200") as mount:
+        yield mount
+
+
+@contextlib.contextmanager
+def tmpfs(mount, options):
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "smallfs"
+        pytest.skip("mounting a tmpfs needs root")
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k,nr_inodes=200", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], check=True)
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_where_the_kernel_cannot_copy_the_hashed_buffer_is_written(cache, tmp_path):
+    with tmpfs(tmp_path / "other", "size=64m") as dest:
+        # A real refusal, not a simulated one: this kernel will not copy_file_range from the
+        # cache's filesystem to a tmpfs (EXDEV across filesystem types since Linux 5.19).
+        first = os.path.join(cache, tarballs(cache)[0])
+        src, probe = os.open(first, os.O_RDONLY), os.open(str(dest / "probe"), os.O_WRONLY | os.O_CREAT)
+        try:
+            os.copy_file_range(src, probe, 1, 0, 0)
+            pytest.skip("this kernel copies across these filesystems; the fallback is not reached")
+        except OSError as exc:
+            assert exc.errno in backup._NO_KERNEL_COPY
+        finally:
+            os.close(src)
+            os.close(probe)
+            os.unlink(str(dest / "probe"))
+        result, _w = run(dest, [cache])
+        assert len(result.copied) == len(tarballs(cache)) and not result.plan.of("failed")
+        assert set(stored_objects(dest)) == {digest(os.path.join(cache, fn)) for fn in tarballs(cache)}
+        assert all(name == sha for name, sha in stored_objects(dest).items())
+        assert backup.verify(backup.Store(str(dest), "h1"))[1:] == ([], [], [])
 
 
 def test_read_only_dest_is_refused(small_fs):
@@ -356,7 +440,7 @@ def test_sigkill_mid_backup_leaves_no_partial_object_and_a_rerun_completes(tmp_p
         (cache / ("big%d-1.0-0.conda" % index)).write_bytes(os.urandom(48 << 20))
     script = ("import sys; from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as b;"
               "from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings;"
-              "b.run_backup(b.Store(sys.argv[1], 'h1'), [PackageCache(sys.argv[2]).scan(Warnings())], Warnings(), workers=1)")
+              "b.run_backup(b.Store(sys.argv[1], 'h1'), [PackageCache(sys.argv[2]).scan_tarballs(Warnings())], Warnings(), workers=1)")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / ".build" / "link"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", script, str(dest), str(cache)], env=env)
     deadline = time.monotonic() + 60
