@@ -353,6 +353,12 @@ def execute(plans, tempfiles):
     return removed, freed, errors
 
 
+def _refuse_unknown_state(host):
+    if host.warnings:
+        raise ValueError("refusing to clean, the host's conda state is not fully known: %s"
+                         % "; ".join(host.warnings))
+
+
 def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False):
     """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan.
 
@@ -362,9 +368,7 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     and when reading the host met problems (a malformed config, an unreadable directory or
     record): what is unknown might be in use, so nothing is deleted.
     """
-    if host.warnings:
-        raise ValueError("refusing to clean, the host's conda state is not fully known: %s"
-                         % "; ".join(host.warnings))
+    _refuse_unknown_state(host)
     caches = host.select_caches(roots, pkgs_dirs)
     verdicts = host.verdicts()
     categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
@@ -372,13 +376,16 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
         plans = [plan_purge(cache, verdicts, policy) for cache in caches]
     else:
         plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
+    plan_dicts = [plan.as_dict() for plan in plans]
+    # Planning sized the candidates (see CacheEntry.usage): a problem met there stops it too.
+    _refuse_unknown_state(host)
     wants_tempfiles = "tempfiles" in targets and not purge
     tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings) if wants_tempfiles else []
     temp_paths = [os.path.join(prefix, relpath) for prefix, relpath, _st in tempfiles]
     paths = [item.entry.path for plan in plans for item in plan.items] + temp_paths
     result = {
         "changed": bool(paths),
-        "plan": [plan.as_dict() for plan in plans],
+        "plan": plan_dicts,
         "tempfiles": temp_paths,
         "paths": paths,
         "removed": [],

@@ -256,14 +256,23 @@ class CacheEntry(object):
     """One removable item of a cache: a tarball, a partial download, a lock, a log, an index file,
     a trash item, or (subclass) an extracted package.  ``relpath`` is relative to the cache."""
 
-    __slots__ = ("cache", "relpath", "category", "mtime", "usage")
+    __slots__ = ("cache", "relpath", "category", "mtime", "_usage")
 
-    def __init__(self, cache, relpath, category, mtime, usage):
+    def __init__(self, cache, relpath, category, mtime, usage=None):
         self.cache = cache
         self.relpath = relpath
         self.category = category
         self.mtime = mtime
-        self.usage = usage
+        self._usage = usage
+
+    @property
+    def usage(self):
+        """The item's DiskUsage; a directory is walked on first use, so a cleanup sizes only the
+        items it considers (packages no environment references) while facts size them all.
+        Problems become warnings of the scan that listed the item."""
+        if self._usage is None:
+            self._usage = walk(self.path, on_error=self.cache.warnings.path_error)
+        return self._usage
 
     @property
     def path(self):
@@ -279,12 +288,15 @@ class CacheEntry(object):
 class ExtractedPackage(CacheEntry):
     """``<pkgs_dir>/<dist>/`` with ``info/index.json``: what environments link their files from."""
 
-    __slots__ = ("has_shared_files",)
+    __slots__ = ()
 
-    def __init__(self, cache, relpath, mtime, usage):
-        super(ExtractedPackage, self).__init__(cache, relpath, "extracted", mtime, usage)
-        # conda clean --packages keeps a package only when some file has st_nlink > 1.
-        self.has_shared_files = usage.has_multiply_linked
+    def __init__(self, cache, relpath, mtime):
+        super(ExtractedPackage, self).__init__(cache, relpath, "extracted", mtime)
+
+    @property
+    def has_shared_files(self):
+        """conda clean --packages keeps a package only when some file has st_nlink > 1."""
+        return self.usage.has_multiply_linked
 
 
 # Top-level directories whose children are items of a category.
@@ -304,6 +316,7 @@ class PackageCache(object):
         self.other_usage = DiskUsage()  # the category directories themselves
         self.root_stat = None
         self.unused = []
+        self.warnings = None  # where the items' walks report problems; set by the scan
         self._usage = {}
 
     @property
@@ -321,9 +334,11 @@ class PackageCache(object):
         return os.path.isfile(urls) and os.access(urls, os.W_OK)
 
     def scan(self, warnings):
-        """List the cache and size each item; never follows a symlink out of the cache."""
+        """List and classify the cache's items (each is sized when first asked, see
+        :attr:`CacheEntry.usage`); never follows a symlink out of the cache."""
         if not self.exists:
             return self
+        self.warnings = warnings
         self.root_stat = os.stat(self.path)
         for entry, st in _entries(self.path, warnings):
             self._classify(entry, st, warnings)
@@ -336,6 +351,7 @@ class PackageCache(object):
         :meth:`scan`."""
         if not self.exists:
             return self
+        self.warnings = warnings
         self.root_stat = os.stat(self.path)
         for entry, st in _entries(self.path, warnings):
             if not stat.S_ISDIR(st.st_mode):
@@ -349,15 +365,12 @@ class PackageCache(object):
                 self.other_usage.add(st)
                 category = _CATEGORY_DIRS[name]
                 for child, child_st in _entries(entry.path, warnings):
-                    usage = walk(child.path, DiskUsage(), on_error=warnings.path_error)
                     self.entries[category].append(
-                        CacheEntry(self, name + "/" + child.name, category, child_st.st_mtime, usage))
+                        CacheEntry(self, name + "/" + child.name, category, child_st.st_mtime))
             elif os.path.isfile(os.path.join(entry.path, "info", "index.json")):
-                usage = walk(entry.path, DiskUsage(), on_error=warnings.path_error)
-                self.entries["extracted"].append(ExtractedPackage(self, name, st.st_mtime, usage))
+                self.entries["extracted"].append(ExtractedPackage(self, name, st.st_mtime))
             else:
-                usage = walk(entry.path, DiskUsage(), on_error=warnings.path_error)
-                self.other.append(CacheEntry(self, name, "other", st.st_mtime, usage))
+                self.other.append(CacheEntry(self, name, "other", st.st_mtime))
             return
         category = (_file_category(name) if stat.S_ISREG(st.st_mode) else None) or "other"
         usage = DiskUsage()

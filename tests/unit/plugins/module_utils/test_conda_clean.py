@@ -292,3 +292,40 @@ def test_a_process_working_inside_a_cache_is_found(tmp_path):
         assert process_using(str(cache)) is None
     finally:
         holder.close()
+
+
+def _clean_as(user, root, check_mode):
+    """The clean of ``user``'s own installation, run as that user (inside the chroot), so a
+    mode-000 directory cannot be read."""
+    os.setgroups([])
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    host = Host.load([user], [root])
+    return clean(host, set(ALL), Policy(), [root], (), check_mode)
+
+
+def test_a_package_that_cannot_be_read_stops_the_clean_only_when_it_is_a_candidate(tmp_path):
+    """Packages are sized when a cleanup considers them: an unreadable directory inside an
+    unreferenced package stops the whole run (nothing deleted); one inside a package some
+    environment uses is never read, so the run goes on."""
+    fsroot, manifest = build(tmp_path, "two_installs")
+    owner = host_users(DEFAULT_USERS[:1])[0]
+    root = owner.home + "/miniforge3"
+    cache = manifest.caches[root + "/pkgs"]
+    used = sorted(set(cache.extracted) - set(cache.orphans))
+    # A directory below the package's top: what makes it an extracted package stays readable.
+    sealed = [manifest.real(root + "/pkgs/" + dist) / "lib" / "sealed" for dist in (cache.orphans[0], used[0])]
+    for path in sealed:
+        path.mkdir(parents=True, exist_ok=True)
+    os.chmod(str(sealed[1]), 0)
+    try:
+        result = in_root(fsroot, _clean_as, owner, root, True)
+        assert removed_of(result, "unused") == sorted(cache.orphans)
+        os.chmod(str(sealed[0]), 0)
+        before = sorted(os.listdir(str(manifest.real(root + "/pkgs"))))
+        with pytest.raises(RuntimeError, match="not fully known.*%s" % cache.orphans[0]):
+            in_root(fsroot, _clean_as, owner, root, False)
+        assert sorted(os.listdir(str(manifest.real(root + "/pkgs")))) == before
+    finally:
+        for path in sealed:
+            os.chmod(str(path), 0o755)
