@@ -51,10 +51,14 @@ def _halves(packages, python):
     return [python] + rest[::2], [python] + rest[1::2]
 
 
-def single_root(fsroot, seed, users, malformed=False):
-    """One root-owned ``/opt/conda``: hard-linked, copied envs; orphans; root's own registry."""
+def single_root(fsroot, seed, users, malformed=False, urls_txt=True):
+    """One root-owned ``/opt/conda``: hard-linked, copied envs; orphans; root's own registry.
+    ``urls_txt=False``: its cache has no ``urls.txt`` (read-only to conda, which then reads
+    packages from it but neither writes nor cleans it)."""
     host, catalog = _host(fsroot, seed, "single_root")
-    inst = _shared_install(host, catalog)
+    if not urls_txt:
+        host.cache("/opt/conda/pkgs", writable=False)
+    inst = _shared_install(host, catalog, pkgs_dir=None if urls_txt else "/opt/conda/pkgs")
     envs = [
         _env(host, catalog, inst, "web", 0.3),
         _env(host, catalog, inst, "ml", 0.3, always=[catalog.numpy[0]]),

@@ -90,6 +90,20 @@ def test_removes_what_conda_clean_lists_except_packages_in_use(tmp_path):
             assert (fsroot / env.prefix.lstrip("/") / "conda-meta" / (dist + ".json")).exists()
 
 
+def test_a_cache_without_urls_txt_is_cleaned_like_any_other(tmp_path):
+    """conda clean skips a cache without urls.txt without a word; its packages still fill the
+    disk, so it is planned like any other and stays without urls.txt."""
+    fsroot, manifest = build(tmp_path, "single_root", urls_txt=False)
+    cache = manifest.cache("/opt/conda/pkgs")
+    assert not cache.writable and not (fsroot / "opt/conda/pkgs/urls.txt").exists()
+    result = in_root(fsroot, run_clean)
+    assert removed_of(result, "unused") == sorted(cache.orphans) != []
+    assert removed_of(result, "tarballs") == sorted(cache.tarballs)
+    assert not (fsroot / "opt/conda/pkgs/urls.txt").exists()
+    for env in manifest.envs.values():
+        assert env_files_resolve(fsroot, env.prefix) == [], env.prefix
+
+
 def test_policies_keep_latest_exclude_and_min_age(tmp_path):
     fsroot, manifest = build(tmp_path, "single_root")
     cache = manifest.cache("/opt/conda/pkgs")

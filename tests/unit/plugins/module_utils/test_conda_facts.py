@@ -43,9 +43,10 @@ def cache_named(facts, path):
     return next(c for c in facts["caches"] if c["path"] == path)
 
 
-@pytest.mark.parametrize("layout", sorted(LAYOUTS))
-def test_disk_bytes_match_du_and_unused_matches_the_builders_orphans(tmp_path, layout):
-    fsroot, manifest = build(tmp_path, layout)
+@pytest.mark.parametrize("layout, options", [(name, {}) for name in sorted(LAYOUTS)] + [("single_root", {"urls_txt": False})],
+                         ids=sorted(LAYOUTS) + ["single_root-without-urls.txt"])
+def test_disk_bytes_match_du_and_unused_matches_the_builders_orphans(tmp_path, layout, options):
+    fsroot, manifest = build(tmp_path, layout, **options)
     facts = facts_in(fsroot)
     assert facts["installations"], "no installation discovered"
     for path, intended in manifest.caches.items():
