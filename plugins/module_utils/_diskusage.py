@@ -14,10 +14,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import marshal
 import os
 import stat
 
 BLOCK = 512
+# walk_all shares the work with helper processes only when there is enough of it: forking and
+# handing the inode maps back cost a few milliseconds.
+PARALLEL_MIN_TOPS = 64
+MAX_WORKERS = 4
 
 
 class DiskUsage(object):
@@ -91,6 +96,18 @@ class DiskUsage(object):
         for key, seen in shared:
             mine[key] += seen
 
+    def state(self):
+        """Plain data (ints, tuples, dicts) that :meth:`from_state` turns back into this usage."""
+        return (self.entries, self.files, self.apparent, self._single_disk, self._multi_disk,
+                self._multi, self._multi_meta)
+
+    @classmethod
+    def from_state(cls, state):
+        usage = cls()
+        (usage.entries, usage.files, usage.apparent, usage._single_disk, usage._multi_disk,
+         usage._multi, usage._multi_meta) = state
+        return usage
+
     @property
     def on_disk(self):
         """Blocks allocated to the entries, each inode once (what ``du`` reports)."""
@@ -148,6 +165,101 @@ def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
     if stat.S_ISDIR(st.st_mode):
         _walk_dir(top, st.st_dev if one_filesystem else None, usage, on_error, on_entry)
     return usage
+
+
+def walk_all(tops, on_error=None, workers=None):
+    """A DiskUsage for each of ``tops``, in order, as :func:`walk` gives it (see :class:`Walks`)."""
+    return Walks(tops, on_error, workers).result()
+
+
+class Walks(object):
+    """Walks of many tops (a cache's extracted packages), shared out with forked helper processes
+    as soon as this is created; :meth:`result` walks this process's share and collects.
+
+    One helper per usable CPU up to ``MAX_WORKERS``: a walk is system calls and small objects,
+    which one Python process cannot overlap, and on a real disk several walks keep several reads
+    in flight.  Between creating and :meth:`result` the caller may do other work while the
+    helpers walk.  A helper that fails is replaced by walking its share here.  Errors reach
+    ``on_error`` in the order of ``tops`` whatever the scheduling.
+    """
+
+    def __init__(self, tops, on_error=None, workers=None):
+        tops = list(tops)
+        if workers is None:
+            workers = _usable_cpus() if len(tops) >= PARALLEL_MIN_TOPS else 1
+        self.workers = max(1, min(workers, MAX_WORKERS, len(tops)))
+        self.tops = tops
+        self.on_error = on_error
+        self.shares = [tops[index::self.workers] for index in range(self.workers)]  # sizes even out
+        self.helpers = [_start_walker(share) for share in self.shares[1:]]
+
+    def result(self):
+        done = [_walk_collecting(self.shares[0])]
+        for helper, share in zip(self.helpers, self.shares[1:]):
+            done.append(_finish_walker(helper) or _walk_collecting(share))
+        ordered = [done[index % self.workers][index // self.workers] for index in range(len(self.tops))]
+        if self.on_error is not None:
+            for _state, errors in ordered:
+                for path, code, message in errors:
+                    self.on_error(path, OSError(code, message))
+        return [DiskUsage.from_state(state) for state, _errors in ordered]
+
+
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _walk_collecting(tops):
+    """``[(usage state, [(path, errno, message)])]`` for ``tops``: plain data a pipe can carry."""
+    done = []
+    for top in tops:
+        errors = []
+        usage = walk(top, on_error=lambda path, exc: errors.append(
+            (path, getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc))))
+        done.append((usage.state(), errors))
+    return done
+
+
+def _start_walker(share):
+    """Fork a process that walks ``share`` and writes the result to a pipe; ``(pid, read fd)``."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the helper: never returns, never runs the parent's exit handlers
+        status = 1
+        try:
+            os.close(read_fd)
+            data = marshal.dumps(_walk_collecting(share))
+            while data:
+                data = data[os.write(write_fd, data):]
+            status = 0
+        finally:
+            os._exit(status)  # pylint: disable=protected-access
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _finish_walker(helper):
+    """The helper's result, or None if it failed in any way (its share is then walked here)."""
+    pid, read_fd = helper
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+    _pid, status = os.waitpid(pid, 0)
+    if status != 0:
+        return None
+    try:
+        return marshal.loads(b"".join(chunks))
+    except (EOFError, ValueError, TypeError):
+        return None
 
 
 # Directories are opened relative to their parent's descriptor and never through a symlink: a

@@ -16,7 +16,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import 
 
 def gather(users, roots=(), env=None, env_sizes=False, list_packages=True):
     """Build the facts for this host; problems become warnings, never exceptions."""
-    host = Host.load(users, roots, env)
+    host = Host.load(users, roots, env, sized=True)
     verdicts = host.verdicts()
     whole, reclaim = DiskUsage(), DiskUsage()
     caches = [_cache_facts(host, cache, verdicts, list_packages, whole, reclaim) for cache in host.caches]

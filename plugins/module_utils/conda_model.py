@@ -21,7 +21,7 @@ import re
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, Walks, walk
 
 TARBALL_SUFFIXES = (".conda", ".tar.bz2")
 PARTIAL_SUFFIX = ".partial"
@@ -273,6 +273,14 @@ class CacheEntry(object):
         if self._usage is None:
             self._usage = walk(self.path, on_error=self.cache.warnings.path_error)
         return self._usage
+
+    @usage.setter
+    def usage(self, usage):
+        self._usage = usage
+
+    @property
+    def sized(self):
+        return self._usage is not None
 
     @property
     def path(self):
@@ -648,6 +656,12 @@ class Host(object):
                 label.rsplit(":", 1)[0] in wanted for label in self.cache_users.get(c.path, ()))]
         return [c for c in self.caches if c.exists]
 
+    def _start_sizing(self):
+        """Start walking every cache item not sized yet (see :class:`Walks`); ``(items, walks)``."""
+        pending = [item for cache in self.caches for items in list(cache.entries.values()) + [cache.other]
+                   for item in items if not item.sized]
+        return pending, Walks([item.path for item in pending], on_error=self.warnings.path_error)
+
     def verdicts(self):
         if self.tarballs_only:
             raise ValueError("verdicts need a full load (Host.load without tarballs_only)")
@@ -656,11 +670,23 @@ class Host(object):
         return find_unused(packages, references)
 
     @classmethod
-    def load(cls, users, explicit_roots=(), env=None, tarballs_only=False):
+    def load(cls, users, explicit_roots=(), env=None, tarballs_only=False, sized=False):
         """Everything, or with ``tarballs_only`` what a backup needs: the same installations,
         configs, environments (prefixes only, records not read) and caches (top-level files
-        only, see :meth:`PackageCache.scan_tarballs`)."""
-        return cls(users, explicit_roots, env, tarballs_only).resolve_configs().load_environments().load_caches()
+        only, see :meth:`PackageCache.scan_tarballs`).  Cache items are sized on first use
+        unless ``sized`` (facts, which report them all) sizes them all at once, in parallel."""
+        host = cls(users, explicit_roots, env, tarballs_only).resolve_configs().load_caches()
+        if not sized:
+            return host.load_environments()
+        # Facts report every item: the helpers walk the caches while this process reads records.
+        pending, walks = host._start_sizing()
+        try:
+            host.load_environments()
+        finally:
+            usages = walks.result()  # never leaves a helper behind
+        for item, usage in zip(pending, usages):
+            item.usage = usage
+        return host
 
 
 def _has_conda_state(home):

@@ -17,6 +17,7 @@ import pytest
 from condafab import User as FabUser
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
 
 from .hostroot import host_users, in_root
@@ -214,3 +215,28 @@ def test_users_option_limits_homes(tmp_path):
     inst = next(i for i in facts["installations"] if i["root"] == "/opt/conda")
     assert sorted(inst["configs"]) == ["alice", "root"]
     assert json.dumps(facts).count("/home/bob/.conda/pkgs") == 0
+
+
+@pytest.mark.parametrize("layout", ["multi_user", "two_installs"])
+def test_facts_sized_by_parallel_walks_equal_the_sequential_ones(tmp_path, layout, monkeypatch):
+    """Big caches are sized by forked helpers; forced on for these small ones, nothing changes,
+    not even the order of the warnings an unreadable directory gives."""
+    fsroot, manifest = build(tmp_path, layout)
+    cache = next(iter(manifest.caches.values()))
+    sealed = manifest.real(cache.path) / cache.extracted[0] / "sealed"
+    sealed.mkdir()
+    os.chmod(str(sealed), 0)
+    user = host_users(DEFAULT_USERS[:1])[0]
+    sequential = in_root(fsroot, _facts_as, user)
+    monkeypatch.setattr(_diskusage, "PARALLEL_MIN_TOPS", 1)
+    parallel = in_root(fsroot, _facts_as, user)
+    assert any(cache.path + "/" + cache.extracted[0] + "/sealed" in w for w in parallel["warnings"])
+    assert parallel == sequential
+
+
+def _facts_as(user):
+    """Facts gathered as an ordinary user, to whom a mode-000 directory is unreadable."""
+    os.setgroups([])
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    return gather([user])

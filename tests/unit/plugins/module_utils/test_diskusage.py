@@ -6,11 +6,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import marshal
 import os
 import resource
 import subprocess
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+import pytest
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, Walks, walk, walk_all
 
 
 def du(*paths):
@@ -76,3 +81,55 @@ def test_walk_holds_one_descriptor_per_level_and_never_follows_links(tmp_path):
     assert usage.entries == 1 + 300 * 3 + 1 == len(seen)
     assert str(top / "d299" / "sub" / "f") in seen and str(top / "link") in seen
     assert not any(path.startswith(str(top / "link") + "/") for path in seen)
+
+
+def _tree_with_shared_inodes(tmp_path, count=12):
+    """``count`` package-like dirs; neighbours share a hard-linked file, so inode maps matter."""
+    tops = []
+    for index in range(count):
+        top = tmp_path / ("pkg%02d" % index)
+        (top / "lib" / "deep").mkdir(parents=True)
+        (top / "lib" / "deep" / "own").write_bytes(os.urandom(1000 * (index + 1)))
+        (top / "info").mkdir()
+        (top / "info" / "index.json").write_text("{}")
+        if index:
+            os.link(str(tops[-1] / "lib" / "deep" / "own"), str(top / "lib" / "from-before"))
+        tops.append(top)
+    return [str(top) for top in tops]
+
+
+def _comparable(usage):
+    return usage.as_dict(), sorted(usage.inodes())
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 5])
+def test_parallel_walks_give_what_walk_gives_with_errors_in_order(tmp_path, workers):
+    tops = _tree_with_shared_inodes(tmp_path)
+    tops[3:3] = [str(tmp_path / "gone-1")]
+    tops.append(str(tmp_path / "gone-2"))
+    errors = []
+    usages = walk_all(tops, on_error=lambda path, exc: errors.append((path, exc.errno)), workers=workers)
+    assert [_comparable(u) for u in usages] == [_comparable(walk(top)) for top in tops]
+    assert errors == [(str(tmp_path / "gone-1"), errno.ENOENT), (str(tmp_path / "gone-2"), errno.ENOENT)]
+    merged = DiskUsage()
+    for usage in usages:
+        merged.update(usage)
+    assert merged.on_disk == du(*tops[:3] + tops[4:-1])
+
+
+def test_a_failed_helper_is_replaced_by_walking_its_share_here(tmp_path, monkeypatch):
+    """A helper that cannot hand its result back exits non-zero; nothing is lost."""
+
+    class BrokenDumps(object):
+        loads = staticmethod(marshal.loads)
+
+        @staticmethod
+        def dumps(_value):
+            raise MemoryError("as if the helper ran out of memory")
+
+    tops = _tree_with_shared_inodes(tmp_path)
+    monkeypatch.setattr(_diskusage, "marshal", BrokenDumps)
+    walks = Walks(tops, workers=2)
+    assert len(walks.helpers) == 1
+    usages = walks.result()
+    assert [_comparable(u) for u in usages] == [_comparable(walk(top)) for top in tops]
