@@ -63,8 +63,13 @@ def passwd_users(names=None, warn=None):
 
 def users_with_homes(names=None, warn=None):
     """Passwd users whose home directory exists, each home once (system accounts share ``/``)."""
+    return with_homes(passwd_users(names, warn))
+
+
+def with_homes(accounts):
+    """Those of *accounts* whose home directory exists, each home once, ``/`` left out."""
     users, seen = [], set()
-    for user in passwd_users(names, warn):
+    for user in accounts:
         home = os.path.normpath(user.home or "/")
         if home in seen or home == "/" or not os.path.isdir(home):
             continue

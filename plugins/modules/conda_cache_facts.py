@@ -27,25 +27,11 @@ author:
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
   - pkgcache.fleet.conda_hosts
-options:
-  roots:
-    description:
-      - Conda root prefixes to include besides the discovered ones.
-    type: list
-    elements: path
-    default: []
-  env_sizes:
-    description:
-      - Also walk every environment and report its on-disk size (expensive on large hosts).
-    type: bool
-    default: false
-  list_packages:
-    description:
-      - Include per-package lists (unused packages, in-use packages C(conda clean) would remove).
-    type: bool
-    default: true
+  - pkgcache.fleet.conda_facts
 seealso:
   - module: pkgcache.fleet.pip_cache_facts
+  - module: pkgcache.fleet.cache_facts
+    description: Conda and pip cache facts in one call.
 """
 
 EXAMPLES = r"""
@@ -217,32 +203,22 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA, CONDA_OPTIONS, gather
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            roots=dict(type="list", elements="path", default=[]),
             users=dict(type="list", elements="str"),
             environment=dict(type="dict", default={}),
-            env_sizes=dict(type="bool", default=False),
-            list_packages=dict(type="bool", default=True),
+            **CONDA_OPTIONS
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    facts = gather(
-        User.all(params["users"]),
-        roots=params["roots"],
-        env=dict((k, str(v)) for k, v in params["environment"].items()),
-        env_sizes=params["env_sizes"],
-        list_packages=params["list_packages"],
-    )
-    for warning in facts["warnings"]:
-        module.warn(warning)
-    module.exit_json(changed=False, ansible_facts={"conda_cache": facts})
+    # Unknown names in users are left out silently, as in the other conda modules.
+    accounts = passwd_users(module.params["users"])
+    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [CONDA], module.warn))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ notes:
     user's home, with a warning.
 seealso:
   - module: pkgcache.fleet.conda_cache_facts
+  - module: pkgcache.fleet.cache_facts
+    description: Conda and pip cache facts in one call.
 """
 
 EXAMPLES = r"""
@@ -252,7 +254,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import gather_facts
+from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import PIP, gather
 
 
 def main():
@@ -263,13 +265,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    environment = dict(
-        (str(name), str(value)) for name, value in module.params["environment"].items() if value is not None
-    )
-    requested = module.params["users"]
-    users = passwd_users(requested, module.warn)
-    facts = gather_facts(users, environment, module.warn, keep_empty=bool(requested))
-    module.exit_json(changed=False, ansible_facts={"pip_cache": facts})
+    accounts = passwd_users(module.params["users"], module.warn)
+    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [PIP], module.warn))
 
 
 if __name__ == "__main__":

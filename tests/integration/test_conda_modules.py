@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from factcache import gather_into_cache
 from testfleet.fleet import running
 
 LINK = Path(__file__).resolve().parents[2] / ".build" / "link"
@@ -64,29 +64,11 @@ def test_facts_on_every_layout_match_the_fixture_and_du(fleet):
 def test_facts_module_feeds_gather_facts_and_the_fact_cache(fleet, tmp_path):
     """As AWX runs it: FACTS_MODULES makes gather_facts call our module; a jsonfile fact cache
     stores the result per host."""
-    playbook = tmp_path / "gather.yml"
-    playbook.write_text(textwrap.dedent("""\
-        - name: Gather conda cache facts
-          hosts: all
-          become: true
-          gather_facts: true
-          tasks:
-            - name: Facts are there for later tasks
-              ansible.builtin.assert:
-                that: ansible_facts.conda_cache.totals.caches >= 0
-        """))
-    cache_dir = tmp_path / "facts"
-    env = dict(os.environ, ANSIBLE_FACTS_MODULES="pkgcache.fleet.conda_cache_facts",
-               ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(cache_dir))
-    done = fleet.playbook(str(playbook), env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    stored = gather_into_cache(fleet, "pkgcache.fleet.conda_cache_facts", tmp_path,
+                               ["ansible_facts.conda_cache.totals.caches >= 0"])
     for host in fleet.hosts:
-        # ansible-core 2.19 names cache entries with a serialization-version prefix (s1_<host>).
-        (entry,) = [p for p in cache_dir.iterdir() if p.name == host or p.name.endswith("_" + host)]
-        stored = json.loads(entry.read_text())
-        stored = json.loads(stored["__payload__"]) if "__payload__" in stored else stored
         built = manifest(fleet, host)
-        roots = sorted(i["root"] for i in stored["conda_cache"]["installations"])
+        roots = sorted(i["root"] for i in stored[host]["conda_cache"]["installations"])
         assert roots == sorted(i["root"] for i in (built["installations"] if built else [])), host
 
 

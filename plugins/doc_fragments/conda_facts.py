@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    """What the conda cache facts cover: extra roots, environment sizes, per-package lists."""
+
+    DOCUMENTATION = r"""
+options:
+  roots:
+    description:
+      - Conda root prefixes to include besides the discovered ones.
+    type: list
+    elements: path
+    default: []
+  env_sizes:
+    description:
+      - Also walk every environment and report its on-disk size (expensive on large hosts).
+    type: bool
+    default: false
+  list_packages:
+    description:
+      - Include per-package lists (unused packages, in-use packages C(conda clean) would remove).
+    type: bool
+    default: true
+"""

@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The glue the facts modules share: module options to ``ansible_facts``.
+
+``conda_cache_facts``, ``pip_cache_facts`` and ``cache_facts`` (both in one call) all go through
+:func:`gather`, so the combined module returns exactly what the single ones return.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, pip_cache
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
+
+CONDA = "conda"
+PIP = "pip"
+KINDS = (CONDA, PIP)
+FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache"}
+
+# Options only the conda facts read (documented in the pkgcache.fleet.conda_facts fragment).
+CONDA_OPTIONS = dict(
+    roots=dict(type="list", elements="path", default=[]),
+    env_sizes=dict(type="bool", default=False),
+    list_packages=dict(type="bool", default=True),
+)
+
+
+def _conda_cache(accounts, params, warn):
+    # The conda modules look into the homes that exist, each once; the model's warnings are
+    # returned in the facts and shown as the task's warnings too.
+    facts = conda_facts.gather(
+        with_homes(accounts),
+        roots=params["roots"],
+        env=dict((k, str(v)) for k, v in params["environment"].items()),
+        env_sizes=params["env_sizes"],
+        list_packages=params["list_packages"],
+    )
+    for warning in facts["warnings"]:
+        warn(warning)
+    return facts
+
+
+def _pip_cache(accounts, params, warn):
+    # A variable set to null is unset, as in a shell.  Named users are reported even without a
+    # cache (keep_empty); with the default every account is looked at and only owners of a cache
+    # are reported.
+    environment = dict((str(k), str(v)) for k, v in params["environment"].items() if v is not None)
+    return pip_cache.gather_facts(accounts, environment, warn, keep_empty=bool(params["users"]))
+
+
+_GATHER = {CONDA: _conda_cache, PIP: _pip_cache}
+
+
+def gather(accounts, params, kinds, warn):
+    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``).
+
+    *accounts* are the passwd users of the ``users`` option (``_accounts.passwd_users``), read
+    once for every kind; *params* the module's parameters; *warn* the module's ``warn``.
+    """
+    return dict((FACT_NAMES[kind], _GATHER[kind](accounts, params, warn)) for kind in KINDS if kind in kinds)

@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: cache_facts
+short_description: Gather conda and pip cache facts in one call
+version_added: 0.1.0
+description:
+  - Gathers C(ansible_facts.conda_cache) exactly as M(pkgcache.fleet.conda_cache_facts) does and
+    C(ansible_facts.pip_cache) exactly as M(pkgcache.fleet.pip_cache_facts) does, in one module run -
+    one connection and one transfer per host instead of two.
+  - O(roots), O(env_sizes) and O(list_packages) shape the conda facts only.
+  - Read-only; problems with single files become warnings and the rest is still returned.
+author:
+  - pkgcache.fleet contributors (@pkgcache)
+extends_documentation_fragment:
+  - pkgcache.fleet.attributes.facts
+  - pkgcache.fleet.conda_facts
+options:
+  gather:
+    description:
+      - Which facts to gather. V(conda) sets C(ansible_facts.conda_cache), V(pip) sets
+        C(ansible_facts.pip_cache) (pip's and uv's caches).
+    type: list
+    elements: str
+    choices: [conda, pip]
+    default: [conda, pip]
+  users:
+    description:
+      - Only these users. The names are looked up in the passwd database once for both kinds of
+        facts; an unknown name is warned about (also when only conda facts are gathered, unlike
+        M(pkgcache.fleet.conda_cache_facts)) and left out.
+      - The conda facts look into the homes of the named users that exist (config, environments,
+        caches), each home once. Environments of the users left out are then unknown, so packages
+        only their soft-linked environments use count as unused.
+      - The pip facts report every named user, with a warning when the home directory is missing.
+      - Empty (the default) means every account in the passwd database. The conda facts then look
+        into every existing home; the pip facts report the accounts, C(root) included, that have a
+        pip or uv cache on disk, and warn about a missing home only for accounts with a login shell
+        (not C(nologin), C(false), ...).
+    type: list
+    elements: str
+    default: []
+  environment:
+    description:
+      - Environment variables as the users' shells set them, applied to every user. A module cannot
+        see a user's login environment, so pass what your fleet sets.
+      - The conda facts read them as O(pkgcache.fleet.conda_cache_facts#module:environment) does
+        (C(CONDA_PKGS_DIRS), C(CONDA_ENVS_DIRS), C(CONDARC), ...), the pip facts as
+        O(pkgcache.fleet.pip_cache_facts#module:environment) does (C(PIP_CACHE_DIR),
+        C(XDG_CACHE_HOME), C(UV_CACHE_DIR), ...).
+    type: dict
+    default: {}
+notes:
+  - Run with C(become=true) to read every user's home.
+seealso:
+  - module: pkgcache.fleet.conda_cache_facts
+  - module: pkgcache.fleet.pip_cache_facts
+"""
+
+EXAMPLES = r"""
+- name: Gather conda and pip cache facts
+  pkgcache.fleet.cache_facts:
+
+- name: Show what cleaning would reclaim on this host
+  ansible.builtin.debug:
+    msg: >-
+      conda {{ ansible_facts.conda_cache.totals.reclaimable_bytes | ansible.builtin.human_readable }};
+      {{ ansible_facts.pip_cache.summary }}
+
+- name: Only pip and uv caches, with the cache location the fleet's profile sets
+  pkgcache.fleet.cache_facts:
+    gather: [pip]
+    environment:
+      XDG_CACHE_HOME: /var/cache/users
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host, one key per kind in O(gather).
+  returned: always
+  type: dict
+  contains:
+    conda_cache:
+      description: The same as RV(pkgcache.fleet.conda_cache_facts#module:ansible_facts.conda_cache).
+      returned: when O(gather) contains V(conda)
+      type: dict
+    pip_cache:
+      description: The same as RV(pkgcache.fleet.pip_cache_facts#module:ansible_facts.pip_cache).
+      returned: when O(gather) contains V(pip)
+      type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA_OPTIONS, KINDS, gather
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            gather=dict(type="list", elements="str", choices=list(KINDS), default=list(KINDS)),
+            users=dict(type="list", elements="str", default=[]),
+            environment=dict(type="dict", default={}),
+            **CONDA_OPTIONS
+        ),
+        supports_check_mode=True,
+    )
+    kinds = module.params["gather"]
+    if not kinds:
+        module.fail_json(msg="gather is empty; name conda, pip or both")
+    accounts = passwd_users(module.params["users"], module.warn)
+    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, kinds, module.warn))
+
+
+if __name__ == "__main__":
+    main()
