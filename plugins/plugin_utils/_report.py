@@ -36,8 +36,7 @@ CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result")
 PLAN_KEYS = ("plan", "caches")
 BACKUP_RESULT_VAR = "pkgs_backup_result"
 RESULT_VARS = (
-    "cache_facts_conda_result",
-    "cache_facts_pip_result",
+    "cache_facts_result",
     BACKUP_RESULT_VAR,
     "pkgs_relocate_result",
 ) + CLEAN_RESULT_VARS

@@ -12,12 +12,13 @@ import ansible_runner
 import pytest
 import yaml
 
+from factcache import cached_facts
 from testfleet.fleet import running
 from testfleet.hosts import Proc
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUTS = ("single_root", "multi_user", "softlinked_env")
-FACT_TASKS = ("Gather conda cache facts", "Gather pip cache facts")
+FACT_TASK = "Gather conda and pip cache facts"
 CLEAN_TASK = "Clean conda package caches"
 PIP_CLEAN_TASK = "Clean pip caches"
 REPORT_TASK = "Write the fleet report on the controller"
@@ -54,15 +55,6 @@ class Job(object):
 
     def host(self, name):
         return [h for h in self.report["hosts"] if h["host"] == name][0]
-
-
-def cached_facts(cache_dir, host):
-    """One host's entry of the jsonfile fact cache.  ansible-core 2.19 names it
-    ``s<schema>_<host>`` and wraps the facts as a JSON string under ``__payload__``."""
-    paths = [p for p in cache_dir.iterdir() if p.name == host or p.name.split("_", 1)[-1] == host]
-    assert len(paths) == 1, sorted(p.name for p in cache_dir.iterdir())
-    data = json.loads(paths[0].read_text())
-    return json.loads(data["__payload__"]) if "__payload__" in data else data
 
 
 def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event_handler=None, inventories=()):
@@ -111,17 +103,13 @@ def fleet3(fleet_state_factory):
 def test_report_job_has_per_host_events_stats_and_fact_cache(fleet3, tmp_path):
     job = run_job(fleet3, tmp_path, "report")
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
-    for task in FACT_TASKS:
-        assert job.hosts_with("runner_on_ok", task) == fleet3.hosts
-    facts = dict((e["event_data"]["host"], e["event_data"]["res"]["ansible_facts"]) for e in job.events
-                 if e["event"] == "runner_on_ok" and e["event_data"]["task"] == FACT_TASKS[0])
-    pip = dict((e["event_data"]["host"], e["event_data"]["res"]["ansible_facts"]) for e in job.events
-               if e["event"] == "runner_on_ok" and e["event_data"]["task"] == FACT_TASKS[1])
+    assert job.hosts_with("runner_on_ok", FACT_TASK) == fleet3.hosts
+    facts = dict((host, result["ansible_facts"]) for host, result in task_results(job, FACT_TASK).items())
     for name in fleet3.hosts:
         record = job.host(name)
         assert record["status"] == "ok" and record["clean"] is None
         assert record["conda"]["disk_bytes"] == facts[name]["conda_cache"]["totals"]["disk_bytes"]
-        assert record["pip"]["disk_bytes"] == pip[name]["pip_cache"]["totals"]["all"]["disk_bytes"]
+        assert record["pip"]["disk_bytes"] == facts[name]["pip_cache"]["totals"]["all"]["disk_bytes"]
     assert job.hosts_with("runner_on_ok", REPORT_TASK) == [fleet3.hosts[0]]
     data = job.artifact_data
     assert data["pkgcache_hosts"] == len(fleet3.hosts)
@@ -218,7 +206,7 @@ def test_host_stopped_mid_run_is_reported_unreachable_and_the_rest_finish(fleet_
         def stop_after_first_facts(event):
             data = event.get("event_data", {})
             if (not stopped and event.get("event") == "runner_on_ok" and data.get("host") == victim
-                    and data.get("task") == FACT_TASKS[0]):
+                    and data.get("task") == FACT_TASK):
                 stop_host(fleet, victim)
                 stopped.append(data["task"])
             return True
@@ -283,7 +271,7 @@ def test_survey_defaults_run_a_check_job(fleet3, tmp_path):
 def test_site_with_the_report_tag_only_gathers_and_reports(fleet3, tmp_path):
     job = run_job(fleet3, tmp_path, "site", tags="report", extravars={"pkgcache_backup_dest": "/srv/none"})
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
-    assert job.hosts_with("runner_on_ok", FACT_TASKS[0]) == fleet3.hosts
+    assert job.hosts_with("runner_on_ok", FACT_TASK) == fleet3.hosts
     assert job.hosts_with("runner_on_ok", CLEAN_TASK) == []
     assert all(host["clean"] is None and host["backup"] is None for host in job.report["hosts"])
 
@@ -335,7 +323,7 @@ def test_relocate_moves_the_cache_and_the_report_covers_only_the_target(fleet_st
         old = fleet.root_of(target) / "opt/conda/pkgs"
         assert old.is_symlink() and os.readlink(str(old)) == new
         assert not (fleet.root_of(other) / "opt/conda/pkgs").is_symlink()
-    facts = task_results(job, FACT_TASKS[0])[target]["ansible_facts"]["conda_cache"]
+    facts = task_results(job, FACT_TASK)[target]["ansible_facts"]["conda_cache"]
     assert new in [cache["path"] for cache in facts["caches"]]
     moved = task_results(job, "Relocate the conda package cache")[target]
     assert moved["migration"]["dest"] == new and moved["pkgs_dirs"][0] == new

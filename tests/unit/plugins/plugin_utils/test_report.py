@@ -48,9 +48,9 @@ def test_unreachable_host_is_named_with_the_connection_error():
 
 
 def test_failed_host_names_the_step_and_message():
-    record = _report.host_record("h4", dict(facts(), cache_facts_conda_result=FAILED), active=False)
+    record = _report.host_record("h4", dict(facts(), cache_facts_result=FAILED), active=False)
     assert record["status"] == _report.FAILED
-    assert record["error"] == "cache_facts_conda_result: cache /opt/conda/pkgs is locked"
+    assert record["error"] == "cache_facts_result: cache /opt/conda/pkgs is locked"
 
 
 def test_host_that_left_the_play_elsewhere_is_failed_with_a_pointer():
@@ -60,7 +60,7 @@ def test_host_that_left_the_play_elsewhere_is_failed_with_a_pointer():
 
 
 def test_skipped_registered_results_are_no_errors():
-    hostvars = dict(facts(conda=(5, 1)), cache_facts_pip_result={"skipped": True, "changed": False})
+    hostvars = dict(facts(conda=(5, 1)), cache_facts_result={"skipped": True, "changed": False})
     assert _report.host_record("h1", hostvars, active=True)["error"] is None
 
 
@@ -134,7 +134,7 @@ def fleet():
         ("h1", cleaned(after, before, clean_result(6 * MiB, removed=["x"], freed={"/": 6 * MiB}))),
         ("h2", cleaned(before, before, clean_result(0, skipped=["busy"]))),
         ("h3", dict(before, cache_clean_conda_result=UNREACHABLE)),
-        ("h4", dict(facts(), cache_facts_conda_result=FAILED)),
+        ("h4", dict(facts(), cache_facts_result=FAILED)),
         ("h5", facts(pip=(MiB, MiB))),
     ]
 
