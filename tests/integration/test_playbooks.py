@@ -111,6 +111,10 @@ def test_report_job_has_per_host_events_stats_and_fact_cache(fleet3, tmp_path):
         assert record["conda"]["disk_bytes"] == facts[name]["conda_cache"]["totals"]["disk_bytes"]
         assert record["pip"]["disk_bytes"] == facts[name]["pip_cache"]["totals"]["all"]["disk_bytes"]
     assert job.hosts_with("runner_on_ok", REPORT_TASK) == [fleet3.hosts[0]]
+    # The report play runs everything once, the role's argument validation included.
+    assert sorted(e["event_data"]["host"] for e in job.events
+                  if e["event"] == "runner_on_ok" and e["event_data"].get("play") == "Fleet report") \
+        == [fleet3.hosts[0]] * 4
     data = job.artifact_data
     assert data["pkgcache_hosts"] == len(fleet3.hosts)
     assert data["pkgcache_cache_bytes"] == job.report["totals"]["cache_bytes"] > 0
