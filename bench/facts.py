@@ -7,6 +7,7 @@ per-file time at each size and the least-squares slope of seconds against files.
 the names (files and symlinks) in the fixture tree.
 """
 
+import resource
 from dataclasses import asdict
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
@@ -23,16 +24,24 @@ FLAT_TARGET = 1.25
 
 def _gather_timed(root):
     sample, facts = timed(gather, fixtures.USERS, roots=[root])
-    return {"sample": asdict(sample), "totals": facts["totals"], "warnings": facts["warnings"]}
+    return {"sample": asdict(sample), "totals": facts["totals"], "warnings": facts["warnings"],
+            # Peak RSS of this process and of the largest walker it forked (kB; see bench.memory).
+            "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "walker_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
 
 
-def measure_facts(fixture):
-    """One timed ``gather`` in the fixture; fails unless it saw the whole cache as built."""
+def gather_in(fixture):
+    """One timed ``gather`` in the fixture (its result dict); fails unless it saw the whole cache
+    as built."""
     result = in_host(fixture.fsroot, _gather_timed, fixtures.ROOT)
     totals = result["totals"]
     if result["warnings"] or totals["extracted"] != fixture.extracted or totals["unused_packages"] != fixture.orphans:
         raise AssertionError("gather() did not see the fixture as built: %s %s" % (totals, result["warnings"]))
-    return Sample(**result["sample"])
+    return result
+
+
+def measure_facts(fixture):
+    return Sample(**gather_in(fixture)["sample"])
 
 
 def du_root(fixture):

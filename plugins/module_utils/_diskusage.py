@@ -25,15 +25,23 @@ PARALLEL_MIN_TOPS = 64
 MAX_WORKERS = 4
 
 
+# A multiply-linked inode is one int in its device's map: bytes on disk, st_nlink and the links
+# seen so far, packed (one small object per inode instead of key and value tuples; facts over a
+# million names stay within tens of megabytes).
+_SEEN = (1 << 32) - 1
+_NLINK_SHIFT = 32
+_DISK_SHIFT = 64
+
+
 class DiskUsage(object):
     """Running totals for a set of filesystem entries.
 
-    Inodes with a single link are counted on the spot; only multiply-linked inodes are kept in a
-    map (key ``(st_dev, st_ino)`` -> links seen), which keeps memory proportional to the hard links
-    rather than to the files.
+    Inodes with a single link are counted on the spot; only multiply-linked inodes are kept, per
+    device, in a map ``st_ino -> packed (disk bytes, st_nlink, links seen)``, which keeps memory
+    proportional to the hard links rather than to the files.
     """
 
-    __slots__ = ("entries", "files", "apparent", "_single_disk", "_multi_disk", "_multi", "_multi_meta")
+    __slots__ = ("entries", "files", "apparent", "_single_disk", "_multi_disk", "_multi")
 
     def __init__(self):
         self.entries = 0
@@ -41,8 +49,7 @@ class DiskUsage(object):
         self.apparent = 0
         self._single_disk = 0
         self._multi_disk = 0  # blocks of the multiply-linked inodes, each once
-        self._multi = {}
-        self._multi_meta = {}
+        self._multi = {}  # st_dev -> {st_ino: packed}
 
     def add(self, st):
         """Account one entry from its ``lstat`` result."""
@@ -51,7 +58,8 @@ class DiskUsage(object):
     def add_all(self, stats):
         """Account many ``lstat`` results; the walk's hot loop, so it works on locals."""
         entries = files = apparent = single = multi_disk = 0
-        multi, meta = self._multi, self._multi_meta
+        multi = self._multi
+        inodes, dev = None, None
         is_reg, is_lnk, is_dir = stat.S_ISREG, stat.S_ISLNK, stat.S_ISDIR
         for st in stats:
             entries += 1
@@ -63,18 +71,23 @@ class DiskUsage(object):
                 apparent += st.st_size
             # A directory's link count counts its subdirectories, not names elsewhere: it is
             # freed with itself.
-            if st.st_nlink <= 1 or is_dir(mode):
+            nlink = st.st_nlink
+            if nlink <= 1 or is_dir(mode):
                 single += st.st_blocks * BLOCK
                 continue
-            key = (st.st_dev, st.st_ino)
-            seen = multi.get(key)
-            if seen is None:
+            if st.st_dev != dev:
+                dev = st.st_dev
+                inodes = multi.get(dev)
+                if inodes is None:
+                    inodes = multi[dev] = {}
+            ino = st.st_ino
+            packed = inodes.get(ino)
+            if packed is None:
                 disk = st.st_blocks * BLOCK
-                multi[key] = 1
-                meta[key] = (st.st_nlink, disk)
+                inodes[ino] = (disk << _DISK_SHIFT) | (nlink << _NLINK_SHIFT) | 1
                 multi_disk += disk
             else:
-                multi[key] = seen + 1
+                inodes[ino] = packed + 1
         self.entries += entries
         self.files += files
         self.apparent += apparent
@@ -87,25 +100,27 @@ class DiskUsage(object):
         self.files += other.files
         self.apparent += other.apparent
         self._single_disk += other._single_disk
-        mine, theirs = self._multi, other._multi
-        # Inodes seen by both sets are rare (hard links between packages); fold the rest in bulk.
-        shared = [(key, mine[key]) for key in theirs.keys() & mine.keys()]
-        self._multi_disk += other._multi_disk - sum(self._multi_meta[key][1] for key, _seen in shared)
-        mine.update(theirs)
-        self._multi_meta.update(other._multi_meta)
-        for key, seen in shared:
-            mine[key] += seen
+        self._multi_disk += other._multi_disk
+        for dev, theirs in other._multi.items():
+            mine = self._multi.get(dev)
+            if mine is None:
+                self._multi[dev] = dict(theirs)
+                continue
+            # Inodes seen by both sets are rare (hard links between packages); fold the rest in bulk.
+            shared = [(ino, mine[ino]) for ino in theirs.keys() & mine.keys()]
+            mine.update(theirs)
+            for ino, packed in shared:
+                self._multi_disk -= packed >> _DISK_SHIFT
+                mine[ino] = packed + (theirs[ino] & _SEEN)
 
     def state(self):
-        """Plain data (ints, tuples, dicts) that :meth:`from_state` turns back into this usage."""
-        return (self.entries, self.files, self.apparent, self._single_disk, self._multi_disk,
-                self._multi, self._multi_meta)
+        """Plain data (ints and dicts) that :meth:`from_state` turns back into this usage."""
+        return (self.entries, self.files, self.apparent, self._single_disk, self._multi_disk, self._multi)
 
     @classmethod
     def from_state(cls, state):
         usage = cls()
-        (usage.entries, usage.files, usage.apparent, usage._single_disk, usage._multi_disk,
-         usage._multi, usage._multi_meta) = state
+        usage.entries, usage.files, usage.apparent, usage._single_disk, usage._multi_disk, usage._multi = state
         return usage
 
     @property
@@ -117,21 +132,22 @@ class DiskUsage(object):
     def reclaimable(self):
         """Bytes freed if every entry were removed: inodes with no link outside the set."""
         total = self._single_disk
-        for key, seen in self._multi.items():
-            nlink, disk = self._multi_meta[key]
-            if seen >= nlink:
-                total += disk
+        for inodes in self._multi.values():
+            for packed in inodes.values():
+                if packed & _SEEN >= (packed >> _NLINK_SHIFT) & _SEEN:
+                    total += packed >> _DISK_SHIFT
         return total
 
     @property
     def has_multiply_linked(self):
         """Whether some non-directory entry seen has ``st_nlink > 1``."""
-        return bool(self._multi)
+        return any(self._multi.values())
 
     def inodes(self):
-        """``(key, links_seen, st_nlink)`` for every multiply-linked inode seen."""
-        for key, seen in self._multi.items():
-            yield key, seen, self._multi_meta[key][0]
+        """``((st_dev, st_ino), links_seen, st_nlink)`` for every multiply-linked inode seen."""
+        for dev, inodes in self._multi.items():
+            for ino, packed in inodes.items():
+                yield (dev, ino), packed & _SEEN, (packed >> _NLINK_SHIFT) & _SEEN
 
     def as_dict(self):
         return {
@@ -186,7 +202,7 @@ class Walks(object):
     def __init__(self, tops, on_error=None, workers=None):
         tops = list(tops)
         if workers is None:
-            workers = _usable_cpus() if len(tops) >= PARALLEL_MIN_TOPS else 1
+            workers = usable_cpus() if len(tops) >= PARALLEL_MIN_TOPS else 1
         self.workers = max(1, min(workers, MAX_WORKERS, len(tops)))
         self.tops = tops
         self.on_error = on_error
@@ -205,7 +221,7 @@ class Walks(object):
         return [DiskUsage.from_state(state) for state, _errors in ordered]
 
 
-def _usable_cpus():
+def usable_cpus():
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
