@@ -28,4 +28,9 @@ options:
       - Include per-package lists (unused packages, in-use packages C(conda clean) would remove).
     type: bool
     default: true
+notes:
+  - Caches with 64 or more items are sized by forked helper processes, one per CPU the module
+    may run on (at most four in all, this process included), while this process reads the
+    environments' records. Each helper walks its share and exits; results are the same as a
+    walk by one process.
 """
