@@ -25,7 +25,7 @@ options:
     description:
       - Environment variables as the users' shells set them, applied to every user (for example
         C(CONDA_PKGS_DIRS), C(CONDA_ENVS_DIRS), C(CONDARC), C(XDG_CONFIG_HOME)). A module cannot see
-        a user's login environment, so pass what your fleet sets.
+        a user's login environment, so pass what your fleet sets. A variable set to null is unset.
     type: dict
     default: {}
 notes:

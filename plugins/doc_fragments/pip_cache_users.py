@@ -28,7 +28,7 @@ options:
       - Read are C(PIP_CACHE_DIR), C(PIP_NO_CACHE_DIR), C(PIP_CONFIG_FILE), any other C(PIP_*),
         C(VIRTUAL_ENV), C(XDG_CACHE_HOME), C(XDG_CONFIG_HOME), C(XDG_CONFIG_DIRS) and
         C(UV_CACHE_DIR). C(~) in C(PIP_CACHE_DIR) means each user's own home; relative XDG values
-        are ignored, as pip does.
+        are ignored, as pip does. A variable set to null is unset.
     type: dict
     default: {}
 """

@@ -15,6 +15,12 @@ import pwd
 NO_LOGIN_SHELLS = ("nologin", "false", "sync", "shutdown", "halt")
 
 
+def shell_environment(values):
+    """The ``environment`` option as the users' shells would have it: names and values as
+    strings, a variable set to null unset (not the string ``None``)."""
+    return dict((str(name), str(value)) for name, value in values.items() if value is not None)
+
+
 class User(object):
     """A passwd entry: only what cache and config resolution need."""
 

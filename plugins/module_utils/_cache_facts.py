@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, pip_cache
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment, with_homes
 
 CONDA = "conda"
 PIP = "pip"
@@ -33,7 +33,7 @@ def _conda_cache(accounts, params, warn):
     facts = conda_facts.gather(
         with_homes(accounts),
         roots=params["roots"],
-        env=dict((k, str(v)) for k, v in params["environment"].items()),
+        env=shell_environment(params["environment"]),
         env_sizes=params["env_sizes"],
         list_packages=params["list_packages"],
     )
@@ -43,11 +43,10 @@ def _conda_cache(accounts, params, warn):
 
 
 def _pip_cache(accounts, params, warn):
-    # A variable set to null is unset, as in a shell.  Named users are reported even without a
-    # cache (keep_empty); with the default every account is looked at and only owners of a cache
-    # are reported.
-    environment = dict((str(k), str(v)) for k, v in params["environment"].items() if v is not None)
-    return pip_cache.gather_facts(accounts, environment, warn, keep_empty=bool(params["users"]))
+    # Named users are reported even without a cache (keep_empty); with the default every
+    # account is looked at and only owners of a cache are reported.
+    return pip_cache.gather_facts(accounts, shell_environment(params["environment"]), warn,
+                                  keep_empty=bool(params["users"]))
 
 
 _GATHER = {CONDA: _conda_cache, PIP: _pip_cache}

@@ -206,7 +206,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._units import (
     PolicyError, parse_duration, parse_free_threshold, parse_size)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
 
@@ -250,7 +250,7 @@ def main():
     except PolicyError as exc:
         module.fail_json(msg=str(exc))
     targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
-    env = dict((k, str(v)) for k, v in params["environment"].items())
+    env = shell_environment(params["environment"])
     host = Host.load(User.all(params["users"]), params["roots"], env)
     try:
         result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode,

@@ -248,7 +248,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
 
@@ -363,7 +363,7 @@ def main():
     state = params["state"]
     try:
         store = backup.Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
-        env = dict((k, str(v)) for k, v in params["environment"].items())
+        env = shell_environment(params["environment"])
         host = Host.load(User.all(params["users"]), params["roots"], env, tarballs_only=True)
         caches = host.select_caches(params["roots"], params["pkgs_dirs"])
         store.check(state == "present", forbidden_places(host, caches, params["cache"]))

@@ -106,7 +106,9 @@ options:
     description: Permissions of created cache directories, octal (V('0775')).
     type: raw
   environment:
-    description: Environment variables the users' conda sees (C(CONDA_PKGS_DIRS), C(XDG_CONFIG_HOME), C(CONDARC)).
+    description:
+      - Environment variables the users' conda sees (C(CONDA_PKGS_DIRS), C(XDG_CONFIG_HOME), C(CONDARC)).
+        A variable set to null is unset.
     type: dict
     default: {}
 """
@@ -216,7 +218,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
 
@@ -235,7 +237,7 @@ def request_from(params):
     mode = params["mode"]
     if mode is not None and not isinstance(mode, int):
         mode = int(str(mode), 8)
-    env = dict((k, str(v)) for k, v in params["environment"].items())
+    env = shell_environment(params["environment"])
     return Request(params["root"], path, viewer, User.all(), params["pkgs_dirs"], params["state"],
                    params["migrate"], params["link_old"], params["extracted"], uid, gid, mode, env)
 

@@ -165,6 +165,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean, select_users
 
@@ -189,7 +190,7 @@ def main():
         users = select_users(params["users"])
     except PolicyError as exc:
         module.fail_json(msg=str(exc))
-    environment = dict((str(k), str(v)) for k, v in params["environment"].items() if v is not None)
+    environment = shell_environment(params["environment"])
     result = clean(users, environment, request, module.warn, module.check_mode)
     paths = result.pop("paths")
     errors = result.pop("errors")

@@ -18,6 +18,7 @@ from condafab import User as FabUser
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
 
 from .hostroot import host_users, in_root
@@ -116,6 +117,12 @@ def test_effective_pkgs_dirs_follow_final_and_environment(tmp_path):
     inst = next(i for i in facts["installations"] if i["root"] == "/opt/conda")
     assert inst["configs"]["root"]["pkgs_dirs"] == ["/data/conda-pkgs"]
     assert "$CONDA_PKGS_DIRS" in inst["configs"]["root"]["sources"]
+
+    # A variable the playbook sets to null is unset, not a cache named "None".
+    unset = facts_in(fsroot, env=shell_environment(dict(manifest.environment, CONDA_PKGS_DIRS=None)))
+    inst = next(i for i in unset["installations"] if i["root"] == "/opt/conda")
+    assert "$CONDA_PKGS_DIRS" not in inst["configs"]["root"]["sources"]
+    assert not any("None" in path for path in inst["configs"]["root"]["pkgs_dirs"])
 
 
 def test_every_install_and_registered_env_is_discovered(tmp_path):
