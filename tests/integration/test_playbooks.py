@@ -4,7 +4,6 @@ and one test stops a host mid-run, so the shared fleet is left alone)."""
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import yaml
 
 from factcache import cached_facts
 from testfleet.fleet import running
-from testfleet.hosts import Proc
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUTS = ("single_root", "multi_user", "softlinked_env")
@@ -196,11 +194,6 @@ def test_host_whose_clean_fails_is_reported_failed_and_the_rest_go_on(fleet3, tm
     assert job.artifact_data["pkgcache_hosts_failed"] == 1
 
 
-def stop_host(fleet, name):
-    """Kill the host's PID 1 (its sshd): the namespace and every session in it go down."""
-    Proc.from_dict(fleet.load()["hosts"][name]["pid1"]).signal(signal.SIGKILL)
-
-
 def test_host_stopped_mid_run_is_reported_unreachable_and_the_rest_finish(fleet_state_factory, tmp_path):
     with running(fleet_state_factory("stopped"), len(LAYOUTS), LAYOUTS) as fleet:
         names = fleet.hosts
@@ -211,7 +204,7 @@ def test_host_stopped_mid_run_is_reported_unreachable_and_the_rest_finish(fleet_
             data = event.get("event_data", {})
             if (not stopped and event.get("event") == "runner_on_ok" and data.get("host") == victim
                     and data.get("task") == FACT_TASK):
-                stop_host(fleet, victim)
+                fleet.stop_host(victim)
                 stopped.append(data["task"])
             return True
 

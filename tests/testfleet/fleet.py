@@ -250,6 +250,11 @@ class Fleet(object):
             points = [line.split()[4] for line in handle]
         return sorted((p for p in points if p.startswith(self._prefix)), key=len, reverse=True)
 
+    def stop_host(self, name):
+        """Kill one host's PID 1 (its sshd), as when an instance dies mid-run: its namespace and
+        every session in it go down at once.  :meth:`down` still cleans up after it."""
+        hostlib.Proc.from_dict(self.load()["hosts"][name]["pid1"]).signal(signal.SIGKILL)
+
     def down(self):
         """Stop every host, unmount every tree, release the subnet.  Safe on partial state."""
         state = self.load()
