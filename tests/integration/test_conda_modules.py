@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from factcache import gather_into_cache
+from testfleet import layouts
 from testfleet.fleet import running
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage
 
 LINK = Path(__file__).resolve().parents[2] / ".build" / "link"
 
@@ -130,3 +133,28 @@ def test_clean_check_mode_changes_nothing(fleet_state_factory):
         assert done.returncode == 0, done.stdout + done.stderr
         assert "would remove" in done.stdout and "--- before: conda caches" in done.stdout
         assert sorted(str(p) for p in (root / "opt/conda/pkgs").rglob("*")) == before
+
+
+def test_a_cache_big_enough_for_forked_walkers_is_sized_and_cleaned_exactly(fleet_state_factory):
+    """Over SSH, as a module really runs: the facts of a cache past the parallel threshold size
+    it with forked walkers (whose output must not leak into the module's), and match du and
+    the builder; a clean then removes exactly the orphans of every cache and breaks no
+    environment."""
+    with running(fleet_state_factory("big"), 1, (layouts.BIG_CACHE,), seed=6) as big:
+        built = manifest(big, "h1")
+        path, intended = next((p, c) for p, c in built["caches"].items() if p == "/opt/conda/pkgs")
+        assert len(intended["extracted"]) >= _diskusage.PARALLEL_MIN_TOPS
+        root = big.root_of("h1")
+        for partial in root.glob("**/pkgs/*.partial"):
+            os.utime(partial, (1, 1))  # stale downloads: do not let them mark the cache busy
+        facts = ok(big.run_module("h1", "pkgcache.fleet.conda_cache_facts", "", become=True), "ansible_facts")
+        cache = next(c for c in facts["h1"]["ansible_facts"]["conda_cache"]["caches"] if c["path"] == path)
+        assert cache["disk_bytes"] == du(root / path.lstrip("/"))
+        assert cache["categories"]["extracted"]["count"] == len(intended["extracted"])
+        assert sorted(p["dist"] for p in cache["unused_packages"]) == sorted(intended["orphans"])
+        cleaned = ok(big.run_module("h1", "pkgcache.fleet.conda_clean", json.dumps({"targets": ["packages"]}),
+                                    become=True), "plan")["h1"]
+        orphans = sorted(c + "/" + d for c, m in built["caches"].items() for d in m["orphans"])
+        assert sorted(cleaned["removed"]) == orphans and not any(os.path.lexists(root / p.lstrip("/")) for p in orphans)
+        for prefix in built["envs"]:
+            assert symlinks_resolve(root, prefix) == [], prefix

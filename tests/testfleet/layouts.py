@@ -12,13 +12,17 @@ from testfleet.accounts import FIXTURE_USERS, add_account
 BARE = "bare"
 CONDA_LAYOUTS = ("single_root", "multi_user", "two_installs", "relocated_pkgs", "softlinked_env")
 NAMES = (BARE,) + CONDA_LAYOUTS
+# Asked for by name only, never dealt round-robin: one installation whose cache is big enough
+# for the facts to size it with forked walkers (condafab's scalable installation, kept small).
+BIG_CACHE = "big_cache"
+BIG_CACHE_PACKAGES = 160
 
 
 def validate(names):
-    unknown = sorted(set(names) - set(NAMES))
+    unknown = sorted(set(names) - set(NAMES) - {BIG_CACHE})
     if unknown:
         raise ValueError("unknown layout(s) {0}; known: {1}".format(
-            ", ".join(unknown), ", ".join(NAMES)))
+            ", ".join(unknown), ", ".join(NAMES + (BIG_CACHE,))))
     return list(names)
 
 
@@ -36,4 +40,8 @@ def populate(root, layout, seed):
     from condafab.layouts import LAYOUTS
 
     users = [User(*account) for account in FIXTURE_USERS]
+    if layout == BIG_CACHE:
+        from condafab.scale import build
+
+        return build(Path(root), seed, packages=BIG_CACHE_PACKAGES, files=20, envs=4, users=users)
     return LAYOUTS[layout](Path(root), seed, users)
