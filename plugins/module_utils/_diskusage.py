@@ -230,19 +230,31 @@ def usable_cpus():
 
 def _walk_collecting(tops):
     """``[(usage state, [(path, errno, message)])]`` for ``tops``: plain data a pipe can carry."""
-    done = []
-    for top in tops:
-        errors = []
-        usage = walk(top, on_error=lambda path, exc: errors.append(
-            (path, getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc))))
-        done.append((usage.state(), errors))
-    return done
+    return [_walk_one(top) for top in tops]
+
+
+def _walk_one(top):
+    errors = []
+
+    def on_error(path, exc):
+        errors.append((path, getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc)))
+
+    return walk(top, on_error=on_error).state(), errors
 
 
 def _start_walker(share):
-    """Fork a process that walks ``share`` and writes the result to a pipe; ``(pid, read fd)``."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    """Fork a process that walks ``share`` and writes the result to a pipe; ``(pid, read fd)``,
+    or None when no process can be started (the share is then walked here)."""
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
     if pid == 0:  # the helper: never returns, never runs the parent's exit handlers
         status = 1
         try:
@@ -259,6 +271,8 @@ def _start_walker(share):
 
 def _finish_walker(helper):
     """The helper's result, or None if it failed in any way (its share is then walked here)."""
+    if helper is None:
+        return None
     pid, read_fd = helper
     chunks = []
     try:
@@ -290,27 +304,45 @@ def _walk_dir(top, dev, usage, on_error, on_entry):
     if frame is None:
         return
     stack = [frame]
-    while stack:
-        path, fd, subdirs = stack[-1]
-        name = next(subdirs, None)
-        if name is None:
+    try:
+        while stack:
+            path, fd, subdirs = stack[-1]
+            name = next(subdirs, None)
+            if name is None:
+                stack.pop()
+                os.close(fd)
+                continue
+            frame = _read_dir(name, fd, path + "/" + name, dev, usage, on_error, on_entry)
+            if frame is not None:
+                stack.append(frame)
+    finally:
+        for _path, fd, _subdirs in stack:  # only after an exception (an on_entry callback's)
             os.close(fd)
-            stack.pop()
-            continue
-        frame = _read_dir(name, fd, path + "/" + name, dev, usage, on_error, on_entry)
-        if frame is not None:
-            stack.append(frame)
 
 
 def _read_dir(name, parent_fd, path, dev, usage, on_error, on_entry):
     """Open and account one directory's entries; ``(path, fd, iterator of its subdirectories)``,
-    or None when it cannot be read (reported to ``on_error``)."""
+    or None when it cannot be read (reported to ``on_error``).  The descriptor is closed here
+    unless it is returned."""
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
         if on_error is not None:
             on_error(path, exc)
         return None
+    try:
+        subdirs = _account_dir(fd, path, dev, usage, on_error, on_entry)
+    except BaseException:
+        os.close(fd)
+        raise
+    if subdirs is None:
+        os.close(fd)
+        return None
+    return path, fd, iter(subdirs)
+
+
+def _account_dir(fd, path, dev, usage, on_error, on_entry):
+    """Account the entries of the open directory ``fd``; its subdirectories to walk, or None."""
     try:
         names = os.listdir(fd)
         lstat = os.lstat
@@ -319,7 +351,6 @@ def _read_dir(name, parent_fd, path, dev, usage, on_error, on_entry):
         except OSError:
             names, stats = _stat_each(names, fd, path, on_error)
     except OSError as exc:
-        os.close(fd)
         if on_error is not None:
             on_error(path, exc)
         return None
@@ -336,7 +367,7 @@ def _read_dir(name, parent_fd, path, dev, usage, on_error, on_entry):
         for child, st in zip(names, stats):
             on_entry(path + "/" + child, st)
     usage.add_all(stats)
-    return path, fd, iter(subdirs)
+    return subdirs
 
 
 def _stat_each(names, fd, path, on_error):

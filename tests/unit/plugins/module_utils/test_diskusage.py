@@ -133,3 +133,29 @@ def test_a_failed_helper_is_replaced_by_walking_its_share_here(tmp_path, monkeyp
     assert len(walks.helpers) == 1
     usages = walks.result()
     assert [_comparable(u) for u in usages] == [_comparable(walk(top)) for top in tops]
+
+
+def test_without_a_process_to_spare_the_walks_run_here(tmp_path, monkeypatch):
+    def no_fork():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    tops = _tree_with_shared_inodes(tmp_path)
+    monkeypatch.setattr(os, "fork", no_fork)
+    walks = Walks(tops, workers=3)
+    assert walks.helpers == [None, None]
+    assert [_comparable(u) for u in walks.result()] == [_comparable(walk(top)) for top in tops]
+
+
+def test_a_callback_that_raises_leaves_no_directory_open(tmp_path):
+    top = tmp_path / "top"
+    (top / "a" / "b" / "c").mkdir(parents=True)
+    (top / "a" / "b" / "c" / "f").write_bytes(b"x")
+    before = sorted(os.listdir("/proc/self/fd"))
+
+    def stop(path, _st):
+        if path.endswith("/f"):
+            raise KeyError(path)
+
+    with pytest.raises(KeyError):
+        walk(str(top), on_entry=stop)
+    assert sorted(os.listdir("/proc/self/fd")) == before
