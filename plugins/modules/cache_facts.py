@@ -55,7 +55,7 @@ options:
       - The conda facts read them as O(pkgcache.fleet.conda_cache_facts#module:environment) does
         (C(CONDA_PKGS_DIRS), C(CONDA_ENVS_DIRS), C(CONDARC), ...), the pip facts as
         O(pkgcache.fleet.pip_cache_facts#module:environment) does (C(PIP_CACHE_DIR),
-        C(XDG_CACHE_HOME), C(UV_CACHE_DIR), ...).
+        C(XDG_CACHE_HOME), C(UV_CACHE_DIR), ...). A variable set to null is unset.
     type: dict
     default: {}
 notes:

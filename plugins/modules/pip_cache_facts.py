@@ -36,7 +36,9 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
+  - pkgcache.fleet.pip_cache_users
 options:
+  # Reporting differs from the cleanup's, so this module says what users means here.
   users:
     description:
       - Only these users. They are always reported, with a warning when a name is unknown or a
@@ -48,16 +50,6 @@ options:
     type: list
     elements: str
     default: []
-  environment:
-    description:
-      - Environment variables as the users' shells set them, applied to every user. A module
-        cannot see a user's login environment, so pass what your fleet sets.
-      - Read are C(PIP_CACHE_DIR), C(PIP_NO_CACHE_DIR), C(PIP_CONFIG_FILE), any other C(PIP_*),
-        C(VIRTUAL_ENV), C(XDG_CACHE_HOME), C(XDG_CONFIG_HOME), C(XDG_CONFIG_DIRS) and
-        C(UV_CACHE_DIR). C(~) in C(PIP_CACHE_DIR) means each user's own home; relative XDG values
-        are ignored, as pip does.
-    type: dict
-    default: {}
 notes:
   - Run with C(become=true) to read every user's home.
   - Config files are read as UTF-8. uv's C(uv.toml) C(cache-dir) setting is not read.
