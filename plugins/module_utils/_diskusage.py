@@ -19,7 +19,7 @@ import os
 import stat
 
 BLOCK = 512
-# walk_all shares the work with helper processes only when there is enough of it: forking and
+# Walks shares the work with helper processes only when there is enough of it: forking and
 # handing the inode maps back cost a few milliseconds.
 PARALLEL_MIN_TOPS = 64
 MAX_WORKERS = 4
@@ -183,11 +183,6 @@ def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
     return usage
 
 
-def walk_all(tops, on_error=None, workers=None):
-    """A DiskUsage for each of ``tops``, in order, as :func:`walk` gives it (see :class:`Walks`)."""
-    return Walks(tops, on_error, workers).result()
-
-
 class Walks(object):
     """Walks of many tops (a cache's extracted packages), shared out with forked helper processes
     as soon as this is created; :meth:`result` walks this process's share and collects.
@@ -210,6 +205,7 @@ class Walks(object):
         self.helpers = [_start_walker(share) for share in self.shares[1:]]
 
     def result(self):
+        """A DiskUsage for each of the tops, in order, as :func:`walk` gives it."""
         done = [_walk_collecting(self.shares[0])]
         for helper, share in zip(self.helpers, self.shares[1:]):
             done.append(_finish_walker(helper) or _walk_collecting(share))

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, Walks, walk, walk_all
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, Walks, walk
 
 
 def du(*paths):
@@ -108,7 +108,7 @@ def test_parallel_walks_give_what_walk_gives_with_errors_in_order(tmp_path, work
     tops[3:3] = [str(tmp_path / "gone-1")]
     tops.append(str(tmp_path / "gone-2"))
     errors = []
-    usages = walk_all(tops, on_error=lambda path, exc: errors.append((path, exc.errno)), workers=workers)
+    usages = Walks(tops, on_error=lambda path, exc: errors.append((path, exc.errno)), workers=workers).result()
     assert [_comparable(u) for u in usages] == [_comparable(walk(top)) for top in tops]
     assert errors == [(str(tmp_path / "gone-1"), errno.ENOENT), (str(tmp_path / "gone-2"), errno.ENOENT)]
     merged = DiskUsage()
