@@ -18,6 +18,8 @@ import marshal
 import os
 import stat
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS
+
 BLOCK = 512
 # Walks shares the work with helper processes only when there is enough of it: forking and
 # handing the inode maps back cost a few milliseconds.
@@ -290,7 +292,6 @@ def _finish_walker(helper):
 
 # Directories are opened relative to their parent's descriptor and never through a symlink: a
 # directory swapped for a link mid-walk fails to open instead of being followed.
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 def _walk_dir(top, dev, usage, on_error, on_entry):
@@ -321,7 +322,7 @@ def _read_dir(name, parent_fd, path, dev, usage, on_error, on_entry):
     or None when it cannot be read (reported to ``on_error``).  The descriptor is closed here
     unless it is returned."""
     try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
         if on_error is not None:
             on_error(path, exc)

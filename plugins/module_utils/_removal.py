@@ -20,34 +20,13 @@ import os
 import stat
 import time
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS, PathError, open_dir_nofollow
+
 TRASH_DIR = ".trash"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-class RemovalError(Exception):
-    pass
-
-
-def open_dir_nofollow(path):
-    """Open an absolute directory path component by component, refusing any symlink on the way."""
-    path = os.path.normpath(path)
-    if not os.path.isabs(path):
-        raise RemovalError("%s: not an absolute path" % path)
-    fd = os.open("/", _DIR_FLAGS)
-    try:
-        for part in [p for p in path.split("/") if p]:
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise RemovalError("%s: a component is a symlink or not a directory" % path)
-                raise
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+class RemovalError(PathError):
+    """A removal refused: outside the cache, through a symlink, or the cache is locked."""
 
 
 def rmtree_fd(dir_fd, name):
@@ -61,7 +40,7 @@ def rmtree_fd(dir_fd, name):
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dir_fd)
         return
-    fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
     try:
         with os.scandir(fd) as entries:
             names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
@@ -88,7 +67,10 @@ class CacheDir(object):
 
     def __init__(self, path, lock=True, lock_timeout=30.0):
         self.path = os.path.realpath(path)
-        self.fd = open_dir_nofollow(self.path)
+        try:
+            self.fd = open_dir_nofollow(self.path)
+        except PathError as exc:
+            raise RemovalError(str(exc))
         self.locked = False
         self.created_trash = False
         if lock:
@@ -128,7 +110,7 @@ class CacheDir(object):
         except OSError as exc:
             if exc.errno != errno.EEXIST:
                 raise
-        return os.open(TRASH_DIR, _DIR_FLAGS, dir_fd=self.fd)
+        return os.open(TRASH_DIR, DIR_FLAGS, dir_fd=self.fd)
 
     def remove(self, relpath):
         """Remove ``relpath`` (inside the cache); directories go through the trash first.
@@ -142,7 +124,7 @@ class CacheDir(object):
         parent = os.dup(self.fd)
         try:
             for part in parts[:-1]:
-                child = os.open(part, _DIR_FLAGS, dir_fd=parent)
+                child = os.open(part, DIR_FLAGS, dir_fd=parent)
                 os.close(parent)
                 parent = child
             name = parts[-1]
@@ -169,8 +151,3 @@ class CacheDir(object):
             return True
         finally:
             os.close(parent)
-
-
-def statvfs_free(path):
-    vfs = os.statvfs(path)
-    return vfs.f_bfree * vfs.f_frsize

@@ -11,13 +11,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
 import fnmatch
 import os
 import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
+from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_stale, process_paths, process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import version_key
 
@@ -142,64 +142,6 @@ def busy_reason(cache, policy):
     if pid is not None:
         return "in use by process %s" % pid
     return None
-
-
-def process_paths():
-    """``(pid, path)`` for the cwd and every open file of each other process, from /proc."""
-    me = str(os.getpid())
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit() and p != me]
-    except OSError:
-        return []
-    result = []
-    for pid in pids:
-        base = "/proc/%s" % pid
-        try:
-            links = [os.path.join(base, "cwd")]
-            links.extend(os.path.join(base, "fd", fd) for fd in os.listdir(base + "/fd"))
-        except OSError:
-            continue
-        for link in links:
-            try:
-                result.append((pid, os.readlink(link)))
-            except OSError:
-                continue
-    return result
-
-
-def process_using(path, paths=None):
-    """The first process whose cwd or an open file lies inside ``path`` (from ``paths``, as
-    :func:`process_paths` returns them, or read now)."""
-    prefix = path.rstrip("/") + "/"
-    for pid, target in process_paths() if paths is None else paths:
-        if target == path or target.startswith(prefix):
-            return "%s (%s)" % (pid, _comm("/proc/%s" % pid))
-    return None
-
-
-def _comm(base):
-    try:
-        with open(base + "/comm") as handle:
-            return handle.read().strip()
-    except (OSError, IOError):
-        return "?"
-
-
-def lock_is_stale(path):
-    """A lock file nobody holds: we can take an exclusive flock on it right now."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except (IOError, OSError) as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    finally:
-        os.close(fd)
 
 
 def plan_cache(cache, categories, verdicts, policy):
@@ -329,7 +271,7 @@ def execute(plans, tempfiles):
         if plan.skipped or not plan.items:
             continue
         mount = filesystem(plan.cache.path)["mount"]
-        free_before.setdefault(mount, _removal.statvfs_free(mount))
+        free_before.setdefault(mount, statvfs_free(mount))
         try:
             with _removal.CacheDir(plan.cache.path) as root:
                 for item in plan.items:
@@ -342,14 +284,14 @@ def execute(plans, tempfiles):
             errors.append("%s: %s" % (plan.cache.path, exc))
     for prefix, relpath, _st in tempfiles:
         mount = filesystem(prefix)["mount"]
-        free_before.setdefault(mount, _removal.statvfs_free(mount))
+        free_before.setdefault(mount, statvfs_free(mount))
         try:
             with _removal.CacheDir(prefix) as root:
                 if root.remove(relpath):
                     removed.append(os.path.join(prefix, relpath))
         except (OSError, _removal.RemovalError) as exc:
             errors.append("%s: %s" % (os.path.join(prefix, relpath), exc))
-    freed = dict((m, _removal.statvfs_free(m) - before) for m, before in free_before.items())
+    freed = dict((m, statvfs_free(m) - before) for m, before in free_before.items())
     return removed, freed, errors
 
 

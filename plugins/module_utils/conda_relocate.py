@@ -29,8 +29,9 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit impor
     EditError, read_items, set_items, write_atomic)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import (
     DiskUsage, filesystem, human_bytes, walk)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import process_using
+from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
     Host, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
 
@@ -209,10 +210,6 @@ def _existing_ancestor(path):
     return path
 
 
-def _inside(path, top):
-    return path == top or path.startswith(top.rstrip("/") + "/")
-
-
 class MovePlan(object):
     """Moving the old first cache's content into the new first cache.
 
@@ -274,7 +271,7 @@ def _softlinked(environments, source_real):
     for env in environments:
         for record in env.records:
             epd = record.extracted_package_dir
-            if record.link_type == "softlink" and epd and _inside(
+            if record.link_type == "softlink" and epd and inside(
                     os.path.join(os.path.realpath(os.path.dirname(epd)), os.path.basename(epd)), source_real):
                 found.setdefault(env.prefix, []).append(os.path.basename(epd))
     return found
@@ -285,13 +282,13 @@ def check_destination(dest, environments, roots):
     real = os.path.realpath(dest)
     for env in environments:
         prefix = os.path.realpath(env.prefix)
-        if prefix in roots or not _inside(real, prefix):
+        if prefix in roots or not inside(real, prefix):
             continue
         raise RelocateError("%s is inside the environment %s" % (dest, env.prefix))
     for root in roots:
         if real == root:
             raise RelocateError("%s is the installation %s itself" % (dest, root))
-        if _inside(real, root):
+        if inside(real, root):
             top = os.path.join(root, os.path.relpath(real, root).split("/")[0])
             if os.path.lexists(top) and not any(os.path.isfile(os.path.join(top, m)) for m in MARKERS):
                 raise RelocateError("%s would mix a cache into %s's own %s" % (dest, root, top))
@@ -304,7 +301,7 @@ def plan_move(source, dest, environments, extracted="move", link_old=False):
     if os.path.islink(source):
         raise RelocateError("%s is a symlink to %s: move that cache by hand" % (source, os.path.realpath(source)))
     source_real, dest_real = os.path.realpath(source), os.path.realpath(dest)
-    if _inside(dest_real, source_real) or _inside(source_real, dest_real):
+    if inside(dest_real, source_real) or inside(source_real, dest_real):
         raise RelocateError("%s and %s are inside one another" % (dest, source))
     if os.path.isdir(dest):
         foreign = sorted(n for n in os.listdir(dest) if n not in MARKERS)

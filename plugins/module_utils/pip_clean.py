@@ -32,6 +32,7 @@ import time
 from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow, statvfs_free
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError, parse_duration
@@ -452,7 +453,7 @@ class UvLock(object):
     def __init__(self, path):
         self.fd = None
         self.held_by_other = False
-        dir_fd = _removal.open_dir_nofollow(path)
+        dir_fd = open_dir_nofollow(path)
         try:
             self.fd = os.open(UV_LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
         except OSError as exc:
@@ -530,7 +531,7 @@ def execute(plans):
         if plan.skipped or not plan.items:
             continue
         mount = filesystem(plan.path)["mount"]
-        free_before.setdefault(mount, _removal.statvfs_free(mount))
+        free_before.setdefault(mount, statvfs_free(mount))
         try:
             with _removal.CacheDir(plan.path) as root:
                 for item in plan.items:
@@ -542,7 +543,7 @@ def execute(plans):
                         errors.append("%s: %s" % (path, exc))
         except (OSError, _removal.RemovalError) as exc:
             errors.append("%s: %s" % (plan.path, exc))
-    freed = dict((m, _removal.statvfs_free(m) - before) for m, before in free_before.items())
+    freed = dict((m, statvfs_free(m) - before) for m, before in free_before.items())
     return removed, freed, errors
 
 

@@ -7,7 +7,7 @@ the function, and sends its JSON-able result back through a pipe.  Whatever the 
 is measured inside the child, so fork and chroot stay outside the timed region.
 
 With ``proc=True`` the child first enters a private mount namespace and bind-mounts the machine's
-``/proc`` into the fixture, so code that looks for busy processes (``conda_clean.process_using``)
+``/proc`` into the fixture, so code that looks for busy processes (``_procs.process_using``)
 does the same work it does on a real host; the mount disappears with the child.
 """
 

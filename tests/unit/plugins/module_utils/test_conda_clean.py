@@ -288,7 +288,7 @@ def test_purge_empties_caches_but_keeps_softlinked_packages_and_urls(tmp_path):
 
 
 def test_a_process_working_inside_a_cache_is_found(tmp_path):
-    from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import process_using
+    from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
     import subprocess
     cache = tmp_path / "pkgs"
     (cache / "pkg-1-0").mkdir(parents=True)

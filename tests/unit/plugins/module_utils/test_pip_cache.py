@@ -450,8 +450,8 @@ def test_unreadable_directory_is_a_warning_naming_it_and_the_rest_is_counted():
         utils = top / "lib/ansible_collections/pkgcache/fleet/plugins/module_utils"
         utils.mkdir(parents=True)
         source = Path(pip_cache.__file__).parent
-        for name in ("_diskusage.py", "pip_cache.py"):
-            shutil.copy(source / name, utils / name)
+        for module in source.glob("*.py"):
+            shutil.copy(module, utils / module.name)
         manifest = build_pip_cache(top / "pip", seed=4, http_entries=5, legacy_http_entries=3, wheels=2, now=NOW)
         locked = next(p for p in sorted((top / "pip/http").rglob("*")) if p.is_dir())
         hidden = sum(1 for p in locked.rglob("*") if p.is_file())
