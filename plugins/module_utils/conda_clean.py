@@ -4,7 +4,7 @@
 """Policy-driven cleanup of conda package caches: plan first, then execute the same plan.
 
 What may be removed comes from the domain model (:func:`conda_model.find_unused` for packages);
-this module only applies targets, policies and gates to it, and removes through ``_removal``.
+this module only applies targets, policies and gates to it; the pipeline (``cleanup``) removes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,11 +15,11 @@ import fnmatch
 import os
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_stale, process_paths, process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import version_key
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, version_key
 
 # Module targets -> cache categories.
 TARGETS = {
@@ -33,6 +33,8 @@ TARGETS = {
     "tempfiles": None,  # in environment prefixes, not in caches
 }
 TEMPFILE_SUFFIXES = (".c~", ".trash")
+KIND = "conda"
+TEMPFILES = "tempfiles"
 
 
 class Policy(object):
@@ -86,53 +88,6 @@ def _describe(threshold):
     return "%g%%" % value if kind == "percent" else "%d bytes" % value
 
 
-class PlanItem(object):
-    __slots__ = ("entry", "category", "reason")
-
-    def __init__(self, entry, category, reason):
-        self.entry = entry
-        self.category = category
-        self.reason = reason
-
-    def as_dict(self):
-        return {
-            "path": self.entry.path,
-            "category": self.category,
-            "reason": self.reason,
-            "apparent_bytes": self.entry.usage.apparent,
-            "disk_bytes": self.entry.usage.on_disk,
-        }
-
-
-class CachePlan(object):
-    """What one cache loses, what it keeps and why; or why it is skipped whole."""
-
-    def __init__(self, cache):
-        self.cache = cache
-        self.items = []
-        self.kept = []  # (path, category, reason)
-        self.skipped = None  # reason the whole cache is left alone
-
-    @property
-    def usage(self):
-        total = DiskUsage()
-        for item in self.items:
-            total.update(item.entry.usage)
-        return total
-
-    def as_dict(self):
-        usage = self.usage
-        return {
-            "path": self.cache.path,
-            "skipped": self.skipped,
-            "remove": [item.as_dict() for item in self.items],
-            "kept": [{"path": p, "category": c, "reason": r} for p, c, r in self.kept],
-            "apparent_bytes": usage.apparent,
-            "disk_bytes": usage.on_disk,
-            "reclaimable_bytes": usage.reclaimable,
-        }
-
-
 def busy_reason(cache, policy):
     """A cache in active use: a fresh ``.partial`` download or a process working inside it."""
     for entry in cache.entries["partial"]:
@@ -146,7 +101,7 @@ def busy_reason(cache, policy):
 
 def plan_cache(cache, categories, verdicts, policy):
     """The plan for one cache: candidates of the chosen categories minus what must be kept."""
-    plan = CachePlan(cache)
+    plan = CachePlan(cache.path, KIND)
     plan.skipped = policy.gate(cache) or busy_reason(cache, policy)
     if plan.skipped:
         return plan
@@ -158,11 +113,11 @@ def plan_cache(cache, categories, verdicts, policy):
                 if verdict.unused:
                     candidates.append((package, category, verdict.reason))
                 else:
-                    plan.kept.append((package.path, category, verdict.reason))
+                    plan.keep(verdict.reason, package.path, category)
         elif category == "tarballs":
             for entry in cache.tarballs:
                 if any(nlink > seen for _k, seen, nlink in entry.usage.inodes()):
-                    plan.kept.append((entry.path, category, "hard-linked elsewhere (conda clean keeps it too)"))
+                    plan.keep("hard-linked elsewhere (conda clean keeps it too)", entry.path, category)
                 else:
                     candidates.append((entry, category, "package tarball"))
         elif category == "locks":
@@ -170,7 +125,7 @@ def plan_cache(cache, categories, verdicts, policy):
                 if lock_is_stale(entry.path):
                     candidates.append((entry, category, "stale lock (nobody holds it)"))
                 else:
-                    plan.kept.append((entry.path, category, "lock is held"))
+                    plan.keep("lock is held", entry.path, category)
         elif category == "partial":
             candidates.extend((e, category, "stale partial download") for e in cache.entries["partial"])
         else:
@@ -179,36 +134,33 @@ def plan_cache(cache, categories, verdicts, policy):
     for entry, category, reason in candidates:
         why = policy.keep_reason(entry) or kept_by_version.get(entry.path)
         if why:
-            plan.kept.append((entry.path, category, why))
+            plan.keep(why, entry.path, category)
         else:
-            plan.items.append(PlanItem(entry, category, reason))
+            plan.remove(entry.relpath, reason, entry.usage, category)
     return plan
-
-
-PURGE_KEEPS = ("urls.txt", "urls")
 
 
 def plan_purge(cache, verdicts, policy):
     """Empty a whole cache, like ``conda clean --force-pkgs-dirs``, but keep what would break an
     environment (packages soft-linked environments point into) and the files that make the
     directory a writable cache for conda."""
-    plan = CachePlan(cache)
+    plan = CachePlan(cache.path, KIND)
     plan.skipped = policy.gate(cache) or busy_reason(cache, policy)
     if plan.skipped:
         return plan
     for items in list(cache.entries.values()) + [cache.other]:
         for entry in items:
-            if entry.relpath in PURGE_KEEPS:
+            if entry.relpath in CACHE_MARKERS:
                 continue
             verdict = verdicts.get(entry.path) if entry.category == "extracted" else None
             if verdict is not None and any(r.link_type == "softlink" for _e, r in verdict.referenced_by):
-                plan.kept.append((entry.path, "purge", "a soft-linked environment points into it"))
+                plan.keep("a soft-linked environment points into it", entry.path, "purge")
                 continue
             why = policy.keep_reason(entry)
             if why:
-                plan.kept.append((entry.path, "purge", why))
+                plan.keep(why, entry.path, "purge")
             else:
-                plan.items.append(PlanItem(entry, "purge", "purge of the whole cache"))
+                plan.remove(entry.relpath, "purge of the whole cache", entry.usage, "purge")
     return plan
 
 
@@ -238,15 +190,17 @@ def split_dist(dist):
 
 
 def plan_tempfiles(environments, caches, policy, warnings):
-    """``*.c~`` and ``*.trash`` files left in environment prefixes by interrupted operations.
+    """``*.c~`` and ``*.trash`` files left in environment prefixes by interrupted operations, one
+    plan per prefix.
 
     A root prefix contains its ``pkgs/`` and ``envs/``: caches belong to the cache plans and each
     environment is walked once, on its own.
     """
-    items = []
+    plans = []
     elsewhere = set(os.path.realpath(c.path) for c in caches)
     elsewhere.update(os.path.realpath(e.prefix) for e in environments)
     for env in environments:
+        plan = CachePlan(env.prefix, TEMPFILES)
         skip = elsewhere - set([os.path.realpath(env.prefix)])
         for dirpath, dirnames, filenames in os.walk(env.prefix, onerror=lambda e: warnings.path_error(e.filename, e)):
             dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip]
@@ -260,39 +214,12 @@ def plan_tempfiles(environments, caches, policy, warnings):
                         continue
                     if policy.min_age and policy.now - st.st_mtime < policy.min_age:
                         continue
-                    items.append((env.prefix, os.path.relpath(path, env.prefix), st))
-    return items
-
-
-def execute(plans, tempfiles):
-    """Remove every planned item under the cache's lock; measure what each filesystem gained."""
-    free_before, removed, errors = {}, [], []
-    for plan in plans:
-        if plan.skipped or not plan.items:
-            continue
-        mount = filesystem(plan.cache.path)["mount"]
-        free_before.setdefault(mount, statvfs_free(mount))
-        try:
-            with _removal.CacheDir(plan.cache.path) as root:
-                for item in plan.items:
-                    try:
-                        if root.remove(item.entry.relpath):
-                            removed.append(item.entry.path)
-                    except (OSError, _removal.RemovalError) as exc:
-                        errors.append("%s: %s" % (item.entry.path, exc))
-        except (OSError, _removal.RemovalError) as exc:
-            errors.append("%s: %s" % (plan.cache.path, exc))
-    for prefix, relpath, _st in tempfiles:
-        mount = filesystem(prefix)["mount"]
-        free_before.setdefault(mount, statvfs_free(mount))
-        try:
-            with _removal.CacheDir(prefix) as root:
-                if root.remove(relpath):
-                    removed.append(os.path.join(prefix, relpath))
-        except (OSError, _removal.RemovalError) as exc:
-            errors.append("%s: %s" % (os.path.join(prefix, relpath), exc))
-    freed = dict((m, statvfs_free(m) - before) for m, before in free_before.items())
-    return removed, freed, errors
+                    usage = DiskUsage()
+                    usage.add(st)
+                    plan.remove(os.path.relpath(path, env.prefix), "temporary file", usage, TEMPFILES)
+        if plan.items:
+            plans.append(plan)
+    return plans
 
 
 def _refuse_unknown_state(host):
@@ -304,11 +231,11 @@ def _refuse_unknown_state(host):
 def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False):
     """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan.
 
-    Returns a result dict (``changed``, ``plan``, ``tempfiles``, ``paths``, ``removed``,
-    ``planned_bytes``, ``freed_bytes``, ``errors``).  ``purge`` empties whole caches instead of
-    applying ``targets`` (see :func:`plan_purge`).  Raises ValueError for a bad cache selection,
-    and when reading the host met problems (a malformed config, an unreadable directory or
-    record): what is unknown might be in use, so nothing is deleted.
+    Returns the pipeline's result (:func:`cleanup.run`) plus ``tempfiles`` and ``skipped_caches``.
+    ``purge`` empties whole caches instead of applying ``targets`` (see :func:`plan_purge`).
+    Raises ValueError for a bad cache selection, and when reading the host met problems (a
+    malformed config, an unreadable directory or record): what is unknown might be in use, so
+    nothing is deleted.
     """
     _refuse_unknown_state(host)
     caches = host.select_caches(roots, pkgs_dirs)
@@ -318,26 +245,21 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
         plans = [plan_purge(cache, verdicts, policy) for cache in caches]
     else:
         plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
-    plan_dicts = [plan.as_dict() for plan in plans]
     # Planning sized the candidates (see CacheEntry.usage): a problem met there stops it too.
     _refuse_unknown_state(host)
     wants_tempfiles = "tempfiles" in targets and not purge
     tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings) if wants_tempfiles else []
-    temp_paths = [os.path.join(prefix, relpath) for prefix, relpath, _st in tempfiles]
-    paths = [item.entry.path for plan in plans for item in plan.items] + temp_paths
-    result = {
-        "changed": bool(paths),
-        "plan": plan_dicts,
-        "tempfiles": temp_paths,
-        "paths": paths,
-        "removed": [],
-        "planned_bytes": sum(p.usage.reclaimable for p in plans) + sum(t[2].st_blocks * 512 for t in tempfiles),
-        "freed_bytes": {},
-        "errors": [],
-        "skipped_caches": sum(1 for p in plans if p.skipped),
-        "caches": len(plans),
-    }
-    if paths and not check_mode:
-        removed, freed, errors = execute(plans, tempfiles)
-        result.update(removed=removed, freed_bytes=freed, errors=errors, changed=bool(removed))
+    result = cleanup.run(plans, check_mode, hidden=tempfiles)
+    result["tempfiles"] = [path for plan in tempfiles for path in plan.paths]
+    result["skipped_caches"] = sum(1 for p in plans if p.skipped)
+    result["plan"] = [_legacy_plan(cache) for cache in result["caches"]]
     return result
+
+
+def _legacy_plan(cache):
+    """The per-cache plan as conda_clean returned it before the pipeline (``plan``, ``kept`` as a
+    list of paths); kept for existing consumers, ``caches`` is the shape to read."""
+    legacy = dict((k, v) for k, v in cache.items() if k not in ("keep", "kind", "users", "planned_bytes", "freed_bytes"))
+    legacy["kept"] = [{"path": path, "category": group["category"], "reason": group["reason"]}
+                      for group in cache["keep"] for path in group["paths"]]
+    return legacy

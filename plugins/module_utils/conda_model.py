@@ -27,6 +27,9 @@ TARBALL_SUFFIXES = (".conda", ".tar.bz2")
 PARTIAL_SUFFIX = ".partial"
 LOCK_SUFFIX = ".lock"
 MAMBA_TRASH_SUFFIX = ".mamba_trash"
+# What makes a directory a cache conda writes to (conda: writable only with urls.txt) and cleans.
+URLS_TXT = "urls.txt"
+CACHE_MARKERS = (URLS_TXT, "urls")
 LINK_TYPES = {1: "hardlink", 2: "softlink", 3: "copy", 4: "directory"}
 
 # Categories of a cache's content, in report order.  "unused" is a subset of "extracted".
@@ -338,7 +341,7 @@ class PackageCache(object):
     @property
     def conda_writable(self):
         """conda writes to a cache only if ``urls.txt`` exists and is writable (no file is opened)."""
-        urls = os.path.join(self.path, "urls.txt")
+        urls = os.path.join(self.path, URLS_TXT)
         return os.path.isfile(urls) and os.access(urls, os.W_OK)
 
     def scan(self, warnings):
@@ -644,7 +647,7 @@ class Host(object):
                 real = os.path.realpath(path)
                 cache = known.get(real)
                 if cache is None:
-                    if not any(os.path.isfile(os.path.join(real, n)) for n in ("urls.txt", "urls")):
+                    if not any(os.path.isfile(os.path.join(real, n)) for n in CACHE_MARKERS):
                         raise ValueError("%s is not a conda package cache (not configured for any "
                                          "installation, no urls.txt)" % path)
                     cache = self._scan(PackageCache(path))

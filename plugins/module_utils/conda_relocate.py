@@ -33,10 +33,9 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
-    Host, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
+    CACHE_MARKERS, URLS_TXT, Host, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
 
 KEY = "pkgs_dirs"
-MARKERS = ("urls.txt", "urls")  # what makes a directory a cache conda writes to and cleans
 STAGING = ".pkgcache-relocate"  # inside the new cache: a copy in progress, never a package
 ASIDE = ".pkgcache-old"  # suffix of the old cache while it is being removed
 _CHUNK = 1 << 20
@@ -290,7 +289,7 @@ def check_destination(dest, environments, roots):
             raise RelocateError("%s is the installation %s itself" % (dest, root))
         if inside(real, root):
             top = os.path.join(root, os.path.relpath(real, root).split("/")[0])
-            if os.path.lexists(top) and not any(os.path.isfile(os.path.join(top, m)) for m in MARKERS):
+            if os.path.lexists(top) and not any(os.path.isfile(os.path.join(top, m)) for m in CACHE_MARKERS):
                 raise RelocateError("%s would mix a cache into %s's own %s" % (dest, root, top))
 
 
@@ -304,7 +303,7 @@ def plan_move(source, dest, environments, extracted="move", link_old=False):
     if inside(dest_real, source_real) or inside(source_real, dest_real):
         raise RelocateError("%s and %s are inside one another" % (dest, source))
     if os.path.isdir(dest):
-        foreign = sorted(n for n in os.listdir(dest) if n not in MARKERS)
+        foreign = sorted(n for n in os.listdir(dest) if n not in CACHE_MARKERS)
         if foreign:
             raise RelocateError("%s already holds %d entries (%s): merging caches is not supported" % (
                 dest, len(foreign), ", ".join(foreign[:5])))
@@ -313,7 +312,7 @@ def plan_move(source, dest, environments, extracted="move", link_old=False):
     if softlinked and not link_old:
         raise RelocateError("soft-linked environments point into %s (%s): set link_old to keep them working" % (
             source, ", ".join(sorted(softlinked))))
-    names = sorted(n for n in os.listdir(source_real) if n not in MARKERS and n != STAGING)
+    names = sorted(n for n in os.listdir(source_real) if n not in CACHE_MARKERS and n != STAGING)
     dropped = []
     if extracted == "drop" and not same_fs:
         dropped = _droppable(source_real, names, set(d for dists in softlinked.values() for d in dists))
@@ -480,10 +479,10 @@ def make_cache_dir(path, uid=None, gid=None, mode=None):
     os.mkdir(path)
     if mode is not None:
         os.chmod(path, mode)
-    for marker in MARKERS:
+    for marker in CACHE_MARKERS:
         os.close(os.open(os.path.join(path, marker), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
     if uid is not None or gid is not None:
-        for name in [path] + [os.path.join(path, m) for m in MARKERS]:
+        for name in [path] + [os.path.join(path, m) for m in CACHE_MARKERS]:
             os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid)
 
 
@@ -604,7 +603,7 @@ class Mover(object):
         try:
             self.old = CacheDir(move.source)
             self.new = CacheDir(move.dest)
-            self.urls_before = _read(os.path.join(move.dest, "urls.txt"))
+            self.urls_before = _read(os.path.join(move.dest, URLS_TXT))
             if move.method == "rename":
                 for name in move.names:
                     os.rename(os.path.join(move.source, name), os.path.join(move.dest, name))
@@ -633,10 +632,10 @@ class Mover(object):
 
     def _merge_urls(self):
         """The new ``urls.txt``: the old cache's download log, then lines only the new one had."""
-        old = (_read(os.path.join(self.move.source, "urls.txt")) or "").splitlines(True)
+        old = (_read(os.path.join(self.move.source, URLS_TXT)) or "").splitlines(True)
         extra = [line for line in (self.urls_before or "").splitlines(True) if line not in old]
         if old:
-            write_atomic(os.path.join(self.move.dest, "urls.txt"), "".join(old + extra))
+            write_atomic(os.path.join(self.move.dest, URLS_TXT), "".join(old + extra))
 
     def rollback(self):
         """Undo :meth:`stage`: the old cache as it was, the new one without our entries."""
@@ -650,7 +649,7 @@ class Mover(object):
                     for name in self.placed + [STAGING]:
                         self.new.remove(name)
                 if self.urls_before is not None:
-                    write_atomic(os.path.join(move.dest, "urls.txt"), self.urls_before)
+                    write_atomic(os.path.join(move.dest, URLS_TXT), self.urls_before)
         finally:
             self.close()
 

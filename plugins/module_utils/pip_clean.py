@@ -13,7 +13,7 @@ of uv's buckets under uv's own cache lock.
 
 Everything is decided from one ``lstat`` walk per part (symlinks are entries, never followed), the
 plan lists what goes with its bytes, and execution removes exactly the planned paths through
-``_removal`` -- check mode stops before that step.
+the cleanup pipeline -- check mode stops before that step.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,10 +31,11 @@ import stat
 import time
 from contextlib import ExitStack
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow, statvfs_free
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError, parse_duration
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import resolve_pip_cache, resolve_uv_cache
 
@@ -204,61 +205,6 @@ def scan(cache, relpath, warn):
 # -- the plan ----------------------------------------------------------------------------------
 
 
-class PlanItem(object):
-    """A path removed whole (a file, a link or a directory with everything in it), and why."""
-
-    __slots__ = ("node", "reason", "usage")
-
-    def __init__(self, node, reason):
-        self.node = node
-        self.reason = reason
-        self.usage = node.usage()
-
-    def as_dict(self, cache):
-        return {
-            "path": posixpath.join(cache, self.node.relpath),
-            "reason": self.reason,
-            "apparent_bytes": self.usage.apparent,
-            "disk_bytes": self.usage.on_disk,
-        }
-
-
-class CachePlan(object):
-    """What one cache loses, how many candidates it keeps and why, or why it is skipped whole."""
-
-    def __init__(self, path, tool, users):
-        self.path = path
-        self.tool = tool
-        self.users = users
-        self.items = []
-        self.kept = {}
-        self.skipped = None
-
-    def keep(self, reason, count=1):
-        self.kept[reason] = self.kept.get(reason, 0) + count
-
-    @property
-    def usage(self):
-        total = DiskUsage()
-        for item in self.items:
-            total.update(item.usage)
-        return total
-
-    def as_dict(self):
-        usage = self.usage
-        return {
-            "path": self.path,
-            "tool": self.tool,
-            "users": [user.name for user in self.users],
-            "skipped": self.skipped,
-            "remove": [item.as_dict(self.path) for item in self.items],
-            "kept": dict(self.kept),
-            "apparent_bytes": usage.apparent,
-            "disk_bytes": usage.on_disk,
-            "reclaimable_bytes": usage.reclaimable,
-        }
-
-
 def wheel_glob(pattern):
     """pip's pattern -> file name glob: a name gets ``-*.whl``, a name with a version ``*.whl``."""
     return pattern + ("*.whl" if "-" in pattern else "-*.whl")
@@ -316,8 +262,12 @@ def _keeps_dir(part, node, selected):
     return part in HTTP_PARTS or node.name.endswith(".whl")
 
 
+def _remove(plan, node, reason):
+    plan.remove(node.relpath, reason, node.usage())
+
+
 def _tidy(part, root, selected):
-    """Plan items for one part: directories with nothing left to keep go whole, else their
+    """``[(node, reason)]`` to remove from one part: directories with nothing left to keep go whole, else their
     selected files one by one (an HTTP entry's metadata before its body)."""
     remains = {}
     for node in reversed(list(root.walk())):
@@ -332,11 +282,11 @@ def _tidy(part, root, selected):
         if node.is_dir and not remains[node.relpath]:
             reasons = [selected[n.relpath] for n in node.walk() if n.relpath in selected]
             tidy = "left without wheels" if part == WHEELS else "left without files"
-            items.append(PlanItem(node, reasons[0] if reasons else tidy))
+            items.append((node, reasons[0] if reasons else tidy))
         elif node.is_dir:
             stack.extend(reversed(node.children))
         elif node.relpath in selected:
-            items.append(PlanItem(node, selected[node.relpath]))
+            items.append((node, selected[node.relpath]))
     return items
 
 
@@ -351,18 +301,19 @@ def plan_pip(plan, request, warn):
             plan.keep("%s is not a directory" % part)
             continue
         selected = _select_pip(part, root, request)
-        plan.items.extend(_tidy(part, root, selected))
+        for node, reason in _tidy(part, root, selected):
+            _remove(plan, node, reason)
         if request.min_age is not None:
             young = sum(1 for entry in _age_candidates(part, root) if entry[0].relpath not in selected)
             if young:
-                plan.keep("newer than %s" % _duration_text(request.min_age), young)
+                plan.keep("newer than %s" % _duration_text(request.min_age), count=young)
     legacy = scan(plan.path, LEGACY_SELFCHECK, warn)
     if legacy is not None and stat.S_ISREG(legacy.st.st_mode):
-        plan.items.append(PlanItem(legacy, "legacy state file pip removes"))
+        _remove(plan, legacy, "legacy state file pip removes")
     if request.include_selfcheck:
         selfcheck = scan(plan.path, SELFCHECK, warn)
         if selfcheck is not None:
-            plan.items.append(PlanItem(selfcheck, "purge with include_selfcheck"))
+            _remove(plan, selfcheck, "purge with include_selfcheck")
 
 
 def plan_uv(plan, request, warn):
@@ -395,7 +346,7 @@ def plan_uv(plan, request, warn):
         if entry.relpath.startswith(UV_ARCHIVE + "/") and entry.name in referenced:
             plan.keep("archive still used by a newer entry")
         else:
-            plan.items.append(PlanItem(entry, reason))
+            _remove(plan, entry, reason)
 
 
 def _referenced_archives(cache, entries, ids):
@@ -524,56 +475,13 @@ def plan_cache(path, tool, users, request, warn, locks):
     return plan
 
 
-def execute(plans):
-    """Remove every planned path under the cache's lock; measure what each filesystem gained."""
-    free_before, removed, errors = {}, [], []
-    for plan in plans:
-        if plan.skipped or not plan.items:
-            continue
-        mount = filesystem(plan.path)["mount"]
-        free_before.setdefault(mount, statvfs_free(mount))
-        try:
-            with _removal.CacheDir(plan.path) as root:
-                for item in plan.items:
-                    path = posixpath.join(plan.path, item.node.relpath)
-                    try:
-                        if root.remove(item.node.relpath):
-                            removed.append(path)
-                    except (OSError, _removal.RemovalError) as exc:
-                        errors.append("%s: %s" % (path, exc))
-        except (OSError, _removal.RemovalError) as exc:
-            errors.append("%s: %s" % (plan.path, exc))
-    freed = dict((m, statvfs_free(m) - before) for m, before in free_before.items())
-    return removed, freed, errors
-
-
 def clean(users, env, request, warn, check_mode=False):
-    """Plan the cleanup of the users' pip/uv caches and, unless ``check_mode``, execute it.
-
-    Returns ``changed``, ``caches`` (per-cache plans), ``paths`` (planned), ``removed``,
-    ``planned_bytes`` (reclaimable, each inode once over all caches), ``freed_bytes`` (statvfs,
-    per mount), ``errors`` and a one-line ``msg``.
-    """
+    """Plan the cleanup of the users' pip/uv caches and, unless ``check_mode``, execute it: the
+    pipeline's result (:func:`cleanup.run`); ``planned_bytes`` counts each inode once over all caches."""
     with ExitStack() as locks:
         plans = [plan_cache(path, tool, owners, request, warn, locks) for path, tool, owners in locate(users, env, warn, request)]
-        paths = [posixpath.join(p.path, item.node.relpath) for p in plans for item in p.items]
-        total = DiskUsage()
-        for plan in plans:
-            total.update(plan.usage)
-        result = {
-            "changed": bool(paths),
-            "caches": [plan.as_dict() for plan in plans],
-            "paths": paths,
-            "removed": [],
-            "planned_bytes": total.reclaimable,
-            "freed_bytes": {},
-            "errors": [],
-        }
-        if paths and not check_mode:
-            removed, freed, errors = execute(plans)
-            result.update(removed=removed, freed_bytes=freed, errors=errors, changed=bool(removed))
-    skipped = sum(1 for p in plans if p.skipped)
-    result["msg"] = "%s %d path(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
-        "would remove" if check_mode else "removed", len(paths), human_bytes(total.reclaimable),
-        len(plans) - skipped, skipped)
+        result = cleanup.run(plans, check_mode)
+    for cache in result["caches"]:
+        cache["tool"] = cache["kind"]
+        cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
     return result

@@ -136,8 +136,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-plan:
-  description: Per cache, what is (or would be) removed and what is kept, with reasons and bytes.
+caches:
+  description:
+    - Per cache, what is (or would be) removed and what is kept, with reasons and bytes.
+    - The shape every cleaning module of the collection returns.
   returned: always
   type: list
   elements: dict
@@ -145,6 +147,15 @@ plan:
     path:
       description: The cache.
       type: str
+      returned: always
+    kind:
+      description: C(conda).
+      type: str
+      returned: always
+    users:
+      description: Empty for conda caches (they belong to their installations).
+      type: list
+      elements: str
       returned: always
     skipped:
       description: Why the whole cache was left alone (gate not met, busy), else null.
@@ -155,8 +166,8 @@ plan:
       type: list
       elements: dict
       returned: always
-    kept:
-      description: Candidates kept, each with C(path), C(category), C(reason).
+    keep:
+      description: Candidates kept, grouped by C(category) and C(reason), with C(count) and their C(paths).
       type: list
       elements: dict
       returned: always
@@ -172,6 +183,21 @@ plan:
       description: What removing the items frees (inodes with no link left elsewhere).
       type: int
       returned: always
+    planned_bytes:
+      description: The same as C(reclaimable_bytes).
+      type: int
+      returned: always
+    freed_bytes:
+      description: Reclaimable bytes of the items actually removed (0 in check mode).
+      type: int
+      returned: always
+plan:
+  description:
+    - The per-cache plans of C(caches) in the shape of earlier releases, kept for existing consumers.
+    - C(kept) lists each kept candidate with C(path), C(category) and C(reason).
+  returned: always
+  type: list
+  elements: dict
 tempfiles:
   description: Temporary files in environment prefixes removed (or to remove).
   returned: always
@@ -183,7 +209,7 @@ removed:
   type: list
   elements: str
 planned_bytes:
-  description: Sum of the plans' reclaimable bytes.
+  description: Reclaimable bytes of the whole plan, each inode once over all caches and tempfiles.
   returned: always
   type: int
 freed_bytes:
@@ -205,7 +231,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import (
     PolicyError, parse_duration, parse_free_threshold, parse_size)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
@@ -259,17 +285,7 @@ def main():
         module.fail_json(msg=str(exc))
     for warning in host.warnings:
         module.warn(warning)
-    paths = result.pop("paths")
-    errors = result.pop("errors")
-    if module._diff:
-        result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
-                              before_header="conda caches", after_header="conda caches")
-    if errors:
-        module.fail_json(msg="removal failed for %d item(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
-    result["msg"] = "%s %d item(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
-        "would remove" if module.check_mode else "removed", len(paths), human_bytes(result["planned_bytes"]),
-        result.pop("caches") - result["skipped_caches"], result["skipped_caches"])
-    module.exit_json(**result)
+    exit_module(module, result, "conda caches")
 
 
 if __name__ == "__main__":

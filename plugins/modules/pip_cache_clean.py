@@ -108,8 +108,12 @@ caches:
       type: str
       returned: always
       sample: /home/alice/.cache/pip
-    tool:
+    kind:
       description: C(pip) or C(uv).
+      type: str
+      returned: always
+    tool:
+      description: The same as C(kind) (the name of earlier releases).
       type: str
       returned: always
     users:
@@ -126,8 +130,13 @@ caches:
       type: list
       elements: dict
       returned: always
+    keep:
+      description: Candidates kept, grouped by C(reason), with their C(count) (C(paths) stays empty, young HTTP files are many).
+      type: list
+      elements: dict
+      returned: always
     kept:
-      description: Candidates kept, counted per reason.
+      description: Candidates kept, counted per reason (the shape of earlier releases).
       type: dict
       returned: always
       sample: {"newer than 30d": 12}
@@ -141,6 +150,14 @@ caches:
       returned: always
     reclaimable_bytes:
       description: What removing them frees (inodes with no link left elsewhere).
+      type: int
+      returned: always
+    planned_bytes:
+      description: The same as C(reclaimable_bytes).
+      type: int
+      returned: always
+    freed_bytes:
+      description: Reclaimable bytes of the paths actually removed (0 in check mode).
       type: int
       returned: always
 removed:
@@ -167,6 +184,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean, select_users
 
 
@@ -192,14 +210,7 @@ def main():
         module.fail_json(msg=str(exc))
     environment = shell_environment(params["environment"])
     result = clean(users, environment, request, module.warn, module.check_mode)
-    paths = result.pop("paths")
-    errors = result.pop("errors")
-    if module._diff:
-        result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
-                              before_header="pip/uv caches", after_header="pip/uv caches")
-    if errors:
-        module.fail_json(msg="removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
-    module.exit_json(**result)
+    exit_module(module, result, "pip/uv caches")
 
 
 if __name__ == "__main__":

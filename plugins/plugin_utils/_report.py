@@ -32,8 +32,6 @@ SKIPPED = "skipped"
 CLEAN_BEFORE_VAR = "cache_clean_before"
 CLEAN_CHECK_MODE_VAR = "cache_clean_check_mode"
 CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result")
-# Per-cache plans in a clean result: conda_clean calls them ``plan``, pip_cache_clean ``caches``.
-PLAN_KEYS = ("plan", "caches")
 BACKUP_RESULT_VAR = "pkgs_backup_result"
 RESULT_VARS = (
     "cache_facts_result",
@@ -98,7 +96,7 @@ def clean_summary(hostvars, after):
     if not results or not isinstance(before, dict):
         return None
     check_mode = bool(hostvars.get(CLEAN_CHECK_MODE_VAR))
-    plans = [plan for result in results for key in PLAN_KEYS for plan in result.get(key) or []]
+    plans = [plan for result in results for plan in result.get("caches") or []]
     removed = sum(len(result.get("removed") or []) for result in results)
     planned = sum(_int(result.get("planned_bytes")) for result in results)
     if any(result.get("failed") for result in results):

@@ -44,7 +44,8 @@ def clean_result(planned, removed=(), freed=None, skipped=(None,), failed=False,
     """conda_clean's return: one plan per entry of *skipped* (a reason, or None)."""
     result = {
         "changed": bool(removed),
-        "plan": [{"path": "/c%d" % i, "skipped": reason, "remove": [], "kept": []} for i, reason in enumerate(skipped)],
+        "caches": [{"path": "/c%d" % i, "kind": "conda", "skipped": reason, "remove": [], "keep": []}
+                   for i, reason in enumerate(skipped)],
         "removed": list(removed),
         "planned_bytes": planned,
         "freed_bytes": dict(freed or {}),
@@ -56,9 +57,9 @@ def clean_result(planned, removed=(), freed=None, skipped=(None,), failed=False,
 
 
 def pip_clean_result(planned, removed=(), freed=None, skipped=(None,)):
-    """pip_cache_clean's return: its per-cache list is ``caches``, not ``plan``."""
+    """pip_cache_clean's return: the same pipeline shape, pip caches with their users."""
     result = clean_result(planned, removed, freed, skipped, msg="removed pip")
-    result["caches"] = [dict(plan, tool="pip", users=["alice"]) for plan in result.pop("plan")]
+    result["caches"] = [dict(plan, kind="pip", tool="pip", users=["alice"]) for plan in result["caches"]]
     return result
 
 

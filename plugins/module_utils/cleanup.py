@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one cleanup pipeline, for every cache kind: plan items, cache plans, execute, result, summary.
+
+A kind (conda, pip, uv, backup's pruning) only decides what goes and what stays, and why; this
+file removes exactly that, under each cache's lock, through ``_removal``, and reports it in one
+shape.  It knows nothing of conda or pip.
+
+Result shape (what every cleaning module returns): ``caches``, one per cache, each with
+``path``, ``kind``, ``users``, ``skipped`` (why the whole cache is left alone), ``remove``
+(``path``, ``category``, ``reason``, ``apparent_bytes``, ``disk_bytes``), ``keep`` (``category``,
+``reason``, ``count``, ``paths`` when the kind lists them), ``planned_bytes`` and ``freed_bytes``;
+then ``paths``, ``removed``, ``planned_bytes`` (each inode once over every plan), ``freed_bytes``
+(statvfs gain per mount), ``errors`` and a one-line ``msg``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import posixpath
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
+
+
+class PlanItem(object):
+    """A path inside a cache removed whole (a file, a link or a directory with all it holds), and why."""
+
+    __slots__ = ("relpath", "reason", "category", "usage")
+
+    def __init__(self, relpath, reason, usage, category=None):
+        self.relpath = relpath
+        self.reason = reason
+        self.category = category
+        self.usage = usage
+
+    def as_dict(self, cache):
+        return {
+            "path": posixpath.join(cache, self.relpath),
+            "category": self.category,
+            "reason": self.reason,
+            "apparent_bytes": self.usage.apparent,
+            "disk_bytes": self.usage.on_disk,
+        }
+
+
+class CachePlan(object):
+    """What one cache loses, what it keeps and why; or why it is skipped whole."""
+
+    def __init__(self, path, kind, users=()):
+        self.path = path
+        self.kind = kind
+        self.users = list(users)
+        self.items = []
+        self.kept = {}  # (category, reason) -> [count, [paths]]
+        self.skipped = None
+        self.removed = []
+
+    def remove(self, relpath, reason, usage, category=None):
+        self.items.append(PlanItem(relpath, reason, usage, category))
+
+    def keep(self, reason, path=None, category=None, count=1):
+        """Record a candidate left in place; kinds that keep many (pip's young HTTP files) count them."""
+        group = self.kept.setdefault((category, reason), [0, []])
+        group[0] += count
+        if path is not None:
+            group[1].append(path)
+
+    def path_of(self, item):
+        return posixpath.join(self.path, item.relpath)
+
+    @property
+    def paths(self):
+        return [self.path_of(item) for item in self.items]
+
+    @property
+    def usage(self):
+        return usage_of(self.items)
+
+    def kept_paths(self):
+        """``[(path, category, reason)]`` of the kept candidates that were listed by path."""
+        return [(path, category, reason) for (category, reason), (_n, paths) in self.kept.items() for path in paths]
+
+    def as_dict(self):
+        usage = self.usage
+        removed = set(self.removed)
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "users": [user.name for user in self.users],
+            "skipped": self.skipped,
+            "remove": [item.as_dict(self.path) for item in self.items],
+            "keep": [{"category": category, "reason": reason, "count": count, "paths": paths}
+                     for (category, reason), (count, paths) in self.kept.items()],
+            "apparent_bytes": usage.apparent,
+            "disk_bytes": usage.on_disk,
+            "reclaimable_bytes": usage.reclaimable,
+            "planned_bytes": usage.reclaimable,
+            "freed_bytes": usage_of(i for i in self.items if self.path_of(i) in removed).reclaimable,
+        }
+
+
+def usage_of(items):
+    """Disk usage of plan items together, each inode once."""
+    total = DiskUsage()
+    for item in items:
+        total.update(item.usage)
+    return total
+
+
+def execute(plans):
+    """Remove every planned path under its cache's lock; measure what each filesystem gained.
+
+    Each plan records what it lost (``plan.removed``); returns ``(removed, freed, errors)``.  An
+    error stops nothing else: whatever was removed is always reported.
+    """
+    free_before, removed, errors = {}, [], []
+    for plan in plans:
+        if plan.skipped or not plan.items:
+            continue
+        mount = filesystem(plan.path)["mount"]
+        free_before.setdefault(mount, statvfs_free(mount))
+        try:
+            with _removal.CacheDir(plan.path) as root:
+                for item in plan.items:
+                    path = plan.path_of(item)
+                    try:
+                        if root.remove(item.relpath):
+                            plan.removed.append(path)
+                            removed.append(path)
+                    except (OSError, _removal.RemovalError) as exc:
+                        errors.append("%s: %s" % (path, exc))
+        except (OSError, _removal.RemovalError) as exc:
+            errors.append("%s: %s" % (plan.path, exc))
+    freed = dict((m, statvfs_free(m) - before) for m, before in free_before.items())
+    return removed, freed, errors
+
+
+def run(plans, check_mode, hidden=()):
+    """Plan -> result; unless ``check_mode``, execute the same plans first.
+
+    ``hidden`` plans are executed and counted in the totals but not listed under ``caches``
+    (conda's tempfiles live in environment prefixes, not in caches).
+    """
+    every = list(plans) + list(hidden)
+    paths = [path for plan in every for path in plan.paths]
+    result = {
+        "changed": bool(paths),
+        "paths": paths,
+        "removed": [],
+        "planned_bytes": usage_of(item for plan in every for item in plan.items).reclaimable,
+        "freed_bytes": {},
+        "errors": [],
+    }
+    if paths and not check_mode:
+        removed, freed, errors = execute(every)
+        result.update(removed=removed, freed_bytes=freed, errors=errors, changed=bool(removed))
+    result["caches"] = [plan.as_dict() for plan in plans]
+    skipped = sum(1 for plan in plans if plan.skipped)
+    result["msg"] = "%s %d path(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
+        "would remove" if check_mode else "removed", len(paths), human_bytes(result["planned_bytes"]),
+        len(plans) - skipped, skipped)
+    return result
+
+
+def exit_module(module, result, what):
+    """End a cleaning module: the diff lists what goes, and a failed removal fails the task with
+    everything that was removed still in the result."""
+    paths = result.pop("paths")
+    errors = result.pop("errors")
+    if module._diff:
+        result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
+                              before_header=what, after_header=what)
+    if errors:
+        module.fail_json(msg="removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
+    module.exit_json(**result)
