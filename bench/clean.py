@@ -5,19 +5,19 @@ chroot of the fixture that also sees the machine's ``/proc`` (busy detection sca
 real host); B = ``du -s`` of the root prefix.
 
 Delete: the plan is made once on the pristine fixture.  Each round then makes two fresh ``cp -a``
-copies (hard links kept) outside the timed region; A = ``conda_clean.execute(plans, [])`` on one
+copies (hard links kept) outside the timed region; A = ``cleanup.execute(plans)`` on one
 (its plans rebuilt untimed in that copy and checked to name exactly the pristine plan's paths),
 B = ``rm -rf`` of the same paths on the other.  Both must leave none of the paths behind.
 
-Targets: every cache category (``tempfiles`` lives in environments, outside ``execute(plans, [])``).
+Targets: every cache category (``tempfiles`` lives in environments, outside ``execute(plans)``).
 """
 
 import os
 import shutil
 from dataclasses import asdict
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import (
-    TARGETS, Policy, clean, execute, plan_cache)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import execute
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean, plan_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
 from bench import fixtures
@@ -45,12 +45,12 @@ def _execute_timed(expected):
     host = Host.load(fixtures.USERS, [fixtures.ROOT])
     verdicts = host.verdicts()
     policy = Policy()
-    plans = [plan_cache(cache, [TARGETS[t] for t in CACHE_TARGETS], verdicts, policy)
+    plans = [plan_cache(cache, [TARGETS[t] for t in CACHE_TARGETS], verdicts, policy, host.routes(cache))
              for cache in host.select_caches()]
-    planned = [item.entry.path for plan in plans for item in plan.items]
+    planned = [path for plan in plans for path in plan.paths]
     if sorted(planned) != sorted(expected):
         raise AssertionError("the plan in the copy differs from the pristine plan")
-    sample, (removed, _freed, errors) = timed(execute, plans, [])
+    sample, (removed, _freed, errors) = timed(execute, plans)
     if errors or sorted(removed) != sorted(expected):
         raise AssertionError("execute() removed %d of %d paths: %s" % (len(removed), len(expected), errors[:5]))
     return asdict(sample)

@@ -55,6 +55,11 @@ _KEY = re.compile(r"^([A-Za-z_][\w.-]*)\s*:(?:\s+(.*))?$")
 _VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 
 
+# Origins of the pkgs_dirs conda uses when no configuration names any.
+DEFAULT_ROOT = "default: <root prefix>/pkgs"
+DEFAULT_HOME = "default: ~/.conda/pkgs"
+
+
 class CondarcError(ValueError):
     """A config file conda itself would refuse; the message names the file and line."""
 
@@ -229,8 +234,10 @@ def merge_sequence(matches):
 class EffectiveConfig(object):
     """pkgs_dirs and envs_dirs as conda computes them for one root prefix and one user."""
 
-    def __init__(self, root_prefix, home, pkgs_dirs, envs_dirs, sources, warnings):
+    def __init__(self, root_prefix, home, pkgs_dirs, envs_dirs, sources, warnings, origins=None):
         self.root_prefix = root_prefix
+        # pkgs_dir -> where it was named: config files, "$VARIABLE"s, or DEFAULT_ROOT/DEFAULT_HOME.
+        self.origins = origins or {}
         self.home = home
         self.pkgs_dirs = pkgs_dirs
         self.envs_dirs = envs_dirs
@@ -296,12 +303,16 @@ def resolve(root_prefix, home, env=None, root_writable=True, files=None):
     parsed_files = read_files(files, warnings)
     result = {}
     sources = set()
+    origins = {}
     for setting in SEQUENCE_SETTINGS:
         matches = _file_matches(parsed_files, setting, warnings) + _env_matches(setting, env)
         merged = merge_sequence(matches)
         relevant = []
         for match in matches:
             relevant.append(match.source)
+            if setting == "pkgs_dirs":
+                for value, _mark in match.items:
+                    origins.setdefault(expand(value, home, env), []).append(match.source)
             if match.final:
                 break
         sources.update(relevant)
@@ -309,9 +320,11 @@ def resolve(root_prefix, home, env=None, root_writable=True, files=None):
     pkgs_dirs = list(_unique(result["pkgs_dirs"]))
     if not pkgs_dirs:
         pkgs_dirs = [os.path.join(root_prefix, "pkgs"), os.path.join(home, ".conda", "pkgs")]
+        origins = {pkgs_dirs[0]: [DEFAULT_ROOT], pkgs_dirs[1]: [DEFAULT_HOME]}
     fixed = [os.path.join(root_prefix, "envs"), os.path.join(home, ".conda", "envs")]
     if not root_writable:
         fixed.reverse()
     envs_dirs = list(_unique(result["envs_dirs"] + [os.path.normpath(p) for p in fixed]))
     ordered_sources = [f for f in files if f in sources] + sorted(s for s in sources if s.startswith("$"))
-    return EffectiveConfig(root_prefix, home, pkgs_dirs, envs_dirs, ordered_sources, warnings)
+    origins = dict((path, origins.get(path, [])) for path in pkgs_dirs)
+    return EffectiveConfig(root_prefix, home, pkgs_dirs, envs_dirs, ordered_sources, warnings, origins)

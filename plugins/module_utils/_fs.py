@@ -17,6 +17,8 @@ import os
 CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # A directory opened by name relative to its parent: a symlink in its place fails with ELOOP.
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | CLOEXEC
+# A directory passed through on the way (search permission is enough, as for any path lookup).
+_PASS_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | CLOEXEC
 # A file read without following a final symlink.
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 # A new file that must not exist yet (no symlink or stale file is ever written through).
@@ -32,11 +34,12 @@ def open_dir_nofollow(path):
     path = os.path.normpath(path)
     if not os.path.isabs(path):
         raise PathError("%s: not an absolute path" % path)
-    fd = os.open("/", DIR_FLAGS)
+    parts = [p for p in path.split("/") if p]
+    fd = os.open("/", DIR_FLAGS if not parts else _PASS_FLAGS)
     try:
-        for part in [p for p in path.split("/") if p]:
+        for index, part in enumerate(parts):
             try:
-                child = os.open(part, DIR_FLAGS, dir_fd=fd)
+                child = os.open(part, DIR_FLAGS if index == len(parts) - 1 else _PASS_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise PathError("%s: a component is a symlink or not a directory" % path)

@@ -65,12 +65,20 @@ class CacheDir(object):
     leaves nothing behind in the cache.
     """
 
-    def __init__(self, path, lock=True, lock_timeout=30.0):
+    def __init__(self, path, lock=True, lock_timeout=30.0, expect=None):
         self.path = os.path.realpath(path)
         try:
             self.fd = open_dir_nofollow(self.path)
         except PathError as exc:
             raise RemovalError(str(exc))
+        if expect is not None:
+            # The directory that was planned, still owned as it was: a path swapped since then
+            # (a link moved, a directory renamed in) is refused, not followed.
+            st = os.fstat(self.fd)
+            if (st.st_dev, st.st_ino, st.st_uid) != tuple(expect):
+                os.close(self.fd)
+                self.fd = None
+                raise RemovalError("%s: not the directory that was planned (replaced or chowned since)" % self.path)
         self.locked = False
         self.created_trash = False
         if lock:

@@ -19,11 +19,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import posixpath
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import Identity, decide, path_controllers
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivilegeError, run_as
 
 
 class PlanItem(object):
@@ -58,6 +61,29 @@ class CachePlan(object):
         self.kept = {}  # (category, reason) -> [count, [paths]]
         self.skipped = None
         self.removed = []
+        self.identity = None  # whose credentials the removal runs with (see authorize)
+        self.expect = None  # (st_dev, st_ino, st_uid) of the directory when it was planned
+
+    def authorize(self, routes):
+        """Decide whose authority this cache is cleaned with, from the ``(path, namer uid)``
+        routes that name it: the first route :func:`_authority.decide` accepts wins; when none
+        does, the plan is skipped with the reason.  Returns whether it may be cleaned."""
+        reasons = []
+        for path, namer in routes:
+            try:
+                real, controllers = path_controllers(path)
+                st = os.stat(real)
+            except OSError as exc:
+                reasons.append("cannot tell who may clean %s: %s" % (path, exc.strerror or exc))
+                continue
+            uid, why = decide(st.st_uid, [namer], controllers)
+            if why is None:
+                self.identity = Identity.of(uid, st.st_gid)
+                self.expect = (st.st_dev, st.st_ino, st.st_uid)
+                return True
+            reasons.append(why if path == self.path else "%s (named as %s)" % (why, path))
+        self.skipped = "; ".join(reasons) or "nobody named it"
+        return False
 
     def remove(self, relpath, reason, usage, category=None):
         self.items.append(PlanItem(relpath, reason, usage, category))
@@ -112,7 +138,8 @@ def usage_of(items):
 
 
 def execute(plans):
-    """Remove every planned path under its cache's lock; measure what each filesystem gained.
+    """Remove every planned path under its cache's lock, with the credentials the plan was
+    authorized for; measure what each filesystem gained.
 
     Each plan records what it lost (``plan.removed``); returns ``(removed, freed, errors)``.  An
     error stops nothing else: whatever was removed is always reported.
@@ -123,20 +150,36 @@ def execute(plans):
             continue
         mount = filesystem(plan.path)["mount"]
         free_before.setdefault(mount, statvfs_free(mount))
+        relpaths = [item.relpath for item in plan.items]
         try:
-            with _removal.CacheDir(plan.path) as root:
-                for item in plan.items:
-                    path = plan.path_of(item)
-                    try:
-                        if root.remove(item.relpath):
-                            plan.removed.append(path)
-                            removed.append(path)
-                    except (OSError, _removal.RemovalError) as exc:
-                        errors.append("%s: %s" % (path, exc))
-        except (OSError, _removal.RemovalError) as exc:
-            errors.append("%s: %s" % (plan.path, exc))
+            if plan.identity is None or plan.identity.is_root:
+                done, failed = remove_planned(plan.path, relpaths, plan.expect)
+            else:
+                ident = plan.identity
+                done, failed = run_as(ident.uid, ident.gid, ident.groups, remove_planned, plan.path, relpaths, plan.expect)
+        except PrivilegeError as exc:
+            done, failed = [], ["%s: %s" % (plan.path, exc)]
+        plan.removed.extend(posixpath.join(plan.path, relpath) for relpath in done)
+        removed.extend(posixpath.join(plan.path, relpath) for relpath in done)
+        errors.extend(failed)
     freed = dict((m, statvfs_free(m) - before) for m, before in free_before.items())
     return removed, freed, errors
+
+
+def remove_planned(path, relpaths, expect=None):
+    """``(removed relpaths, errors)``: the removal itself, in whatever process runs it."""
+    done, errors = [], []
+    try:
+        with _removal.CacheDir(path, expect=expect) as root:
+            for relpath in relpaths:
+                try:
+                    if root.remove(relpath):
+                        done.append(relpath)
+                except (OSError, _removal.RemovalError) as exc:
+                    errors.append("%s: %s" % (posixpath.join(path, relpath), exc))
+    except (OSError, _removal.RemovalError) as exc:
+        errors.append("%s: %s" % (path, exc))
+    return done, errors
 
 
 def run(plans, check_mode, hidden=()):

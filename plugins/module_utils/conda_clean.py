@@ -16,6 +16,7 @@ import os
 import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_stale, process_paths, process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
@@ -99,10 +100,18 @@ def busy_reason(cache, policy):
     return None
 
 
-def plan_cache(cache, categories, verdicts, policy):
-    """The plan for one cache: candidates of the chosen categories minus what must be kept."""
+def _start_plan(cache, routes, policy):
+    """A plan whose authority is decided (see ``CachePlan.authorize``) and whose gates are open,
+    or one skipped with the reason."""
     plan = CachePlan(cache.path, KIND)
-    plan.skipped = policy.gate(cache) or busy_reason(cache, policy)
+    if plan.authorize(routes):
+        plan.skipped = policy.gate(cache) or busy_reason(cache, policy)
+    return plan
+
+
+def plan_cache(cache, categories, verdicts, policy, routes):
+    """The plan for one cache: candidates of the chosen categories minus what must be kept."""
+    plan = _start_plan(cache, routes, policy)
     if plan.skipped:
         return plan
     candidates = []
@@ -140,12 +149,11 @@ def plan_cache(cache, categories, verdicts, policy):
     return plan
 
 
-def plan_purge(cache, verdicts, policy):
+def plan_purge(cache, verdicts, policy, routes):
     """Empty a whole cache, like ``conda clean --force-pkgs-dirs``, but keep what would break an
     environment (packages soft-linked environments point into) and the files that make the
     directory a writable cache for conda."""
-    plan = CachePlan(cache.path, KIND)
-    plan.skipped = policy.gate(cache) or busy_reason(cache, policy)
+    plan = _start_plan(cache, routes, policy)
     if plan.skipped:
         return plan
     for items in list(cache.entries.values()) + [cache.other]:
@@ -189,9 +197,9 @@ def split_dist(dist):
     return parts[0], parts[1], parts[2]
 
 
-def plan_tempfiles(environments, caches, policy, warnings):
+def plan_tempfiles(environments, caches, policy, warnings, homes):
     """``*.c~`` and ``*.trash`` files left in environment prefixes by interrupted operations, one
-    plan per prefix.
+    plan per prefix, removed with the credentials of the prefix's owner (see ``_authority``).
 
     A root prefix contains its ``pkgs/`` and ``envs/``: caches belong to the cache plans and each
     environment is walked once, on its own.
@@ -201,6 +209,8 @@ def plan_tempfiles(environments, caches, policy, warnings):
     elsewhere.update(os.path.realpath(e.prefix) for e in environments)
     for env in environments:
         plan = CachePlan(env.prefix, TEMPFILES)
+        if not plan.authorize([(env.prefix, namer_of(env.prefix, homes))]):
+            continue
         skip = elsewhere - set([os.path.realpath(env.prefix)])
         for dirpath, dirnames, filenames in os.walk(env.prefix, onerror=lambda e: warnings.path_error(e.filename, e)):
             dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip]
@@ -242,13 +252,13 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     verdicts = host.verdicts()
     categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
     if purge:
-        plans = [plan_purge(cache, verdicts, policy) for cache in caches]
+        plans = [plan_purge(cache, verdicts, policy, host.routes(cache)) for cache in caches]
     else:
-        plans = [plan_cache(cache, categories, verdicts, policy) for cache in caches]
+        plans = [plan_cache(cache, categories, verdicts, policy, host.routes(cache)) for cache in caches]
     # Planning sized the candidates (see CacheEntry.usage): a problem met there stops it too.
     _refuse_unknown_state(host)
     wants_tempfiles = "tempfiles" in targets and not purge
-    tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings) if wants_tempfiles else []
+    tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings, host.homes()) if wants_tempfiles else []
     result = cleanup.run(plans, check_mode, hidden=tempfiles)
     result["tempfiles"] = [path for plan in tempfiles for path in plan.paths]
     result["skipped_caches"] = sum(1 for p in plans if p.skipped)

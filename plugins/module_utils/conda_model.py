@@ -21,6 +21,7 @@ import re
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, Walks, walk
 
 TARBALL_SUFFIXES = (".conda", ".tar.bz2")
@@ -582,6 +583,7 @@ class Host(object):
         self.environments = []
         self.caches = []
         self.cache_users = {}  # cache path -> sorted "root:user" labels
+        self.cache_routes = {}  # real cache path -> [(path as configured, uid that named it)]
 
     def resolve_configs(self):
         """Effective pkgs_dirs/envs_dirs per installation for root and each user with conda state."""
@@ -619,17 +621,32 @@ class Host(object):
         return self
 
     def load_caches(self):
-        """Scan every pkgs_dir any installation's config names."""
+        """Scan every pkgs_dir any installation's config names, and remember who named it."""
         paths, labels = [], {}
+        homes = [(user.uid, user.home) for user in self.users]
+        users = dict((user.name, user) for user in self.users)
         for inst in self.installations:
             for user_name, config in sorted(inst.configs.items()):
                 for path in config.pkgs_dirs:
                     paths.append(path)
-                    labels.setdefault(os.path.realpath(path), set()).add("%s:%s" % (inst.root, user_name))
+                    real = os.path.realpath(path)
+                    labels.setdefault(real, set()).add("%s:%s" % (inst.root, user_name))
+                    routes = self.cache_routes.setdefault(real, [])
+                    for origin in config.origins.get(path, ()):
+                        route = (path, _origin_namer(origin, inst, users.get(user_name), homes))
+                        if route not in routes:
+                            routes.append(route)
         for path in _dedupe_real(paths):
             self.cache_users[path] = sorted(labels.get(os.path.realpath(path), ()))
             self.caches.append(self._scan(PackageCache(path)))
         return self
+
+    def routes(self, cache):
+        """``[(path, namer uid)]``: how the configurations name a cache (see ``cleanup.authorize``)."""
+        return list(self.cache_routes.get(os.path.realpath(cache.path), ()))
+
+    def homes(self):
+        return [(user.uid, user.home) for user in self.users]
 
     def _scan(self, cache):
         return cache.scan_tarballs(self.warnings) if self.tarballs_only else cache.scan(self.warnings)
@@ -651,6 +668,10 @@ class Host(object):
                         raise ValueError("%s is not a conda package cache (not configured for any "
                                          "installation, no urls.txt)" % path)
                     cache = self._scan(PackageCache(path))
+                # Named by the operator: root's word, still subject to who controls the path.
+                routes = self.cache_routes.setdefault(real, [])
+                if (path, ROOT) not in routes:
+                    routes.append((path, ROOT))
                 chosen.append(cache)
             return chosen
         if roots:
@@ -690,6 +711,19 @@ class Host(object):
         for item, usage in zip(pending, usages):
             item.usage = usage
         return host
+
+
+def _origin_namer(origin, inst, user, homes):
+    """The uid behind one origin of a pkgs_dir: a file's writer, the installation's owner for
+    its default cache, the user for ``~/.conda/pkgs``; the module's own ``environment`` (an
+    operator's word) is root's."""
+    if origin == _condarc.DEFAULT_HOME:
+        return user.uid if user is not None else ANYONE
+    if origin == _condarc.DEFAULT_ROOT:
+        return namer_of(inst.root, homes)
+    if origin.startswith("$"):
+        return ROOT
+    return namer_of(origin, homes)
 
 
 def _has_conda_state(home):

@@ -33,6 +33,9 @@ ENV_NAMES_IGNORED = ("version", "help")
 _TRUE = ("y", "yes", "t", "true", "on", "1")
 _FALSE = ("n", "no", "f", "false", "off", "0")
 OTHER = "other"
+# Sources of a cache location: a user's own default, or a variable of the module's environment.
+DEFAULT_SOURCES = ("default", "XDG_CACHE_HOME")
+ENV_SOURCES = ("PIP_CACHE_DIR", "UV_CACHE_DIR")
 
 
 def _is_any_file(name):
@@ -190,11 +193,22 @@ def _absolute(path, home, what, warn):
 
 
 def resolve_pip_cache(home, env, warn, etc_dir="/etc"):
-    """The cache directory pip would use for the user whose home is ``home``.
+    """:func:`pip_cache_location`, with ``path`` made real as pip's ``normalize_path`` does, so
+    users sharing one cache resolve to the same string."""
+    return _resolved(pip_cache_location(home, env, warn, etc_dir))
+
+
+def _resolved(location):
+    location["path"] = os.path.realpath(location.pop("configured"))
+    return location
+
+
+def pip_cache_location(home, env, warn, etc_dir="/etc"):
+    """The cache directory pip would use for the user whose home is ``home``, as configured
+    (``configured``, symlinks not resolved: who controls them matters to a cleanup).
 
     ``cache-dir`` from the highest layer wins; a valid ``no-cache-dir`` anywhere disables the
-    cache, whatever its value and order (pip's late-evaluated callback).  The path is made real
-    as pip's ``normalize_path`` does, so users sharing one cache resolve to the same string.
+    cache, whatever its value and order (pip's late-evaluated callback).
     """
     config_files, layers = _option_layers(home, env, warn, etc_dir)
     value, source, disabled_by = None, "default", None
@@ -212,7 +226,7 @@ def resolve_pip_cache(home, env, warn, etc_dir="/etc"):
     else:
         path = _absolute(expand_user(value, home), home, "pip cache-dir from %s" % source, warn)
     return {
-        "path": os.path.realpath(path),
+        "configured": path,
         "enabled": disabled_by is None,
         "source": source,
         "disabled_by": disabled_by,
@@ -221,13 +235,18 @@ def resolve_pip_cache(home, env, warn, etc_dir="/etc"):
 
 
 def resolve_uv_cache(home, env, warn):
+    """:func:`uv_cache_location` with ``path`` made real."""
+    return _resolved(uv_cache_location(home, env, warn))
+
+
+def uv_cache_location(home, env, warn):
     """uv's cache directory: ``UV_CACHE_DIR``, else ``$XDG_CACHE_HOME/uv`` or ``~/.cache/uv``."""
     value = env.get("UV_CACHE_DIR")
     if value:
         path, source = _absolute(value, home, "UV_CACHE_DIR", warn), "UV_CACHE_DIR"
     else:
         path, source = _default_cache(home, env, "uv")
-    return {"path": os.path.realpath(path), "source": source}
+    return {"configured": path, "source": source}
 
 
 class Part(object):

@@ -32,12 +32,14 @@ import time
 from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError, parse_duration
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import resolve_pip_cache, resolve_uv_cache
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
+    DEFAULT_SOURCES, ENV_SOURCES, pip_cache_location, uv_cache_location)
 
 HTTP_PARTS = ("http-v2", "http")
 WHEELS = "wheels"
@@ -443,23 +445,45 @@ def owner_reason(path, users):
     return None
 
 
+def _route(resolved, user, homes):
+    """``(path as configured, uid that named it)`` for one user's view of a cache: a config
+    file is its writer's word, the operator's ``environment`` is root's, a default is the user's."""
+    source = resolved["source"]
+    if source in DEFAULT_SOURCES:
+        namer = user.uid
+    elif source in ENV_SOURCES:
+        namer = ROOT
+    else:
+        namer = namer_of(source.rsplit(" [", 1)[0], homes)
+    return resolved["configured"], namer
+
+
 def locate(users, env, warn, request):
-    """``[(path, tool, [users])]`` of the existing caches the request cleans, each once."""
+    """``[(path, tool, [users], [routes])]`` of the existing caches the request cleans, each once."""
     found = {}
+    homes = [(user.uid, user.home) for user in users]
     for user in users:
+        views = []
         if request.cleans_pip:
-            found.setdefault((resolve_pip_cache(user.home, env, warn)["path"], "pip"), []).append(user)
+            views.append(("pip", pip_cache_location(user.home, env, warn)))
         if request.uv_min_age is not None:
-            found.setdefault((resolve_uv_cache(user.home, env, warn)["path"], "uv"), []).append(user)
-    return [(path, tool, owners) for (path, tool), owners in sorted(found.items()) if os.path.isdir(path)]
+            views.append(("uv", uv_cache_location(user.home, env, warn)))
+        for tool, resolved in views:
+            owners, routes = found.setdefault((os.path.realpath(resolved["configured"]), tool), ([], []))
+            owners.append(user)
+            route = _route(resolved, user, homes)
+            if route not in routes:
+                routes.append(route)
+    return [(path, tool, owners, routes) for (path, tool), (owners, routes) in sorted(found.items())
+            if os.path.isdir(path)]
 
 
-def plan_cache(path, tool, users, request, warn, locks):
+def plan_cache(path, tool, users, routes, request, warn, locks):
     """The plan for one cache; a uv cache's lock is entered into ``locks`` and held until the
     caller closes it, so the plan stays true while it is executed."""
     plan = CachePlan(path, tool, users)
     plan.skipped = owner_reason(path, users)
-    if plan.skipped:
+    if plan.skipped or not plan.authorize(routes):
         return plan
     if tool == "pip":
         plan_pip(plan, request, warn)
@@ -479,7 +503,8 @@ def clean(users, env, request, warn, check_mode=False):
     """Plan the cleanup of the users' pip/uv caches and, unless ``check_mode``, execute it: the
     pipeline's result (:func:`cleanup.run`); ``planned_bytes`` counts each inode once over all caches."""
     with ExitStack() as locks:
-        plans = [plan_cache(path, tool, owners, request, warn, locks) for path, tool, owners in locate(users, env, warn, request)]
+        plans = [plan_cache(path, tool, owners, routes, request, warn, locks)
+                 for path, tool, owners, routes in locate(users, env, warn, request)]
         result = cleanup.run(plans, check_mode)
     for cache in result["caches"]:
         cache["tool"] = cache["kind"]
