@@ -26,7 +26,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import Identity, decide, path_controllers
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivilegeError, run_as
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import run_as
 
 
 class PlanItem(object):
@@ -157,7 +157,7 @@ def execute(plans):
             else:
                 ident = plan.identity
                 done, failed = run_as(ident.uid, ident.gid, ident.groups, remove_planned, plan.path, relpaths, plan.expect)
-        except PrivilegeError as exc:
+        except Exception as exc:  # pylint: disable=broad-except  # what was removed must still be reported
             done, failed = [], ["%s: %s" % (plan.path, exc)]
         plan.removed.extend(posixpath.join(plan.path, relpath) for relpath in done)
         removed.extend(posixpath.join(plan.path, relpath) for relpath in done)
@@ -167,7 +167,8 @@ def execute(plans):
 
 
 def remove_planned(path, relpaths, expect=None):
-    """``(removed relpaths, errors)``: the removal itself, in whatever process runs it."""
+    """``(removed relpaths, errors)``: the removal itself, in whatever process runs it.  No error
+    loses what was already removed."""
     done, errors = [], []
     try:
         with _removal.CacheDir(path, expect=expect) as root:
@@ -175,7 +176,7 @@ def remove_planned(path, relpaths, expect=None):
                 try:
                     if root.remove(relpath):
                         done.append(relpath)
-                except (OSError, _removal.RemovalError) as exc:
+                except Exception as exc:  # pylint: disable=broad-except  # reported per path
                     errors.append("%s: %s" % (posixpath.join(path, relpath), exc))
     except (OSError, _removal.RemovalError) as exc:
         errors.append("%s: %s" % (path, exc))
