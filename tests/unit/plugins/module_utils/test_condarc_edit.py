@@ -12,7 +12,8 @@ import pytest
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
 from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import (
-    EditError, quote, read_items, set_items, write_atomic)
+    EditError, quote, read_items, set_items)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 
 SITE = (
     "# site config, owned by ops\n"
