@@ -49,12 +49,18 @@ def build_tree(root):
     os.utime(str(root / "a.conda"), ns=(1, 1234567890123456789))
 
 
-def test_tree_copy_keeps_hard_links_symlinks_modes_and_times_and_hashes_what_it_is_asked_to(tmp_path):
+def copied_tree(tmp_path):
+    """``(source, copy, copier)``: :func:`build_tree` copied with its tarballs hashed."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     build_tree(src)
     copier = TreeCopier(hashed=lambda path: path.endswith(".conda"))
     copier.copy(str(src), str(dst))
+    return src, dst, copier
+
+
+def test_tree_copy_keeps_hard_links_symlinks_modes_and_times_and_hashes_what_it_is_asked_to(tmp_path):
+    src, dst, copier = copied_tree(tmp_path)
     copier.verify()
     assert os.stat(str(dst / "pkg" / "lib.so")).st_ino == os.stat(str(dst / "pkg" / "lib.so.1")).st_ino
     assert os.stat(str(dst / "pkg" / "lib.so")).st_ino != os.stat(str(src / "pkg" / "lib.so")).st_ino
@@ -69,11 +75,7 @@ def test_tree_copy_keeps_hard_links_symlinks_modes_and_times_and_hashes_what_it_
 
 
 def test_tree_copy_verify_catches_a_copy_changed_after_it_was_made(tmp_path):
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    src.mkdir()
-    build_tree(src)
-    copier = TreeCopier(hashed=lambda path: path.endswith(".conda"))
-    copier.copy(str(src), str(dst))
+    _src, dst, copier = copied_tree(tmp_path)
     data = bytearray((dst / "a.conda").read_bytes())
     data[100] ^= 0xFF
     (dst / "a.conda").write_bytes(bytes(data))
