@@ -23,7 +23,10 @@ from pathlib import Path
 
 from bench.harness import FULL, QUICK, alternate, from_pair, median, timed
 from condafab.scale import build
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import hash_copy
+from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings
 
 TARGET = 1.3  # backup time / cp time
@@ -91,8 +94,8 @@ def _cp(files, sync):
 
 def _backup(cache, workers, expect_changed=True):
     def backup(dest):
-        result = conda_backup.run_backup(conda_backup.Store(str(dest), "bench"),
-                                         [PackageCache(str(cache)).scan_tarballs(Warnings())], Warnings(), workers=workers)
+        result = run_backup(Store(str(dest), "bench"),
+                            [PackageCache(str(cache)).scan_tarballs(Warnings())], Warnings(), workers=workers)
         assert not result.plan.of("failed"), "the benchmark cache must back up cleanly"
         assert result.changed is expect_changed
         return result
@@ -102,7 +105,7 @@ def _backup(cache, workers, expect_changed=True):
 def _hash_all(files, workers):
     """sha256 of every byte, nothing written: the floor for any backup that verifies content."""
     def hash_all(_dest):
-        conda_backup.run_parallel(lambda path: conda_backup.hash_copy(path, want_md5=False), files, workers)
+        run_parallel(lambda path: hash_copy(path, want_md5=False), files, workers)
     return hash_all
 
 

@@ -10,10 +10,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import tempfile
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render, _report
 
 ARGUMENT_SPEC = dict(
@@ -39,20 +39,6 @@ def host_view(hostvars):
     return view
 
 
-def write_atomically(path, text):
-    """Readers (a web server, a browser refresh) never see a half-written report."""
-    directory = os.path.dirname(path)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -74,7 +60,8 @@ class ActionModule(ActionBase):
         if not self._play_context.check_mode:
             os.makedirs(dest, exist_ok=True)
             for fmt, path in zip(args["formats"], files):
-                write_atomically(path, _render.RENDERERS[fmt](report))
+                # Readers (a web server, a browser refresh) never see a half-written report.
+                write_atomic(path, _render.RENDERERS[fmt](report), keep_existing=False)
         totals = report["totals"]
         result.update(
             changed=not self._play_context.check_mode,

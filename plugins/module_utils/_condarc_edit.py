@@ -15,9 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import re
-import tempfile
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
 
@@ -162,38 +160,3 @@ def _check(text, key, values, source):
     got = None if found is None else [value for value, _marker in found.items]
     if got != (None if values is None else list(values)):
         raise EditError("%s: editing %s gave %r instead of %r" % (source, key, got, values))
-
-
-def write_atomic(path, text, uid=None, gid=None, mode=0o644):
-    """Replace ``path`` with ``text`` by temp file + rename in its directory.
-
-    An existing file keeps its owner and mode (a symlinked ``.condarc`` stays a symlink: its target
-    is replaced); a new one gets ``uid``/``gid``/``mode``.  Returns the path written.
-    """
-    real = os.path.realpath(path)
-    directory = os.path.dirname(real)
-    try:
-        st = os.stat(real)
-        uid, gid, mode = st.st_uid, st.st_gid, st.st_mode & 0o7777
-    except OSError:
-        if not os.path.isdir(directory):
-            os.makedirs(directory)
-            if uid is not None or gid is not None:
-                os.chown(directory, -1 if uid is None else uid, -1 if gid is None else gid)
-    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            if uid is not None or gid is not None:
-                os.fchown(handle.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
-            os.fsync(handle.fileno())
-        os.rename(temp, real)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-    return real

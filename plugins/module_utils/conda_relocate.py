@@ -18,17 +18,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import hashlib
 import os
 import shutil
-import stat
 import tempfile
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
-from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import (
-    EditError, read_items, set_items, write_atomic)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import EditError, read_items, set_items
+from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import (
     DiskUsage, filesystem, human_bytes, walk)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
@@ -38,9 +37,6 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import 
 KEY = "pkgs_dirs"
 STAGING = ".pkgcache-relocate"  # inside the new cache: a copy in progress, never a package
 ASIDE = ".pkgcache-old"  # suffix of the old cache while it is being removed
-_CHUNK = 1 << 20
-_RDONLY = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 class RelocateError(Exception):
@@ -486,103 +482,6 @@ def make_cache_dir(path, uid=None, gid=None, mode=None):
             os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid)
 
 
-class _Copier(object):
-    """Copy trees the way ``cp -a`` does, hard links among the copied files kept as hard links.
-
-    Tarballs are hashed while they are read; :meth:`verify` re-reads the copies against those
-    hashes and checks every file's size.
-    """
-
-    def __init__(self):
-        self.links = {}  # (st_dev, st_ino) of a source file -> its first copy
-        self.files = []  # (copy, size, sha256 or None)
-        self.as_root = os.geteuid() == 0
-
-    def copy(self, src, dst):
-        st = os.lstat(src)
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            os.mkdir(dst, 0o700)
-            with os.scandir(src) as entries:
-                names = [e.name for e in entries]
-            for name in names:
-                self.copy(os.path.join(src, name), os.path.join(dst, name))
-            os.chmod(dst, stat.S_IMODE(mode))
-        elif stat.S_ISLNK(mode):
-            os.symlink(os.readlink(src), dst)
-        elif stat.S_ISREG(mode):
-            if st.st_nlink > 1:
-                first = self.links.get((st.st_dev, st.st_ino))
-                if first is not None:
-                    os.link(first, dst)
-                    return
-                self.links[(st.st_dev, st.st_ino)] = dst
-            self._copy_file(src, dst, st)
-            return
-        else:
-            raise RelocateError("%s: not a file, directory or symlink" % src)
-        if self.as_root:
-            os.lchown(dst, st.st_uid, st.st_gid)
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-    def _copy_file(self, src, dst, st):
-        digest = hashlib.sha256() if src.endswith(TARBALL_SUFFIXES) else None
-        src_fd = os.open(src, _RDONLY)
-        try:
-            dst_fd = os.open(dst, _CREATE, 0o600)
-            try:
-                if digest is None:
-                    _send(src_fd, dst_fd, st.st_size)
-                else:
-                    _read_hash_write(src_fd, dst_fd, digest)
-                os.fchmod(dst_fd, stat.S_IMODE(st.st_mode))
-                if self.as_root:
-                    os.fchown(dst_fd, st.st_uid, st.st_gid)
-                os.utime(dst_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(dst_fd)
-        finally:
-            os.close(src_fd)
-        self.files.append((dst, st.st_size, digest.hexdigest() if digest else None))
-
-    def verify(self):
-        """Every copy has its source's size; every tarball copy its source's sha256."""
-        for path, size, sha256 in self.files:
-            got = os.lstat(path).st_size
-            if got != size:
-                raise RelocateError("verify: %s has %d bytes, its source %d" % (path, got, size))
-            if sha256 is not None and _sha256(path) != sha256:
-                raise RelocateError("verify: %s differs from its source (sha256)" % path)
-
-
-def _send(src_fd, dst_fd, size):
-    offset = 0
-    while offset < size:
-        sent = os.sendfile(dst_fd, src_fd, offset, size - offset)
-        if sent == 0:
-            raise RelocateError("source file shrank while being copied")
-        offset += sent
-
-
-def _read_hash_write(src_fd, dst_fd, digest):
-    while True:
-        chunk = os.read(src_fd, _CHUNK)
-        if not chunk:
-            return
-        digest.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(dst_fd, view):]
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Mover(object):
     """Carries out a MovePlan in two halves around the config switch.
 
@@ -611,7 +510,7 @@ class Mover(object):
             else:
                 self._copy_in()
             self._merge_urls()
-        except (OSError, IOError, RelocateError, RemovalError) as exc:
+        except (OSError, IOError, RelocateError, RemovalError, CopyError) as exc:
             self.rollback()
             raise RelocateError("moving %s to %s failed; config and old cache untouched, partial copy "
                                 "removed: %s" % (move.source, move.dest, _describe(exc)))
@@ -621,7 +520,7 @@ class Mover(object):
         move = self.move
         staging = os.path.join(move.dest, STAGING)
         os.mkdir(staging, 0o700)
-        copier = _Copier()
+        copier = TreeCopier(hashed=lambda path: path.endswith(TARBALL_SUFFIXES))
         for name in move.names:
             copier.copy(os.path.join(move.source, name), os.path.join(staging, name))
         copier.verify()

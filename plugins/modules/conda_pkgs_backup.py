@@ -246,9 +246,11 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import run_restore, verify
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
 
@@ -270,7 +272,7 @@ def run_present(module, host, store, caches):
     params, check = module.params, module.check_mode
     if not params["pkgs_dirs"]:
         caches = [c for c in caches if c.conda_writable]
-    run = backup.run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"])
+    run = run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"])
     plan, copied = run.plan, run.copied
     rejected = [i.as_dict() for i in plan.of("failed")]
     result = dict(
@@ -295,7 +297,7 @@ def run_present(module, host, store, caches):
 
 def run_verified(module, store):
     manifest = store.resolve(module.params["manifest"]) if module.params["manifest"] else None
-    checked, missing, corrupt, bad = backup.verify(store, manifest, module.params["workers"])
+    checked, missing, corrupt, bad = verify(store, manifest, module.params["workers"])
     result = dict(changed=False, checked=checked, missing=missing, corrupt=corrupt, bad_manifests=bad,
                   manifest=manifest.path if manifest else None)
     result["msg"] = "checked %d object(s) in %s: %d missing, %d corrupt, %d unreadable manifest(s)" % (
@@ -308,7 +310,7 @@ def restore_target(module, caches):
         return module.params["cache"]
     writable = [c for c in caches if c.conda_writable]
     if not writable:
-        raise backup.BackupError("no conda-writable cache to restore into; name one with cache")
+        raise BackupError("no conda-writable cache to restore into; name one with cache")
     return writable[0].path
 
 
@@ -317,7 +319,7 @@ def run_restored(module, host, store, caches):
     manifest = store.resolve(params["manifest"])
     cache_path = restore_target(module, caches)
     only = [c.path for c in caches] if params["roots"] or params["pkgs_dirs"] else None
-    items, urls_added, mismatch = backup.run_restore(store, manifest, cache_path, host.warnings, check, params["workers"], only)
+    items, urls_added, mismatch = run_restore(store, manifest, cache_path, host.warnings, check, params["workers"], only)
     restored = [i for i in items if i.action in ("restore", "replace")]
     rejected = [i.as_dict() for i in items if i.action == "failed"]
     result = dict(
@@ -362,7 +364,7 @@ def main():
     params = module.params
     state = params["state"]
     try:
-        store = backup.Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
+        store = Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
         env = shell_environment(params["environment"])
         host = Host.load(User.all(params["users"]), params["roots"], env, tarballs_only=True)
         caches = host.select_caches(params["roots"], params["pkgs_dirs"])
@@ -373,7 +375,7 @@ def main():
             result, mismatch = run_verified(module, store)
         else:
             result, mismatch = run_restored(module, host, store, caches)
-    except (backup.BackupError, ValueError) as exc:
+    except (BackupError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     # Not "dest": AnsibleModule would add that path's stat fields to the result.
     result["host_id"] = store.host_id

@@ -133,7 +133,9 @@ def backup_summary(hostvars):
         "already_stored": len(result.get("stored") or []),
         "unchanged": _int(result.get("unchanged")),
         "bytes_copied": _int(result.get("bytes_copied")),
-        "failed": len(result.get("failed") or []),
+        # The module lists the tarballs it refused under ``rejected``; ``failed`` is Ansible's
+        # flag on the task (true when fail_on_mismatch failed it).
+        "failed": len(result.get("rejected") or []),
         "manifest": result.get("manifest"),
     }
 

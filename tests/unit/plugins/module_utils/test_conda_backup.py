@@ -23,7 +23,10 @@ from pathlib import Path
 import pytest
 
 from condafab.host import HostBuilder
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import NO_KERNEL_COPY
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import RESTORE_TMP_SUFFIX, run_restore, verify
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings
 
 TARBALL = (".conda", ".tar.bz2")
@@ -77,7 +80,7 @@ def manifests(dest, host="h1"):
 
 def run(dest, caches, host="h1", **kwargs):
     warnings = Warnings()
-    result = backup.run_backup(backup.Store(str(dest), host), scan(*caches), warnings, **kwargs)
+    result = run_backup(Store(str(dest), host), scan(*caches), warnings, **kwargs)
     return result, warnings
 
 
@@ -146,7 +149,7 @@ def test_a_tarball_only_scan_backs_up_what_a_full_scan_does(cache, tmp_path):
     for name, how in (("full", PackageCache.scan), ("tarballs", PackageCache.scan_tarballs)):
         dest = tmp_path / name
         dest.mkdir()
-        result = backup.run_backup(backup.Store(str(dest), "h1"), [how(PackageCache(cache), Warnings())], Warnings())
+        result = run_backup(Store(str(dest), "h1"), [how(PackageCache(cache), Warnings())], Warnings())
         entries = json.loads(Path(result.manifest).read_text())["entries"]
         results.append((stored_objects(dest), entries, sorted(i.path for i in result.copied)))
     assert results[0] == results[1] and len(results[0][1]) == len(tarballs(cache))
@@ -250,16 +253,16 @@ def test_check_mode_plans_the_same_copies_and_writes_nothing(cache, dest):
 
 def test_verify_finds_corrupt_and_missing_objects(cache, dest):
     run(dest, [cache])
-    store = backup.Store(str(dest), "h1")
-    checked, missing, corrupt, bad = backup.verify(store)
+    store = Store(str(dest), "h1")
+    checked, missing, corrupt, bad = verify(store)
     assert (checked, missing, corrupt, bad) == (len(tarballs(cache)), [], [], [])
     objects = sorted(stored_objects(dest))
     flip_byte(store.object_path(objects[0]))
     os.unlink(store.object_path(objects[1]))
-    checked, missing, corrupt, bad = backup.verify(store)
+    checked, missing, corrupt, bad = verify(store)
     assert [c["sha256"] for c in corrupt] == [objects[0]]
     assert [m["sha256"] for m in missing] == [objects[1]]
-    only_manifest = backup.verify(store, store.latest())
+    only_manifest = verify(store, store.latest())
     assert [c["sha256"] for c in only_manifest[2]] == [objects[0]]
 
 
@@ -267,11 +270,11 @@ def test_a_manifest_that_does_not_parse_is_a_clear_error(cache, dest):
     run(dest, [cache])
     broken = dest / "manifests" / "h1" / "29990101T000000.000000Z.json"
     broken.write_text('{"format": 1, "entries": [')
-    with pytest.raises(backup.BackupError, match="does not parse"):
-        backup.Store(str(dest), "h1").latest()
+    with pytest.raises(BackupError, match="does not parse"):
+        Store(str(dest), "h1").latest()
     broken.write_text('{"format": 1, "host": "h1", "created": "x", "entries": [{"fn": "a.conda"}]}')
-    with pytest.raises(backup.BackupError, match="not a backup manifest"):
-        backup.Store(str(dest), "h1").resolve(str(broken))
+    with pytest.raises(BackupError, match="not a backup manifest"):
+        Store(str(dest), "h1").resolve(str(broken))
 
 
 # -- restore -----------------------------------------------------------------------------------
@@ -283,8 +286,8 @@ def test_restore_into_an_emptied_cache_matches_the_repodata_records(cache, dest)
     for fn in files:
         os.unlink(os.path.join(cache, fn))
     Path(cache, "urls.txt").write_text("")
-    store = backup.Store(str(dest), "h1")
-    items, urls, mismatch = backup.run_restore(store, store.latest(), cache, Warnings())
+    store = Store(str(dest), "h1")
+    items, urls, mismatch = run_restore(store, store.latest(), cache, Warnings())
     assert sorted(i.entry["fn"] for i in items if i.action == "restore") == files
     assert tarballs(cache) == files and mismatch == []
     for fn in files:
@@ -295,8 +298,8 @@ def test_restore_into_an_emptied_cache_matches_the_repodata_records(cache, dest)
             assert (digest(path), digest(path, "md5"), os.path.getsize(path)) == (record["sha256"], record["md5"], record["size"])
     listed = Path(cache, "urls.txt").read_text().split()
     assert sorted(urls) == sorted(listed) and sorted(u.rsplit("/", 1)[1] for u in listed) == files
-    assert not [n for n in os.listdir(cache) if n.endswith(backup.RESTORE_TMP_SUFFIX)]
-    again = backup.run_restore(store, store.latest(), cache, Warnings())
+    assert not [n for n in os.listdir(cache) if n.endswith(RESTORE_TMP_SUFFIX)]
+    again = run_restore(store, store.latest(), cache, Warnings())
     assert {i.action for i in again[0]} == {"present"} and again[1] == []
 
 
@@ -304,10 +307,10 @@ def test_restore_refuses_a_corrupt_store_object_and_keeps_the_cache_clean(cache,
     run(dest, [cache])
     victim = tarballs(cache)[0]
     os.unlink(os.path.join(cache, victim))
-    store = backup.Store(str(dest), "h1")
+    store = Store(str(dest), "h1")
     entry = [e for e in store.latest().entries if e["fn"] == victim][0]
     flip_byte(store.object_path(entry["sha256"]))
-    items, _urls, _m = backup.run_restore(store, store.latest(), cache, Warnings())
+    items, _urls, _m = run_restore(store, store.latest(), cache, Warnings())
     [failed] = [i for i in items if i.action == "failed"]
     assert failed.entry["fn"] == victim and "corrupt" in failed.reason
     assert victim not in os.listdir(cache)
@@ -324,9 +327,9 @@ def test_prune_removes_backed_up_tarballs_only_and_restore_brings_them_back(cach
     assert sorted(n for n in os.listdir(cache) if os.path.isdir(os.path.join(cache, n, "info"))) == extracted
     again, _w = run(dest, [cache], prune_source=True)
     assert not again.changed and again.pruned == [] and len(again.plan.carried) == len(files)
-    store = backup.Store(str(dest), "h1")
+    store = Store(str(dest), "h1")
     assert all(e["pruned"] for e in store.latest().entries)
-    items, _urls, mismatch = backup.run_restore(store, store.latest(), cache, Warnings())
+    items, _urls, mismatch = run_restore(store, store.latest(), cache, Warnings())
     assert tarballs(cache) == files and mismatch == []
 
 
@@ -344,7 +347,7 @@ def test_channel_serves_the_backup_to_a_solver_and_installer(cache, dest, tmp_pa
             for fn, fields in data[key].items():
                 listed.append(fn)
                 assert fields["sha256"] == record_of(cache, fn)["sha256"] == digest(channel / subdir / fn)
-                assert os.stat(channel / subdir / fn).st_ino == os.stat(backup.Store(str(dest), "h1").object_path(fields["sha256"])).st_ino
+                assert os.stat(channel / subdir / fn).st_ino == os.stat(Store(str(dest), "h1").object_path(fields["sha256"])).st_ino
     assert sorted(listed) == with_record
     names = sorted({fn.rsplit("-", 2)[0] for fn in with_record} - {"conda"})
 
@@ -362,16 +365,16 @@ def test_channel_serves_the_backup_to_a_solver_and_installer(cache, dest, tmp_pa
 # -- bad dest, full disk, killed run -------------------------------------------------------------
 
 def test_dest_inside_a_cache_or_environment_missing_or_read_only_is_refused(cache, tmp_path):
-    store = backup.Store(os.path.join(cache, "backup"), "h1")
-    with pytest.raises(backup.BackupError, match="inside the package cache"):
+    store = Store(os.path.join(cache, "backup"), "h1")
+    with pytest.raises(BackupError, match="inside the package cache"):
         store.check(True, [("package cache", cache)])
     env = str(tmp_path / "h1/opt/conda")
-    with pytest.raises(backup.BackupError, match="inside the environment"):
-        backup.Store(env + "/backups", "h1").check(True, [("environment", env)])
-    with pytest.raises(backup.BackupError, match="does not exist"):
-        backup.Store(str(tmp_path / "nowhere"), "h1").check(True)
-    with pytest.raises(backup.BackupError, match="plain name"):
-        backup.Store(str(tmp_path), "../evil")
+    with pytest.raises(BackupError, match="inside the environment"):
+        Store(env + "/backups", "h1").check(True, [("environment", env)])
+    with pytest.raises(BackupError, match="does not exist"):
+        Store(str(tmp_path / "nowhere"), "h1").check(True)
+    with pytest.raises(BackupError, match="plain name"):
+        Store(str(tmp_path), "../evil")
 
 
 @pytest.fixture
@@ -403,7 +406,7 @@ def test_where_the_kernel_cannot_copy_the_hashed_buffer_is_written(cache, tmp_pa
             os.copy_file_range(src, probe, 1, 0, 0)
             pytest.skip("this kernel copies across these filesystems; the fallback is not reached")
         except OSError as exc:
-            assert exc.errno in backup._NO_KERNEL_COPY
+            assert exc.errno in NO_KERNEL_COPY
         finally:
             os.close(src)
             os.close(probe)
@@ -412,13 +415,13 @@ def test_where_the_kernel_cannot_copy_the_hashed_buffer_is_written(cache, tmp_pa
         assert len(result.copied) == len(tarballs(cache)) and not result.plan.of("failed")
         assert set(stored_objects(dest)) == {digest(os.path.join(cache, fn)) for fn in tarballs(cache)}
         assert all(name == sha for name, sha in stored_objects(dest).items())
-        assert backup.verify(backup.Store(str(dest), "h1"))[1:] == ([], [], [])
+        assert verify(Store(str(dest), "h1"))[1:] == ([], [], [])
 
 
 def test_read_only_dest_is_refused(small_fs):
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
-    with pytest.raises(backup.BackupError, match="not writable"):
-        backup.Store(str(small_fs), "h1").check(True)
+    with pytest.raises(BackupError, match="not writable"):
+        Store(str(small_fs), "h1").check(True)
 
 
 def test_disk_full_fails_cleanly_and_leaves_the_existing_store_untouched(tmp_path, small_fs):
@@ -426,7 +429,7 @@ def test_disk_full_fails_cleanly_and_leaves_the_existing_store_untouched(tmp_pat
     run(small_fs, [small])
     before = {p: (p.stat().st_mtime_ns, digest(p)) for p in small_fs.rglob("*") if p.is_file()}
     big = build_cache(tmp_path / "big", tarball_only=0, seed=9)
-    with pytest.raises(backup.BackupError, match="no space left"):
+    with pytest.raises(BackupError, match="no space left"):
         run(small_fs, [big], workers=1)
     assert os.listdir(small_fs / "tmp") == []
     assert {p: (p.stat().st_mtime_ns, digest(p)) for p in before} == before
@@ -438,9 +441,9 @@ def test_sigkill_mid_backup_leaves_no_partial_object_and_a_rerun_completes(tmp_p
     cache = Path(build_cache(tmp_path / "h1"))
     for index in range(4):  # big tarball-only files (no record) so the copy takes a while
         (cache / ("big%d-1.0-0.conda" % index)).write_bytes(os.urandom(48 << 20))
-    script = ("import sys; from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as b;"
+    script = ("import sys; from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as b, conda_backup_store as s;"
               "from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings;"
-              "b.run_backup(b.Store(sys.argv[1], 'h1'), [PackageCache(sys.argv[2]).scan_tarballs(Warnings())], Warnings(), workers=1)")
+              "b.run_backup(s.Store(sys.argv[1], 'h1'), [PackageCache(sys.argv[2]).scan_tarballs(Warnings())], Warnings(), workers=1)")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / ".build" / "link"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", script, str(dest), str(cache)], env=env)
     deadline = time.monotonic() + 60

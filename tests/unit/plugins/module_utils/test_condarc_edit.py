@@ -1,18 +1,16 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The line-preserving .condarc editor: only pkgs_dirs changes, conda's reader agrees, writes are atomic."""
+"""The line-preserving .condarc editor: only pkgs_dirs changes, conda's reader agrees (its atomic
+write is _durable's, tested in test_durable)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 import pytest
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
-from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import (
-    EditError, quote, read_items, set_items, write_atomic)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import EditError, quote, read_items, set_items
 
 SITE = (
     "# site config, owned by ops\n"
@@ -104,27 +102,3 @@ def test_a_value_with_both_quote_kinds_is_refused():
 def test_a_malformed_file_is_not_edited():
     with pytest.raises(EditError, match="malformed"):
         set_items("pkgs_dirs: [unclosed\n", ["/a"], source="/etc/conda/.condarc")
-
-
-def test_write_atomic_keeps_owner_mode_and_symlink(tmp_path):
-    target = tmp_path / "real.condarc"
-    target.write_text("old\n")
-    os.chmod(str(target), 0o640)
-    link = tmp_path / ".condarc"
-    os.symlink("real.condarc", str(link))
-    before = os.stat(str(target))
-    write_atomic(str(link), "new\n", uid=12345, gid=12345)
-    after = os.stat(str(target))
-    assert os.path.islink(str(link)) and target.read_text() == "new\n"
-    assert (after.st_mode & 0o7777, after.st_uid, after.st_gid) == (0o640, before.st_uid, before.st_gid)
-    assert after.st_ino != before.st_ino, "replaced by rename, not rewritten in place"
-    assert sorted(os.listdir(str(tmp_path))) == [".condarc", "real.condarc"]
-
-
-def test_write_atomic_gives_a_new_file_the_requested_owner(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("chown needs root")
-    path = tmp_path / "home" / ".condarc"
-    write_atomic(str(path), "pkgs_dirs: []\n", uid=1234, gid=2345, mode=0o600)
-    st = os.stat(str(path))
-    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1234, 2345, 0o600)

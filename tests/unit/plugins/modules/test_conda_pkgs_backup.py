@@ -1,54 +1,23 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""conda_pkgs_backup run as Ansible runs it (a process with an args file) on a condafab host tree:
-``changed`` semantics, check mode and diff, the three states, and the refusals.
-
-Only ``root`` is considered and the installation is named with ``roots``, so the run reads the
-fixture, not this machine's users.
+"""conda_pkgs_backup run as Ansible runs it (a process with an args file) on a condafab host tree
+(``backup_host``): ``changed`` semantics, check mode and diff, the three states, and the refusals.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from condafab.host import HostBuilder
-
-REPO = Path(__file__).resolve().parents[4]
-LINK = REPO / ".build" / "link"
-MODULE = LINK / "ansible_collections/pkgcache/fleet/plugins/modules/conda_pkgs_backup.py"
-
-
-def run_module(tmp_path: Path, **args) -> dict:
-    args_file = tmp_path / "args.json"
-    args.setdefault("users", ["root"])
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(os.environ, PYTHONPATH=str(LINK), ANSIBLE_COLLECTIONS_PATH=str(LINK))
-    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], env=env, capture_output=True, text=True, check=False)
-    return json.loads(done.stdout)
+from unit.plugins.modules.backup_host import build_host, run_module
 
 
 @pytest.fixture
 def host(tmp_path):
-    """``/opt/conda`` with a base env, an env, and a cache with extracted and tarball-only packages."""
-    builder = HostBuilder(tmp_path / "host", seed=11)
-    catalog = builder.catalog(20, 5)
-    inst = builder.install("/opt/conda", catalog)
-    rest = [p for p in catalog.packages if p.dist not in inst.cache.packages]
-    for index, pkg in enumerate(rest):
-        inst.cache.add(pkg, extracted=index % 5 != 0)
-    builder.env("/opt/conda/envs/web", inst.cache.extracted_packages[:4], inst.cache)
-    builder.finish()
-    root = tmp_path / "host" / "opt" / "conda"
-    dest = tmp_path / "backup"
-    dest.mkdir()
-    return {"root": str(root), "cache": str(root / "pkgs"), "dest": str(dest)}
+    return build_host(tmp_path)
 
 
 def tree(path):

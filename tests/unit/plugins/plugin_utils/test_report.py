@@ -11,10 +11,12 @@ import datetime
 
 import jmespath
 
-from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _report
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render, _report
+from unit.plugins.plugin_utils import backup_results
 from unit.plugins.plugin_utils.hostvars import FAILED, UNREACHABLE, clean_result, cleaned, facts, pip_clean_result
 
 MiB = 1024 * 1024
+RECORDED = backup_results.load()
 
 
 def test_cache_totals_add_conda_and_pip_on_disk_and_reclaimable():
@@ -168,15 +170,56 @@ def test_stats_are_flat_prefixed_numbers():
     assert data["pkgcache_freed_bytes"] == 6 * MiB
 
 
-def test_backup_summary_counts_what_was_stored_and_failed():
-    result = {"changed": True, "copied": [{"fn": "a.conda"}, {"fn": "b.conda"}], "stored": [{"fn": "c.conda"}],
-              "unchanged": 4, "bytes_copied": 3 * MiB, "failed": [{"fn": "d.conda", "reason": "sha256"}],
-              "manifest": "/backup/manifests/h1/2026.json", "msg": "copied 2"}
-    record = _report.host_record("h1", dict(facts(conda=(1, 0)), pkgs_backup_result=result), active=True)
-    assert record["backup"] == {"copied": 2, "already_stored": 1, "unchanged": 4, "bytes_copied": 3 * MiB,
-                                "failed": 1, "manifest": "/backup/manifests/h1/2026.json"}
+def backup_host(result):
+    return dict(facts(conda=(1, 0)), pkgs_backup_result=result)
+
+
+def test_recorded_backup_results_have_the_shape_the_module_returns_now(tmp_path):
+    """The report tests below read recorded module output; a renamed or missing key in the
+    module's result shows here first (regenerate the recording with backup_results.py)."""
+    fresh = backup_results.record(tmp_path)
+    assert dict((name, shape(result)) for name, result in fresh.items()) == \
+        dict((name, shape(result)) for name, result in RECORDED.items())
+
+
+def shape(value):
+    """Keys and types, not values: ``{"copied": [{"fn": "str", ...}], "unchanged": "int"}``."""
+    if isinstance(value, dict):
+        return dict((key, shape(item)) for key, item in value.items() if key != "invocation")
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+def test_backup_summary_counts_what_a_real_backup_copied():
+    result = RECORDED["present"]
+    assert result["copied"] and not result["rejected"]
+    record = _report.host_record("h1", backup_host(result), active=True)
+    assert record["backup"] == {"copied": len(result["copied"]), "already_stored": 0, "unchanged": 0,
+                                "bytes_copied": sum(c["size"] for c in result["copied"]),
+                                "failed": 0, "manifest": result["manifest"]}
     totals = _report.fleet_totals([record])
-    assert (totals["hosts_backed_up"], totals["backup_bytes_copied"]) == (1, 3 * MiB)
+    assert (totals["hosts_backed_up"], totals["backup_bytes_copied"]) == (1, result["bytes_copied"])
+
+
+def test_a_rejected_tarball_with_fail_on_mismatch_fails_the_host_and_counts_as_failed():
+    result = RECORDED["mismatch_failed"]
+    assert result["failed"] is True and len(result["rejected"]) == 1, "the recording: one tarball corrupted"
+    record = _report.host_record("h1", backup_host(result), active=False)
+    assert record["status"] == _report.FAILED and record["error"].startswith("pkgs_backup_result: ")
+    assert record["backup"]["failed"] == 1 and record["backup"]["copied"] == 0
+    # ignore_errors keeps the host in the play: it is ok, and the rejected tarball still counts.
+    kept = _report.host_record("h1", backup_host(result), active=True)
+    assert kept["status"] == _report.OK and kept["backup"]["failed"] == 1
+
+
+def test_the_whole_report_renders_a_fleet_with_a_failed_backup():
+    report = _report.build([("h1", backup_host(RECORDED["present"])), ("h2", backup_host(RECORDED["mismatch_failed"]))],
+                           ["h1"], "t")
+    assert report["totals"]["by_status"]["failed"] == 1 and report["totals"]["hosts_backed_up"] == 2
+    assert [h["backup"]["failed"] for h in report["hosts"]] == [0, 1]
+    rendered = dict((fmt, render(report)) for fmt, render in _render.RENDERERS.items())
+    assert "; 1 failed" in rendered["markdown"]
 
 
 def test_verify_only_backup_has_no_summary_and_a_failed_backup_fails_the_host():
