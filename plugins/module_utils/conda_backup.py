@@ -34,11 +34,12 @@ __metaclass__ = type
 import os
 import stat
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import WriteFailed, hash_copy
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sync_filesystem, unlink_quiet
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan, execute
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
     CHANNEL_DIR, MANIFEST_DIR, TMP_DIR, Manifest, backup_error, read_record, utc_stamp, verify_object)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_channel import refresh_channel
@@ -340,35 +341,29 @@ def write_manifest(plan, now=None):
     return store.write_json(os.path.join(MANIFEST_DIR, store.host_id, created + ".json"), manifest.as_dict())
 
 
-def plan_prune(plan, workers=2):
-    """Items whose tarball may leave its cache: stored in this run's manifest and the stored
-    object re-hashed intact.  Returns ``(items, failures)``."""
+def plan_prune(plan, workers=2, routes_of=None):
+    """Items whose tarball may leave its cache: stored in this run's manifest, the stored object
+    re-hashed intact, and the cache one this run may clean (``routes_of(cache)``, see
+    ``cleanup.CachePlan.authorize``; without it the run's own credentials are used).
+    Returns ``(items, cache plans, failures)``."""
     candidates = [i for i in plan.items if i.entry is not None]
     problems = run_parallel(lambda i: verify_object(plan.store, i.entry["sha256"], i.size), candidates, workers)
-    chosen, failures = [], []
+    chosen, plans, failures = [], {}, []
     for item, problem in zip(candidates, problems):
         if problem:
             failures.append({"source": item.path, "reason": "not pruned: stored object %s" % problem})
-        else:
-            chosen.append(item)
-    return chosen, failures
-
-
-def prune(items):
-    """Remove backed-up tarballs through the cache's lock and symlink-proof removal."""
-    removed, errors = [], []
-    by_cache = {}
-    for item in items:
-        by_cache.setdefault(item.cache.path, []).append(item)
-    for cache_path, cache_items in sorted(by_cache.items()):
-        try:
-            with _removal.CacheDir(cache_path) as root:
-                for item in cache_items:
-                    if root.remove(item.fn):
-                        removed.append(item.path)
-        except (OSError, _removal.RemovalError) as exc:
-            errors.append("%s: %s" % (cache_path, exc))
-    return removed, errors
+            continue
+        cache_plan = plans.get(item.cache.path)
+        if cache_plan is None:
+            cache_plan = plans[item.cache.path] = CachePlan(item.cache.path, "backup")
+            if routes_of is not None:
+                cache_plan.authorize(routes_of(item.cache))
+        if cache_plan.skipped:
+            failures.append({"source": item.path, "reason": "not pruned: %s" % cache_plan.skipped})
+            continue
+        cache_plan.remove(item.fn, "stored and verified", DiskUsage())
+        chosen.append(item)
+    return chosen, [plans[path] for path in sorted(plans)], failures
 
 
 class BackupRun(object):
@@ -378,6 +373,7 @@ class BackupRun(object):
         self.plan = plan
         self.manifest = None
         self.prune_items = []
+        self.prune_plans = []
         self.pruned = []
         self.prune_failures = []
         self.channel = None
@@ -392,8 +388,10 @@ class BackupRun(object):
         return bool(self.copied or self.plan.manifest_changed() or self.pruned or self.channel_changed)
 
 
-def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_source=False, channel=False):
-    """Plan, read/copy, optionally prune, write the manifest, optionally refresh the channel.
+def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_source=False, channel=False,
+               routes_of=None):
+    """Plan, read/copy, optionally prune (through the cleanup pipeline, on the authority
+    ``routes_of`` gives each cache), write the manifest, optionally refresh the channel.
 
     The manifest is written before any tarball leaves its cache, so a run killed while pruning
     still has every pruned tarball on record.
@@ -402,14 +400,14 @@ def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_sourc
         store.prepare()
     run = BackupRun(execute_backup(plan_backup(caches, store, warnings), check_mode, workers))
     if prune_source:
-        run.prune_items, run.prune_failures = plan_prune(run.plan, workers)
+        run.prune_items, run.prune_plans, run.prune_failures = plan_prune(run.plan, workers, routes_of)
         for item in run.prune_items:
             item.entry["pruned"] = True
         run.pruned = [i.path for i in run.prune_items]
     if not check_mode:
         run.manifest = write_manifest(run.plan)
         if run.prune_items:
-            run.pruned, errors = prune(run.prune_items)
+            run.pruned, _freed, errors = execute(run.prune_plans)
             run.prune_failures.extend({"source": e, "reason": "prune failed"} for e in errors)
     if channel:
         run.channel_changed = refresh_channel(store, warnings, check_mode)

@@ -272,7 +272,8 @@ def run_present(module, host, store, caches):
     params, check = module.params, module.check_mode
     if not params["pkgs_dirs"]:
         caches = [c for c in caches if c.conda_writable]
-    run = run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"])
+    run = run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"],
+                     routes_of=host.routes)
     plan, copied = run.plan, run.copied
     rejected = [i.as_dict() for i in plan.of("failed")]
     result = dict(
