@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from condafab.host import HostBuilder
 from condafab.pipcache import build_pip_cache, snapshot
+
+from .test_conda_pkgs_backup import host  # noqa: F401  pylint: disable=unused-import
 
 LINK = Path(__file__).resolve().parents[4] / ".build" / "link"
 MODULES = LINK / "ansible_collections/pkgcache/fleet/plugins/modules"
@@ -36,25 +37,12 @@ def run(tmp_path: Path, module: str, args: dict, check_mode=False) -> dict:
 
 
 @pytest.fixture
-def fixture(tmp_path):
-    """``/opt/conda`` whose cache holds unused packages, a pip cache, an empty backup directory."""
-    builder = HostBuilder(tmp_path / "host", seed=5)
-    catalog = builder.catalog(12, 3)
-    inst = builder.install("/opt/conda", catalog)
-    for pkg in catalog.packages:
-        if pkg.dist not in inst.cache.packages:
-            inst.cache.add(pkg)
-    builder.finish()
+def fixture(tmp_path, host):
+    """conda_pkgs_backup's installation (its cache holds unused packages) and empty backup
+    directory, and a pip cache."""
     build_pip_cache(tmp_path / "pip", seed=5, wheels=3)
-    (tmp_path / "backup").mkdir()
-    root = tmp_path / "host" / "opt" / "conda"
-    return {
-        "root": str(root),
-        "cache": str(root / "pkgs"),
-        "dest": str(tmp_path / "backup"),
-        "environment": {"PIP_CACHE_DIR": str(tmp_path / "pip"), "UV_CACHE_DIR": str(tmp_path / "no-uv"),
-                        "PIP_CONFIG_FILE": os.devnull},
-    }
+    return dict(host, environment={"PIP_CACHE_DIR": str(tmp_path / "pip"), "UV_CACHE_DIR": str(tmp_path / "no-uv"),
+                                   "PIP_CONFIG_FILE": os.devnull})
 
 
 def state(tmp_path):
