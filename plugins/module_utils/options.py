@@ -215,12 +215,14 @@ def parse_free_threshold(text, option):
 
 
 def format_free_threshold(threshold):
+    """``("percent", 10.0)`` -> ``"10%"``; ``("bytes", n)`` as :func:`format_size` writes it."""
     kind, value = threshold
     return _decimal(value) + "%" if kind == "percent" else format_size(value)
 
 
 def _decimal(number):
-    """A number as plain decimals (never ``1e+06``), as short as reads back exactly."""
+    """A number in plain decimals, never with an exponent (``1e-05``), which the parsers do not read."""
     if number == int(number):
         return "%d" % number
-    return repr(float(number)) if "e" not in repr(float(number)) else ("%.20f" % number).rstrip("0")
+    text = repr(float(number))
+    return text if "e" not in text else ("%.20f" % number).rstrip("0")
