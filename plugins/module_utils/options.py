@@ -33,13 +33,10 @@ class OptionError(ValueError):
 
 # -- argument-spec pieces ----------------------------------------------------------------------
 
-# Fragment pkgcache.fleet.accounts (section conda or pip for the readings of one kind of cache).
-ACCOUNTS = dict(
-    users=dict(type="list", elements="str", default=[]),
-    environment=dict(type="dict", default={}),
-)
-# Fragment pkgcache.fleet.accounts.conda_environment (a module that takes no users).
-ENVIRONMENT = dict(environment=ACCOUNTS["environment"])
+# Fragment pkgcache.fleet.users (section conda or pip for what the users select there).
+USERS = dict(users=dict(type="list", elements="str", default=[]))
+# Fragment pkgcache.fleet.environment (section conda or pip for the variables read there).
+ENVIRONMENT = dict(environment=dict(type="dict", default={}))
 # Fragment pkgcache.fleet.conda_caches: which conda caches a module works on.
 CONDA_CACHES = dict(
     roots=dict(type="list", elements="path", default=[]),

@@ -22,7 +22,8 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
-  - pkgcache.fleet.accounts
+  - pkgcache.fleet.users
+  - pkgcache.fleet.environment
   - pkgcache.fleet.conda_facts
 options:
   gather:
@@ -33,7 +34,7 @@ options:
     elements: str
     choices: [conda, pip]
     default: [conda, pip]
-  # users and environment take their type and default from the accounts fragment; the texts say
+  # users and environment take their type and default from their fragments; the texts say
   # what they select for each kind of facts.
   users:
     description:
@@ -104,7 +105,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.ACCOUNTS, options.CONDA_FACTS,
+            options.USERS, options.ENVIRONMENT, options.CONDA_FACTS,
             gather=dict(type="list", elements="str", choices=list(KINDS), default=list(KINDS)),
         ),
         supports_check_mode=True,

@@ -26,7 +26,8 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
-  - pkgcache.fleet.accounts.conda
+  - pkgcache.fleet.users.conda
+  - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_facts
 seealso:
   - module: pkgcache.fleet.pip_cache_facts
@@ -209,7 +210,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import
 
 def main():
     module = AnsibleModule(
-        argument_spec=options.argument_spec(options.ACCOUNTS, options.CONDA_FACTS),
+        argument_spec=options.argument_spec(options.USERS, options.ENVIRONMENT, options.CONDA_FACTS),
         supports_check_mode=True,
     )
     try:

@@ -30,7 +30,8 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.cleanup
-  - pkgcache.fleet.accounts.conda
+  - pkgcache.fleet.users.conda
+  - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_caches
   - pkgcache.fleet.policy_values
 options:
@@ -212,7 +213,7 @@ def policy_from(params):
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.ACCOUNTS, options.CONDA_CACHES,
+            options.USERS, options.ENVIRONMENT, options.CONDA_CACHES,
             targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
             min_age=options.duration("0"),
             keep_latest=dict(type="int", default=0),

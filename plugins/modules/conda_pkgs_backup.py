@@ -35,7 +35,8 @@ description:
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
-  - pkgcache.fleet.accounts.conda
+  - pkgcache.fleet.users.conda
+  - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_caches
   - pkgcache.fleet.workers
 attributes:
@@ -335,7 +336,7 @@ def run_restored(module, host, store, caches):
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.ACCOUNTS, options.CONDA_CACHES, options.WORKERS,
+            options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.WORKERS,
             state=dict(type="str", default="present", choices=["present", "verified", "restored"]),
             dest=dict(type="path", required=True),
             host_id=dict(type="str"),

@@ -36,7 +36,7 @@ description:
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
-  - pkgcache.fleet.accounts.conda_environment
+  - pkgcache.fleet.environment.conda
 attributes:
   check_mode:
     support: full

@@ -30,7 +30,8 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.cleanup
-  - pkgcache.fleet.accounts.pip
+  - pkgcache.fleet.users.pip
+  - pkgcache.fleet.environment.pip
   - pkgcache.fleet.policy_values
 options:
   purge:
@@ -171,7 +172,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Re
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.ACCOUNTS,
+            options.USERS, options.ENVIRONMENT,
             purge=dict(type="bool", default=False),
             include_selfcheck=dict(type="bool", default=False),
             patterns=dict(type="list", elements="str", default=[]),

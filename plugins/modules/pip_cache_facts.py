@@ -36,10 +36,11 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
-  - pkgcache.fleet.accounts.pip
+  - pkgcache.fleet.users.pip
+  - pkgcache.fleet.environment.pip
 options:
   # Reporting differs from the cleanup's, so this module says what users means here (type and
-  # default from the accounts fragment).
+  # default from the users fragment).
   users:
     description:
       - Only these users. They are always reported, with a warning when a home directory is
@@ -250,7 +251,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import
 
 def main():
     module = AnsibleModule(
-        argument_spec=options.argument_spec(options.ACCOUNTS),
+        argument_spec=options.argument_spec(options.USERS, options.ENVIRONMENT),
         supports_check_mode=True,
     )
     try:

@@ -128,9 +128,9 @@ def test_a_null_variable_is_unset_and_the_rest_are_strings():
 
 
 def test_every_module_gets_its_own_copy_and_no_option_twice():
-    first = options.argument_spec(options.ACCOUNTS, options.CONDA_CACHES, workers=dict(type="int"))
+    first = options.argument_spec(options.USERS, options.CONDA_CACHES, workers=dict(type="int"))
     first["users"]["default"].append("alice")
-    assert options.argument_spec(options.ACCOUNTS)["users"]["default"] == []
+    assert options.argument_spec(options.USERS)["users"]["default"] == []
     with pytest.raises(ValueError, match="option roots is defined twice"):
         options.argument_spec(options.CONDA_CACHES, options.CONDA_FACTS)
 
@@ -143,10 +143,12 @@ def test_duration_and_size_options_have_a_default_only_when_given():
 # Each documented section and the spec block it documents (the module docs are checked against
 # the modules' specs by ansible-test's validate-modules; this keeps the shared pieces in step).
 FRAGMENTS = [
-    ("accounts", "DOCUMENTATION", options.ACCOUNTS),
-    ("accounts", "CONDA", options.ACCOUNTS),
-    ("accounts", "PIP", options.ACCOUNTS),
-    ("accounts", "CONDA_ENVIRONMENT", options.ENVIRONMENT),
+    ("users", "DOCUMENTATION", options.USERS),
+    ("users", "CONDA", options.USERS),
+    ("users", "PIP", options.USERS),
+    ("environment", "DOCUMENTATION", options.ENVIRONMENT),
+    ("environment", "CONDA", options.ENVIRONMENT),
+    ("environment", "PIP", options.ENVIRONMENT),
     ("conda_caches", "DOCUMENTATION", options.CONDA_CACHES),
     ("conda_facts", "DOCUMENTATION", options.CONDA_FACTS),
     ("workers", "DOCUMENTATION", options.WORKERS),
