@@ -8,7 +8,8 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """What the conda cache facts cover: extra roots, environment sizes, per-package lists."""
+    """What the conda cache facts cover: extra roots, environment sizes, per-package lists
+    (``options.CONDA_FACTS``)."""
 
     DOCUMENTATION = r"""
 options:

@@ -15,12 +15,6 @@ import pwd
 NO_LOGIN_SHELLS = ("nologin", "false", "sync", "shutdown", "halt")
 
 
-def shell_environment(values):
-    """The ``environment`` option as the users' shells would have it: names and values as
-    strings, a variable set to null unset (not the string ``None``)."""
-    return dict((str(name), str(value)) for name, value in values.items() if value is not None)
-
-
 class User(object):
     """A passwd entry: only what cache and config resolution need."""
 
@@ -34,9 +28,9 @@ class User(object):
         self.shell = shell
 
     @classmethod
-    def all(cls, names=None, warn=None):
-        """Every account with an existing home (or the named ones), each home once."""
-        return users_with_homes(names, warn)
+    def all(cls):
+        """Every account with an existing home, each home once."""
+        return with_homes(passwd_users())
 
     @property
     def logs_in(self):
@@ -48,28 +42,22 @@ def _user(entry):
     return User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell)
 
 
-def passwd_users(names=None, warn=None):
-    """Every passwd user (first entry per name), or the named ones; unknown names are warned about."""
-    if not names:
-        seen = {}
-        for entry in pwd.getpwall():
-            seen.setdefault(entry.pw_name, _user(entry))
-        return list(seen.values())
-    users = []
-    for name in names:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            if warn is not None:
-                warn("user %s is not in the passwd database; skipped" % name)
-            continue
-        users.append(_user(entry))
-    return users
+def passwd_users():
+    """Every passwd user, the first entry of each name."""
+    seen = {}
+    for entry in pwd.getpwall():
+        seen.setdefault(entry.pw_name, _user(entry))
+    return list(seen.values())
 
 
-def users_with_homes(names=None, warn=None):
-    """Passwd users whose home directory exists, each home once (system accounts share ``/``)."""
-    return with_homes(passwd_users(names, warn))
+def passwd_user(name):
+    """The passwd user *name*; KeyError when the database has no such name."""
+    return _user(pwd.getpwnam(name))
+
+
+def superuser():
+    """The account of uid 0."""
+    return _user(pwd.getpwuid(0))
 
 
 def with_homes(accounts):

@@ -12,19 +12,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, pip_cache
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment, with_homes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
 
 CONDA = "conda"
 PIP = "pip"
 KINDS = (CONDA, PIP)
 FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache"}
-
-# Options only the conda facts read (documented in the pkgcache.fleet.conda_facts fragment).
-CONDA_OPTIONS = dict(
-    roots=dict(type="list", elements="path", default=[]),
-    env_sizes=dict(type="bool", default=False),
-    list_packages=dict(type="bool", default=True),
-)
 
 
 def _conda_cache(accounts, params, warn):
@@ -55,7 +49,7 @@ _GATHER = {CONDA: _conda_cache, PIP: _pip_cache}
 def gather(accounts, params, kinds, warn):
     """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``).
 
-    *accounts* are the passwd users of the ``users`` option (``_accounts.passwd_users``), read
+    *accounts* are the passwd users of the ``users`` option (``options.select_users``), read
     once for every kind; *params* the module's parameters; *warn* the module's ``warn``.
     """
     return dict((FACT_NAMES[kind], _GATHER[kind](accounts, params, warn)) for kind in KINDS if kind in kinds)

@@ -25,7 +25,6 @@ import fcntl
 import fnmatch
 import os
 import posixpath
-import pwd
 import re
 import stat
 import time
@@ -34,10 +33,10 @@ from contextlib import ExitStack
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
-from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError, parse_duration
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError, parse_duration
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import format_duration as _duration_text
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
     DEFAULT_SOURCES, ENV_SOURCES, pip_cache_location, uv_cache_location)
 
@@ -55,7 +54,6 @@ UV_ARCHIVE = "archive-v0"
 # Files through which a uv entry names its unpacked archive (besides symlinks).
 UV_POINTER_SUFFIXES = (".http", ".rev", ".msgpack")
 UV_POINTER_MAX = 1024 * 1024
-_BARE_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 
 
 class Request(object):
@@ -71,19 +69,19 @@ class Request(object):
 
     @classmethod
     def from_options(cls, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None):
-        """Build a request from user input; PolicyError says what is wrong before anything is read."""
+        """Build a request from user input; OptionError says what is wrong before anything is read."""
         chosen = [name for name, value in (("purge", purge), ("patterns", patterns), ("min_age", min_age is not None))
                   if value]
         if len(chosen) > 1:
-            raise PolicyError("%s cannot be combined: choose one way to clean pip caches" % " and ".join(chosen))
+            raise OptionError("%s cannot be combined: choose one way to clean pip caches" % " and ".join(chosen))
         if not chosen and uv_min_age is None:
-            raise PolicyError("nothing to do: set purge, patterns, min_age or uv_min_age")
+            raise OptionError("nothing to do: set purge, patterns, min_age or uv_min_age")
         if include_selfcheck and not purge:
-            raise PolicyError("include_selfcheck only applies to purge")
+            raise OptionError("include_selfcheck only applies to purge")
         for pattern in patterns:
             if not pattern or "/" in pattern:
-                raise PolicyError("pattern %r is not a wheel file name glob (like numpy, numpy-1.*, *-cp311-*)" % pattern)
-        return cls(purge, patterns, parse_age(min_age, "min_age"), parse_age(uv_min_age, "uv_min_age"),
+                raise OptionError("pattern %r is not a wheel file name glob (like numpy, numpy-1.*, *-cp311-*)" % pattern)
+        return cls(purge, patterns, parse_duration(min_age, "min_age"), parse_duration(uv_min_age, "uv_min_age"),
                    include_selfcheck, now)
 
     @property
@@ -91,42 +89,8 @@ class Request(object):
         return bool(self.purge or self.patterns or self.min_age is not None)
 
 
-def parse_age(text, option):
-    """A duration with a unit (``7d``); a bare non-zero number is refused, since days and seconds
-    are both plausible readings and the wrong one empties a cache."""
-    if text is None:
-        return None
-    if _BARE_NUMBER.match(str(text)) and float(text) != 0:
-        raise PolicyError("%s=%s has no unit: write %sd for days or %ss for seconds" % (option, text, text, text))
-    try:
-        return parse_duration(text)
-    except PolicyError as exc:
-        raise PolicyError("%s: %s" % (option, exc))
-
-
 def age_reason(seconds):
     return "older than %s" % _duration_text(seconds)
-
-
-def _duration_text(seconds):
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return "%d%s" % (seconds // size, unit)
-    return "%gs" % seconds
-
-
-def select_users(names):
-    """The named passwd users (every account when ``names`` is empty); an unknown name is an error,
-    since cleaning for a user that is not there is a typo, not a policy."""
-    unknown = []
-    for name in names or ():
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            unknown.append(name)
-    if unknown:
-        raise PolicyError("unknown user(s): %s" % ", ".join(unknown))
-    return passwd_users(names)
 
 
 # -- the tree ----------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
+  - pkgcache.fleet.users
+  - pkgcache.fleet.environment
   - pkgcache.fleet.conda_facts
 options:
   gather:
@@ -32,11 +34,12 @@ options:
     elements: str
     choices: [conda, pip]
     default: [conda, pip]
+  # users and environment take their type and default from their fragments; the texts say
+  # what they select for each kind of facts.
   users:
     description:
       - Only these users. The names are looked up in the passwd database once for both kinds of
-        facts; an unknown name is warned about (also when only conda facts are gathered, unlike
-        M(pkgcache.fleet.conda_cache_facts)) and left out.
+        facts; a name the database does not have fails the task, naming it, before anything is read.
       - The conda facts look into the homes of the named users that exist (config, environments,
         caches), each home once. Environments of the users left out are then unknown, so packages
         only their soft-linked environments use count as unused.
@@ -45,9 +48,6 @@ options:
         into every existing home; the pip facts report the accounts, C(root) included, that have a
         pip or uv cache on disk, and warn about a missing home only for accounts with a login shell
         (not C(nologin), C(false), ...).
-    type: list
-    elements: str
-    default: []
   environment:
     description:
       - Environment variables as the users' shells set them, applied to every user. A module cannot
@@ -56,8 +56,6 @@ options:
         (C(CONDA_PKGS_DIRS), C(CONDA_ENVS_DIRS), C(CONDARC), ...), the pip facts as
         O(pkgcache.fleet.pip_cache_facts#module:environment) does (C(PIP_CACHE_DIR),
         C(XDG_CACHE_HOME), C(UV_CACHE_DIR), ...). A variable set to null is unset.
-    type: dict
-    default: {}
 notes:
   - Run with C(become=true) to read every user's home.
 seealso:
@@ -100,24 +98,25 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
-from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA_OPTIONS, KINDS, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
+from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import KINDS, gather
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=options.argument_spec(
+            options.USERS, options.ENVIRONMENT, options.CONDA_FACTS,
             gather=dict(type="list", elements="str", choices=list(KINDS), default=list(KINDS)),
-            users=dict(type="list", elements="str", default=[]),
-            environment=dict(type="dict", default={}),
-            **CONDA_OPTIONS
         ),
         supports_check_mode=True,
     )
     kinds = module.params["gather"]
     if not kinds:
         module.fail_json(msg="gather is empty; name conda, pip or both")
-    accounts = passwd_users(module.params["users"], module.warn)
+    try:
+        accounts = options.select_users(module.params["users"])
+    except options.OptionError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, kinds, module.warn))
 
 

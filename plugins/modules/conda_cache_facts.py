@@ -26,7 +26,8 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
-  - pkgcache.fleet.conda_hosts
+  - pkgcache.fleet.users.conda
+  - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_facts
 seealso:
   - module: pkgcache.fleet.pip_cache_facts
@@ -203,21 +204,19 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
-from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA, CONDA_OPTIONS, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
+from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA, gather
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            users=dict(type="list", elements="str"),
-            environment=dict(type="dict", default={}),
-            **CONDA_OPTIONS
-        ),
+        argument_spec=options.argument_spec(options.USERS, options.ENVIRONMENT, options.CONDA_FACTS),
         supports_check_mode=True,
     )
-    # Unknown names in users are left out silently, as in the other conda modules.
-    accounts = passwd_users(module.params["users"])
+    try:
+        accounts = options.select_users(module.params["users"])
+    except options.OptionError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [CONDA], module.warn))
 
 

@@ -30,7 +30,10 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.cleanup
-  - pkgcache.fleet.conda_hosts
+  - pkgcache.fleet.users.conda
+  - pkgcache.fleet.environment.conda
+  - pkgcache.fleet.conda_caches
+  - pkgcache.fleet.policy_values
 options:
   targets:
     description:
@@ -59,22 +62,10 @@ options:
       - Must be V(true) for O(purge) to run; a guard against a purge by accident.
     type: bool
     default: false
-  roots:
-    description:
-      - Only clean the caches of these installations (root prefixes). Default is every discovered one.
-    type: list
-    elements: path
-    default: []
-  pkgs_dirs:
-    description:
-      - Only clean these caches. Each must be a known cache or contain C(urls.txt) or C(urls).
-    type: list
-    elements: path
-    default: []
   min_age:
     description:
-      - Keep items modified more recently than this (V(7d), V(12h), V(30m), seconds). V(0) keeps nothing
-        for age.
+      - Keep items modified more recently than this (V(7d), V(12h), V(30m)). V(0) keeps nothing for
+        age.
     type: str
     default: "0"
   keep_latest:
@@ -228,39 +219,34 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._units import (
-    PolicyError, parse_duration, parse_free_threshold, parse_size)
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
 
 
 def policy_from(params):
     return Policy(
-        min_age=parse_duration(params["min_age"]),
+        min_age=options.parse_duration(params["min_age"], "min_age"),
         keep_latest=params["keep_latest"],
         exclude=params["exclude"],
-        busy_age=parse_duration(params["busy_age"]),
-        when_free_below=parse_free_threshold(params["when_free_below"]) if params["when_free_below"] else None,
-        when_cache_above=parse_size(params["when_cache_above"]) if params["when_cache_above"] else None,
+        busy_age=options.parse_duration(params["busy_age"], "busy_age"),
+        when_free_below=options.parse_free_threshold(params["when_free_below"] or None, "when_free_below"),
+        when_cache_above=options.parse_size(params["when_cache_above"] or None, "when_cache_above"),
     )
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=options.argument_spec(
+            options.USERS, options.ENVIRONMENT, options.CONDA_CACHES,
             targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
-            roots=dict(type="list", elements="path", default=[]),
-            pkgs_dirs=dict(type="list", elements="path", default=[]),
-            users=dict(type="list", elements="str"),
-            environment=dict(type="dict", default={}),
-            min_age=dict(type="str", default="0"),
+            min_age=options.duration("0"),
             keep_latest=dict(type="int", default=0),
             exclude=dict(type="list", elements="str", default=[]),
-            when_free_below=dict(type="str"),
-            when_cache_above=dict(type="str"),
-            busy_age=dict(type="str", default="1h"),
+            when_free_below=options.size(),
+            when_cache_above=options.size(),
+            busy_age=options.duration("1h"),
             purge=dict(type="bool", default=False),
             confirm_purge=dict(type="bool", default=False),
         ),
@@ -273,11 +259,12 @@ def main():
         module.fail_json(msg="keep_latest must be 0 or more")
     try:
         policy = policy_from(params)
-    except PolicyError as exc:
+        accounts = options.select_homes(params["users"])
+    except options.OptionError as exc:
         module.fail_json(msg=str(exc))
     targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
-    env = shell_environment(params["environment"])
-    host = Host.load(User.all(params["users"]), params["roots"], env)
+    env = options.shell_environment(params["environment"])
+    host = Host.load(accounts, params["roots"], env)
     try:
         result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode,
                        purge=params["purge"])

@@ -35,7 +35,10 @@ description:
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
-  - pkgcache.fleet.conda_hosts
+  - pkgcache.fleet.users.conda
+  - pkgcache.fleet.environment.conda
+  - pkgcache.fleet.conda_caches
+  - pkgcache.fleet.workers
 attributes:
   check_mode:
     support: full
@@ -61,22 +64,17 @@ options:
     description:
       - Name of this host's manifest directory under C(dest/manifests/). Defaults to the host name.
     type: str
+  # roots and pkgs_dirs take their type and default from the conda_caches fragment.
   roots:
     description:
       - Only back up the caches of these installations. Default is every discovered one.
       - With V(restored), only the manifest's tarballs that came from these installations' caches.
-    type: list
-    elements: path
-    default: []
   pkgs_dirs:
     description:
       - Only these caches. Each must be a known cache or contain C(urls.txt) or C(urls).
         Without it, only caches conda may write to (with a writable C(urls.txt)) are backed up.
       - With V(restored), only the manifest's tarballs that came from these caches (the first
         writable of them is the default O(cache)).
-    type: list
-    elements: path
-    default: []
   manifest:
     description:
       - For V(restored), the manifest to restore, by path or by name under this host's manifests;
@@ -109,11 +107,6 @@ options:
         (V(verified)), or when a restored tarball does not match its record (V(restored)).
     type: bool
     default: false
-  workers:
-    description:
-      - Files read and written in parallel.
-    type: int
-    default: 2
 notes:
   - Files restored into a cache get the cache directory's owner.
 seealso:
@@ -247,7 +240,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
@@ -345,29 +338,30 @@ def run_restored(module, host, store, caches):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=options.argument_spec(
+            options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.WORKERS,
             state=dict(type="str", default="present", choices=["present", "verified", "restored"]),
             dest=dict(type="path", required=True),
             host_id=dict(type="str"),
-            roots=dict(type="list", elements="path", default=[]),
-            pkgs_dirs=dict(type="list", elements="path", default=[]),
-            users=dict(type="list", elements="str"),
-            environment=dict(type="dict", default={}),
             manifest=dict(type="str"),
             cache=dict(type="path"),
             channel=dict(type="bool", default=False),
             prune_source=dict(type="bool", default=False),
             fail_on_mismatch=dict(type="bool", default=False),
-            workers=dict(type="int", default=2),
         ),
         supports_check_mode=True,
     )
     params = module.params
     state = params["state"]
     try:
+        options.check_workers(params["workers"])
+        accounts = options.select_homes(params["users"])
+    except options.OptionError as exc:
+        module.fail_json(msg=str(exc))
+    try:
         store = Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
-        env = shell_environment(params["environment"])
-        host = Host.load(User.all(params["users"]), params["roots"], env, tarballs_only=True)
+        env = options.shell_environment(params["environment"])
+        host = Host.load(accounts, params["roots"], env, tarballs_only=True)
         caches = host.select_caches(params["roots"], params["pkgs_dirs"])
         store.check(state == "present", forbidden_places(host, caches, params["cache"]))
         if state == "present":

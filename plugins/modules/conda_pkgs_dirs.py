@@ -35,6 +35,8 @@ description:
     soft-linked environment points into the old cache unless O(link_old=true).
 author:
   - pkgcache.fleet contributors (@pkgcache)
+extends_documentation_fragment:
+  - pkgcache.fleet.environment.conda
 attributes:
   check_mode:
     support: full
@@ -59,6 +61,8 @@ options:
     description:
       - The login whose C(~/.condarc) is written (O(scope=user)), and whose view of the configuration
         is checked. Default is root.
+      - A name the passwd database does not have fails the task, naming it, before anything is read
+        or changed; so does an unknown O(owner) or O(group).
     type: str
   condarc:
     description:
@@ -105,12 +109,6 @@ options:
   mode:
     description: Permissions of created cache directories, octal (V('0775')).
     type: raw
-  environment:
-    description:
-      - Environment variables the users' conda sees (C(CONDA_PKGS_DIRS), C(XDG_CONFIG_HOME), C(CONDARC)).
-        A variable set to null is unset.
-    type: dict
-    default: {}
 """
 
 EXAMPLES = r"""
@@ -213,31 +211,25 @@ msg:
   type: str
 """
 
-import grp
-import pwd
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, superuser
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
 
 
-def _account(entry):
-    return User(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
-
-
 def request_from(params):
     """Names to accounts and ids; the file the scope means."""
-    viewer = _account(pwd.getpwnam(params["user"]) if params["user"] else pwd.getpwuid(0))
+    viewer = options.select_user(params["user"]) if params["user"] else superuser()
     path = condarc_path(params["scope"], params["root"], viewer.home if params["user"] else None, params["condarc"])
     owned = params["scope"] == "user" and not params["condarc"]
-    uid = pwd.getpwnam(params["owner"]).pw_uid if params["owner"] else (viewer.uid if owned else None)
-    gid = grp.getgrnam(params["group"]).gr_gid if params["group"] else (viewer.gid if owned else None)
+    uid = options.select_user(params["owner"]).uid if params["owner"] else (viewer.uid if owned else None)
+    gid = options.group_id(params["group"]) if params["group"] else (viewer.gid if owned else None)
     mode = params["mode"]
     if mode is not None and not isinstance(mode, int):
         mode = int(str(mode), 8)
-    env = shell_environment(params["environment"])
+    env = options.shell_environment(params["environment"])
     return Request(params["root"], path, viewer, User.all(), params["pkgs_dirs"], params["state"],
                    params["migrate"], params["link_old"], params["extracted"], uid, gid, mode, env)
 
@@ -255,7 +247,8 @@ def summary(plan, check_mode):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=options.argument_spec(
+            options.ENVIRONMENT,
             root=dict(type="path", required=True),
             scope=dict(type="str", choices=["system", "user"], default="system"),
             user=dict(type="str"),
@@ -268,7 +261,6 @@ def main():
             owner=dict(type="str"),
             group=dict(type="str"),
             mode=dict(type="raw"),
-            environment=dict(type="dict", default={}),
         ),
         required_if=[("scope", "user", ("user", "condarc"), True)],
         supports_check_mode=True,
@@ -276,6 +268,8 @@ def main():
     try:
         request = request_from(module.params)
         plan = build_plan(request)
+    except options.OptionError as exc:
+        module.fail_json(msg=str(exc))
     except (KeyError, ValueError) as exc:
         module.fail_json(msg="bad parameter: %s" % exc)
     except RelocateError as exc:

@@ -30,7 +30,9 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.cleanup
-  - pkgcache.fleet.pip_cache_users
+  - pkgcache.fleet.users.pip
+  - pkgcache.fleet.environment.pip
+  - pkgcache.fleet.policy_values
 options:
   purge:
     description:
@@ -56,7 +58,7 @@ options:
     description:
       - Remove HTTP cache entries (a C(http-v2) metadata file together with its C(.body)) and wheels
         whose files are all older than this, then tidy directories as pip does.
-      - A duration with a unit - V(30d), V(12h), V(2w), V(90s). A bare number other than V(0) is refused.
+      - A duration with a unit - V(30d), V(12h), V(2w), V(90s).
       - Cannot be combined with O(purge) or O(patterns).
     type: str
   uv_min_age:
@@ -70,8 +72,6 @@ options:
     type: str
 notes:
   - Run with C(become=true) to reach every user's cache.
-  - Unlike M(pkgcache.fleet.pip_cache_facts), an unknown name in O(users) fails the task before
-    anything is read or removed.
 seealso:
   - module: pkgcache.fleet.pip_cache_facts
 """
@@ -182,22 +182,20 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment
-from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean, select_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            users=dict(type="list", elements="str", default=[]),
-            environment=dict(type="dict", default={}),
+        argument_spec=options.argument_spec(
+            options.USERS, options.ENVIRONMENT,
             purge=dict(type="bool", default=False),
             include_selfcheck=dict(type="bool", default=False),
             patterns=dict(type="list", elements="str", default=[]),
-            min_age=dict(type="str"),
-            uv_min_age=dict(type="str"),
+            min_age=options.duration(),
+            uv_min_age=options.duration(),
         ),
         supports_check_mode=True,
     )
@@ -205,10 +203,10 @@ def main():
     try:
         request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
                                        params["include_selfcheck"])
-        users = select_users(params["users"])
-    except PolicyError as exc:
+        users = options.select_users(params["users"])
+    except options.OptionError as exc:
         module.fail_json(msg=str(exc))
-    environment = shell_environment(params["environment"])
+    environment = options.shell_environment(params["environment"])
     result = clean(users, environment, request, module.warn, module.check_mode)
     exit_module(module, result, "pip/uv caches")
 

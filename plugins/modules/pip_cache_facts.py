@@ -36,20 +36,20 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
-  - pkgcache.fleet.pip_cache_users
+  - pkgcache.fleet.users.pip
+  - pkgcache.fleet.environment.pip
 options:
-  # Reporting differs from the cleanup's, so this module says what users means here.
+  # Reporting differs from the cleanup's, so this module says what users means here (type and
+  # default from the users fragment).
   users:
     description:
-      - Only these users. They are always reported, with a warning when a name is unknown or a
-        home directory is missing.
+      - Only these users. They are always reported, with a warning when a home directory is
+        missing. A name the passwd database does not have fails the task, naming it, before
+        anything is read.
       - Empty (the default) means every account in the passwd database, C(root) included, of which
         those with a pip or uv cache on disk are reported. A missing home is warned about for
         accounts with a login shell (not C(nologin), C(false), ...), as system accounts often
         name homes that were never created.
-    type: list
-    elements: str
-    default: []
 notes:
   - Run with C(become=true) to read every user's home.
   - Config files are read as UTF-8. uv's C(uv.toml) C(cache-dir) setting is not read.
@@ -245,19 +245,19 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import PIP, gather
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            users=dict(type="list", elements="str", default=[]),
-            environment=dict(type="dict", default={}),
-        ),
+        argument_spec=options.argument_spec(options.USERS, options.ENVIRONMENT),
         supports_check_mode=True,
     )
-    accounts = passwd_users(module.params["users"], module.warn)
+    try:
+        accounts = options.select_users(module.params["users"])
+    except options.OptionError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [PIP], module.warn))
 
 

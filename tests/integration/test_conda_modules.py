@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from condafab.pipcache import snapshot
 from factcache import gather_into_cache
 from testfleet import layouts
 from testfleet.fleet import running
@@ -133,6 +134,25 @@ def test_clean_check_mode_changes_nothing(fleet_state_factory):
         assert done.returncode == 0, done.stdout + done.stderr
         assert "would remove" in done.stdout and "--- before: conda caches" in done.stdout
         assert sorted(str(p) for p in (root / "opt/conda/pkgs").rglob("*")) == before
+
+
+def test_unknown_users_and_fewer_than_one_worker_fail_before_anything_changes(fleet_state_factory):
+    """``users: [nosuchuser]`` used to be dropped silently by the conda modules (the clean then ran
+    for no user at all) and ``workers: 0`` was accepted; both now fail, naming the value, and
+    neither the installation nor the backup directory changes."""
+    with running(fleet_state_factory("options"), 1, ("single_root",), seed=4) as one:
+        root = one.root_of("h1")
+        (root / "srv/backup").mkdir(parents=True)
+        before = snapshot(root / "opt/conda"), snapshot(root / "srv/backup")
+        unknown = "unknown user(s): nosuchuser (not in the passwd database)"
+        for module, args, message in [
+                ("conda_clean", {"users": ["nosuchuser"]}, unknown),
+                ("conda_cache_facts", {"users": ["nosuchuser"]}, unknown),
+                ("conda_pkgs_backup", {"dest": "/srv/backup", "users": ["root", "nosuchuser"]}, unknown),
+                ("conda_pkgs_backup", {"dest": "/srv/backup", "workers": 0}, "workers must be 1 or more, not 0")]:
+            done = one.ansible("all", "-m", "pkgcache.fleet." + module, "-a", json.dumps(args), "--become")
+            assert done.returncode != 0 and message in done.stdout, (module, done.stdout + done.stderr)
+        assert (snapshot(root / "opt/conda"), snapshot(root / "srv/backup")) == before
 
 
 def test_a_cache_big_enough_for_forked_walkers_is_sized_and_cleaned_exactly(fleet_state_factory):

@@ -129,13 +129,13 @@ def test_malformed_user_config_is_a_warning_and_the_rest_is_reported(fleet):
     assert {user for user, (pip_path, _uv) in owners.items() if pip_path} <= set(facts["users"])
 
 
-def test_users_option_limits_and_warns_about_unknown_names(fleet):
+def test_users_option_limits_and_an_unknown_name_is_an_error(fleet):
     host, owners = multi_user_host(fleet)
     wanted = sorted(user for user, (pip_path, _uv) in owners.items() if pip_path)[0]
-    args = {"users": [wanted, "nobody-by-that-name"]}
-    result = facts_of(fleet, host, args)[host]
+    result = facts_of(fleet, host, {"users": [wanted]})[host]
     assert sorted(result["ansible_facts"]["pip_cache"]["users"]) == [wanted]
-    assert "[WARNING]: user nobody-by-that-name is not in the passwd database" in warnings_of(fleet, host, args)
+    refused = fleet.ansible(host, "-m", MODULE, "--become", "-a", json.dumps({"users": [wanted, "nobody-by-that-name"]}))
+    assert refused.returncode != 0 and "unknown user(s): nobody-by-that-name" in refused.stdout, refused.stdout
 
 
 def test_a_vanished_home_is_a_warning_and_the_other_users_are_reported(fleet):

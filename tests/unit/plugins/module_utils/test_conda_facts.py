@@ -18,7 +18,7 @@ from condafab import User as FabUser
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
 
 from .hostroot import host_users, in_root

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
-from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean, select_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError as PolicyError
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import select_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean
 from condafab.pipcache import build_pip_cache, build_uv_cache, snapshot
 
 NOW = 1_750_000_000

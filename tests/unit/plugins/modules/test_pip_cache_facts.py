@@ -93,12 +93,12 @@ def without_ages(value):
     return value
 
 
-def test_unknown_user_is_a_warning_not_a_failure(tmp_path, caches):
+def test_unknown_user_is_a_clear_error_before_anything_is_read(tmp_path, caches):
     _pip, _uv, env = caches
     result = run_module(tmp_path, {"users": ["root", "no-such-user-here"], "environment": env})
-    assert result.get("failed") is not True
-    assert sorted(result["ansible_facts"]["pip_cache"]["users"]) == ["root"]
-    assert any("no-such-user-here" in warning for warning in warnings_of(result))
+    assert result.get("failed") is True
+    assert result["msg"] == "unknown user(s): no-such-user-here (not in the passwd database)"
+    assert "ansible_facts" not in result and warnings_of(result) == []
 
 
 def test_malformed_config_named_in_a_warning(tmp_path, caches):
