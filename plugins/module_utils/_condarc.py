@@ -16,6 +16,8 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
+
 # conda/base/constants.py SEARCH_PATH, lowest precedence first.
 SEARCH_PATH = (
     "/etc/conda/.condarc",
@@ -246,13 +248,20 @@ class EffectiveConfig(object):
 
 
 def read_files(files, warnings):
-    """Parse each config file once; unreadable or malformed files become warnings."""
+    """Parse each config file once; unreadable or malformed files become warnings.
+
+    A file that is not UTF-8 is read anyway (its odd bytes kept raw, as names on disk are): the
+    directories it names are real, and ignoring an ``envs_dirs`` would leave environments unseen."""
     parsed = []
     for path in files:
         try:
-            with open(path, "r") as handle:
-                parsed.append((path, parse_condarc(handle.read(), source=path)))
-        except (OSError, IOError, UnicodeDecodeError) as exc:
+            with open(path, **READ_TEXT) as handle:
+                text = handle.read()
+            parsed.append((path, parse_condarc(text, source=path)))
+            if not is_clean(text):
+                warnings.append("%s: bytes that are not UTF-8 (conda itself refuses this file), read as raw bytes"
+                                % path)
+        except (OSError, IOError) as exc:
             warnings.append("cannot read %s: %s" % (path, exc))
         except CondarcError as exc:
             warnings.append("malformed conda config %s" % exc)

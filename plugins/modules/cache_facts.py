@@ -23,6 +23,7 @@ author:
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
   - pkgcache.fleet.conda_facts
+  - pkgcache.fleet.printable
 options:
   gather:
     description:
@@ -102,6 +103,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA_OPTIONS, KINDS, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -118,7 +120,8 @@ def main():
     if not kinds:
         module.fail_json(msg="gather is empty; name conda, pip or both")
     accounts = passwd_users(module.params["users"], module.warn)
-    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, kinds, module.warn))
+    out = Results(module)
+    out.exit(changed=False, ansible_facts=gather(accounts, module.params, kinds, out.warn))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
   - pkgcache.fleet.conda_hosts
   - pkgcache.fleet.conda_facts
+  - pkgcache.fleet.printable
 seealso:
   - module: pkgcache.fleet.pip_cache_facts
   - module: pkgcache.fleet.cache_facts
@@ -205,6 +206,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA, CONDA_OPTIONS, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -218,7 +220,8 @@ def main():
     )
     # Unknown names in users are left out silently, as in the other conda modules.
     accounts = passwd_users(module.params["users"])
-    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [CONDA], module.warn))
+    out = Results(module)
+    out.exit(changed=False, ansible_facts=gather(accounts, module.params, [CONDA], out.warn))
 
 
 if __name__ == "__main__":

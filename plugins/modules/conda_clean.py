@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.cleanup
   - pkgcache.fleet.conda_hosts
+  - pkgcache.fleet.printable
 options:
   targets:
     description:
@@ -178,7 +179,8 @@ tempfiles:
   type: list
   elements: str
 removed:
-  description: Paths actually removed (empty in check mode).
+  description: Paths actually removed (empty in check mode), escaped as the notes say; returned even when
+    a later removal fails.
   returned: always
   type: list
   elements: str
@@ -208,6 +210,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def policy_from(params):
@@ -256,20 +259,19 @@ def main():
         result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode,
                        purge=params["purge"])
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in host.warnings:
-        module.warn(warning)
+        Results(module).fail(str(exc))
     paths = result.pop("paths")
     errors = result.pop("errors")
     if module._diff:
         result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
                               before_header="conda caches", after_header="conda caches")
     if errors:
-        module.fail_json(msg="removal failed for %d item(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
+        Results(module).fail("removal failed for %d item(s): %s" % (len(errors), "; ".join(errors[:5])),
+                             warnings=host.warnings, **result)
     result["msg"] = "%s %d item(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
         "would remove" if module.check_mode else "removed", len(paths), human_bytes(result["planned_bytes"]),
         result.pop("caches") - result["skipped_caches"], result["skipped_caches"])
-    module.exit_json(**result)
+    Results(module).exit(warnings=host.warnings, **result)
 
 
 if __name__ == "__main__":

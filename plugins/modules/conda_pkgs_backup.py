@@ -36,6 +36,7 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.conda_hosts
+  - pkgcache.fleet.printable
 attributes:
   check_mode:
     support: full
@@ -250,6 +251,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def forbidden_places(host, caches, restore_into):
@@ -374,14 +376,13 @@ def main():
         else:
             result, mismatch = run_restored(module, host, store, caches)
     except (backup.BackupError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
+        Results(module).fail(str(exc))
     # Not "dest": AnsibleModule would add that path's stat fields to the result.
     result["host_id"] = store.host_id
-    for warning in host.warnings:
-        module.warn(warning)
+    out = Results(module)
     if mismatch and params["fail_on_mismatch"]:
-        module.fail_json(**result)
-    module.exit_json(**result)
+        out.fail(warnings=host.warnings, **result)
+    out.exit(warnings=host.warnings, **result)
 
 
 if __name__ == "__main__":

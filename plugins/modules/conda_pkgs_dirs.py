@@ -35,6 +35,8 @@ description:
     soft-linked environment points into the old cache unless O(link_old=true).
 author:
   - pkgcache.fleet contributors (@pkgcache)
+extends_documentation_fragment:
+  - pkgcache.fleet.printable
 attributes:
   check_mode:
     support: full
@@ -221,6 +223,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import h
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def _account(entry):
@@ -279,7 +282,7 @@ def main():
     except (KeyError, ValueError) as exc:
         module.fail_json(msg="bad parameter: %s" % exc)
     except RelocateError as exc:
-        module.fail_json(msg=str(exc))
+        Results(module).fail(str(exc))
     result = dict(changed=plan.changed, **plan.as_dict())
     if module._diff:
         result["diff"] = plan.diff()
@@ -287,12 +290,10 @@ def main():
         try:
             now = apply(plan)
         except (RelocateError, OSError, IOError) as exc:
-            module.fail_json(msg=str(exc), **result)
+            Results(module).fail(str(exc), warnings=plan.warnings, **result)
         result["pkgs_dirs"] = list(now.pkgs_dirs)
-    for warning in plan.warnings:
-        module.warn(warning)
     result["msg"] = summary(plan, module.check_mode)
-    module.exit_json(**result)
+    Results(module).exit(warnings=plan.warnings, **result)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.cleanup
   - pkgcache.fleet.pip_cache_users
+  - pkgcache.fleet.printable
 options:
   purge:
     description:
@@ -144,7 +145,8 @@ caches:
       type: int
       returned: always
 removed:
-  description: Paths actually removed (empty in check mode).
+  description: Paths actually removed (empty in check mode), escaped as the notes say; returned even when
+    a later removal fails.
   returned: always
   type: list
   elements: str
@@ -168,6 +170,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import shell_environment
 from ansible_collections.pkgcache.fleet.plugins.module_utils._units import PolicyError
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean, select_users
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -191,15 +194,16 @@ def main():
     except PolicyError as exc:
         module.fail_json(msg=str(exc))
     environment = shell_environment(params["environment"])
-    result = clean(users, environment, request, module.warn, module.check_mode)
+    out = Results(module)
+    result = clean(users, environment, request, out.warn, module.check_mode)
     paths = result.pop("paths")
     errors = result.pop("errors")
     if module._diff:
         result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
                               before_header="pip/uv caches", after_header="pip/uv caches")
     if errors:
-        module.fail_json(msg="removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
-    module.exit_json(**result)
+        out.fail("removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
+    out.exit(**result)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ author:
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
   - pkgcache.fleet.pip_cache_users
+  - pkgcache.fleet.printable
 options:
   # Reporting differs from the cleanup's, so this module says what users means here.
   users:
@@ -247,6 +248,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import passwd_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import PIP, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -258,7 +260,8 @@ def main():
         supports_check_mode=True,
     )
     accounts = passwd_users(module.params["users"], module.warn)
-    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [PIP], module.warn))
+    out = Results(module)
+    out.exit(changed=False, ansible_facts=gather(accounts, module.params, [PIP], out.warn))
 
 
 if __name__ == "__main__":
