@@ -164,8 +164,7 @@ def parse_condarc(text, source="<string>", keys=None):
     return result
 
 
-def expand(path, home, env):
-    """conda's ``expand``: variables, then ``~``, then an absolute normalized path."""
+def _expand_user_vars(path, home, env):
     def var(match):
         name = match.group(1) or match.group(2)
         return env.get(name, match.group(0))
@@ -173,7 +172,20 @@ def expand(path, home, env):
     path = _VAR.sub(var, path)
     if path == "~" or path.startswith("~/"):
         path = home + path[1:]
-    return os.path.normpath(os.path.abspath(path))
+    return path
+
+
+def expand(path, home, env):
+    """conda's ``expand``: variables, then ``~``, then an absolute normalized path."""
+    return os.path.normpath(os.path.abspath(_expand_user_vars(path, home, env)))
+
+
+def expands_absolute(path, home, env):
+    """Whether conda's expansion of ``path`` for this home and environment is absolute on its own.
+
+    A relative entry means whatever directory conda happens to run in, and ``expand`` would make
+    it absolute against this process's working directory: never a cache anyone meant."""
+    return os.path.isabs(_expand_user_vars(path, home, env))
 
 
 def search_path(root_prefix, home, env):

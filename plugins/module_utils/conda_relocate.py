@@ -70,6 +70,11 @@ class Request(object):
         self.env = dict(env or {})
         # conda expands $HOME in config values from the viewer's environment.
         self.env.setdefault("HOME", viewer.home)
+        relative = [p for p in self.pkgs_dirs if not _condarc.expands_absolute(p, viewer.home, self.env)]
+        if relative and state == "present":
+            raise RelocateError("pkgs_dirs entries must be absolute paths, or start with ~ or a $VARIABLE that "
+                                "expands to one for %s; refusing %s"
+                                % (viewer.name, ", ".join(repr(p) for p in relative)))
 
 
 def condarc_path(scope, root, home=None, explicit=None):

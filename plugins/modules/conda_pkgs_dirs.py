@@ -71,6 +71,9 @@ options:
     description:
       - The cache directories, in order. The first one receives downloads.
       - Written as given; C(~) and C($VARS) are expanded for O(user) when checking the effective value.
+      - With O(state=present) each entry must be absolute once C(~) and C($VARS) are expanded for O(user)
+        (root for the system scope); a relative entry would mean whatever directory conda runs in, so it is
+        refused before anything changes.
       - With O(state=absent), the entries to remove from the file's list.
     type: list
     elements: str
