@@ -1,0 +1,103 @@
+"""A user must not steer a root run into someone else's files (issue 13, reproductions 1 and 2).
+
+Each test is an attack a user with a login on a shared host can mount with what they control:
+their home, their configs, the environment their shell exports.  The decoys are root's files
+outside any cache root named; a module run as root (become) over SSH must leave them exactly as
+they were (checksums before and after), while it still cleans what it legitimately may.
+
+They fail on today's code, which trusts every discovered cache whatever its owner: they are
+strict expected failures until removal is privilege-separated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from decoys import checksums, give, write
+from testfleet.fleet import running
+
+ALICE, BOB = (1001, 1001), (1002, 1002)
+NOT_WIRED = pytest.mark.xfail(strict=True, reason="issue 13: privilege-separated removal not wired yet")
+# What the attacks leave behind, removed before each test so every attack starts from scratch.
+PLAYGROUND = ("srv/r", "srv/decoy", "srv/decoypip", "home/alice/.conda", "home/alice/.condarc",
+              "home/alice/.config/pip", "home/bob/.cache/pip")
+
+
+@pytest.fixture(scope="module")
+def host(fleet_state_factory):
+    with running(fleet_state_factory("trust"), 1, ("bare",)) as fleet:
+        yield fleet, fleet.hosts[0], fleet.root_of(fleet.hosts[0])
+
+
+@pytest.fixture
+def shared(host):
+    fleet, name, root = host
+    for relative in PLAYGROUND:
+        path = root / relative
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(str(path))
+    return fleet, name, root
+
+
+def conda_root_and_decoy(root):
+    """Root's installation at /srv/r with one stale tarball of its own, and root's decoy files."""
+    write(root / "srv/r/conda-meta/history", b"")
+    own = write(root / "srv/r/pkgs/stale-1.0-0.tar.bz2", b"t" * 64)
+    write(root / "srv/decoy/important.tar.bz2", b"x\n")
+    write(root / "srv/decoy/cache/secret.json", b"s\n")
+    return own
+
+
+def alice_links_her_cache_to_the_decoy(root):
+    os.makedirs(str(root / "home/alice/.conda"))
+    give(root / "home/alice/.conda", ALICE, root / "home/alice")
+    os.symlink("/srv/decoy", str(root / "home/alice/.conda/pkgs"))
+    os.lchown(str(root / "home/alice/.conda/pkgs"), *ALICE)
+    return {}
+
+
+def alice_names_the_decoy_in_her_condarc(root):
+    write(root / "home/alice/.condarc", b"pkgs_dirs:\n  - /srv/decoy\n", ALICE)
+    return {}
+
+
+def the_users_environment_names_the_decoy(root):
+    # CONDA_PKGS_DIRS replaces pkgs_dirs in every view, root's too: /srv/r/pkgs is no cache then.
+    return {"environment": {"CONDA_PKGS_DIRS": "/srv/decoy"}}
+
+
+@NOT_WIRED
+@pytest.mark.parametrize("attack", [alice_links_her_cache_to_the_decoy, alice_names_the_decoy_in_her_condarc,
+                                    the_users_environment_names_the_decoy])
+def test_conda_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
+    fleet, name, root = shared
+    own = conda_root_and_decoy(root)
+    args = dict(attack(root), roots=["/srv/r"])
+    before = checksums(root / "srv/decoy")
+    result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps(args), become=True)[name]
+    assert checksums(root / "srv/decoy") == before, result
+    if "environment" not in args:
+        assert "/srv/r/pkgs/stale-1.0-0.tar.bz2" in result.get("removed", []), result
+        assert not own.exists()
+
+
+@NOT_WIRED
+def test_pip_cache_clean_never_removes_roots_files_a_users_pip_conf_points_at(shared):
+    fleet, name, root = shared
+    write(root / "srv/decoypip/wheels/ab/cd/important-1.0-py3-none-any.whl", b"w\n")
+    write(root / "srv/decoypip/http-v2/a/b/c/d/e/secret", b"h\n")
+    conf = write(root / "home/alice/.config/pip/pip.conf", b"[global]\ncache-dir = /srv/decoypip\n", ALICE)
+    give(conf.parent, ALICE, root / "home/alice")
+    bobs = write(root / "home/bob/.cache/pip/http-v2/f/0/body", b"b\n", BOB)
+    give(bobs.parent, BOB, root / "home/bob")
+    before = checksums(root / "srv/decoypip")
+    result = fleet.run_module(name, "pkgcache.fleet.pip_cache_clean",
+                              json.dumps({"users": ["alice", "bob"], "purge": True}), become=True)[name]
+    assert checksums(root / "srv/decoypip") == before, result
+    assert not bobs.exists(), result
