@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import json
 import os
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -80,15 +81,16 @@ def single_root(tmp_path_factory):
     return fsroot
 
 
-def facts_and_plan(users):
+def facts_plan_and_clean(users):
     facts = gather(users)
     plan = clean(Host.load(users), set(TARGETS), Policy(), check_mode=True)
-    return {"facts": facts, "plan": plan}
+    done = clean(Host.load(users), set(TARGETS), Policy())
+    return {"facts": facts, "plan": plan, "done": done}
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(NAMES, min_size=1, max_size=4, unique=True))
-def test_non_utf8_names_go_through_facts_and_plan_and_print_back_to_the_bytes(single_root, names):
+def test_non_utf8_names_go_through_facts_plan_and_removal_and_print_back_to_the_bytes(single_root, names):
     pkgs = os.fsencode(str(single_root / "opt/conda/pkgs"))
     made = []
     try:
@@ -103,7 +105,7 @@ def test_non_utf8_names_go_through_facts_and_plan_and_print_back_to_the_bytes(si
             with open(tarball, "wb") as handle:
                 handle.write(b"x" * 10)
             made += [tarball, extracted]
-        result = printable_tree(in_root(single_root, facts_and_plan, host_users(USERS)))
+        result = printable_tree(in_root(single_root, facts_plan_and_clean, host_users(USERS)))
         assert valid_utf8(json.dumps(result, ensure_ascii=False))
         planned = [item["path"] for cache in result["plan"]["plan"] for item in cache["remove"]]
         unused = [p["path"] for c in result["facts"]["caches"] for p in c.get("unused_packages", [])]
@@ -111,18 +113,14 @@ def test_non_utf8_names_go_through_facts_and_plan_and_print_back_to_the_bytes(si
         assert expected <= set(os.fsencode(raw(p)) for p in planned)
         assert set(m for m in expected if not m.endswith(b".tar.bz2")) <= set(os.fsencode(raw(p)) for p in unused)
         assert result["facts"]["warnings"] == []
+        assert expected <= set(os.fsencode(raw(p)) for p in result["done"]["removed"])
+        assert result["done"]["errors"] == []
+        assert not [m for m in made if os.path.lexists(m)], "removed by their raw bytes"
     finally:
         for path in made:
             if os.path.isdir(path):
-                for child in os.listdir(path):
-                    child = os.path.join(path, child)
-                    if os.path.isdir(child):
-                        os.unlink(os.path.join(child, b"index.json"))
-                        os.rmdir(child)
-                    else:
-                        os.unlink(child)
-                os.rmdir(path)
-            else:
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
                 os.unlink(path)
 
 
