@@ -6,7 +6,8 @@ outside any cache root named; a module run as root (become) over SSH must leave 
 they were (checksums before and after), while it still cleans what it legitimately may.
 
 They fail on today's code, which trusts every discovered cache whatever its owner: they are
-strict expected failures until removal is privilege-separated.
+strict expected failures until removal is privilege-separated.  The one test without the mark is
+the legitimate case those changes must keep working: a user's own cache behind a symlink.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from testfleet.fleet import running
 ALICE, BOB = (1001, 1001), (1002, 1002)
 NOT_WIRED = pytest.mark.xfail(strict=True, reason="issue 13: privilege-separated removal not wired yet")
 # What the attacks leave behind, removed before each test so every attack starts from scratch.
-PLAYGROUND = ("srv/r", "srv/decoy", "srv/decoypip", "home/alice/.conda", "home/alice/.condarc",
-              "home/alice/.config/pip", "home/bob/.cache/pip")
+PLAYGROUND = ("srv/r", "srv/decoy", "srv/decoypip", "srv/scratch", "home/alice/.conda", "home/alice/.condarc",
+              "home/alice/.config/pip", "home/alice/.cache/pip", "home/bob/.conda", "home/bob/.cache/pip")
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,22 @@ def shared(host):
     return fleet, name, root
 
 
+def user_symlink(root, owner, home, link, target):
+    """What the user at ``home`` can do alone: a symlink ``link`` (relative to the home) to ``target``."""
+    path = root / home / link
+    os.makedirs(str(path.parent), exist_ok=True)
+    give(path.parent, owner, root / home)
+    os.symlink(target, str(path))
+    os.lchown(str(path), *owner)
+
+
+def alices_scratch_cache(root):
+    """A cache directory alice owns outside her home, with one stale tarball of hers."""
+    tarball = write(root / "srv/scratch/alice/pkgs/numpy-1.0-0.tar.bz2", b"n\n", ALICE)
+    give(tarball.parent, ALICE, root / "srv/scratch")
+    return tarball
+
+
 def conda_root_and_decoy(root):
     """Root's installation at /srv/r with one stale tarball of its own, and root's decoy files."""
     write(root / "srv/r/conda-meta/history", b"")
@@ -55,10 +72,7 @@ def conda_root_and_decoy(root):
 
 
 def alice_links_her_cache_to_the_decoy(root):
-    os.makedirs(str(root / "home/alice/.conda"))
-    give(root / "home/alice/.conda", ALICE, root / "home/alice")
-    os.symlink("/srv/decoy", str(root / "home/alice/.conda/pkgs"))
-    os.lchown(str(root / "home/alice/.conda/pkgs"), *ALICE)
+    user_symlink(root, ALICE, "home/alice", ".conda/pkgs", "/srv/decoy")
     return {}
 
 
@@ -87,17 +101,57 @@ def test_conda_clean_never_removes_roots_files_a_user_pointed_it_at(shared, atta
         assert not own.exists()
 
 
+def alice_names_the_pip_decoy_in_her_pip_conf(root):
+    conf = write(root / "home/alice/.config/pip/pip.conf", b"[global]\ncache-dir = /srv/decoypip\n", ALICE)
+    give(conf.parent, ALICE, root / "home/alice")
+    return {}
+
+
+def alice_links_her_pip_cache_to_the_decoy(root):
+    user_symlink(root, ALICE, "home/alice", ".cache/pip", "/srv/decoypip")
+    return {}
+
+
+def the_users_environment_names_the_pip_decoy(root):
+    # PIP_CACHE_DIR applies to every user named, bob too: his own cache is not his then.
+    return {"environment": {"PIP_CACHE_DIR": "/srv/decoypip"}}
+
+
 @NOT_WIRED
-def test_pip_cache_clean_never_removes_roots_files_a_users_pip_conf_points_at(shared):
+@pytest.mark.parametrize("attack", [alice_names_the_pip_decoy_in_her_pip_conf, alice_links_her_pip_cache_to_the_decoy,
+                                    the_users_environment_names_the_pip_decoy])
+def test_pip_cache_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
     fleet, name, root = shared
     write(root / "srv/decoypip/wheels/ab/cd/important-1.0-py3-none-any.whl", b"w\n")
     write(root / "srv/decoypip/http-v2/a/b/c/d/e/secret", b"h\n")
-    conf = write(root / "home/alice/.config/pip/pip.conf", b"[global]\ncache-dir = /srv/decoypip\n", ALICE)
-    give(conf.parent, ALICE, root / "home/alice")
     bobs = write(root / "home/bob/.cache/pip/http-v2/f/0/body", b"b\n", BOB)
     give(bobs.parent, BOB, root / "home/bob")
+    args = dict(attack(root), users=["alice", "bob"], purge=True)
     before = checksums(root / "srv/decoypip")
-    result = fleet.run_module(name, "pkgcache.fleet.pip_cache_clean",
-                              json.dumps({"users": ["alice", "bob"], "purge": True}), become=True)[name]
+    result = fleet.run_module(name, "pkgcache.fleet.pip_cache_clean", json.dumps(args), become=True)[name]
     assert checksums(root / "srv/decoypip") == before, result
-    assert not bobs.exists(), result
+    if "environment" not in args:
+        assert not bobs.exists(), result
+
+
+@NOT_WIRED
+def test_conda_clean_never_removes_one_users_files_another_user_pointed_it_at(shared):
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    alices_scratch_cache(root)
+    user_symlink(root, BOB, "home/bob", ".conda/pkgs", "/srv/scratch/alice/pkgs")
+    before = checksums(root / "srv/scratch/alice")
+    result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps({"roots": ["/srv/r"]}), become=True)[name]
+    assert checksums(root / "srv/scratch/alice") == before, result
+
+
+def test_a_users_own_cache_behind_a_symlink_is_still_cleaned(shared):
+    """The legitimate case the attacks must not cost: alice's ~/.conda/pkgs is a symlink to a
+    scratch directory she owns; root's clean removes her stale tarball there (as alice, later)."""
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    alices = alices_scratch_cache(root)
+    user_symlink(root, ALICE, "home/alice", ".conda/pkgs", "/srv/scratch/alice/pkgs")
+    result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps({"roots": ["/srv/r"]}), become=True)[name]
+    assert not alices.exists(), result
+    assert not (root / "srv/r/pkgs/stale-1.0-0.tar.bz2").exists(), result
