@@ -32,6 +32,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import (
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
     Host, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
 
@@ -400,12 +401,15 @@ class Plan(object):
 
 def _read(path):
     try:
-        with open(path) as handle:
-            return handle.read()
+        with open(path, **READ_TEXT) as handle:
+            text = handle.read()
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
             return None
         raise RelocateError("cannot read %s: %s" % (path, exc))
+    if not is_clean(text):
+        raise RelocateError("%s has bytes that are not UTF-8 (conda itself refuses it); not edited" % path)
+    return text
 
 
 def _check_symlink(path):

@@ -283,7 +283,7 @@ def main():
         request = request_from(module.params)
         plan = build_plan(request)
     except (KeyError, ValueError) as exc:
-        module.fail_json(msg="bad parameter: %s" % exc)
+        Results(module).fail("bad parameter: %s" % exc)
     except RelocateError as exc:
         Results(module).fail(str(exc))
     result = dict(changed=plan.changed, **plan.as_dict())

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import RelocateError, Request
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import RelocateError, Request, build_plan
 
 ALICE = User("alice", 1001, 1001, "/home/alice")
 PIECES = st.sampled_from(["/", "~", "~/", "$HOME", "${HOME}", "$DATA", "${DATA}", "$UNSET", "data", "pkgs", ".",
@@ -73,3 +73,17 @@ def test_the_reproduction_and_its_cousins_are_refused_with_every_entry_named(ent
 @pytest.mark.parametrize("entry", ["/srv/pkgs", "~/pkgs", "~", "$HOME/pkgs", "${HOME}/pkgs", "$DATA/pkgs"])
 def test_absolute_and_expanding_forms_are_accepted(entry):
     assert request([entry], {"DATA": "/data"}).pkgs_dirs == [entry]
+
+
+def test_a_condarc_that_is_not_utf8_is_named_and_left_alone(tmp_path):
+    root = tmp_path / "conda"
+    (root / "conda-meta").mkdir(parents=True)
+    (root / "conda-meta/history").write_text("")
+    (root / "pkgs").mkdir()
+    condarc = root / ".condarc"
+    condarc.write_bytes(b"channels:\n  - caf\xe9\npkgs_dirs:\n  - /old\n")
+    viewer = User("root", 0, 0, str(tmp_path / "home"))
+    request = Request(str(root), str(condarc), viewer, [viewer], ["/srv/pkgs"])
+    with pytest.raises(RelocateError, match="has bytes that are not UTF-8 .*; not edited"):
+        build_plan(request)
+    assert condarc.read_bytes() == b"channels:\n  - caf\xe9\npkgs_dirs:\n  - /old\n"
