@@ -46,6 +46,15 @@ def shared(host):
     return fleet, name, root
 
 
+def run_leaving(shared, decoy, module, args):
+    """Run ``module`` as root over SSH; the tree ``decoy`` must come out with the same checksums."""
+    fleet, name, root = shared
+    before = checksums(root / decoy)
+    result = fleet.run_module(name, module, json.dumps(args), become=True)[name]
+    assert checksums(root / decoy) == before, result
+    return result
+
+
 def user_symlink(root, owner, home, link, target):
     """What the user at ``home`` can do alone: a symlink ``link`` (relative to the home) to ``target``."""
     path = root / home / link
@@ -90,12 +99,10 @@ def the_users_environment_names_the_decoy(root):
 @pytest.mark.parametrize("attack", [alice_links_her_cache_to_the_decoy, alice_names_the_decoy_in_her_condarc,
                                     the_users_environment_names_the_decoy])
 def test_conda_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
-    fleet, name, root = shared
+    root = shared[2]
     own = conda_root_and_decoy(root)
     args = dict(attack(root), roots=["/srv/r"])
-    before = checksums(root / "srv/decoy")
-    result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps(args), become=True)[name]
-    assert checksums(root / "srv/decoy") == before, result
+    result = run_leaving(shared, "srv/decoy", "pkgcache.fleet.conda_clean", args)
     if "environment" not in args:
         assert "/srv/r/pkgs/stale-1.0-0.tar.bz2" in result.get("removed", []), result
         assert not own.exists()
@@ -121,28 +128,24 @@ def the_users_environment_names_the_pip_decoy(root):
 @pytest.mark.parametrize("attack", [alice_names_the_pip_decoy_in_her_pip_conf, alice_links_her_pip_cache_to_the_decoy,
                                     the_users_environment_names_the_pip_decoy])
 def test_pip_cache_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
-    fleet, name, root = shared
+    root = shared[2]
     write(root / "srv/decoypip/wheels/ab/cd/important-1.0-py3-none-any.whl", b"w\n")
     write(root / "srv/decoypip/http-v2/a/b/c/d/e/secret", b"h\n")
     bobs = write(root / "home/bob/.cache/pip/http-v2/f/0/body", b"b\n", BOB)
     give(bobs.parent, BOB, root / "home/bob")
     args = dict(attack(root), users=["alice", "bob"], purge=True)
-    before = checksums(root / "srv/decoypip")
-    result = fleet.run_module(name, "pkgcache.fleet.pip_cache_clean", json.dumps(args), become=True)[name]
-    assert checksums(root / "srv/decoypip") == before, result
+    result = run_leaving(shared, "srv/decoypip", "pkgcache.fleet.pip_cache_clean", args)
     if "environment" not in args:
         assert not bobs.exists(), result
 
 
 @NOT_WIRED
 def test_conda_clean_never_removes_one_users_files_another_user_pointed_it_at(shared):
-    fleet, name, root = shared
+    root = shared[2]
     conda_root_and_decoy(root)
     alices_scratch_cache(root)
     user_symlink(root, BOB, "home/bob", ".conda/pkgs", "/srv/scratch/alice/pkgs")
-    before = checksums(root / "srv/scratch/alice")
-    result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps({"roots": ["/srv/r"]}), become=True)[name]
-    assert checksums(root / "srv/scratch/alice") == before, result
+    run_leaving(shared, "srv/scratch/alice", "pkgcache.fleet.conda_clean", {"roots": ["/srv/r"]})
 
 
 def test_a_users_own_cache_behind_a_symlink_is_still_cleaned(shared):
