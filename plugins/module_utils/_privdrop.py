@@ -32,6 +32,11 @@ class PrivDropError(Exception):
         self.errno = errno
 
 
+def groups_of(name, gid):
+    """The supplementary groups a login of user *name* (primary group *gid*) gets, as ``initgroups``."""
+    return sorted(set(os.getgrouplist(name, gid)))
+
+
 def _drop(uid, gid, groups):
     # Groups first, then the gid, then the uid: after setuid nothing else may be changed.
     os.setgroups(list(groups))
@@ -82,7 +87,9 @@ def run_as(uid, gid, groups, func, *args):
     """``func(*args)`` in a child running as *uid*, *gid* and supplementary *groups*; its value.
 
     Raises PrivDropError with the child's exception (type and message), or how the child ended when
-    it sent nothing.  Call it from a single-threaded process (a module is one).
+    it sent nothing.  Call it from a single-threaded process (a module is one).  The child inherits
+    the parent's open file descriptors, and the kernel checks an fd's access when it was opened:
+    open what the user must not reach only inside *func*, never before the call.
     """
     read_fd, write_fd = os.pipe()
     pid = os.fork()

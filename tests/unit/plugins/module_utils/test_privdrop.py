@@ -11,7 +11,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError, run_as
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError, groups_of, run_as
 
 from .hostroot import require_root
 from .test_oldest_python import LINK, oldest_python
@@ -89,6 +91,13 @@ def test_a_group_member_writes_through_a_supplementary_group_only(shared):
     assert caught.value.errno == errno.EACCES
 
 
+def test_a_users_groups_are_those_of_a_login_and_the_child_gets_exactly_them(shared):
+    root = pwd.getpwuid(0)
+    expected = sorted(set([root.pw_gid] + [g.gr_gid for g in grp.getgrall() if root.pw_name in g.gr_mem]))
+    assert groups_of(root.pw_name, root.pw_gid) == expected
+    assert run_as(UID, GID, groups_of(root.pw_name, GID), credentials)[2] == groups_of(root.pw_name, GID)
+
+
 def boom():
     raise ValueError("the function broke")
 
@@ -125,7 +134,7 @@ def test_values_come_back_through_the_pipe_whatever_their_size_and_bytes(shared)
 
 OLDEST_SCRIPT = r"""
 import errno, os, sys
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError, run_as
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError, groups_of, run_as
 top = sys.argv[1]
 victim, mine = os.path.join(top, "rootdir", "victim"), os.path.join(top, "mine", "own")
 try:
