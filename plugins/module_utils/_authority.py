@@ -24,6 +24,7 @@ import pwd
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import groups_of
 
 ROOT = 0
 ANYONE = -1
@@ -47,7 +48,7 @@ class Identity(object):
             entry = pwd.getpwuid(uid)
         except KeyError:
             return cls(uid, fallback_gid, [fallback_gid])
-        return cls(uid, entry.pw_gid, os.getgrouplist(entry.pw_name, entry.pw_gid))
+        return cls(uid, entry.pw_gid, groups_of(entry.pw_name, entry.pw_gid))
 
     @property
     def is_root(self):

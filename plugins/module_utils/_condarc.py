@@ -16,6 +16,8 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
+
 # conda/base/constants.py SEARCH_PATH, lowest precedence first.
 SEARCH_PATH = (
     "/etc/conda/.condarc",
@@ -167,8 +169,7 @@ def parse_condarc(text, source="<string>", keys=None):
     return result
 
 
-def expand(path, home, env):
-    """conda's ``expand``: variables, then ``~``, then an absolute normalized path."""
+def _expand_user_vars(path, home, env):
     def var(match):
         name = match.group(1) or match.group(2)
         return env.get(name, match.group(0))
@@ -176,7 +177,20 @@ def expand(path, home, env):
     path = _VAR.sub(var, path)
     if path == "~" or path.startswith("~/"):
         path = home + path[1:]
-    return os.path.normpath(os.path.abspath(path))
+    return path
+
+
+def expand(path, home, env):
+    """conda's ``expand``: variables, then ``~``, then an absolute normalized path."""
+    return os.path.normpath(os.path.abspath(_expand_user_vars(path, home, env)))
+
+
+def expands_absolute(path, home, env):
+    """Whether conda's expansion of ``path`` for this home and environment is absolute on its own.
+
+    A relative entry means whatever directory conda happens to run in, and ``expand`` would make
+    it absolute against this process's working directory: never a cache anyone meant."""
+    return os.path.isabs(_expand_user_vars(path, home, env))
 
 
 def search_path(root_prefix, home, env):
@@ -253,13 +267,20 @@ class EffectiveConfig(object):
 
 
 def read_files(files, warnings):
-    """Parse each config file once; unreadable or malformed files become warnings."""
+    """Parse each config file once; unreadable or malformed files become warnings.
+
+    A file that is not UTF-8 is read anyway (its odd bytes kept raw, as names on disk are): the
+    directories it names are real, and ignoring an ``envs_dirs`` would leave environments unseen."""
     parsed = []
     for path in files:
         try:
-            with open(path, "r") as handle:
-                parsed.append((path, parse_condarc(handle.read(), source=path)))
-        except (OSError, IOError, UnicodeDecodeError) as exc:
+            with open(path, **READ_TEXT) as handle:
+                text = handle.read()
+            parsed.append((path, parse_condarc(text, source=path)))
+            if not is_clean(text):
+                warnings.append("%s: bytes that are not UTF-8 (conda itself refuses this file), read as raw bytes"
+                                % path)
+        except (OSError, IOError) as exc:
             warnings.append("cannot read %s: %s" % (path, exc))
         except CondarcError as exc:
             warnings.append("malformed conda config %s" % exc)

@@ -27,6 +27,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import I
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import run_as
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 class PlanItem(object):
@@ -210,14 +211,16 @@ def run(plans, check_mode, hidden=()):
     return result
 
 
-def exit_module(module, result, what):
+def exit_module(module, result, what, warnings=()):
     """End a cleaning module: the diff lists what goes, and a failed removal fails the task with
-    everything that was removed still in the result."""
+    everything that was removed still in the result (printable, see ``_text``)."""
+    out = Results(module)
     paths = result.pop("paths")
     errors = result.pop("errors")
     if module._diff:
         result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
                               before_header=what, after_header=what)
     if errors:
-        module.fail_json(msg="removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), **result)
-    module.exit_json(**result)
+        out.fail("removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), warnings=warnings,
+                 **result)
+    out.exit(warnings=warnings, **result)

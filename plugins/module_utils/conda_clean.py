@@ -233,9 +233,9 @@ def plan_tempfiles(environments, caches, policy, warnings, homes):
 
 
 def _refuse_unknown_state(host):
-    if host.warnings:
+    if host.warnings.blocking():
         raise ValueError("refusing to clean, the host's conda state is not fully known: %s"
-                         % "; ".join(host.warnings))
+                         % "; ".join(host.warnings.blocking()))
 
 
 def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False):

@@ -23,6 +23,7 @@ import stat
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, Walks, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
 
 TARBALL_SUFFIXES = (".conda", ".tar.bz2")
 PARTIAL_SUFFIX = ".partial"
@@ -67,11 +68,23 @@ def version_key(version, build=""):
     return (parts, int(number.group(1)) if number else 0, build or "")
 
 
+class Notice(str):
+    """A warning about something read in full all the same: it leaves the state known."""
+
+
 class Warnings(list):
     """Collected non-fatal problems, each naming the path it is about."""
 
     def path_error(self, path, exc):
         self.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
+
+    def notice(self, message):
+        if message not in self:
+            self.append(Notice(message))
+
+    def blocking(self):
+        """The warnings that mean something could not be known (every one but notices)."""
+        return [w for w in self if not isinstance(w, Notice)]
 
 
 def owner_name(uid):
@@ -104,7 +117,7 @@ class PrefixRecord(object):
         """Read a record; a corrupt one still names its dist (its file stem), so it still protects."""
         try:
             with open(path, "rb") as handle:
-                data = json.loads(handle.read().decode("utf-8"))
+                data = json.loads(handle.read().decode("utf-8", "surrogateescape"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except (OSError, IOError) as exc:
@@ -179,7 +192,7 @@ class Installation(object):
     def conda_version(self):
         for path in sorted(glob.glob(os.path.join(self.root, "conda-meta", "conda-[0-9]*.json"))):
             try:
-                with open(path) as handle:
+                with open(path, **READ_TEXT) as handle:
                     return json.load(handle).get("version")
             except (OSError, IOError, ValueError):
                 return os.path.basename(path).split("-")[1]
@@ -205,14 +218,19 @@ def _may_write(path, user):
 
 
 def read_environments_txt(user, warnings):
+    """The prefixes a user's ``environments.txt`` lists.  A line that is not UTF-8 still names a
+    directory (its raw bytes), so it is kept, and the file is warned about."""
     path = os.path.join(user.home, ".conda", "environments.txt")
     try:
-        with open(path) as handle:
-            return [os.path.normpath(line.strip()) for line in handle if line.strip()]
+        with open(path, **READ_TEXT) as handle:
+            prefixes = [os.path.normpath(line.strip()) for line in handle if line.strip()]
     except (OSError, IOError) as exc:
         if os.path.exists(path):
             warnings.path_error(path, exc)
         return []
+    if not all(is_clean(prefix) for prefix in prefixes):
+        warnings.notice("%s: lines that are not UTF-8, read as raw bytes" % path)
+    return prefixes
 
 
 def discover_roots(users, explicit=(), warnings=None):

@@ -31,6 +31,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import wri
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
     CACHE_MARKERS, URLS_TXT, Host, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
 
@@ -65,6 +66,11 @@ class Request(object):
         self.env = dict(env or {})
         # conda expands $HOME in config values from the viewer's environment.
         self.env.setdefault("HOME", viewer.home)
+        relative = [p for p in self.pkgs_dirs if not _condarc.expands_absolute(p, viewer.home, self.env)]
+        if relative and state == "present":
+            raise RelocateError("pkgs_dirs entries must be absolute paths, or start with ~ or a $VARIABLE that "
+                                "expands to one for %s; refusing %s"
+                                % (viewer.name, ", ".join(repr(p) for p in relative)))
 
 
 def condarc_path(scope, root, home=None, explicit=None):
@@ -390,12 +396,15 @@ class Plan(object):
 
 def _read(path):
     try:
-        with open(path) as handle:
-            return handle.read()
+        with open(path, **READ_TEXT) as handle:
+            text = handle.read()
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
             return None
         raise RelocateError("cannot read %s: %s" % (path, exc))
+    if not is_clean(text):
+        raise RelocateError("%s has bytes that are not UTF-8 (conda itself refuses it); not edited" % path)
+    return text
 
 
 def _check_symlink(path):

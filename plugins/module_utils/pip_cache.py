@@ -22,6 +22,7 @@ import stat
 import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, human_bytes, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
 
 CONFIG_BASENAME = "pip.conf"
 # pip applies [global], then the running command's section, then PIP_* variables.  The cache is
@@ -146,9 +147,12 @@ def read_pip_config(path, warn):
     parser = configparser.RawConfigParser()
     parser.optionxform = _normalize_name
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle, source=path)
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        with open(path, **READ_TEXT) as handle:
+            text = handle.read()
+        if not is_clean(text):
+            raise ValueError("bytes that are not UTF-8")
+        parser.read_string(text, source=path)
+    except (OSError, ValueError, configparser.Error) as exc:
         warn("pip configuration file %s could not be read and was ignored: %s" % (path, _one_line(exc)))
         return None
     return dict((section, dict(parser.items(section))) for section in parser.sections())

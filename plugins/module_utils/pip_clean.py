@@ -320,7 +320,7 @@ def _referenced_archives(cache, entries, ids):
     found = set()
     if not ids:
         return found
-    needles = [(i, i.encode()) for i in ids]
+    needles = [(i, os.fsencode(i)) for i in ids]
     for entry in entries:
         if entry.relpath.startswith(UV_ARCHIVE + "/"):
             continue

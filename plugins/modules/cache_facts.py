@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.users
   - pkgcache.fleet.environment
   - pkgcache.fleet.conda_facts
+  - pkgcache.fleet.printable
 options:
   gather:
     description:
@@ -100,6 +101,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import KINDS, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -113,11 +115,12 @@ def main():
     kinds = module.params["gather"]
     if not kinds:
         module.fail_json(msg="gather is empty; name conda, pip or both")
+    out = Results(module)
     try:
         accounts = options.select_users(module.params["users"])
     except options.OptionError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, kinds, module.warn))
+        out.fail(str(exc))
+    out.exit(changed=False, ansible_facts=gather(accounts, module.params, kinds, out.warn))
 
 
 if __name__ == "__main__":

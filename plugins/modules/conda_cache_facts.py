@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.users.conda
   - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_facts
+  - pkgcache.fleet.printable
 seealso:
   - module: pkgcache.fleet.pip_cache_facts
   - module: pkgcache.fleet.cache_facts
@@ -206,6 +207,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import CONDA, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -213,11 +215,12 @@ def main():
         argument_spec=options.argument_spec(options.USERS, options.ENVIRONMENT, options.CONDA_FACTS),
         supports_check_mode=True,
     )
+    out = Results(module)
     try:
         accounts = options.select_users(module.params["users"])
     except options.OptionError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [CONDA], module.warn))
+        out.fail(str(exc))
+    out.exit(changed=False, ansible_facts=gather(accounts, module.params, [CONDA], out.warn))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_caches
   - pkgcache.fleet.policy_values
+  - pkgcache.fleet.printable
 options:
   targets:
     description:
@@ -195,7 +196,8 @@ tempfiles:
   type: list
   elements: str
 removed:
-  description: Paths actually removed (empty in check mode).
+  description: Paths actually removed (empty in check mode), escaped as the notes say; returned even when
+    a later removal fails.
   returned: always
   type: list
   elements: str
@@ -223,6 +225,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def policy_from(params):
@@ -269,10 +272,8 @@ def main():
         result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode,
                        purge=params["purge"])
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in host.warnings:
-        module.warn(warning)
-    exit_module(module, result, "conda caches")
+        Results(module).fail(str(exc))
+    exit_module(module, result, "conda caches", warnings=host.warnings)
 
 
 if __name__ == "__main__":

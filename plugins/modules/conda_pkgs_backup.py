@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_caches
   - pkgcache.fleet.workers
+  - pkgcache.fleet.printable
 attributes:
   check_mode:
     support: full
@@ -245,6 +246,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def forbidden_places(host, caches, restore_into):
@@ -371,14 +373,13 @@ def main():
         else:
             result, mismatch = run_restored(module, host, store, caches)
     except (BackupError, ValueError) as exc:
-        module.fail_json(msg=str(exc))
+        Results(module).fail(str(exc))
     # Not "dest": AnsibleModule would add that path's stat fields to the result.
     result["host_id"] = store.host_id
-    for warning in host.warnings:
-        module.warn(warning)
+    out = Results(module)
     if mismatch and params["fail_on_mismatch"]:
-        module.fail_json(**result)
-    module.exit_json(**result)
+        out.fail(warnings=host.warnings, **result)
+    out.exit(warnings=host.warnings, **result)
 
 
 if __name__ == "__main__":

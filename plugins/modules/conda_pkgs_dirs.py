@@ -37,6 +37,7 @@ author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
   - pkgcache.fleet.environment.conda
+  - pkgcache.fleet.printable
 attributes:
   check_mode:
     support: full
@@ -73,6 +74,9 @@ options:
     description:
       - The cache directories, in order. The first one receives downloads.
       - Written as given; C(~) and C($VARS) are expanded for O(user) when checking the effective value.
+      - With O(state=present) each entry must be absolute once C(~) and C($VARS) are expanded for O(user)
+        (root for the system scope); a relative entry would mean whatever directory conda runs in, so it is
+        refused before anything changes.
       - With O(state=absent), the entries to remove from the file's list.
     type: list
     elements: str
@@ -217,6 +221,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import h
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, superuser
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def request_from(params):
@@ -271,9 +276,9 @@ def main():
     except options.OptionError as exc:
         module.fail_json(msg=str(exc))
     except (KeyError, ValueError) as exc:
-        module.fail_json(msg="bad parameter: %s" % exc)
+        Results(module).fail("bad parameter: %s" % exc)
     except RelocateError as exc:
-        module.fail_json(msg=str(exc))
+        Results(module).fail(str(exc))
     result = dict(changed=plan.changed, **plan.as_dict())
     if module._diff:
         result["diff"] = plan.diff()
@@ -281,12 +286,10 @@ def main():
         try:
             now = apply(plan)
         except (RelocateError, OSError, IOError) as exc:
-            module.fail_json(msg=str(exc), **result)
+            Results(module).fail(str(exc), warnings=plan.warnings, **result)
         result["pkgs_dirs"] = list(now.pkgs_dirs)
-    for warning in plan.warnings:
-        module.warn(warning)
     result["msg"] = summary(plan, module.check_mode)
-    module.exit_json(**result)
+    Results(module).exit(warnings=plan.warnings, **result)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.users.pip
   - pkgcache.fleet.environment.pip
   - pkgcache.fleet.policy_values
+  - pkgcache.fleet.printable
 options:
   purge:
     description:
@@ -161,7 +162,8 @@ caches:
       type: int
       returned: always
 removed:
-  description: Paths actually removed (empty in check mode).
+  description: Paths actually removed (empty in check mode), escaped as the notes say; returned even when
+    a later removal fails.
   returned: always
   type: list
   elements: str
@@ -185,6 +187,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -207,7 +210,8 @@ def main():
     except options.OptionError as exc:
         module.fail_json(msg=str(exc))
     environment = options.shell_environment(params["environment"])
-    result = clean(users, environment, request, module.warn, module.check_mode)
+    out = Results(module)
+    result = clean(users, environment, request, out.warn, module.check_mode)
     exit_module(module, result, "pip/uv caches")
 
 

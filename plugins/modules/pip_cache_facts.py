@@ -38,6 +38,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
   - pkgcache.fleet.users.pip
   - pkgcache.fleet.environment.pip
+  - pkgcache.fleet.printable
 options:
   # Reporting differs from the cleanup's, so this module says what users means here (type and
   # default from the users fragment).
@@ -247,6 +248,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import PIP, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
@@ -254,11 +256,12 @@ def main():
         argument_spec=options.argument_spec(options.USERS, options.ENVIRONMENT),
         supports_check_mode=True,
     )
+    out = Results(module)
     try:
         accounts = options.select_users(module.params["users"])
     except options.OptionError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, ansible_facts=gather(accounts, module.params, [PIP], module.warn))
+        out.fail(str(exc))
+    out.exit(changed=False, ansible_facts=gather(accounts, module.params, [PIP], out.warn))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import Us
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import (
     ANYONE, ROOT, decide, namer_of, path_controllers)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivilegeError, run_as
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError, run_as
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import remove_planned
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
@@ -109,7 +109,7 @@ def test_the_kernel_enforces_the_dropped_credentials(tmp_path):
     done, errors = run_as(ALICE, ALICE, [ALICE], remove_planned, str(mine), ["old.tar.bz2"], None)
     assert (list(done), list(errors)) == (["old.tar.bz2"], [])
     assert run_as(ALICE, ALICE, [ALICE], os.getuid) == ALICE
-    with pytest.raises(PrivilegeError, match="as uid %d" % ALICE):
+    with pytest.raises(PrivDropError, match="as uid %d" % ALICE):
         run_as(ALICE, ALICE, [ALICE], os.setuid, 0)
 
 

@@ -1,0 +1,160 @@
+"""A user must not steer a root run into someone else's files (issue 13, reproductions 1 and 2).
+
+Each test is an attack a user with a login on a shared host can mount with what they control:
+their home, their configs, the environment their shell exports.  The decoys are root's files
+outside any cache root named; a module run as root (become) over SSH must leave them exactly as
+they were (checksums before and after), while it still cleans what it legitimately may.
+
+They fail on today's code, which trusts every discovered cache whatever its owner: they are
+strict expected failures until removal is privilege-separated.  The one test without the mark is
+the legitimate case those changes must keep working: a user's own cache behind a symlink.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from decoys import checksums, give, write
+from testfleet.fleet import running
+
+ALICE, BOB = (1001, 1001), (1002, 1002)
+NOT_WIRED = pytest.mark.xfail(strict=True, reason="issue 13: privilege-separated removal not wired yet")
+# What the attacks leave behind, removed before each test so every attack starts from scratch.
+PLAYGROUND = ("srv/r", "srv/decoy", "srv/decoypip", "srv/scratch", "home/alice/.conda", "home/alice/.condarc",
+              "home/alice/.config/pip", "home/alice/.cache/pip", "home/bob/.conda", "home/bob/.cache/pip")
+
+
+@pytest.fixture(scope="module")
+def host(fleet_state_factory):
+    with running(fleet_state_factory("trust"), 1, ("bare",)) as fleet:
+        yield fleet, fleet.hosts[0], fleet.root_of(fleet.hosts[0])
+
+
+@pytest.fixture
+def shared(host):
+    fleet, name, root = host
+    for relative in PLAYGROUND:
+        path = root / relative
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(str(path))
+    return fleet, name, root
+
+
+def run_leaving(shared, decoy, module, args):
+    """Run ``module`` as root over SSH; the tree ``decoy`` must come out with the same checksums."""
+    fleet, name, root = shared
+    before = checksums(root / decoy)
+    result = fleet.run_module(name, module, json.dumps(args), become=True)[name]
+    assert checksums(root / decoy) == before, result
+    return result
+
+
+def user_symlink(root, owner, home, link, target):
+    """What the user at ``home`` can do alone: a symlink ``link`` (relative to the home) to ``target``."""
+    path = root / home / link
+    os.makedirs(str(path.parent), exist_ok=True)
+    give(path.parent, owner, root / home)
+    os.symlink(target, str(path))
+    os.lchown(str(path), *owner)
+
+
+def alices_scratch_cache(root):
+    """A cache directory alice owns outside her home, with one stale tarball of hers."""
+    tarball = write(root / "srv/scratch/alice/pkgs/numpy-1.0-0.tar.bz2", b"n\n", ALICE)
+    give(tarball.parent, ALICE, root / "srv/scratch")
+    return tarball
+
+
+def conda_root_and_decoy(root):
+    """Root's installation at /srv/r with one stale tarball of its own, and root's decoy files."""
+    write(root / "srv/r/conda-meta/history", b"")
+    own = write(root / "srv/r/pkgs/stale-1.0-0.tar.bz2", b"t" * 64)
+    write(root / "srv/decoy/important.tar.bz2", b"x\n")
+    write(root / "srv/decoy/cache/secret.json", b"s\n")
+    return own
+
+
+def alice_links_her_cache_to_the_decoy(root):
+    user_symlink(root, ALICE, "home/alice", ".conda/pkgs", "/srv/decoy")
+    return {}
+
+
+def alice_names_the_decoy_in_her_condarc(root):
+    write(root / "home/alice/.condarc", b"pkgs_dirs:\n  - /srv/decoy\n", ALICE)
+    return {}
+
+
+def the_users_environment_names_the_decoy(root):
+    # CONDA_PKGS_DIRS replaces pkgs_dirs in every view, root's too: /srv/r/pkgs is no cache then.
+    return {"environment": {"CONDA_PKGS_DIRS": "/srv/decoy"}}
+
+
+@NOT_WIRED
+@pytest.mark.parametrize("attack", [alice_links_her_cache_to_the_decoy, alice_names_the_decoy_in_her_condarc,
+                                    the_users_environment_names_the_decoy])
+def test_conda_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
+    root = shared[2]
+    own = conda_root_and_decoy(root)
+    args = dict(attack(root), roots=["/srv/r"])
+    result = run_leaving(shared, "srv/decoy", "pkgcache.fleet.conda_clean", args)
+    if "environment" not in args:
+        assert "/srv/r/pkgs/stale-1.0-0.tar.bz2" in result.get("removed", []), result
+        assert not own.exists()
+
+
+def alice_names_the_pip_decoy_in_her_pip_conf(root):
+    conf = write(root / "home/alice/.config/pip/pip.conf", b"[global]\ncache-dir = /srv/decoypip\n", ALICE)
+    give(conf.parent, ALICE, root / "home/alice")
+    return {}
+
+
+def alice_links_her_pip_cache_to_the_decoy(root):
+    user_symlink(root, ALICE, "home/alice", ".cache/pip", "/srv/decoypip")
+    return {}
+
+
+def the_users_environment_names_the_pip_decoy(root):
+    # PIP_CACHE_DIR applies to every user named, bob too: his own cache is not his then.
+    return {"environment": {"PIP_CACHE_DIR": "/srv/decoypip"}}
+
+
+@NOT_WIRED
+@pytest.mark.parametrize("attack", [alice_names_the_pip_decoy_in_her_pip_conf, alice_links_her_pip_cache_to_the_decoy,
+                                    the_users_environment_names_the_pip_decoy])
+def test_pip_cache_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
+    root = shared[2]
+    write(root / "srv/decoypip/wheels/ab/cd/important-1.0-py3-none-any.whl", b"w\n")
+    write(root / "srv/decoypip/http-v2/a/b/c/d/e/secret", b"h\n")
+    bobs = write(root / "home/bob/.cache/pip/http-v2/f/0/body", b"b\n", BOB)
+    give(bobs.parent, BOB, root / "home/bob")
+    args = dict(attack(root), users=["alice", "bob"], purge=True)
+    result = run_leaving(shared, "srv/decoypip", "pkgcache.fleet.pip_cache_clean", args)
+    if "environment" not in args:
+        assert not bobs.exists(), result
+
+
+@NOT_WIRED
+def test_conda_clean_never_removes_one_users_files_another_user_pointed_it_at(shared):
+    root = shared[2]
+    conda_root_and_decoy(root)
+    alices_scratch_cache(root)
+    user_symlink(root, BOB, "home/bob", ".conda/pkgs", "/srv/scratch/alice/pkgs")
+    run_leaving(shared, "srv/scratch/alice", "pkgcache.fleet.conda_clean", {"roots": ["/srv/r"]})
+
+
+def test_a_users_own_cache_behind_a_symlink_is_still_cleaned(shared):
+    """The legitimate case the attacks must not cost: alice's ~/.conda/pkgs is a symlink to a
+    scratch directory she owns; root's clean removes her stale tarball there (as alice, later)."""
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    alices = alices_scratch_cache(root)
+    user_symlink(root, ALICE, "home/alice", ".conda/pkgs", "/srv/scratch/alice/pkgs")
+    result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps({"roots": ["/srv/r"]}), become=True)[name]
+    assert not alices.exists(), result
+    assert not (root / "srv/r/pkgs/stale-1.0-0.tar.bz2").exists(), result
