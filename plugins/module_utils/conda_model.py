@@ -733,8 +733,8 @@ class Host(object):
 
 def _origin_namer(origin, inst, user, homes):
     """The uid behind one origin of a pkgs_dir: a file's writer, the installation's owner for
-    its default cache, the user for ``~/.conda/pkgs``; the module's own ``environment`` (an
-    operator's word) is root's."""
+    its default cache, the user for ``~/.conda/pkgs``; the module's ``environment`` is the
+    operator's word (root's), though what it names is still checked for who controls the path."""
     if origin == _condarc.DEFAULT_HOME:
         return user.uid if user is not None else ANYONE
     if origin == _condarc.DEFAULT_ROOT:

@@ -411,7 +411,8 @@ def owner_reason(path, users):
 
 def _route(resolved, user, homes):
     """``(path as configured, uid that named it)`` for one user's view of a cache: a config
-    file is its writer's word, the operator's ``environment`` is root's, a default is the user's."""
+    file is its writer's word, a default the user's, the module's ``environment`` the operator's
+    (root's; the path it leads through is still checked, see ``_authority``)."""
     source = resolved["source"]
     if source in DEFAULT_SOURCES:
         namer = user.uid

@@ -22,7 +22,6 @@ from decoys import checksums, give, write
 from testfleet.fleet import running
 
 ALICE, BOB = (1001, 1001), (1002, 1002)
-NOT_WIRED = pytest.mark.xfail(strict=True, reason="issue 13: privilege-separated removal not wired yet")
 # What the attacks leave behind, removed before each test so every attack starts from scratch.
 PLAYGROUND = ("srv/r", "srv/decoy", "srv/decoypip", "srv/scratch", "home/alice/.conda", "home/alice/.condarc",
               "home/alice/.config/pip", "home/alice/.cache/pip", "home/bob/.conda", "home/bob/.cache/pip")
@@ -90,14 +89,15 @@ def alice_names_the_decoy_in_her_condarc(root):
     return {}
 
 
-def the_users_environment_names_the_decoy(root):
-    # CONDA_PKGS_DIRS replaces pkgs_dirs in every view, root's too: /srv/r/pkgs is no cache then.
-    return {"environment": {"CONDA_PKGS_DIRS": "/srv/decoy"}}
+def the_environment_leads_through_alices_link(root):
+    # The operator's CONDA_PKGS_DIRS is trusted, but its ~ expands into each user's home, where
+    # alice controls what the name leads to.  It replaces pkgs_dirs in every view, root's too.
+    user_symlink(root, ALICE, "home/alice", ".conda/pkgs-shared", "/srv/decoy")
+    return {"environment": {"CONDA_PKGS_DIRS": "~/.conda/pkgs-shared"}}
 
 
-@NOT_WIRED
 @pytest.mark.parametrize("attack", [alice_links_her_cache_to_the_decoy, alice_names_the_decoy_in_her_condarc,
-                                    the_users_environment_names_the_decoy])
+                                    the_environment_leads_through_alices_link])
 def test_conda_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
     root = shared[2]
     own = conda_root_and_decoy(root)
@@ -119,14 +119,15 @@ def alice_links_her_pip_cache_to_the_decoy(root):
     return {}
 
 
-def the_users_environment_names_the_pip_decoy(root):
-    # PIP_CACHE_DIR applies to every user named, bob too: his own cache is not his then.
-    return {"environment": {"PIP_CACHE_DIR": "/srv/decoypip"}}
+def the_environment_leads_through_alices_pip_link(root):
+    # The operator's PIP_CACHE_DIR is trusted, but its ~ expands into each user's home, where alice
+    # controls what the name leads to.  It applies to bob too: his own cache is not his then.
+    user_symlink(root, ALICE, "home/alice", ".cache/pip-shared", "/srv/decoypip")
+    return {"environment": {"PIP_CACHE_DIR": "~/.cache/pip-shared"}}
 
 
-@NOT_WIRED
 @pytest.mark.parametrize("attack", [alice_names_the_pip_decoy_in_her_pip_conf, alice_links_her_pip_cache_to_the_decoy,
-                                    the_users_environment_names_the_pip_decoy])
+                                    the_environment_leads_through_alices_pip_link])
 def test_pip_cache_clean_never_removes_roots_files_a_user_pointed_it_at(shared, attack):
     root = shared[2]
     write(root / "srv/decoypip/wheels/ab/cd/important-1.0-py3-none-any.whl", b"w\n")
@@ -139,7 +140,6 @@ def test_pip_cache_clean_never_removes_roots_files_a_user_pointed_it_at(shared, 
         assert not bobs.exists(), result
 
 
-@NOT_WIRED
 def test_conda_clean_never_removes_one_users_files_another_user_pointed_it_at(shared):
     root = shared[2]
     conda_root_and_decoy(root)
