@@ -27,7 +27,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import hash_c
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import Store
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_cache import PackageCache
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Warnings
 
 TARGET = 1.3  # backup time / cp time
 TOTAL_BYTES = 768 << 20  # at scale 1

@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import execute
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean, plan_cache
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 from bench import fixtures
 from bench.facts import du_root

@@ -10,8 +10,8 @@ __metaclass__ = type
 import os
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
-    RECLAIMABLE_CATEGORIES, Host, owner_name)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import RECLAIMABLE_CATEGORIES, owner_name
 
 
 def gather(users, roots=(), env=None, env_sizes=False, list_packages=True):

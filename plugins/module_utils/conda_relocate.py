@@ -19,11 +19,10 @@ __metaclass__ = type
 
 import errno
 import os
-import shutil
-import tempfile
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
-from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import EditError, read_items, set_items
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import (
+    KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import (
     DiskUsage, filesystem, human_bytes, walk)
@@ -32,10 +31,10 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
-    CACHE_MARKERS, URLS_TXT, Host, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
+    CACHE_MARKERS, URLS_TXT, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
 
-KEY = "pkgs_dirs"
 STAGING = ".pkgcache-relocate"  # inside the new cache: a copy in progress, never a package
 ASIDE = ".pkgcache-old"  # suffix of the old cache while it is being removed
 
@@ -66,7 +65,7 @@ class Request(object):
         self.env = dict(env or {})
         # conda expands $HOME in config values from the viewer's environment.
         self.env.setdefault("HOME", viewer.home)
-        relative = [p for p in self.pkgs_dirs if not _condarc.expands_absolute(p, viewer.home, self.env)]
+        relative = [p for p in self.pkgs_dirs if not conda_config.expands_absolute(p, viewer.home, self.env)]
         if relative and state == "present":
             raise RelocateError("pkgs_dirs entries must be absolute paths, or start with ~ or a $VARIABLE that "
                                 "expands to one for %s; refusing %s"
@@ -82,119 +81,6 @@ def condarc_path(scope, root, home=None, explicit=None):
     if scope == "user" and home:
         return os.path.join(home, ".condarc")
     raise RelocateError("scope %r needs %s" % (scope, "a user" if scope == "user" else "a condarc path"))
-
-
-def wanted_items(current, pkgs_dirs, state):
-    """The file's new ``pkgs_dirs`` list; None means the key goes away."""
-    if state == "present":
-        return list(pkgs_dirs)
-    if current is None:
-        return None
-    kept = [item for item in current if item not in pkgs_dirs]
-    return kept or None
-
-
-# -- the configuration conda will see ---------------------------------------------------------
-
-
-def _search_rank(path, root, home, env):
-    """Where ``path`` stands in conda's search order, as a sort key; None if conda never reads it."""
-    variables = dict(env)
-    variables["CONDA_ROOT"] = root
-    for index, entry in enumerate(_condarc.SEARCH_PATH):
-        if "$" in entry.split("/")[0] and not variables.get(entry.split("/")[0][1:]):
-            continue
-        expanded = _condarc.expand(entry, home, variables)
-        if entry.endswith("/"):
-            if os.path.dirname(path) == expanded and path.endswith((".yml", ".yaml")):
-                return (index, os.path.basename(path))
-        elif path == expanded:
-            return (index, "")
-    return None
-
-
-class Resolution(object):
-    """The effective config with the target file holding ``text``, and who contributes what."""
-
-    def __init__(self, config, contributors, hidden_by):
-        self.config = config
-        self.contributors = contributors  # expanded entry -> [sources]
-        self.hidden_by = hidden_by  # sources marked #!final that outrank the target
-
-
-def resolve_with(request, text):
-    """Resolve as conda would if the target file held ``text`` (None: the file does not exist).
-
-    Nothing on the host changes: the text goes to a private temp file that takes the target's
-    place in the search order.
-    """
-    root, home, env = request.root, request.viewer.home, request.env
-    rank = _search_rank(request.condarc, root, home, env)
-    if rank is None:
-        raise RelocateError("conda does not read %s for %s as %s" % (request.condarc, root, request.viewer.name))
-    files = [f for f in _condarc.search_path(root, home, env) if f != request.condarc]
-    temp_dir = tempfile.mkdtemp(prefix="pkgcache-condarc-")
-    try:
-        stand_in = os.path.join(temp_dir, "condarc")
-        if text is not None:
-            with open(stand_in, "w") as handle:
-                handle.write(text)
-            files = sorted(files + [stand_in], key=lambda f: rank if f == stand_in else (
-                _search_rank(f, root, home, env) or (len(_condarc.SEARCH_PATH), "")))
-        writable = Installation(root).writable_by(request.viewer)
-        config = _condarc.resolve(root, home, env, writable, files=files)
-        contributors, hidden_by = _contributions(files, stand_in, request)
-    finally:
-        shutil.rmtree(temp_dir, ignore_errors=True)
-    config.sources = [request.condarc if s == stand_in else s for s in config.sources]
-    config.warnings = [w.replace(stand_in, request.condarc) for w in config.warnings]
-    return Resolution(config, contributors, hidden_by)
-
-
-def _contributions(files, stand_in, request):
-    home, env = request.viewer.home, request.env
-    contributors, hidden_by, seen_target = {}, [], False
-    for path, parsed in _condarc.read_files(files, []):
-        source = request.condarc if path == stand_in else path
-        seen_target = seen_target or path == stand_in
-        value = parsed.get(KEY)
-        if not isinstance(value, _condarc.SequenceValue):
-            continue
-        for item, _marker in value.items:
-            contributors.setdefault(_condarc.expand(item, home, env), []).append(source)
-        if value.final and not seen_target:
-            hidden_by.append(source)
-    for item in [i for i in env.get("CONDA_PKGS_DIRS", "").split(",") if i.strip()]:
-        contributors.setdefault(_condarc.expand(item.strip(), home, env), []).append("$CONDA_PKGS_DIRS")
-    return contributors, hidden_by
-
-
-def expand_all(request, items):
-    """Config entries as the viewer's conda reads them (variables, ``~``, absolute)."""
-    return [_condarc.expand(i, request.viewer.home, request.env) for i in (items or [])]
-
-
-def judge(request, items, after):
-    """Errors and warnings about the effective ``pkgs_dirs`` the new file gives."""
-    effective = after.config.pkgs_dirs
-    errors, warnings = [], []
-    wanted = expand_all(request, items)
-    missing = [w for w in wanted if w not in effective]
-    if missing:
-        why = ("%s marks %s #!final" % (", ".join(after.hidden_by), KEY)) if after.hidden_by else "another source wins"
-        errors.append("conda would not use %s from %s: %s" % (", ".join(missing), request.condarc, why))
-    for entry in [e for e in effective if e not in wanted]:
-        sources = [s for s in after.contributors.get(entry, []) if s != request.condarc]
-        warnings.append("%s also lists %s (from %s)" % (KEY, entry, ", ".join(sources) or "conda's defaults"))
-    if request.state == "absent":
-        for entry in expand_all(request, request.pkgs_dirs):
-            if entry in effective:
-                warnings.append("%s stays in effect: %s" % (entry, ", ".join(after.contributors.get(entry, [])) or "conda's defaults"))
-    elif wanted and effective and effective[0] != wanted[0]:
-        message = "downloads go to %s, not %s (it comes first from %s)" % (
-            effective[0], wanted[0], ", ".join(after.contributors.get(effective[0], [])) or "conda's defaults")
-        (errors if request.migrate else warnings).append(message)
-    return errors, warnings
 
 
 # -- the move --------------------------------------------------------------------------------
@@ -438,10 +324,10 @@ def build_plan(request):
         current = read_items(before_text or "", KEY, request.condarc)
         items = wanted_items(current, request.pkgs_dirs, request.state)
         after_text = before_text if items == current else set_items(before_text or "", items, KEY, request.condarc)
+        before = resolve_with(request, before_text)
+        after = resolve_with(request, after_text)
     except EditError as exc:
         raise RelocateError(str(exc))
-    before = resolve_with(request, before_text)
-    after = resolve_with(request, after_text)
     errors, warnings = judge(request, items, after)
     if errors:
         raise RelocateError("; ".join(errors))
@@ -616,7 +502,7 @@ def apply(plan):
             else:
                 write_atomic(request.condarc, plan.after_text, request.viewer.uid, request.viewer.gid)
         viewer = request.viewer
-        now = _condarc.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
+        now = conda_config.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
         if now.pkgs_dirs != plan.after.config.pkgs_dirs:
             raise RelocateError("after writing %s conda resolves pkgs_dirs to %s, expected %s" % (
                 request.condarc, now.pkgs_dirs, plan.after.config.pkgs_dirs))

@@ -100,7 +100,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
-from ansible_collections.pkgcache.fleet.plugins.module_utils._cache_facts import KINDS, gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import KINDS, gather
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 

@@ -245,7 +245,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 

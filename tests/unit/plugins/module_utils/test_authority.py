@@ -22,7 +22,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError, run_as
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import remove_planned
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import Policy, clean
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 ALICE, BOB = 41001, 41002
 

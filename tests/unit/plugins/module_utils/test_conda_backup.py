@@ -27,7 +27,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import NO_KER
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import RESTORE_TMP_SUFFIX, run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_cache import PackageCache
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Warnings
 
 TARBALL = (".conda", ".tar.bz2")
 REPO = Path(__file__).resolve().parents[4]
@@ -442,7 +443,8 @@ def test_sigkill_mid_backup_leaves_no_partial_object_and_a_rerun_completes(tmp_p
     for index in range(4):  # big tarball-only files (no record) so the copy takes a while
         (cache / ("big%d-1.0-0.conda" % index)).write_bytes(os.urandom(48 << 20))
     script = ("import sys; from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup as b, conda_backup_store as s;"
-              "from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PackageCache, Warnings;"
+              "from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_cache import PackageCache;"
+              "from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Warnings;"
               "b.run_backup(s.Store(sys.argv[1], 'h1'), [PackageCache(sys.argv[2]).scan_tarballs(Warnings())], Warnings(), workers=1)")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / ".build" / "link"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", script, str(dest), str(cache)], env=env)

@@ -17,7 +17,7 @@ import pytest
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 from .hostroot import host_users, in_root, require_root
 

@@ -33,7 +33,7 @@ SCRIPT = r"""
 import json, os, sys
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage, conda_clean, conda_facts
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 fsroot, users = json.loads(sys.argv[1])
 _diskusage.PARALLEL_MIN_TOPS = 1
 os.chroot(fsroot)

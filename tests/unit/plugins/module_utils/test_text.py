@@ -24,7 +24,7 @@ from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, printable_tree, raw
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 from .hostroot import host_users, in_root, require_root
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 
 
 def write(path, text):
@@ -30,7 +30,7 @@ def layout(tmp_path):
 
 
 def test_block_flow_and_comments_parse():
-    parsed = _condarc.parse_condarc(
+    parsed = conda_config.parse_condarc(
         "# site config\n"
         "channels:\n  - conda-forge\n  - defaults\n"
         "custom_channels:\n  mine: https://example.invalid\n"
@@ -55,15 +55,15 @@ def test_block_flow_and_comments_parse():
     ("pkgs_dirs:\n  not-an-item\n", "item"),
 ])
 def test_malformed_names_file_and_line(text, message):
-    with pytest.raises(_condarc.CondarcError) as info:
-        _condarc.parse_condarc(text, source="/etc/conda/.condarc")
+    with pytest.raises(conda_config.CondarcError) as info:
+        conda_config.parse_condarc(text, source="/etc/conda/.condarc")
     assert "/etc/conda/.condarc:" in str(info.value)
     assert message in str(info.value)
 
 
 def test_defaults_when_nothing_is_configured(layout):
     root, home = layout
-    config = _condarc.resolve(root, home, env={})
+    config = conda_config.resolve(root, home, env={})
     assert config.pkgs_dirs == [root + "/pkgs", home + "/.conda/pkgs"]
     assert config.envs_dirs == [root + "/envs", home + "/.conda/envs"]
     assert config.sources == []
@@ -71,7 +71,7 @@ def test_defaults_when_nothing_is_configured(layout):
 
 def test_envs_dirs_reversed_when_root_not_writable(layout):
     root, home = layout
-    config = _condarc.resolve(root, home, env={}, root_writable=False)
+    config = conda_config.resolve(root, home, env={}, root_writable=False)
     assert config.envs_dirs == [home + "/.conda/envs", root + "/envs"]
 
 
@@ -79,7 +79,7 @@ def test_later_files_come_first_and_duplicates_keep_first_place(layout):
     root, home = layout
     write(root + "/.condarc", "pkgs_dirs:\n  - /shared/pkgs\n  - /common\n")
     write(home + "/.condarc", "pkgs_dirs:\n  - ~/fast/pkgs\n  - /common\n")
-    config = _condarc.resolve(root, home, env={})
+    config = conda_config.resolve(root, home, env={})
     assert config.pkgs_dirs == [home + "/fast/pkgs", "/common", "/shared/pkgs"]
     assert config.sources == [root + "/.condarc", home + "/.condarc"]
 
@@ -88,7 +88,7 @@ def test_final_stops_lower_precedence_files_and_variables(layout):
     root, home = layout
     write(root + "/.condarc", "pkgs_dirs: #!final\n  - /locked/pkgs\n")
     write(home + "/.condarc", "pkgs_dirs:\n  - /mine\n")
-    config = _condarc.resolve(root, home, env={"CONDA_PKGS_DIRS": "/from/env"})
+    config = conda_config.resolve(root, home, env={"CONDA_PKGS_DIRS": "/from/env"})
     assert config.pkgs_dirs == ["/locked/pkgs"]
     assert config.sources == [root + "/.condarc"]
 
@@ -100,7 +100,7 @@ def test_condarc_d_and_xdg_and_variables(layout, tmp_path):
     write(root + "/condarc.d/10-a.yaml", "pkgs_dirs: [/a]\n")
     write(root + "/condarc.d/ignored.txt", "pkgs_dirs: [/nope]\n")
     write(xdg + "/conda/condarc", "envs_dirs:\n  - $HOME/envs\n")
-    config = _condarc.resolve(root, home, env={
+    config = conda_config.resolve(root, home, env={
         "XDG_CONFIG_HOME": xdg,
         "CONDA_PKGS_DIRS": "/e1,/e2",
         "CONDA_ENVS_PATH": "/p1:/p2",
@@ -114,7 +114,7 @@ def test_top_and_bottom_markers(layout):
     root, home = layout
     write(root + "/.condarc", "pkgs_dirs:\n  - /sys-top  #!top\n  - /sys\n")
     write(home + "/.condarc", "pkgs_dirs:\n  - /user-bottom  #!bottom\n  - /user\n")
-    config = _condarc.resolve(root, home, env={})
+    config = conda_config.resolve(root, home, env={})
     assert config.pkgs_dirs == ["/sys-top", "/user", "/sys", "/user-bottom"]
 
 
@@ -122,7 +122,7 @@ def test_malformed_file_is_a_warning_and_others_still_count(layout):
     root, home = layout
     write(root + "/.condarc", "pkgs_dirs: [/broken\n")
     write(home + "/.condarc", "pkgs_dirs: [/ok]\n")
-    config = _condarc.resolve(root, home, env={})
+    config = conda_config.resolve(root, home, env={})
     assert config.pkgs_dirs == ["/ok"]
     assert len(config.warnings) == 1 and root + "/.condarc:1" in config.warnings[0]
 
@@ -130,6 +130,6 @@ def test_malformed_file_is_a_warning_and_others_still_count(layout):
 def test_scalar_where_a_list_belongs_is_a_warning(layout):
     root, home = layout
     write(home + "/.condarc", "pkgs_dirs: /not/a/list\n")
-    config = _condarc.resolve(root, home, env={})
+    config = conda_config.resolve(root, home, env={})
     assert config.pkgs_dirs == [root + "/pkgs", home + "/.conda/pkgs"]
     assert "must be a list" in config.warnings[0]

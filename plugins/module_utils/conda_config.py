@@ -53,7 +53,7 @@ SEQUENCE_SETTINGS = {
 
 FINAL, TOP, BOTTOM = "final", "top", "bottom"
 _MARKER = re.compile(r"#!(final|top|bottom)\b")
-_KEY = re.compile(r"^([A-Za-z_][\w.-]*)\s*:(?:\s+(.*))?$")
+KEY_LINE = re.compile(r"^([A-Za-z_][\w.-]*)\s*:(?:\s+(.*))?$")
 _VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 
 
@@ -77,7 +77,7 @@ class SequenceValue(object):
         self.source = source
 
 
-def _strip_comment(text):
+def strip_comment(text):
     """Split ``text`` into (content, marker): the YAML comment is dropped, a conda marker kept."""
     quote = None
     for i, char in enumerate(text):
@@ -94,7 +94,7 @@ def _strip_comment(text):
     return text.rstrip(), None
 
 
-def _scalar(text):
+def scalar(text):
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
@@ -105,13 +105,13 @@ def _scalar(text):
     return text
 
 
-def _flow_sequence(text):
+def flow_sequence(text):
     if not text.endswith("]"):
         raise ValueError("unterminated flow sequence")
     inner = text[1:-1].strip()
     if not inner:
         return []
-    return [_scalar(part) for part in inner.split(",")]
+    return [scalar(part) for part in inner.split(",")]
 
 
 def parse_condarc(text, source="<string>", keys=None):
@@ -129,13 +129,13 @@ def parse_condarc(text, source="<string>", keys=None):
         try:
             if "\t" in raw[: len(raw) - len(raw.lstrip())]:
                 raise ValueError("tab used for indentation")
-            content, marker = _strip_comment(raw)
+            content, marker = strip_comment(raw)
             if not content.strip():
                 continue
             if content in ("---", "..."):
                 continue
             if not content[0].isspace() and not content.startswith("- "):
-                match = _KEY.match(content)
+                match = KEY_LINE.match(content)
                 if not match:
                     raise ValueError("expected 'key: value'")
                 key = match.group(1)
@@ -148,10 +148,10 @@ def parse_condarc(text, source="<string>", keys=None):
                     result[key] = None
                     continue
                 if value.startswith("["):
-                    items = [(item, None) for item in _flow_sequence(value)]
+                    items = [(item, None) for item in flow_sequence(value)]
                     result[key] = SequenceValue(items, marker == FINAL, source)
                 elif value:
-                    result[key] = _scalar(value)
+                    result[key] = scalar(value)
                 else:
                     current = SequenceValue([], marker == FINAL, source)
                     result[key] = current
@@ -163,7 +163,7 @@ def parse_condarc(text, source="<string>", keys=None):
                 raise ValueError("unexpected indented text")
             if not (stripped.startswith("- ") or stripped == "-"):
                 raise ValueError("expected a '- item' in the sequence")
-            current.items.append((_scalar(stripped[1:]), marker))
+            current.items.append((scalar(stripped[1:]), marker))
         except ValueError as exc:
             raise CondarcError("%s:%d: %s" % (source, lineno, exc))
     return result

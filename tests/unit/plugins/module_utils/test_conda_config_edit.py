@@ -9,8 +9,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _condarc
-from ansible_collections.pkgcache.fleet.plugins.module_utils._condarc_edit import EditError, quote, read_items, set_items
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import EditError, quote, read_items, set_items
 
 SITE = (
     "# site config, owned by ops\n"
@@ -51,7 +51,7 @@ def test_only_the_key_changes_and_markers_and_comments_survive():
     assert "pkgs_dirs:  #!final\n" in edited
     assert "  - /data/pkgs   # fast\n" in edited
     assert "# the big disk" in edited
-    parsed = _condarc.parse_condarc(edited)
+    parsed = conda_config.parse_condarc(edited)
     assert parsed["pkgs_dirs"].final is True
     assert parsed["pkgs_dirs"].items == [("/scratch/pkgs", None), ("/data/pkgs", None)]
 
@@ -91,7 +91,7 @@ def test_item_indentation_of_the_file_is_reused():
 def test_any_path_reads_back_unchanged(value):
     edited = set_items("", [value])
     assert read_items(edited) == [value]
-    assert [v for v, _m in _condarc.parse_condarc(edited)["pkgs_dirs"].items] == [value]
+    assert [v for v, _m in conda_config.parse_condarc(edited)["pkgs_dirs"].items] == [value]
 
 
 def test_a_value_with_both_quote_kinds_is_refused():

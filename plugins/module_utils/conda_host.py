@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A host as conda sees it: its installations, the configuration each user sees, the environments
+and caches those name, who named each cache, and the verdicts on extracted packages."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, namer_of
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import Walks
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_cache import PackageCache
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
+    CACHE_MARKERS, Environment, Installation, References, Warnings, discover_roots, find_unused, is_prefix,
+    read_environments_txt, dedupe_real)
+
+
+class Host(object):
+    """Everything conda-related on one host: installations, their configs, caches, environments."""
+
+    def __init__(self, users, explicit_roots=(), env=None, tarballs_only=False):
+        self.warnings = Warnings()
+        self.users = users
+        self.env = dict(env or {})
+        self.tarballs_only = tarballs_only
+        self.installations = [Installation(r) for r in discover_roots(users, explicit_roots, self.warnings)]
+        self.environments = []
+        self.caches = []
+        self.cache_users = {}  # cache path -> sorted "root:user" labels
+        self.cache_routes = {}  # real cache path -> [(path as configured, uid that named it)]
+
+    def resolve_configs(self):
+        """Effective pkgs_dirs/envs_dirs per installation for root and each user with conda state."""
+        users = self._config_users()
+        for inst in self.installations:
+            for user in users:
+                config = conda_config.resolve(inst.root, user.home, self.env, inst.writable_by(user))
+                self.warnings.extend(w for w in config.warnings if w not in self.warnings)
+                inst.configs[user.name] = config
+        return self
+
+    def _config_users(self):
+        """Root always; others when they have conda config, envs or caches in their home."""
+        chosen = []
+        for user in self.users:
+            if user.uid == 0 or _has_conda_state(user.home):
+                chosen.append(user)
+        return chosen
+
+    def load_environments(self):
+        prefixes = []
+        for inst in self.installations:
+            prefixes.append(inst.root)
+            for config in inst.configs.values():
+                for envs_dir in config.envs_dirs:
+                    prefixes.extend(_list_prefixes(envs_dir))
+        for user in self.users:
+            prefixes.extend(read_environments_txt(user, self.warnings))
+        for prefix in dedupe_real(prefixes):
+            if not is_prefix(prefix):
+                continue
+            env = Environment.load(prefix, self.warnings, records=not self.tarballs_only)
+            if env is not None:
+                self.environments.append(env)
+        return self
+
+    def load_caches(self):
+        """Scan every pkgs_dir any installation's config names, and remember who named it."""
+        paths, labels = [], {}
+        homes = [(user.uid, user.home) for user in self.users]
+        users = dict((user.name, user) for user in self.users)
+        for inst in self.installations:
+            for user_name, config in sorted(inst.configs.items()):
+                for path in config.pkgs_dirs:
+                    paths.append(path)
+                    real = os.path.realpath(path)
+                    labels.setdefault(real, set()).add("%s:%s" % (inst.root, user_name))
+                    routes = self.cache_routes.setdefault(real, [])
+                    for origin in config.origins.get(path, ()):
+                        route = (path, _origin_namer(origin, inst, users.get(user_name), homes))
+                        if route not in routes:
+                            routes.append(route)
+        for path in dedupe_real(paths):
+            self.cache_users[path] = sorted(labels.get(os.path.realpath(path), ()))
+            self.caches.append(self._scan(PackageCache(path)))
+        return self
+
+    def routes(self, cache):
+        """``[(path, namer uid)]``: how the configurations name a cache (see ``cleanup.authorize``)."""
+        return list(self.cache_routes.get(os.path.realpath(cache.path), ()))
+
+    def homes(self):
+        return [(user.uid, user.home) for user in self.users]
+
+    def _scan(self, cache):
+        return cache.scan_tarballs(self.warnings) if self.tarballs_only else cache.scan(self.warnings)
+
+    def select_caches(self, roots=(), pkgs_dirs=()):
+        """The caches a cleanup may touch: the named ones, those of the named roots, or all.
+
+        A named directory must be a cache some configuration lists, or look like one (``urls.txt``
+        or ``urls``); anything else is refused.
+        """
+        known = dict((os.path.realpath(c.path), c) for c in self.caches)
+        if pkgs_dirs:
+            chosen = []
+            for path in pkgs_dirs:
+                real = os.path.realpath(path)
+                cache = known.get(real)
+                if cache is None:
+                    if not any(os.path.isfile(os.path.join(real, n)) for n in CACHE_MARKERS):
+                        raise ValueError("%s is not a conda package cache (not configured for any "
+                                         "installation, no urls.txt)" % path)
+                    cache = self._scan(PackageCache(path))
+                # Named by the operator: root's word, still subject to who controls the path.
+                routes = self.cache_routes.setdefault(real, [])
+                if (path, ROOT) not in routes:
+                    routes.append((path, ROOT))
+                chosen.append(cache)
+            return chosen
+        if roots:
+            wanted = set(os.path.normpath(r) for r in roots)
+            return [c for c in self.caches if c.exists and any(
+                label.rsplit(":", 1)[0] in wanted for label in self.cache_users.get(c.path, ()))]
+        return [c for c in self.caches if c.exists]
+
+    def _start_sizing(self):
+        """Start walking every cache item not sized yet (see :class:`Walks`); ``(items, walks)``."""
+        pending = [item for cache in self.caches for items in list(cache.entries.values()) + [cache.other]
+                   for item in items if not item.sized]
+        return pending, Walks([item.path for item in pending], on_error=self.warnings.path_error)
+
+    def verdicts(self):
+        if self.tarballs_only:
+            raise ValueError("verdicts need a full load (Host.load without tarballs_only)")
+        references = References(self.environments)
+        packages = [p for cache in self.caches for p in cache.extracted]
+        return find_unused(packages, references)
+
+    @classmethod
+    def load(cls, users, explicit_roots=(), env=None, tarballs_only=False, sized=False):
+        """Everything, or with ``tarballs_only`` what a backup needs: the same installations,
+        configs, environments (prefixes only, records not read) and caches (top-level files
+        only, see :meth:`PackageCache.scan_tarballs`).  Cache items are sized on first use
+        unless ``sized`` (facts, which report them all) sizes them all at once, in parallel."""
+        host = cls(users, explicit_roots, env, tarballs_only).resolve_configs().load_caches()
+        if not sized:
+            return host.load_environments()
+        # Facts report every item: the helpers walk the caches while this process reads records.
+        pending, walks = host._start_sizing()
+        try:
+            host.load_environments()
+        finally:
+            usages = walks.result()  # never leaves a helper behind
+        for item, usage in zip(pending, usages):
+            item.usage = usage
+        return host
+
+
+def _origin_namer(origin, inst, user, homes):
+    """The uid behind one origin of a pkgs_dir: a file's writer, the installation's owner for
+    its default cache, the user for ``~/.conda/pkgs``; the module's ``environment`` is the
+    operator's word (root's), though what it names is still checked for who controls the path."""
+    if origin == conda_config.DEFAULT_HOME:
+        return user.uid if user is not None else ANYONE
+    if origin == conda_config.DEFAULT_ROOT:
+        return namer_of(inst.root, homes)
+    if origin.startswith("$"):
+        return ROOT
+    return namer_of(origin, homes)
+
+
+def _has_conda_state(home):
+    return any(os.path.exists(os.path.join(home, p)) for p in (
+        ".conda", ".condarc", ".config/conda"))
+
+
+def _list_prefixes(envs_dir):
+    try:
+        names = sorted(os.listdir(envs_dir))
+    except OSError:
+        return []
+    return [os.path.join(envs_dir, n) for n in names]
