@@ -397,12 +397,3 @@ def filesystem(path):
         "free_bytes": vfs.f_bfree * vfs.f_frsize,
         "available_bytes": vfs.f_bavail * vfs.f_frsize,
     }
-
-
-def human_bytes(count):
-    """``1536`` -> ``"1.5 KiB"``: for one-line summaries; results keep exact integers."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
-        value /= 1024.0

@@ -94,3 +94,12 @@ class Results(object):
         for message in warnings:
             self.warn(message)
         self.module.fail_json(msg=printable(msg), **printable_tree(result))
+
+
+def human_bytes(count):
+    """``1536`` -> ``"1.5 KiB"``: for one-line summaries; results keep exact integers."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
+        value /= 1024.0

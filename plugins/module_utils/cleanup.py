@@ -24,10 +24,10 @@ import posixpath
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import Identity, decide, path_controllers
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import run_as
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
 
 
 class PlanItem(object):

@@ -24,13 +24,12 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import (
     KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import (
-    DiskUsage, filesystem, human_bytes, walk)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
     CACHE_MARKERS, URLS_TXT, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)

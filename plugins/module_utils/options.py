@@ -23,6 +23,7 @@ import copy
 import grp
 import re
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _accounts
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import (
     passwd_user, passwd_users, with_homes)
 
@@ -117,6 +118,11 @@ def select_homes(names):
 def select_user(name):
     """The one passwd account *name* (options like ``user`` and ``owner``)."""
     return select_users([name])[0]
+
+
+def superuser():
+    """The account of uid 0: whose view a system-scope option is resolved in."""
+    return _accounts.superuser()
 
 
 def group_id(name):

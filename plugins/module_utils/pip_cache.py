@@ -21,8 +21,8 @@ import pwd
 import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, human_bytes, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
 
 CONFIG_BASENAME = "pip.conf"
 # pip applies [global], then the running command's section, then PIP_* variables.  The cache is

@@ -240,13 +240,12 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
 
 
 def forbidden_places(host, caches, restore_into):

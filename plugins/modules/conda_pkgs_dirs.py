@@ -217,16 +217,14 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User, superuser
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
 
 
 def request_from(params):
     """Names to accounts and ids; the file the scope means."""
-    viewer = options.select_user(params["user"]) if params["user"] else superuser()
+    viewer = options.select_user(params["user"]) if params["user"] else options.superuser()
     path = condarc_path(params["scope"], params["root"], viewer.home if params["user"] else None, params["condarc"])
     owned = params["scope"] == "user" and not params["condarc"]
     uid = options.select_user(params["owner"]).uid if params["owner"] else (viewer.uid if owned else None)
@@ -235,7 +233,7 @@ def request_from(params):
     if mode is not None and not isinstance(mode, int):
         mode = int(str(mode), 8)
     env = options.shell_environment(params["environment"])
-    return Request(params["root"], path, viewer, User.all(), params["pkgs_dirs"], params["state"],
+    return Request(params["root"], path, viewer, options.select_homes([]), params["pkgs_dirs"], params["state"],
                    params["migrate"], params["link_old"], params["extracted"], uid, gid, mode, env)
 
 

@@ -17,7 +17,7 @@ import io
 import json
 from html import escape
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 
 EXTENSIONS = {"json": "json", "csv": "csv", "markdown": "md", "html": "html"}
 

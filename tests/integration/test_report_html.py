@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.plugin_utils._render import BAR_COLOURS
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
