@@ -11,8 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, pip_cache
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, options, pip_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
 
 CONDA = "conda"
@@ -53,3 +54,14 @@ def gather(accounts, params, kinds, warn):
     once for every kind; *params* the module's parameters; *warn* the module's ``warn``.
     """
     return dict((FACT_NAMES[kind], _GATHER[kind](accounts, params, warn)) for kind in KINDS if kind in kinds)
+
+
+def exit_module(module, kinds):
+    """End a facts module: the ``users`` it names (an unknown one fails the task before anything
+    is read), then ``kinds`` gathered for them as ``ansible_facts``, printable."""
+    out = Results(module)
+    try:
+        accounts = options.select_users(module.params["users"])
+    except options.OptionError as exc:
+        out.fail(str(exc))
+    out.exit(changed=False, ansible_facts=gather(accounts, module.params, kinds, out.warn))

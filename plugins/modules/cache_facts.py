@@ -100,8 +100,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
-from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import KINDS, gather
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
+from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import KINDS, exit_module
 
 
 def main():
@@ -115,12 +114,7 @@ def main():
     kinds = module.params["gather"]
     if not kinds:
         module.fail_json(msg="gather is empty; name conda, pip or both")
-    out = Results(module)
-    try:
-        accounts = options.select_users(module.params["users"])
-    except options.OptionError as exc:
-        out.fail(str(exc))
-    out.exit(changed=False, ansible_facts=gather(accounts, module.params, kinds, out.warn))
+    exit_module(module, kinds)
 
 
 if __name__ == "__main__":

@@ -247,8 +247,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
-from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import PIP, gather
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
+from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import PIP, exit_module
 
 
 def main():
@@ -256,12 +255,7 @@ def main():
         argument_spec=options.argument_spec(options.USERS, options.ENVIRONMENT),
         supports_check_mode=True,
     )
-    out = Results(module)
-    try:
-        accounts = options.select_users(module.params["users"])
-    except options.OptionError as exc:
-        out.fail(str(exc))
-    out.exit(changed=False, ansible_facts=gather(accounts, module.params, [PIP], out.warn))
+    exit_module(module, [PIP])
 
 
 if __name__ == "__main__":
