@@ -109,8 +109,9 @@ def _start_plan(cache, routes, policy):
     return plan
 
 
-def plan_cache(cache, categories, verdicts, policy, routes):
-    """The plan for one cache: candidates of the chosen categories minus what must be kept."""
+def plan_cache(cache, categories, verdicts, policy, routes, unknown_environments=None):
+    """The plan for one cache: candidates of the chosen categories minus what must be kept.
+    ``unknown_environments`` (why some environments may be unknown) keeps every extracted package."""
     plan = _start_plan(cache, routes, policy)
     if plan.skipped:
         return plan
@@ -119,7 +120,9 @@ def plan_cache(cache, categories, verdicts, policy, routes):
         if category == "unused":
             for package in cache.extracted:
                 verdict = verdicts[package.path]
-                if verdict.unused:
+                if verdict.unused and unknown_environments:
+                    plan.keep(unknown_environments, package.path, category)
+                elif verdict.unused:
                     candidates.append((package, category, verdict.reason))
                 else:
                     plan.keep(verdict.reason, package.path, category)
@@ -238,6 +241,18 @@ def _refuse_unknown_state(host):
                          % "; ".join(host.warnings.blocking()))
 
 
+def _unknown_environments(host):
+    """Why environments may be unknown, or None: a user's own conda config that cannot be read
+    hides the ``envs_dirs`` it names, whose environments may soft-link into any cache.  What stays
+    safe is cleaned (tarballs, index cache, logs, trash, stale partial downloads and locks: no
+    environment links to them, and a hard link keeps a tarball); extracted packages are kept."""
+    users = host.warnings.degraded_users()
+    if not users:
+        return None
+    return "the conda config of %s cannot be read (see warnings); environments it names are unknown, so no " \
+        "extracted package is removed" % ", ".join(users)
+
+
 def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False):
     """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan.
 
@@ -248,13 +263,16 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     nothing is deleted.
     """
     _refuse_unknown_state(host)
+    unknown = _unknown_environments(host)
+    if unknown and purge:
+        raise ValueError("refusing to purge: %s" % unknown)
     caches = host.select_caches(roots, pkgs_dirs)
     verdicts = host.verdicts()
     categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
     if purge:
         plans = [plan_purge(cache, verdicts, policy, host.routes(cache)) for cache in caches]
     else:
-        plans = [plan_cache(cache, categories, verdicts, policy, host.routes(cache)) for cache in caches]
+        plans = [plan_cache(cache, categories, verdicts, policy, host.routes(cache), unknown) for cache in caches]
     # Planning sized the candidates (see CacheEntry.usage): a problem met there stops it too.
     _refuse_unknown_state(host)
     wants_tempfiles = "tempfiles" in targets and not purge
@@ -262,6 +280,7 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     result = cleanup.run(plans, check_mode, hidden=tempfiles)
     result["tempfiles"] = [path for plan in tempfiles for path in plan.paths]
     result["skipped_caches"] = sum(1 for p in plans if p.skipped)
+    result["restricted"] = unknown
     result["plan"] = [_legacy_plan(cache) for cache in result["caches"]]
     return result
 

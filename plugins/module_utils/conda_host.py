@@ -36,10 +36,20 @@ class Host(object):
     def resolve_configs(self):
         """Effective pkgs_dirs/envs_dirs per installation for root and each user with conda state."""
         users = self._config_users()
+        homes = self.homes()
         for inst in self.installations:
             for user in users:
-                config = conda_config.resolve(inst.root, user.home, self.env, inst.writable_by(user))
-                self.warnings.extend(w for w in config.warnings if w not in self.warnings)
+                env = dict(self.env)
+                env.setdefault("HOME", user.home)
+                files = conda_config.search_path(inst.root, user.home, env)
+                config = conda_config.resolve(inst.root, user.home, env, inst.writable_by(user), files=files)
+                own = [f for f in files if user.uid != ROOT and namer_of(f, homes) == user.uid]
+                for warning in config.warnings:
+                    if own and any(f in warning for f in own) and not any(
+                            f in warning for f in files if f not in own):
+                        self.warnings.own_config(warning, user.name)
+                    elif warning not in self.warnings:
+                        self.warnings.append(warning)
                 inst.configs[user.name] = config
         return self
 

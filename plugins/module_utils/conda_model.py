@@ -70,6 +70,17 @@ class Notice(str):
     """A warning about something read in full all the same: it leaves the state known."""
 
 
+class OwnConfigProblem(str):
+    """A warning about a config file only its user writes (in their home): what that user's conda
+    would use is partly unknown, which restricts a cleanup (``conda_clean``) but does not let one
+    user switch cleaning off for the whole host."""
+
+    def __new__(cls, message, user):
+        self = super(OwnConfigProblem, cls).__new__(cls, message)
+        self.user = user
+        return self
+
+
 class Warnings(list):
     """Collected non-fatal problems, each naming the path it is about."""
 
@@ -80,9 +91,19 @@ class Warnings(list):
         if message not in self:
             self.append(Notice(message))
 
+    def own_config(self, message, user):
+        """A problem with a config file of ``user``'s own (see :class:`OwnConfigProblem`)."""
+        if message not in self:
+            self.append(OwnConfigProblem(message, user))
+
     def blocking(self):
-        """The warnings that mean something could not be known (every one but notices)."""
-        return [w for w in self if not isinstance(w, Notice)]
+        """The warnings that mean something could not be known (every one but notices and
+        problems with a user's own config files, which restrict a cleanup instead)."""
+        return [w for w in self if not isinstance(w, (Notice, OwnConfigProblem))]
+
+    def degraded_users(self):
+        """Users whose own conda config could not be read, by name."""
+        return sorted(set(w.user for w in self if isinstance(w, OwnConfigProblem)))
 
 
 def owner_name(uid):

@@ -209,6 +209,14 @@ freed_bytes:
   description: Free space gained per filesystem mount point, measured with statvfs (empty in check mode).
   returned: always
   type: dict
+restricted:
+  description:
+    - Why the clean was restricted, or null. When a user's own conda config (in their home) cannot be read,
+      the environments it names are unknown and might soft-link into any cache, so no extracted package is
+      removed (and O(purge) is refused); tarballs, index cache, logs, trash, stale partial downloads and locks
+      are still cleaned. Problems with any other config stop the run with nothing removed.
+  returned: always
+  type: str
 skipped_caches:
   description: Number of caches left alone (gate not met, busy).
   returned: always

@@ -13,6 +13,9 @@ import pytest
 
 from condafab.chroot import in_host
 
+# Imported here, not in host_users: code called inside the chroot cannot import anything.
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
+
 
 def require_root():
     if os.geteuid() != 0:
@@ -27,5 +30,4 @@ def in_root(fsroot, func, *args, **kwargs):
 
 def host_users(users):
     """condafab Users as the model's Users (same fields, the module's own class)."""
-    from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
     return [User(u.name, u.uid, u.gid, u.home) for u in users]

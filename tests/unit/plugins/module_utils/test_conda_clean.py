@@ -145,8 +145,28 @@ def test_gates_and_busy_caches_change_nothing(tmp_path):
     assert "download in progress" in plan["skipped"] and plan["remove"] == []
 
 
-def test_bad_input_fails_and_deletes_nothing(tmp_path):
+def test_one_users_malformed_config_restricts_the_clean_to_what_stays_safe(tmp_path):
+    """Any user can break their own ~/.condarc; that must not switch cleaning off for the host,
+    nor let packages their unknown environments may use be removed."""
     fsroot, manifest = build(tmp_path, "multi_user", malformed=True)
+    owner = os.path.basename(os.path.dirname(manifest.malformed_condarc[0]))
+    pkgs = manifest.real("/opt/conda/pkgs")
+    extracted = sorted(p.name for p in pkgs.iterdir() if (p / "info" / "index.json").exists())
+    with pytest.raises(RuntimeError, match="refusing to purge"):
+        in_root(fsroot, run_clean, purge=True)
+    result = in_root(fsroot, run_clean)
+    assert owner in result["restricted"] and "no extracted package is removed" in result["restricted"]
+    assert removed_of(result, "unused") == [] and removed_of(result, "tarballs")
+    assert sorted(p.name for p in pkgs.iterdir() if (p / "info" / "index.json").exists()) == extracted
+    kept = [k for p in result["caches"] for k in p["keep"] if k["reason"] == result["restricted"]]
+    assert kept and all(k["category"] == "unused" for k in kept)
+
+
+def test_bad_input_fails_and_deletes_nothing(tmp_path):
+    fsroot, manifest = build(tmp_path, "multi_user")
+    system = fsroot / "etc" / "conda" / "condarc"
+    system.parent.mkdir(parents=True, exist_ok=True)
+    system.write_text("pkgs_dirs: [unclosed\n  - : :\n")
     before = sorted(os.listdir(str(manifest.real("/opt/conda/pkgs"))))
     with pytest.raises(RuntimeError, match="malformed conda config"):
         in_root(fsroot, run_clean)
