@@ -158,3 +158,15 @@ def test_a_users_own_cache_behind_a_symlink_is_still_cleaned(shared):
     result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps({"roots": ["/srv/r"]}), become=True)[name]
     assert not alices.exists(), result
     assert not (root / "srv/r/pkgs/stale-1.0-0.tar.bz2").exists(), result
+
+
+def test_one_users_broken_condarc_does_not_switch_cleaning_off(shared):
+    """Issue 13, item 7: any user could stop the fleet's conda cleanup by breaking their own
+    ~/.condarc.  Now the clean goes on, restricted to what no unknown environment can use."""
+    fleet, name, root = shared
+    own = conda_root_and_decoy(root)
+    write(root / "home/alice/.condarc", b"pkgs_dirs: [unclosed\n  - : :\n", ALICE)
+    result = fleet.run_module(name, "pkgcache.fleet.conda_clean", json.dumps({"roots": ["/srv/r"]}), become=True)[name]
+    assert not result.get("failed"), result
+    assert "alice" in result["restricted"], result
+    assert "/srv/r/pkgs/stale-1.0-0.tar.bz2" in result["removed"] and not own.exists()
