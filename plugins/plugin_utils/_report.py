@@ -99,7 +99,9 @@ def clean_summary(hostvars, after):
     plans = [plan for result in results for plan in result.get("caches") or []]
     removed = sum(len(result.get("removed") or []) for result in results)
     planned = sum(_int(result.get("planned_bytes")) for result in results)
-    if any(result.get("failed") for result in results):
+    if any(result.get("unreachable") for result in results):
+        outcome = UNREACHABLE
+    elif any(result.get("failed") for result in results):
         outcome = FAILED
     elif plans and all(plan.get("skipped") for plan in plans):
         outcome = SKIPPED

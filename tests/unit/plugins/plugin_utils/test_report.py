@@ -49,6 +49,13 @@ def test_unreachable_host_is_named_with_the_connection_error():
     assert record["cache_bytes"] == 5
 
 
+def test_a_host_lost_during_the_clean_is_unreachable_there_too_not_nothing_to_remove():
+    before = facts(conda=(5, 1))
+    record = _report.host_record("h3", cleaned(before, before, UNREACHABLE), active=False)
+    assert record["status"] == _report.UNREACHABLE
+    assert record["clean"]["outcome"] == _report.UNREACHABLE
+
+
 def test_failed_host_names_the_step_and_message():
     record = _report.host_record("h4", dict(facts(), cache_facts_result=FAILED), active=False)
     assert record["status"] == _report.FAILED
