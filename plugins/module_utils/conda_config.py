@@ -80,9 +80,14 @@ class SequenceValue(object):
 def strip_comment(text):
     """Split ``text`` into (content, marker): the YAML comment is dropped, a conda marker kept."""
     quote = None
+    escaped = False
     for i, char in enumerate(text):
-        if quote:
-            if char == quote:
+        if escaped:
+            escaped = False
+        elif quote:
+            if char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
                 quote = None
         elif char in "'\"":
             quote = char
@@ -94,10 +99,28 @@ def strip_comment(text):
     return text.rstrip(), None
 
 
+_DOUBLE_ESCAPES = {"\\": "\\", '"': '"', "/": "/", "t": "\t", "n": "\n", " ": " ", "0": "\0"}
+_SINGLE_QUOTED = re.compile(r"^'((?:[^']|'')*)'$")
+_DOUBLE_QUOTED = re.compile(r'^"((?:[^"\\]|\\.)*)"$')
+
+
+def _unescape(match):
+    try:
+        return _DOUBLE_ESCAPES[match.group(1)]
+    except KeyError:
+        raise ValueError("unsupported escape \\%s in a double-quoted string" % match.group(1))
+
+
 def scalar(text):
+    """One YAML scalar as conda's YAML reader gives it back: quoted forms with their escapes
+    (``''`` in single quotes; ``\\\\``, ``\\"`` and a few more in double quotes), else plain."""
     text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
+    single = _SINGLE_QUOTED.match(text)
+    if single:
+        return single.group(1).replace("''", "'")
+    double = _DOUBLE_QUOTED.match(text)
+    if double:
+        return re.sub(r"\\(.)", _unescape, double.group(1))
     if text[:1] in "'\"":
         raise ValueError("unterminated quoted string")
     if text[:1] in "[{&*!|>" or text in ("~", "null", "Null", "NULL"):

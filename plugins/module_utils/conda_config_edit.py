@@ -29,7 +29,7 @@ DEFAULT_INDENT = "  - "
 _ITEM = re.compile(r"^(\s*-)(\s+|$)")
 # Plain scalars that YAML (or conda's reader, which opens a quote at any quote character) would
 # take for something else.
-_NEEDS_QUOTES = re.compile(r"^[\s\-?:,\[\]{}#&*!|>%@`]|['\"]|: |\s#|\s$|^$|^(~|null|Null|NULL|true|false|yes|no)$")
+_NEEDS_QUOTES = re.compile(r"^[\s\-?:,\[\]{}#&*!|>%@`]|['\"]|: |:$|\s#|\s$|^$|^(~|null|Null|NULL|true|false|yes|no)$")
 
 
 class EditError(ValueError):
@@ -109,7 +109,7 @@ def quote(value):
     if "'" not in value:
         return "'%s'" % value
     if '"' not in value:
-        return '"%s"' % value
+        return '"%s"' % value.replace("\\", "\\\\")  # a backslash escapes in double quotes
     raise EditError("cannot write %r as a YAML scalar" % value)
 
 
