@@ -41,7 +41,9 @@ options:
     elements: str
     default: []
 notes:
-  - Run with C(become=true) to see every user's home, environments and caches.
+  - Run with C(become=true) to see every user's home, environments and caches. Without root, facts say
+    C(complete=false) with the reason, and cleaning modules refuse unless O(users) names only the
+    account they run as.
 """
 
     PIP = r"""

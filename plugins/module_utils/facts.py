@@ -48,12 +48,31 @@ _GATHER = {CONDA: _conda_cache, PIP: _pip_cache}
 
 
 def gather(accounts, params, kinds, warn):
-    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``).
+    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``), each saying whether it is
+    ``complete`` and, when not, why (``incomplete_reasons``).
 
     *accounts* are the passwd users of the ``users`` option (``options.select_users``), read
     once for every kind; *params* the module's parameters; *warn* the module's ``warn``.
     """
-    return dict((FACT_NAMES[kind], _GATHER[kind](accounts, params, warn)) for kind in KINDS if kind in kinds)
+    result = {}
+    blind = options.blind_spot(accounts)
+    for kind in KINDS:
+        if kind not in kinds:
+            continue
+        problems = []
+
+        def noted(message):
+            problems.append(message)
+            warn(message)
+
+        facts = _GATHER[kind](accounts, params, noted)
+        reasons = [blind] if blind else []
+        if problems:
+            reasons.append("%d problem(s) reading the host, see the warnings" % len(problems))
+        facts["complete"] = not reasons
+        facts["incomplete_reasons"] = reasons
+        result[FACT_NAMES[kind]] = facts
+    return result
 
 
 def exit_module(module, kinds):

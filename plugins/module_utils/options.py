@@ -21,6 +21,8 @@ __metaclass__ = type
 
 import copy
 import grp
+import os
+import pwd
 import re
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _accounts
@@ -118,6 +120,26 @@ def select_homes(names):
 def select_user(name):
     """The one passwd account *name* (options like ``user`` and ``owner``)."""
     return select_users([name])[0]
+
+
+def blind_spot(accounts):
+    """Why a run cannot see everything of ``accounts``, or None: without root (no become) other
+    users' homes, configs, environments and caches are not all readable."""
+    me = os.geteuid()
+    if me == 0 or all(user.uid == me for user in accounts):
+        return None
+    return ("not running as root (use become: true): the homes, configs, environments and caches of other "
+            "users cannot all be read")
+
+
+def check_sight(accounts):
+    """Refuse a cleaning run that cannot see every account it acts for: packages or files their
+    unseen environments use would look unused.  Acting for one's own account alone is fine."""
+    blind = blind_spot(accounts)
+    if blind:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        raise OptionError("%s, so what they use could look unused; refusing to clean. Run with become: true, or "
+                          "set users: [%s] to clean for %s alone." % (blind, me, me))
 
 
 def superuser():

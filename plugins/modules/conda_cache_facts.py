@@ -200,6 +200,16 @@ ansible_facts:
           description: Problems met (unreadable or malformed files), each naming its path.
           type: list
           elements: str
+          returned: always        complete:
+          description:
+            - Whether every home, config and cache asked for could be read.
+            - False without root (no become) when other users are asked for, or when problems were met.
+          type: bool
+          returned: always
+        incomplete_reasons:
+          description: Why the facts are not complete (empty when they are).
+          type: list
+          elements: str
           returned: always
 """
 

@@ -271,6 +271,7 @@ def main():
     try:
         policy = policy_from(params)
         accounts = options.select_homes(params["users"])
+        options.check_sight(accounts)
     except options.OptionError as exc:
         module.fail_json(msg=str(exc))
     targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])

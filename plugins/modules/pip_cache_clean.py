@@ -207,6 +207,7 @@ def main():
         request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
                                        params["include_selfcheck"])
         users = options.select_users(params["users"])
+        options.check_sight(users)
     except options.OptionError as exc:
         module.fail_json(msg=str(exc))
     environment = options.shell_environment(params["environment"])

@@ -94,6 +94,17 @@ ansible_facts:
       returned: always
       type: dict
       contains:
+        complete:
+          description:
+            - Whether every home, config and cache asked for could be read.
+            - False without root (no become) when other users are asked for, or when problems were met.
+          type: bool
+          returned: always
+        incomplete_reasons:
+          description: Why the facts are not complete (empty when they are).
+          type: list
+          elements: str
+          returned: always
         users:
           description: Per user name, where their pip and uv caches are.
           returned: always
