@@ -64,7 +64,8 @@ def csv_row(host):
 
 def to_csv(report):
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    # RFC 4180 line ends: the writer then quotes a field holding either \r or \n (a file name may).
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for host in report["hosts"]:
         writer.writerow(csv_row(host))
@@ -72,7 +73,7 @@ def to_csv(report):
 
 
 def _md(value):
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return " ".join(str(value).replace("|", "\\|").splitlines())
 
 
 def _size(value):
