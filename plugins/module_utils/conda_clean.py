@@ -15,11 +15,12 @@ import fnmatch
 import os
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_stale, process_paths, process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, version_key
 
 # Module targets -> cache categories.
@@ -292,3 +293,46 @@ def _legacy_plan(cache):
     legacy["kept"] = [{"path": path, "category": group["category"], "reason": group["reason"]}
                       for group in cache["keep"] for path in group["paths"]]
     return legacy
+
+
+def argument_spec():
+    """conda_clean's options (the module's argument spec, and the local command's flags)."""
+    return options.argument_spec(
+        options.USERS, options.ENVIRONMENT, options.CONDA_CACHES,
+        targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
+        min_age=options.duration("0"),
+        keep_latest=dict(type="int", default=0),
+        exclude=dict(type="list", elements="str", default=[]),
+        when_free_below=options.size(),
+        when_cache_above=options.size(),
+        busy_age=options.duration("1h"),
+        purge=dict(type="bool", default=False),
+        confirm_purge=dict(type="bool", default=False),
+    )
+
+
+def policy_from(params):
+    return Policy(
+        min_age=options.parse_duration(params["min_age"], "min_age"),
+        keep_latest=params["keep_latest"],
+        exclude=params["exclude"],
+        busy_age=options.parse_duration(params["busy_age"], "busy_age"),
+        when_free_below=options.parse_free_threshold(params["when_free_below"] or None, "when_free_below"),
+        when_cache_above=options.parse_size(params["when_cache_above"] or None, "when_cache_above"),
+    )
+
+
+def clean_from_options(params, check_mode):
+    """What conda_clean does with its options: ``(result, warnings)``.  OptionError before
+    anything is read; ValueError when what was read leaves the state unknown (nothing removed)."""
+    if params["purge"] and not params["confirm_purge"]:
+        raise options.OptionError("purge removes whole caches; set confirm_purge=true to mean it")
+    if params["keep_latest"] < 0:
+        raise options.OptionError("keep_latest must be 0 or more")
+    policy = policy_from(params)
+    accounts = options.select_homes(params["users"])
+    options.check_sight(accounts)
+    targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
+    host = Host.load(accounts, params["roots"], options.shell_environment(params["environment"]))
+    result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], check_mode, purge=params["purge"])
+    return result, host.warnings

@@ -75,12 +75,27 @@ def gather(accounts, params, kinds, warn):
     return result
 
 
+def argument_spec():
+    """cache_facts' options (the module's argument spec, and the local command's flags)."""
+    return options.argument_spec(
+        options.USERS, options.ENVIRONMENT, options.CONDA_FACTS,
+        gather=dict(type="list", elements="str", choices=list(KINDS), default=list(KINDS)),
+    )
+
+
+def select(params):
+    """The accounts the ``users`` option names (an unknown one is an OptionError)."""
+    if not params.get("gather", KINDS):
+        raise options.OptionError("gather is empty; name conda, pip or both")
+    return options.select_users(params["users"])
+
+
 def exit_module(module, kinds):
     """End a facts module: the ``users`` it names (an unknown one fails the task before anything
     is read), then ``kinds`` gathered for them as ``ansible_facts``, printable."""
     out = Results(module)
     try:
-        accounts = options.select_users(module.params["users"])
+        accounts = select(module.params)
     except options.OptionError as exc:
         out.fail(str(exc))
     out.exit(changed=False, ansible_facts=gather(accounts, module.params, kinds, out.warn))

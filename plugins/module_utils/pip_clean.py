@@ -30,7 +30,7 @@ import stat
 import time
 from contextlib import ExitStack
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
@@ -475,3 +475,24 @@ def clean(users, env, request, warn, check_mode=False):
         cache["tool"] = cache["kind"]
         cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
     return result
+
+
+def argument_spec():
+    """pip_cache_clean's options (the module's argument spec, and the local command's flags)."""
+    return options.argument_spec(
+        options.USERS, options.ENVIRONMENT,
+        purge=dict(type="bool", default=False),
+        include_selfcheck=dict(type="bool", default=False),
+        patterns=dict(type="list", elements="str", default=[]),
+        min_age=options.duration(),
+        uv_min_age=options.duration(),
+    )
+
+
+def clean_from_options(params, warn, check_mode):
+    """What pip_cache_clean does with its options; OptionError before anything is read."""
+    request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
+                                   params["include_selfcheck"])
+    users = options.select_users(params["users"])
+    options.check_sight(users)
+    return clean(users, options.shell_environment(params["environment"]), request, warn, check_mode)

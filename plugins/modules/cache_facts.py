@@ -99,22 +99,12 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import options
-from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import KINDS, exit_module
+from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import argument_spec, exit_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=options.argument_spec(
-            options.USERS, options.ENVIRONMENT, options.CONDA_FACTS,
-            gather=dict(type="list", elements="str", choices=list(KINDS), default=list(KINDS)),
-        ),
-        supports_check_mode=True,
-    )
-    kinds = module.params["gather"]
-    if not kinds:
-        module.fail_json(msg="gather is empty; name conda, pip or both")
-    exit_module(module, kinds)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    exit_module(module, module.params["gather"])
 
 
 if __name__ == "__main__":

@@ -229,60 +229,18 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import options
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import argument_spec, clean_from_options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
-def policy_from(params):
-    return Policy(
-        min_age=options.parse_duration(params["min_age"], "min_age"),
-        keep_latest=params["keep_latest"],
-        exclude=params["exclude"],
-        busy_age=options.parse_duration(params["busy_age"], "busy_age"),
-        when_free_below=options.parse_free_threshold(params["when_free_below"] or None, "when_free_below"),
-        when_cache_above=options.parse_size(params["when_cache_above"] or None, "when_cache_above"),
-    )
-
-
 def main():
-    module = AnsibleModule(
-        argument_spec=options.argument_spec(
-            options.USERS, options.ENVIRONMENT, options.CONDA_CACHES,
-            targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
-            min_age=options.duration("0"),
-            keep_latest=dict(type="int", default=0),
-            exclude=dict(type="list", elements="str", default=[]),
-            when_free_below=options.size(),
-            when_cache_above=options.size(),
-            busy_age=options.duration("1h"),
-            purge=dict(type="bool", default=False),
-            confirm_purge=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    if params["purge"] and not params["confirm_purge"]:
-        module.fail_json(msg="purge removes whole caches; set confirm_purge=true to mean it")
-    if params["keep_latest"] < 0:
-        module.fail_json(msg="keep_latest must be 0 or more")
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        policy = policy_from(params)
-        accounts = options.select_homes(params["users"])
-        options.check_sight(accounts)
-    except options.OptionError as exc:
-        module.fail_json(msg=str(exc))
-    targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
-    env = options.shell_environment(params["environment"])
-    host = Host.load(accounts, params["roots"], env)
-    try:
-        result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], module.check_mode,
-                       purge=params["purge"])
+        result, warnings = clean_from_options(module.params, module.check_mode)
     except ValueError as exc:
         Results(module).fail(str(exc))
-    exit_module(module, result, "conda caches", warnings=host.warnings)
+    exit_module(module, result, "conda caches", warnings=warnings)
 
 
 if __name__ == "__main__":

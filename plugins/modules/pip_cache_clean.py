@@ -184,35 +184,18 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import argument_spec, clean_from_options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=options.argument_spec(
-            options.USERS, options.ENVIRONMENT,
-            purge=dict(type="bool", default=False),
-            include_selfcheck=dict(type="bool", default=False),
-            patterns=dict(type="list", elements="str", default=[]),
-            min_age=options.duration(),
-            uv_min_age=options.duration(),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    try:
-        request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
-                                       params["include_selfcheck"])
-        users = options.select_users(params["users"])
-        options.check_sight(users)
-    except options.OptionError as exc:
-        module.fail_json(msg=str(exc))
-    environment = options.shell_environment(params["environment"])
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     out = Results(module)
-    result = clean(users, environment, request, out.warn, module.check_mode)
+    try:
+        result = clean_from_options(module.params, out.warn, module.check_mode)
+    except ValueError as exc:
+        out.fail(str(exc))
     exit_module(module, result, "pip/uv caches")
 
 
