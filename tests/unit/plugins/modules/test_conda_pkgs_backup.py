@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -99,3 +100,39 @@ def test_missing_dest_and_broken_manifest_are_clear_errors(tmp_path, host):
     broken.write_text("{ not json")
     result = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored")
     assert result["failed"] is True and "does not parse" in result["msg"] and str(broken) in result["msg"]
+
+
+def test_damaged_objects_are_repaired_and_check_mode_predicts_the_repair(tmp_path, host):
+    """Issue 13, reproduction 6: a truncated object, then one with a flipped byte whose tarball is
+    read again, are replaced by the verified tarball; the run says so and records it."""
+    first = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    by_sha = {hashlib.sha256(Path(host["cache"], fn).read_bytes()).hexdigest(): fn for fn in tarballs(host["cache"])}
+    truncated, flipped = sorted(by_sha)[:2]
+    objects = Path(host["dest"], "store", "sha256")
+    victim = objects / truncated[:2] / truncated
+    victim.write_bytes(victim.read_bytes()[:-7])
+    other = objects / flipped[:2] / flipped
+    data = other.read_bytes()
+    other.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    os.utime(Path(host["cache"], by_sha[flipped]))  # the tarball is read again
+    before = tree(host["dest"])
+    preview = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1",
+                         _ansible_check_mode=True, _ansible_diff=True)
+    assert preview["changed"] is True and tree(host["dest"]) == before
+    assert sorted(r["sha256"] for r in preview["repaired"]) == sorted([truncated, flipped]), preview["msg"]
+    assert preview["copied"] == [] and "would repair 2 damaged object(s)" in preview["msg"]
+    assert len(preview["diff"]["after"].splitlines()) == 2
+    done = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    assert done["changed"] is True and done["copied"] == [] and done["rejected"] == [], done["msg"]
+    assert [(r["sha256"], r["fn"], r["damage"]) for r in done["repaired"]] == [
+        (r["sha256"], r["fn"], r["damage"]) for r in preview["repaired"]]
+    assert "repaired 2 damaged object(s)" in done["msg"]
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() == truncated
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == flipped
+    assert done["manifest"] != first["manifest"]
+    recorded = json.loads(Path(done["manifest"]).read_text())["repaired"]
+    assert sorted(r["sha256"] for r in recorded) == sorted([truncated, flipped])
+    report = run_module(tmp_path, dest=host["dest"], state="verified", host_id="h1")
+    assert report["corrupt"] == [] and report["missing"] == []
+    again = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    assert again["changed"] is False and again["repaired"] == []
