@@ -9,11 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from unit.plugins.modules.backup_host import build_host, run_module
+from unit.plugins.modules.backup_host import build_host, module_command, run_module
+
+STOPPER = Path(__file__).with_name("stop_at_step.py")
 
 
 @pytest.fixture
@@ -136,3 +141,93 @@ def test_damaged_objects_are_repaired_and_check_mode_predicts_the_repair(tmp_pat
     assert report["corrupt"] == [] and report["missing"] == []
     again = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
     assert again["changed"] is False and again["repaired"] == []
+
+
+# -- killed at every step ----------------------------------------------------------------------------
+
+def killed_at(tmp_path, step, log, **args):
+    """Run the module until just before its ``step``-th filesystem change (``stop_at_step``), SIGKILL
+    it there, and return that step's line of ``log``.  With ``step`` 0 the run completes."""
+    argv, env = module_command(tmp_path, args, launcher=("-B", str(STOPPER)))
+    env.update(STEP_ROOT=str(tmp_path / "work"), STEP_LOG=str(log), STEP=str(step))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status = os.waitpid(proc.pid, os.WUNTRACED)
+    if step == 0:
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        return None
+    assert os.WIFSTOPPED(status), "step %d: the run ended before it (status %d)" % (step, status)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL
+    return log.read_text().splitlines()[-1]
+
+
+def sha256_of(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def store_state(dest):
+    """``(objects, entries)``: every stored object by name with the sha256 of its content, and every
+    ``(source, sha256)`` any manifest lists (each manifest must parse: none is ever partial)."""
+    objects = {p.name: sha256_of(p) for p in Path(dest, "store", "sha256").glob("*/*")}
+    entries = set()
+    for path in Path(dest, "manifests").glob("*/*.json"):
+        entries.update((e["source"], e["sha256"]) for e in json.loads(path.read_text())["entries"])
+    return objects, entries
+
+
+@pytest.mark.parametrize("prune_source", [False, True], ids=["backup", "prune_source"])
+def test_a_run_killed_at_any_step_loses_nothing_and_the_rerun_completes(tmp_path, prune_source):
+    """Issue 13: count the filesystem changes of a first run (directories, temp files, renames into
+    the store, the manifest, each tarball pruned), then SIGKILL a fresh run just before each one.
+    After every kill: each source tarball is in its cache unchanged, or stored intact and in a
+    manifest; no name in the store holds a partial object; a rerun completes; ``verified`` is clean."""
+    pristine = build_host(tmp_path / "pristine", packages=3)
+    for fn in tarballs(pristine["cache"])[::2]:  # four tarballs are enough steps (each kill is ~1 s)
+        os.unlink(os.path.join(pristine["cache"], fn))
+    work = tmp_path / "work"
+    args = dict(roots=[pristine["root"].replace(str(tmp_path / "pristine"), str(work))], host_id="h1",
+                dest=str(work / "backup"), prune_source=prune_source, workers=1)
+    cache = pristine["cache"].replace(str(tmp_path / "pristine"), str(work))
+    sources = {os.path.join(cache, fn): sha256_of(os.path.join(pristine["cache"], fn)) for fn in tarballs(pristine["cache"])}
+
+    def fresh():
+        shutil.rmtree(work, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(tmp_path / "pristine"), str(work)], check=True)
+
+    fresh()
+    count_log = tmp_path / "count.log"
+    killed_at(tmp_path, 0, count_log, **args)
+    steps = count_log.read_text().splitlines()
+    kinds = {line.split()[1] for line in steps}
+    assert {"os.mkdir", "open", "os.rename"} <= kinds and ("os.remove" in kinds) == prune_source, steps
+    assert len(steps) >= 3 * len(sources) + 2
+    observed = []
+    for step in range(1, len(steps) + 1):
+        fresh()
+        log = tmp_path / ("step%d.log" % step)
+        line = killed_at(tmp_path, step, log, **args)
+        assert line.split()[:2] == steps[step - 1].split()[:2], (line, steps[step - 1])
+        objects, entries = store_state(args["dest"])
+        assert all(name == sha for name, sha in objects.items()), "partial object (step %d: %s)" % (step, line)
+        gone = []
+        for path, sha in sources.items():
+            if os.path.exists(path):
+                assert sha256_of(path) == sha, (step, path)
+            else:
+                gone.append(path)
+                assert objects.get(sha) == sha and (path, sha) in entries, (step, line, path)
+        temps = os.listdir(os.path.join(args["dest"], "tmp")) if os.path.isdir(os.path.join(args["dest"], "tmp")) else []
+        observed.append((step, line.split()[1], len(objects), len(temps), len(gone)))
+        rerun = run_module(tmp_path, **args)
+        assert not rerun.get("failed") and rerun["rejected"] == [], (step, line, rerun.get("msg"))
+        assert os.listdir(os.path.join(args["dest"], "tmp")) == []
+        objects, entries = store_state(args["dest"])
+        assert set(objects) == set(sources.values()) and {(p, s) for p, s in sources.items()} <= entries
+        assert all(os.path.exists(p) != prune_source for p in sources), (step, line)
+        report = run_module(tmp_path, state="verified", host_id="h1", dest=args["dest"])
+        assert (report["missing"], report["corrupt"], report["bad_manifests"]) == ([], [], []), (step, line)
+    # The kills landed with temp files written but not renamed, with objects but no manifest, and
+    # (pruning) with some tarballs gone, others not.
+    assert any(temps and objects and not gone for _s, _k, objects, temps, gone in observed), observed
+    if prune_source:
+        assert any(0 < gone < len(sources) for _s, _k, _o, _t, gone in observed), observed
