@@ -231,3 +231,48 @@ def test_a_run_killed_at_any_step_loses_nothing_and_the_rerun_completes(tmp_path
     assert any(temps and objects and not gone for _s, _k, objects, temps, gone in observed), observed
     if prune_source:
         assert any(0 < gone < len(sources) for _s, _k, _o, _t, gone in observed), observed
+
+
+def test_a_repair_killed_at_any_step_leaves_the_old_object_or_the_new_and_the_rerun_repairs(tmp_path):
+    """A run replacing a truncated and a corrupted object, SIGKILLed before each of its changes:
+    each damaged name holds its old bytes or the verified tarball, never a mix; the rerun repairs
+    what is left and ``verified`` is clean."""
+    pristine = build_host(tmp_path / "pristine", packages=3)
+    for fn in tarballs(pristine["cache"])[::2]:
+        os.unlink(os.path.join(pristine["cache"], fn))
+    run_module(tmp_path, dest=pristine["dest"], roots=[pristine["root"]], host_id="h1")
+    objects = sorted(Path(pristine["dest"], "store", "sha256").glob("*/*"))
+    with open(objects[0], "r+b") as handle:
+        handle.truncate(10)
+    data = objects[1].read_bytes()
+    objects[1].write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    damaged = {p.name: p.read_bytes() for p in objects[:2]}
+    work = tmp_path / "work"
+    dest = Path(pristine["dest"].replace(str(tmp_path / "pristine"), str(work)))
+    args = dict(roots=[pristine["root"].replace(str(tmp_path / "pristine"), str(work))], host_id="h1",
+                dest=str(dest), workers=1)
+
+    def fresh():
+        shutil.rmtree(work, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(tmp_path / "pristine"), str(work)], check=True)
+
+    fresh()
+    count_log = tmp_path / "count.log"
+    killed_at(tmp_path, 0, count_log, **args)
+    steps = count_log.read_text().splitlines()
+    assert sum(" os.rename " in line and "/tmp/" in line for line in steps) >= 3, steps  # 2 objects, 1 manifest
+    healed = set()
+    for step in range(1, len(steps) + 1):
+        fresh()
+        line = killed_at(tmp_path, step, tmp_path / ("step%d.log" % step), **args)
+        for path in Path(dest, "store", "sha256").glob("*/*"):
+            content = path.read_bytes()
+            if hashlib.sha256(content).hexdigest() == path.name:
+                healed.update({path.name} & set(damaged))
+            else:
+                assert content == damaged.get(path.name), "step %d (%s): %s is neither old nor new" % (step, line, path)
+        rerun = run_module(tmp_path, **args)
+        assert not rerun.get("failed") and rerun["rejected"] == [], (step, line, rerun.get("msg"))
+        report = run_module(tmp_path, state="verified", host_id="h1", dest=str(dest))
+        assert (report["missing"], report["corrupt"], report["bad_manifests"]) == ([], [], []), (step, line)
+    assert healed == set(damaged), "no kill landed after a repair"
