@@ -175,38 +175,60 @@ def store_state(dest):
     return objects, entries
 
 
+class KillBench(object):
+    """A small backup host built once under ``pristine`` (four tarballs: enough steps, and each kill
+    costs about a second) and copied afresh to ``work`` (``host``: its paths) before each run."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path, self.work = tmp_path, tmp_path / "work"
+        self.pristine = build_host(tmp_path / "pristine", packages=3)
+        for fn in tarballs(self.pristine["cache"])[::2]:
+            os.unlink(os.path.join(self.pristine["cache"], fn))
+        self.host = {key: path.replace(str(tmp_path / "pristine"), str(self.work)) for key, path in self.pristine.items()}
+
+    def fresh(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(self.tmp_path / "pristine"), str(self.work)], check=True)
+
+    def kills(self, args):
+        """Count the steps of a run from the pristine state, then yield ``(step, its log line, every
+        step's line)`` after killing a fresh run before each."""
+        self.fresh()
+        killed_at(self.tmp_path, 0, self.tmp_path / "count.log", **args)
+        steps = (self.tmp_path / "count.log").read_text().splitlines()
+        for step in range(1, len(steps) + 1):
+            self.fresh()
+            line = killed_at(self.tmp_path, step, self.tmp_path / ("step%d.log" % step), **args)
+            assert line.split()[:2] == steps[step - 1].split()[:2], (line, steps[step - 1])
+            yield step, line, steps
+
+    def finish(self, args, step, line):
+        """The rerun completes and leaves a store ``verified`` finds clean; returns the rerun."""
+        rerun = run_module(self.tmp_path, **args)
+        assert not rerun.get("failed") and rerun["rejected"] == [], (step, line, rerun.get("msg"))
+        assert os.listdir(os.path.join(args["dest"], "tmp")) == []
+        report = run_module(self.tmp_path, state="verified", host_id="h1", dest=args["dest"])
+        assert (report["missing"], report["corrupt"], report["bad_manifests"]) == ([], [], []), (step, line)
+        return rerun
+
+
 @pytest.mark.parametrize("prune_source", [False, True], ids=["backup", "prune_source"])
 def test_a_run_killed_at_any_step_loses_nothing_and_the_rerun_completes(tmp_path, prune_source):
     """Issue 13: count the filesystem changes of a first run (directories, temp files, renames into
     the store, the manifest, each tarball pruned), then SIGKILL a fresh run just before each one.
     After every kill: each source tarball is in its cache unchanged, or stored intact and in a
     manifest; no name in the store holds a partial object; a rerun completes; ``verified`` is clean."""
-    pristine = build_host(tmp_path / "pristine", packages=3)
-    for fn in tarballs(pristine["cache"])[::2]:  # four tarballs are enough steps (each kill is ~1 s)
-        os.unlink(os.path.join(pristine["cache"], fn))
-    work = tmp_path / "work"
-    args = dict(roots=[pristine["root"].replace(str(tmp_path / "pristine"), str(work))], host_id="h1",
-                dest=str(work / "backup"), prune_source=prune_source, workers=1)
-    cache = pristine["cache"].replace(str(tmp_path / "pristine"), str(work))
-    sources = {os.path.join(cache, fn): sha256_of(os.path.join(pristine["cache"], fn)) for fn in tarballs(pristine["cache"])}
-
-    def fresh():
-        shutil.rmtree(work, ignore_errors=True)
-        subprocess.run(["cp", "-a", str(tmp_path / "pristine"), str(work)], check=True)
-
-    fresh()
-    count_log = tmp_path / "count.log"
-    killed_at(tmp_path, 0, count_log, **args)
-    steps = count_log.read_text().splitlines()
-    kinds = {line.split()[1] for line in steps}
-    assert {"os.mkdir", "open", "os.rename"} <= kinds and ("os.remove" in kinds) == prune_source, steps
-    assert len(steps) >= 3 * len(sources) + 2
+    bench = KillBench(tmp_path)
+    args = dict(roots=[bench.host["root"]], host_id="h1", dest=bench.host["dest"], prune_source=prune_source, workers=1)
+    cache = bench.host["cache"]
+    sources = {os.path.join(cache, fn): sha256_of(os.path.join(bench.pristine["cache"], fn))
+               for fn in tarballs(bench.pristine["cache"])}
     observed = []
-    for step in range(1, len(steps) + 1):
-        fresh()
-        log = tmp_path / ("step%d.log" % step)
-        line = killed_at(tmp_path, step, log, **args)
-        assert line.split()[:2] == steps[step - 1].split()[:2], (line, steps[step - 1])
+    for step, line, steps in bench.kills(args):
+        if step == 1:
+            kinds = {each.split()[1] for each in steps}
+            assert {"os.mkdir", "open", "os.rename"} <= kinds and ("os.remove" in kinds) == prune_source, steps
+            assert len(steps) >= 3 * len(sources) + 2
         objects, entries = store_state(args["dest"])
         assert all(name == sha for name, sha in objects.items()), "partial object (step %d: %s)" % (step, line)
         gone = []
@@ -216,63 +238,44 @@ def test_a_run_killed_at_any_step_loses_nothing_and_the_rerun_completes(tmp_path
             else:
                 gone.append(path)
                 assert objects.get(sha) == sha and (path, sha) in entries, (step, line, path)
-        temps = os.listdir(os.path.join(args["dest"], "tmp")) if os.path.isdir(os.path.join(args["dest"], "tmp")) else []
-        observed.append((step, line.split()[1], len(objects), len(temps), len(gone)))
-        rerun = run_module(tmp_path, **args)
-        assert not rerun.get("failed") and rerun["rejected"] == [], (step, line, rerun.get("msg"))
-        assert os.listdir(os.path.join(args["dest"], "tmp")) == []
+        tmp = os.path.join(args["dest"], "tmp")
+        observed.append((step, line.split()[1], len(objects), len(os.listdir(tmp)) if os.path.isdir(tmp) else 0,
+                         len(entries), len(gone)))
+        bench.finish(args, step, line)
         objects, entries = store_state(args["dest"])
-        assert set(objects) == set(sources.values()) and {(p, s) for p, s in sources.items()} <= entries
+        assert set(objects) == set(sources.values()) and set(sources.items()) <= entries
         assert all(os.path.exists(p) != prune_source for p in sources), (step, line)
-        report = run_module(tmp_path, state="verified", host_id="h1", dest=args["dest"])
-        assert (report["missing"], report["corrupt"], report["bad_manifests"]) == ([], [], []), (step, line)
-    # The kills landed with temp files written but not renamed, with objects but no manifest, and
+    # Kills landed with temp files written but not renamed, with objects but no manifest, and
     # (pruning) with some tarballs gone, others not.
-    assert any(temps and objects and not gone for _s, _k, objects, temps, gone in observed), observed
+    assert any(temps and stored and not listed for _s, _k, stored, temps, listed, _g in observed), observed
     if prune_source:
-        assert any(0 < gone < len(sources) for _s, _k, _o, _t, gone in observed), observed
+        assert any(0 < gone < len(sources) for _s, _k, _o, _t, _e, gone in observed), observed
 
 
 def test_a_repair_killed_at_any_step_leaves_the_old_object_or_the_new_and_the_rerun_repairs(tmp_path):
     """A run replacing a truncated and a corrupted object, SIGKILLed before each of its changes:
     each damaged name holds its old bytes or the verified tarball, never a mix; the rerun repairs
     what is left and ``verified`` is clean."""
-    pristine = build_host(tmp_path / "pristine", packages=3)
-    for fn in tarballs(pristine["cache"])[::2]:
-        os.unlink(os.path.join(pristine["cache"], fn))
-    run_module(tmp_path, dest=pristine["dest"], roots=[pristine["root"]], host_id="h1")
-    objects = sorted(Path(pristine["dest"], "store", "sha256").glob("*/*"))
+    bench = KillBench(tmp_path)
+    run_module(tmp_path, dest=bench.pristine["dest"], roots=[bench.pristine["root"]], host_id="h1")
+    objects = sorted(Path(bench.pristine["dest"], "store", "sha256").glob("*/*"))
     with open(objects[0], "r+b") as handle:
         handle.truncate(10)
     data = objects[1].read_bytes()
     objects[1].write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     damaged = {p.name: p.read_bytes() for p in objects[:2]}
-    work = tmp_path / "work"
-    dest = Path(pristine["dest"].replace(str(tmp_path / "pristine"), str(work)))
-    args = dict(roots=[pristine["root"].replace(str(tmp_path / "pristine"), str(work))], host_id="h1",
-                dest=str(dest), workers=1)
-
-    def fresh():
-        shutil.rmtree(work, ignore_errors=True)
-        subprocess.run(["cp", "-a", str(tmp_path / "pristine"), str(work)], check=True)
-
-    fresh()
-    count_log = tmp_path / "count.log"
-    killed_at(tmp_path, 0, count_log, **args)
-    steps = count_log.read_text().splitlines()
-    assert sum(" os.rename " in line and "/tmp/" in line for line in steps) >= 3, steps  # 2 objects, 1 manifest
+    args = dict(roots=[bench.host["root"]], host_id="h1", dest=bench.host["dest"], workers=1)
     healed = set()
-    for step in range(1, len(steps) + 1):
-        fresh()
-        line = killed_at(tmp_path, step, tmp_path / ("step%d.log" % step), **args)
-        for path in Path(dest, "store", "sha256").glob("*/*"):
+    for step, line, steps in bench.kills(args):
+        assert sum(" os.rename " in each and "/tmp/" in each for each in steps) >= 3, steps  # 2 objects, 1 manifest
+        still = set()
+        for path in Path(args["dest"], "store", "sha256").glob("*/*"):
             content = path.read_bytes()
             if hashlib.sha256(content).hexdigest() == path.name:
                 healed.update({path.name} & set(damaged))
             else:
                 assert content == damaged.get(path.name), "step %d (%s): %s is neither old nor new" % (step, line, path)
-        rerun = run_module(tmp_path, **args)
-        assert not rerun.get("failed") and rerun["rejected"] == [], (step, line, rerun.get("msg"))
-        report = run_module(tmp_path, state="verified", host_id="h1", dest=str(dest))
-        assert (report["missing"], report["corrupt"], report["bad_manifests"]) == ([], [], []), (step, line)
+                still.add(path.name)
+        rerun = bench.finish(args, step, line)
+        assert sorted(r["sha256"] for r in rerun["repaired"]) == sorted(still), (step, line)
     assert healed == set(damaged), "no kill landed after a repair"
