@@ -21,6 +21,8 @@ How a run decides what to read:
 * The copy is made in the same pass (each chunk hashed, then copied by the kernel), unless the
   record's sha256 already names an object in the store; content found in the store after hashing
   is not stored twice.
+* Pruned tarballs (``prune_source``) stay in later manifests while they are absent from their
+  cache, so restoring the latest manifest brings them back.
 
 What a run relies on in the store, and how it checks it (a damaged object is *repaired*: replaced
 by a verified copy of the tarball, renamed over it, and listed in the result and the manifest's
@@ -33,8 +35,6 @@ by a verified copy of the tarball, renamed over it, and listed in the result and
 * An unchanged tarball's object is only size-checked, unless ``rehash`` (or ``prune_source``, which
   re-hashes every object before its tarball leaves the cache): then it is re-hashed, and read
   again and repaired when damaged.  ``state: verified`` re-hashes the whole store.
-* Pruned tarballs (``prune_source``) stay in later manifests while they are absent from their
-  cache, so restoring the latest manifest brings them back.
 
 Check mode runs the same reads and verifications and writes nothing.
 """
@@ -405,14 +405,20 @@ def write_manifest(plan, now=None):
     return store.write_json(os.path.join(MANIFEST_DIR, store.host_id, created + ".json"), manifest.as_dict())
 
 
-def plan_prune(plan, workers=2, routes_of=None):
+def plan_prune(plan, workers=2, routes_of=None, check_mode=False):
     """Items whose tarball may leave its cache: stored in this run's manifest, the stored object
-    re-hashed intact (in this run: objects written by it are read back), and the cache one this run
-    may clean (``routes_of(cache)``, see ``cleanup.CachePlan.authorize``; without it the run's own
-    credentials are used).  Returns ``(items, cache plans, failures)``."""
+    re-hashed intact (once per run: objects this run writes are read back; in check mode, those it
+    would write are taken as written), and the cache one this run may clean (``routes_of(cache)``,
+    see ``cleanup.CachePlan.authorize``; without it the run's own credentials are used).
+    Returns ``(items, cache plans, failures)``."""
     candidates = [i for i in plan.items if i.entry is not None]
-    problems = run_parallel(lambda i: None if i.object_ok else verify_object(plan.store, i.entry["sha256"], i.size),
-                            candidates, workers)
+
+    def problem_of(item):
+        if item.object_ok or (check_mode and (item.copied or item.repaired)):
+            return None
+        return verify_object(plan.store, item.entry["sha256"], item.size)
+
+    problems = run_parallel(problem_of, candidates, workers)
     chosen, plans, failures = [], {}, []
     for item, problem in zip(candidates, problems):
         if problem:
@@ -471,7 +477,7 @@ def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_sourc
     plan = plan_backup(caches, store, warnings, rehash or prune_source, workers)
     run = BackupRun(execute_backup(plan, check_mode, workers))
     if prune_source:
-        run.prune_items, run.prune_plans, run.prune_failures = plan_prune(run.plan, workers, routes_of)
+        run.prune_items, run.prune_plans, run.prune_failures = plan_prune(run.plan, workers, routes_of, check_mode)
         for item in run.prune_items:
             item.entry["pruned"] = True
         run.pruned = [i.path for i in run.prune_items]

@@ -324,6 +324,9 @@ def test_prune_repairs_a_damaged_object_before_its_tarball_leaves_the_cache(cach
     original = {fn: digest(os.path.join(cache, fn)) for fn in files}
     flip_byte(object_of(cache, dest, files[0]))
     truncate(object_of(cache, dest, files[1]))
+    planned, _w = run(dest, [cache], prune_source=True, check_mode=True)
+    assert sorted(i.fn for i in planned.repaired) == sorted(files[:2]) and planned.prune_failures == []
+    assert sorted(os.path.basename(p) for p in planned.pruned) == files and tarballs(cache) == files
     result, _w = run(dest, [cache], prune_source=True)
     assert sorted(i.fn for i in result.repaired) == sorted(files[:2])
     assert sorted(os.path.basename(p) for p in result.pruned) == files and tarballs(cache) == []
