@@ -120,6 +120,8 @@ def test_damaged_objects_are_repaired_and_check_mode_predicts_the_repair(tmp_pat
     data = other.read_bytes()
     other.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     os.utime(Path(host["cache"], by_sha[flipped]))  # the tarball is read again
+    found = run_module(tmp_path, dest=host["dest"], state="verified", host_id="h1")
+    assert sorted(c["sha256"] for c in found["corrupt"]) == sorted([truncated, flipped])
     before = tree(host["dest"])
     preview = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1",
                          _ansible_check_mode=True, _ansible_diff=True)
