@@ -306,10 +306,10 @@ def run_present(module, host, store, caches):
         channel=run.channel,
     )
     if module._diff:
-        result["diff"] = diff(store.dest, ["%s -> %s (%d bytes)" % (
-            i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied] + ["%s -> %s (%d bytes, repairs: %s)" % (
-                i.path, store.object_path(i.entry["sha256"]), i.size, i.damage) for i in repaired]
-            + ["removed %s" % p for p in run.pruned])
+        lines = ["%s -> %s (%d bytes)" % (i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied]
+        lines += ["%s -> %s (%d bytes, replacing a damaged object: %s)" % (
+            i.path, store.object_path(i.entry["sha256"]), i.size, i.damage) for i in repaired]
+        result["diff"] = diff(store.dest, lines + ["removed %s" % p for p in run.pruned])
     result["msg"] = "%s %d tarball(s) (%s) to %s; %d already stored, %d unchanged, %d rejected%s%s" % (
         "would copy" if check else "copied", len(copied), human_bytes(result["bytes_copied"]), store.dest,
         len(result["stored"]), result["unchanged"], len(rejected),
