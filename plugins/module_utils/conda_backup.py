@@ -35,6 +35,8 @@ by a verified copy of the tarball, renamed over it, and listed in the result and
 * An unchanged tarball's object is only size-checked, unless ``rehash`` (or ``prune_source``, which
   re-hashes every object before its tarball leaves the cache): then it is re-hashed, and read
   again and repaired when damaged.  ``state: verified`` re-hashes the whole store.
+* A run killed after a repair's rename but before its manifest leaves the object intact and the
+  repair unrecorded: the next run finds nothing to repair.
 
 Check mode runs the same reads and verifications and writes nothing.
 """
