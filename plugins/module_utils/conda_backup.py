@@ -24,6 +24,20 @@ How a run decides what to read:
 * Pruned tarballs (``prune_source``) stay in later manifests while they are absent from their
   cache, so restoring the latest manifest brings them back.
 
+What a run relies on in the store, and how it checks it (a damaged object is *repaired*: replaced
+by a verified copy of the tarball, renamed over it, and listed in the result and the manifest's
+``repaired``):
+
+* An object whose size differs from the tarball's is never trusted, whatever the action.
+* A tarball that is read and whose content the store already holds has that object re-hashed too:
+  one more read of a file of the tarball's size, for tarballs read while their content is stored
+  (a host joining a shared store, a tarball touched since the last run).
+* An unchanged tarball's object is only size-checked, unless ``rehash`` (or ``prune_source``, which
+  re-hashes every object before its tarball leaves the cache): then it is re-hashed, and read
+  again and repaired when damaged.  ``state: verified`` re-hashes the whole store.
+* A run killed after a repair's rename but before its manifest leaves the object intact and the
+  repair unrecorded: the next run finds nothing to repair.
+
 Check mode runs the same reads and verifications and writes nothing.
 """
 
@@ -41,7 +55,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLA
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan, execute
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
-    CHANNEL_DIR, MANIFEST_DIR, TMP_DIR, Manifest, backup_error, read_record, utc_stamp, verify_object)
+    CHANNEL_DIR, MANIFEST_DIR, TMP_DIR, Manifest, backup_error, object_damage, read_record, utc_stamp, verify_object)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_channel import refresh_channel
 
 BATCH_BYTES = 512 << 20
@@ -82,7 +96,7 @@ class Item(object):
     """
 
     __slots__ = ("cache", "fn", "path", "size", "mtime_ns", "ctime_ns", "ino", "record", "url", "action", "entry",
-                 "reason", "copied", "temp")
+                 "reason", "copied", "temp", "damage", "repaired", "object_ok")
 
     def __init__(self, cache, fn, path, st):
         self.cache, self.fn, self.path = cache, fn, path
@@ -90,6 +104,9 @@ class Item(object):
         self.record, self.url = None, None
         self.action, self.entry, self.reason, self.copied = None, None, None, False
         self.temp = None  # written, not yet fsynced and renamed
+        self.damage = None  # what is wrong with the stored object of its content: it is replaced
+        self.repaired = False
+        self.object_ok = False  # its stored object was re-hashed intact by this run
 
     def expected(self):
         """``(algorithm, digest)`` the record asks for, or (None, None)."""
@@ -105,6 +122,8 @@ class Item(object):
             result["sha256"] = self.entry["sha256"]
         if self.reason:
             result["reason"] = self.reason
+        if self.damage:
+            result["damage"] = self.damage
         return result
 
 
@@ -123,23 +142,31 @@ class BackupPlan(object):
         entries = [i.entry for i in self.items if i.entry is not None] + self.carried
         return sorted(entries, key=lambda e: e["source"])
 
+    def repairs(self):
+        """The manifest's ``repaired``: each object replaced (in check mode: to replace)."""
+        return [{"sha256": i.entry["sha256"], "size": i.size, "source": i.path, "damage": i.damage}
+                for i in self.items if i.repaired]
+
     def manifest_changed(self):
         """A new manifest is due when what it would say differs from the last one (compared as
-        the JSON values they are; no need to encode them)."""
+        the JSON values they are; no need to encode them), or when it has repairs to record."""
+        if any(i.repaired for i in self.items):
+            return True
         if self.last is None:
             return bool(self.entries())
         return self.entries() != sorted(self.last.entries, key=lambda e: e["source"])
 
 
-def plan_backup(caches, store, warnings):
-    """Tell unchanged tarballs from those to read, from their lstat alone; ``urls.txt`` is read
+def plan_backup(caches, store, warnings, rehash=False, workers=2):
+    """Tell unchanged tarballs from those to read, from their lstat alone (with ``rehash``, an
+    unchanged tarball whose object does not re-hash intact is read too); ``urls.txt`` is read
     only for a cache with tarballs to read, their records by :func:`execute_backup`."""
     last = store.latest()
     previous = last.by_source if last else {}
     plan = BackupPlan(store, last, warnings)
     seen = set()
+    urls = {}
     for cache in caches:
-        urls = None
         for tarball in cache.tarballs:
             path = tarball.path
             try:
@@ -152,15 +179,29 @@ def plan_backup(caches, store, warnings):
             seen.add(path)
             item = Item(cache, tarball.relpath, path, st)
             plan.items.append(item)
-            if _unchanged(item, previous.get(path), store):
-                continue
-            if urls is None:
-                urls = read_urls(cache.path)
-            item.action, item.url = "read", urls.get(tarball.relpath)
+            if not _unchanged(item, previous.get(path), store):
+                _to_read(item, urls)
+    if rehash:
+        unchanged = plan.of("unchanged")
+        damages = run_parallel(lambda i: object_damage(store, i.entry["sha256"], i.size, rehash=True),
+                               unchanged, workers)
+        for item, damage in zip(unchanged, damages):
+            item.object_ok = damage is None
+            if damage is not None:
+                item.entry = None
+                _to_read(item, urls)
     for source, entry in previous.items():
         if entry.get("pruned") and source not in seen and not os.path.lexists(source):
             plan.carried.append(entry)
     return plan
+
+
+def _to_read(item, urls):
+    """Plan the item's read; ``urls``: ``{cache path: its urls.txt}``, read once per cache."""
+    known = urls.get(item.cache.path)
+    if known is None:
+        known = urls[item.cache.path] = read_urls(item.cache.path)
+    item.action, item.url = "read", known.get(item.fn)
 
 
 def _unchanged(item, previous, store):
@@ -185,7 +226,13 @@ def _classify(item, store):
         item.reason = "size %d differs from repodata_record.json (%d)" % (item.size, record_size)
         return problem
     algorithm, digest = item.expected()
-    item.action = "verify" if algorithm == "sha256" and store.has(digest, item.size) else "copy"
+    item.action = "copy"
+    if algorithm == "sha256":
+        damage = object_damage(store, digest, item.size, rehash=True)
+        if damage is None:
+            item.action, item.object_ok = "verify", True
+        elif damage != "missing":
+            item.damage = damage
     return problem
 
 
@@ -266,12 +313,27 @@ def _hash_copy_check(item, store, check_mode):
         if md5 is None:
             md5 = str(item.record["md5"]) if item.record.get("md5") else None
         item.entry = _entry(item, sha256, md5, algorithm or "none")
-        if temp is None and item.action == "copy":
-            item.copied = not store.has(sha256, size)
+        if item.action == "copy":
+            _check_stored(item, store, temp is None)
         item.temp, temp = temp, None
     finally:
         if temp is not None:
             unlink_quiet(temp)
+
+
+def _check_stored(item, store, predict):
+    """After hashing a tarball to copy: is its content stored already, intact (then the copy is
+    dropped), damaged (then it replaces the object), or new?  ``predict`` (check mode) sets what
+    the commit would."""
+    fresh = False
+    if item.damage is None:
+        damage = object_damage(store, item.entry["sha256"], item.size, rehash=True)
+        item.object_ok = damage is None
+        fresh = damage == "missing"
+        if damage is not None and not fresh:
+            item.damage = damage
+    if predict:
+        item.copied, item.repaired = fresh, item.damage is not None
 
 
 def _flush(store, item):
@@ -293,7 +355,11 @@ def _commit(item, store, flushed):
         except OSError as exc:
             raise backup_error("cannot write the backup of %s to" % item.path, item.temp, exc)
     temp, item.temp = item.temp, None
-    item.copied = store.commit(temp, item.entry["sha256"])
+    done = store.commit(temp, item.entry["sha256"], replace=item.damage is not None)
+    if item.damage is not None:
+        item.repaired = done
+    else:
+        item.copied = done
 
 
 def _mismatch(item, size, sha256, md5, algorithm, digest, before, after):
@@ -337,17 +403,24 @@ def write_manifest(plan, now=None):
         return None
     store = plan.store
     created = utc_stamp(now)
-    manifest = Manifest(store.host_id, created, plan.entries())
+    manifest = Manifest(store.host_id, created, plan.entries(), repaired=plan.repairs())
     return store.write_json(os.path.join(MANIFEST_DIR, store.host_id, created + ".json"), manifest.as_dict())
 
 
-def plan_prune(plan, workers=2, routes_of=None):
+def plan_prune(plan, workers=2, routes_of=None, check_mode=False):
     """Items whose tarball may leave its cache: stored in this run's manifest, the stored object
-    re-hashed intact, and the cache one this run may clean (``routes_of(cache)``, see
-    ``cleanup.CachePlan.authorize``; without it the run's own credentials are used).
+    re-hashed intact (once per run: objects this run writes are read back; in check mode, those it
+    would write are taken as written), and the cache one this run may clean (``routes_of(cache)``,
+    see ``cleanup.CachePlan.authorize``; without it the run's own credentials are used).
     Returns ``(items, cache plans, failures)``."""
     candidates = [i for i in plan.items if i.entry is not None]
-    problems = run_parallel(lambda i: verify_object(plan.store, i.entry["sha256"], i.size), candidates, workers)
+
+    def problem_of(item):
+        if item.object_ok or (check_mode and (item.copied or item.repaired)):
+            return None
+        return verify_object(plan.store, item.entry["sha256"], item.size)
+
+    problems = run_parallel(problem_of, candidates, workers)
     chosen, plans, failures = [], {}, []
     for item, problem in zip(candidates, problems):
         if problem:
@@ -384,23 +457,29 @@ class BackupRun(object):
         return [i for i in self.plan.items if i.copied]
 
     @property
+    def repaired(self):
+        return [i for i in self.plan.items if i.repaired]
+
+    @property
     def changed(self):
-        return bool(self.copied or self.plan.manifest_changed() or self.pruned or self.channel_changed)
+        return bool(self.copied or self.repaired or self.plan.manifest_changed() or self.pruned or self.channel_changed)
 
 
 def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_source=False, channel=False,
-               routes_of=None):
-    """Plan, read/copy, optionally prune (through the cleanup pipeline, on the authority
-    ``routes_of`` gives each cache), write the manifest, optionally refresh the channel.
+               routes_of=None, rehash=False):
+    """Plan, read/copy (repairing damaged objects), optionally prune (through the cleanup pipeline,
+    on the authority ``routes_of`` gives each cache), write the manifest, optionally refresh the
+    channel.  ``rehash`` (implied by ``prune_source``) re-hashes unchanged tarballs' objects too.
 
     The manifest is written before any tarball leaves its cache, so a run killed while pruning
     still has every pruned tarball on record.
     """
     if not check_mode:
         store.prepare()
-    run = BackupRun(execute_backup(plan_backup(caches, store, warnings), check_mode, workers))
+    plan = plan_backup(caches, store, warnings, rehash or prune_source, workers)
+    run = BackupRun(execute_backup(plan, check_mode, workers))
     if prune_source:
-        run.prune_items, run.prune_plans, run.prune_failures = plan_prune(run.plan, workers, routes_of)
+        run.prune_items, run.prune_plans, run.prune_failures = plan_prune(run.plan, workers, routes_of, check_mode)
         for item in run.prune_items:
             item.entry["pruned"] = True
         run.pruned = [i.path for i in run.prune_items]

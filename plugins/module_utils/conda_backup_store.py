@@ -13,7 +13,8 @@ Layout of a backup directory (``dest``), shared by any number of hosts::
 
 Every file reaches its final name by ``rename`` once its data is on disk (``syncfs`` per batch, or
 ``fsync``): a killed or failing run never leaves a partial file under a final name, and the store
-only ever gains complete objects.
+only ever gains complete objects.  A damaged object (see :func:`object_damage`) is replaced the
+same way, by a verified copy renamed over it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -75,20 +76,26 @@ def read_record(cache_path, fn):
 # -- the backup directory ------------------------------------------------------------------------
 
 class Manifest(object):
-    """One run's record of a host's tarballs: ``{"format", "host", "created", "entries": [...]}``."""
+    """One run's record of a host's tarballs: ``{"format", "host", "created", "entries": [...]}``,
+    and ``"repaired": [...]`` when the run replaced damaged store objects (``sha256``, ``size``,
+    ``source`` it was repaired from, ``damage``)."""
 
-    def __init__(self, host, created, entries, path=None):
+    def __init__(self, host, created, entries, path=None, repaired=()):
         self.host = host
         self.created = created
         self.entries = entries
         self.path = path
+        self.repaired = list(repaired)
 
     @property
     def by_source(self):
         return dict((e["source"], e) for e in self.entries)
 
     def as_dict(self):
-        return {"format": FORMAT, "host": self.host, "created": self.created, "entries": self.entries}
+        data = {"format": FORMAT, "host": self.host, "created": self.created, "entries": self.entries}
+        if self.repaired:
+            data["repaired"] = self.repaired
+        return data
 
     @classmethod
     def load(cls, path):
@@ -103,7 +110,7 @@ class Manifest(object):
         problem = _manifest_problem(data)
         if problem:
             raise BackupError("manifest %s is not a backup manifest: %s" % (path, problem))
-        return cls(data["host"], data["created"], data["entries"], path)
+        return cls(data["host"], data["created"], data["entries"], path, data.get("repaired") or ())
 
 
 def _manifest_problem(data):
@@ -118,6 +125,8 @@ def _manifest_problem(data):
             return "entry %d has no valid sha256 and size" % index
         if not entry.get("fn") or "/" in entry["fn"] or not isinstance(entry.get("source"), str):
             return "entry %d has no valid fn and source" % index
+    if not isinstance(data.get("repaired", []), list):
+        return "repaired is not a list"
     return None
 
 
@@ -195,13 +204,14 @@ class Store(object):
             raise backup_error("cannot create temp file", path, exc)
         return fd, path
 
-    def commit(self, temp_path, sha256):
+    def commit(self, temp_path, sha256, replace=False):
         """Move a complete, fsynced temp file to its object name; False when the content was
-        already there (the temp file is dropped)."""
+        already there (the temp file is dropped).  With ``replace`` (the object there is damaged)
+        the rename puts it in place of the old one: readers see the old file or the new, whole."""
         final = self.object_path(sha256)
         shard = os.path.dirname(final)
         try:
-            if os.path.exists(final):
+            if not replace and os.path.lexists(final):
                 os.unlink(temp_path)
                 return False
             try:
@@ -282,6 +292,22 @@ def json_text(data):
             text = json.dumps(value, sort_keys=True)
         lines.append(" %s: %s" % (json.dumps(key), text))
     return "{\n%s\n}\n" % ",\n".join(lines)
+
+
+def object_damage(store, sha256, size, rehash):
+    """What is wrong with the stored object ``sha256`` that a run relies on to hold ``size`` bytes:
+    None when it is intact, ``"missing"``, or the damage.  Its size is checked without reading it
+    (a truncated or grown object is never trusted); an object of the right size is re-hashed only
+    with ``rehash``, which costs a read of the whole object."""
+    try:
+        st = os.lstat(store.object_path(sha256))
+    except OSError as exc:
+        return "missing" if exc.errno == errno.ENOENT else "unreadable: %s" % (exc.strerror or exc)
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_size != size:
+        return "size %d, expected %d" % (st.st_size, size)
+    return verify_object(store, sha256, size) if rehash else None
 
 
 def verify_object(store, sha256, size):

@@ -29,6 +29,13 @@ description:
   - Every file is written under a temporary name, flushed to disk, then renamed; a killed or failing
     run (disk full) never leaves a partial file under a final name. A failing run removes its
     temporary files; the next run removes those of a killed one.
+  - Self-healing. V(present) never trusts a stored object whose size differs from the tarball's, and
+    re-hashes the object of every tarball it reads whose content is already stored (one more read of
+    that object). A damaged object is replaced by the freshly verified tarball (written under a
+    temporary name, flushed, renamed over it), listed under RV(repaired) and in the manifest's
+    C(repaired), and the run is C(changed). An unchanged tarball's object is only size-checked, unless
+    O(rehash) or O(prune_source) is set. Objects no tarball of this host holds any more cannot be
+    repaired here; V(verified) reports them.
   - V(verified) re-hashes the store (or one manifest's objects) and reports missing and corrupt ones.
   - V(restored) copies a manifest's tarballs back into a cache, verified against the store digests and
     the cache's repodata records, and appends their URLs to C(urls.txt) so conda uses them.
@@ -43,11 +50,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reads and verifies what a real run would; reports what would be copied or restored
-      and its bytes; writes nothing.
+    description: Reads and verifies what a real run would; reports what would be copied, repaired or
+      restored and its bytes; writes nothing.
   diff_mode:
     support: full
-    description: Lists the files that are (or would be) added to the store or to the cache.
+    description: Lists the files that are (or would be) added to or repaired in the store, or added to the cache.
 options:
   state:
     description:
@@ -100,6 +107,13 @@ options:
       - With V(present), remove each backed-up tarball from its cache once its stored copy has been
         re-hashed intact. Extracted packages are never touched. The manifest keeps pruned tarballs, so
         a restore of the latest manifest brings them back.
+    type: bool
+    default: false
+  rehash:
+    description:
+      - With V(present), re-hash the stored object of every tarball of the selected caches, unchanged
+        ones too, and repair each damaged one from its tarball. Costs one read of each of those
+        objects (what V(verified) costs for this host's tarballs). O(prune_source) implies it.
     type: bool
     default: false
   fail_on_mismatch:
@@ -170,6 +184,13 @@ bytes_copied:
   description: Bytes added (or to add) to the store by RV(copied).
   returned: state=present
   type: int
+repaired:
+  description: Tarballs whose stored object was damaged (wrong size, or content that does not hash to
+    its name) and was (or would be) replaced by the verified tarball, with C(source), C(fn), C(size),
+    C(sha256) and C(damage). The manifest written by the run lists them under C(repaired).
+  returned: state=present
+  type: list
+  elements: dict
 manifest:
   description: The manifest written by this run (null when nothing changed or in check mode), or the
     manifest restored from or verified.
@@ -267,26 +288,32 @@ def run_present(module, host, store, caches):
     if not params["pkgs_dirs"]:
         caches = [c for c in caches if c.conda_writable]
     run = run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"],
-                     routes_of=host.routes)
-    plan, copied = run.plan, run.copied
+                     routes_of=host.routes, rehash=params["rehash"])
+    plan, copied, repaired = run.plan, run.copied, run.repaired
     rejected = [i.as_dict() for i in plan.of("failed")]
     result = dict(
         changed=run.changed,
         copied=[i.as_dict() for i in copied],
-        stored=[i.as_dict() for i in plan.items if i.entry is not None and not i.copied and i.action != "unchanged"],
+        stored=[i.as_dict() for i in plan.items
+                if i.entry is not None and not (i.copied or i.repaired) and i.action != "unchanged"],
         unchanged=len(plan.of("unchanged")),
         rejected=rejected + run.prune_failures,
         bytes_copied=sum(i.size for i in copied),
+        repaired=[i.as_dict() for i in repaired],
         manifest=run.manifest,
         pruned=run.pruned,
         channel=run.channel,
     )
     if module._diff:
-        result["diff"] = diff(store.dest, ["%s -> %s (%d bytes)" % (
-            i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied] + ["removed %s" % p for p in run.pruned])
-    result["msg"] = "%s %d tarball(s) (%s) to %s; %d already stored, %d unchanged, %d rejected%s" % (
+        lines = ["%s -> %s (%d bytes)" % (i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied]
+        lines += ["%s -> %s (%d bytes, replacing a damaged object: %s)" % (
+            i.path, store.object_path(i.entry["sha256"]), i.size, i.damage) for i in repaired]
+        result["diff"] = diff(store.dest, lines + ["removed %s" % p for p in run.pruned])
+    result["msg"] = "%s %d tarball(s) (%s) to %s; %d already stored, %d unchanged, %d rejected%s%s" % (
         "would copy" if check else "copied", len(copied), human_bytes(result["bytes_copied"]), store.dest,
-        len(result["stored"]), result["unchanged"], len(rejected), "; pruned %d" % len(run.pruned) if run.pruned else "")
+        len(result["stored"]), result["unchanged"], len(rejected),
+        "; %s %d damaged object(s)" % ("would repair" if check else "repaired", len(repaired)) if repaired else "",
+        "; pruned %d" % len(run.pruned) if run.pruned else "")
     return result, bool(rejected)
 
 
@@ -348,6 +375,7 @@ def main():
             cache=dict(type="path"),
             channel=dict(type="bool", default=False),
             prune_source=dict(type="bool", default=False),
+            rehash=dict(type="bool", default=False),
             fail_on_mismatch=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

@@ -176,3 +176,40 @@ def test_a_store_carried_to_another_host_is_not_copied_twice(backup_fleet):
     assert not copied & shared_hashes
     assert shared_hashes <= {c["sha256"] for c in result["stored"]}
     assert sorted(p.name for p in (carried / "manifests").iterdir()) == [h1, h2]
+
+
+def test_damaged_store_objects_are_repaired_over_ssh(backup_fleet, tmp_path):
+    """Issue 13, reproduction 6: a truncated object, and one with a flipped byte whose tarball is
+    read again, used to stay broken behind "already stored"; now check mode predicts the repair,
+    the run replaces both with the verified tarball and records it, and ``verified`` is clean."""
+    fleet = backup_fleet
+    host = fleet.hosts[0]
+    dest = "/srv/pkg-backup-heal"
+    on_host(fleet, host, dest).mkdir(parents=True)
+    first = run(fleet, host, dest=dest)
+    assert first["rejected"] == [], first["msg"]
+    by_hash = {sha256(on_host(fleet, host, p)): p for p in tarball_paths(fleet, host)}
+    truncated, flipped = sorted(by_hash)[:2]
+    objects = on_host(fleet, host, dest) / "store" / "sha256"
+    victim = objects / truncated[:2] / truncated
+    with open(victim, "r+b") as handle:
+        handle.truncate(victim.stat().st_size // 2)
+    other = objects / flipped[:2] / flipped
+    data = other.read_bytes()
+    other.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    os.utime(on_host(fleet, host, by_hash[flipped]))  # touched: the next run reads it again
+    args = {"dest": dest, "environment": built(fleet, host).get("environment") or {}}
+    done, preview = adhoc(fleet, host, tmp_path / "preview", args, "--check")
+    assert done.returncode == 0 and preview["changed"] is True, done.stdout[-2000:]
+    assert sorted(r["sha256"] for r in preview["repaired"]) == [truncated, flipped] and preview["copied"] == []
+    assert "would repair 2 damaged object(s)" in preview["msg"]
+    assert sha256(victim) != truncated and sha256(other) != flipped
+    healed = run(fleet, host, dest=dest)
+    assert healed["changed"] is True and healed["rejected"] == [], healed["msg"]
+    assert sorted(r["sha256"] for r in healed["repaired"]) == [truncated, flipped]
+    assert sha256(victim) == truncated and sha256(other) == flipped
+    manifest = json.loads(on_host(fleet, host, healed["manifest"]).read_text())
+    assert sorted(r["sha256"] for r in manifest["repaired"]) == [truncated, flipped]
+    report = run(fleet, host, dest=dest, state="verified")
+    assert report["corrupt"] == [] and report["missing"] == [], report["msg"]
+    assert run(fleet, host, dest=dest)["changed"] is False

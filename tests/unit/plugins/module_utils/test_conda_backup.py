@@ -250,6 +250,90 @@ def test_check_mode_plans_the_same_copies_and_writes_nothing(cache, dest):
     assert sum(i.size for i in planned.copied) == sum(os.path.getsize(os.path.join(cache, f)) for f in tarballs(cache))
 
 
+# -- self-healing store ---------------------------------------------------------------------------
+
+def truncate(path, keep=100):
+    st = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def object_of(cache, dest, fn):
+    return Store(str(dest), "h1").object_path(digest(os.path.join(cache, fn)))
+
+
+def touch(path):
+    """Change only the ctime (same content, same mtime): the next run reads the tarball again."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_truncated_object_is_repaired_check_mode_predicts_it_and_the_manifest_records_it(cache, dest):
+    run(dest, [cache])
+    fn = tarballs(cache)[0]
+    victim = object_of(cache, dest, fn)
+    truncate(victim)
+    before = stored_objects(dest)
+    planned, _w = run(dest, [cache], check_mode=True)
+    assert [i.fn for i in planned.repaired] == [fn] and not planned.copied and planned.changed
+    assert "size 100, expected" in planned.repaired[0].damage
+    assert stored_objects(dest) == before and len(manifests(dest)) == 1 and not os.listdir(dest / "tmp")
+    done, _w = run(dest, [cache])
+    assert [i.fn for i in done.repaired] == [fn] and not done.copied and done.changed
+    assert digest(victim) == Path(victim).name and os.path.getsize(victim) == os.path.getsize(os.path.join(cache, fn))
+    written = json.loads(Path(done.manifest).read_text())
+    assert written["repaired"] == [{"sha256": Path(victim).name, "size": os.path.getsize(victim),
+                                    "source": os.path.join(cache, fn), "damage": planned.repaired[0].damage}]
+    assert len(written["entries"]) == len(tarballs(cache))
+    assert verify(Store(str(dest), "h1"))[1:] == ([], [], [])
+    again, _w = run(dest, [cache])
+    assert not again.changed and not again.repaired and again.manifest is None
+
+
+def test_a_flipped_object_is_repaired_when_its_tarball_is_read_and_unchanged_ones_with_rehash(cache, dest):
+    run(dest, [cache])
+    with_record = [fn for fn in tarballs(cache) if record_of(cache, fn)]
+    without_record = [fn for fn in tarballs(cache) if not record_of(cache, fn)]
+    read_again, no_record, unchanged = with_record[0], without_record[0], with_record[1]
+    for fn in (read_again, no_record, unchanged):
+        flip_byte(object_of(cache, dest, fn))
+    # An unchanged tarball's object is only size-checked: a flipped byte goes unseen...
+    quiet, _w = run(dest, [cache])
+    assert not quiet.changed and not quiet.repaired
+    # ...until the tarball is read again (its content is "already stored": that object is re-hashed).
+    touch(os.path.join(cache, read_again))
+    touch(os.path.join(cache, no_record))
+    healed, _w = run(dest, [cache])
+    assert sorted(i.fn for i in healed.repaired) == sorted([read_again, no_record]) and healed.changed
+    assert all(i.damage.startswith("corrupt: ") for i in healed.repaired)
+    assert [c["sha256"] for c in verify(Store(str(dest), "h1"))[2]] == [Path(object_of(cache, dest, unchanged)).name]
+    planned, _w = run(dest, [cache], check_mode=True, rehash=True)
+    assert [i.fn for i in planned.repaired] == [unchanged]
+    rehashed, _w = run(dest, [cache], rehash=True)
+    assert [i.fn for i in rehashed.repaired] == [unchanged]
+    assert [r["source"] for r in json.loads(Path(rehashed.manifest).read_text())["repaired"]] == [os.path.join(cache, unchanged)]
+    assert verify(Store(str(dest), "h1"))[1:] == ([], [], [])
+    assert all(name == sha for name, sha in stored_objects(dest).items())
+    assert not run(dest, [cache], rehash=True)[0].changed
+
+
+def test_prune_repairs_a_damaged_object_before_its_tarball_leaves_the_cache(cache, dest):
+    run(dest, [cache])
+    files = tarballs(cache)
+    original = {fn: digest(os.path.join(cache, fn)) for fn in files}
+    flip_byte(object_of(cache, dest, files[0]))
+    truncate(object_of(cache, dest, files[1]))
+    planned, _w = run(dest, [cache], prune_source=True, check_mode=True)
+    assert sorted(i.fn for i in planned.repaired) == sorted(files[:2]) and planned.prune_failures == []
+    assert sorted(os.path.basename(p) for p in planned.pruned) == files and tarballs(cache) == files
+    result, _w = run(dest, [cache], prune_source=True)
+    assert sorted(i.fn for i in result.repaired) == sorted(files[:2])
+    assert sorted(os.path.basename(p) for p in result.pruned) == files and tarballs(cache) == []
+    assert set(stored_objects(dest)) == set(original.values())
+    assert all(name == sha for name, sha in stored_objects(dest).items())
+
+
 # -- verify ------------------------------------------------------------------------------------
 
 def test_verify_finds_corrupt_and_missing_objects(cache, dest):

@@ -22,19 +22,26 @@ LINK = REPO / ".build" / "link"
 MODULE = LINK / "ansible_collections/pkgcache/fleet/plugins/modules/conda_pkgs_backup.py"
 
 
-def run_module(tmp_path: Path, **args) -> dict:
+def module_command(tmp_path: Path, args: dict, launcher=()) -> tuple:
+    """``(argv, env)`` of one module run; ``launcher``: a script (and its interpreter flags) that
+    runs the module file itself, given its path and the args file."""
     args_file = tmp_path / "args.json"
     args.setdefault("users", ["root"])
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     env = dict(os.environ, PYTHONPATH=str(LINK), ANSIBLE_COLLECTIONS_PATH=str(LINK))
-    done = subprocess.run([sys.executable, str(MODULE), str(args_file)], env=env, capture_output=True, text=True, check=False)
+    return [sys.executable, *launcher, str(MODULE), str(args_file)], env
+
+
+def run_module(tmp_path: Path, **args) -> dict:
+    argv, env = module_command(tmp_path, args)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     return json.loads(done.stdout)
 
 
-def build_host(tmp_path: Path) -> dict:
+def build_host(tmp_path: Path, packages: int = 20) -> dict:
     """``/opt/conda`` with a base env, an env, and a cache with extracted and tarball-only packages."""
     builder = HostBuilder(tmp_path / "host", seed=11)
-    catalog = builder.catalog(20, 5)
+    catalog = builder.catalog(packages, 5)
     inst = builder.install("/opt/conda", catalog)
     rest = [p for p in catalog.packages if p.dist not in inst.cache.packages]
     for index, pkg in enumerate(rest):

@@ -7,12 +7,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from unit.plugins.modules.backup_host import build_host, run_module
+from unit.plugins.modules.backup_host import build_host, module_command, run_module
+
+STOPPER = Path(__file__).with_name("stop_at_step.py")
 
 
 @pytest.fixture
@@ -99,3 +105,179 @@ def test_missing_dest_and_broken_manifest_are_clear_errors(tmp_path, host):
     broken.write_text("{ not json")
     result = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1", state="restored")
     assert result["failed"] is True and "does not parse" in result["msg"] and str(broken) in result["msg"]
+
+
+def test_damaged_objects_are_repaired_and_check_mode_predicts_the_repair(tmp_path, host):
+    """Issue 13, reproduction 6: a truncated object, then one with a flipped byte whose tarball is
+    read again, are replaced by the verified tarball; the run says so and records it."""
+    first = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    by_sha = {hashlib.sha256(Path(host["cache"], fn).read_bytes()).hexdigest(): fn for fn in tarballs(host["cache"])}
+    truncated, flipped = sorted(by_sha)[:2]
+    objects = Path(host["dest"], "store", "sha256")
+    victim = objects / truncated[:2] / truncated
+    victim.write_bytes(victim.read_bytes()[:-7])
+    other = objects / flipped[:2] / flipped
+    data = other.read_bytes()
+    other.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    os.utime(Path(host["cache"], by_sha[flipped]))  # the tarball is read again
+    found = run_module(tmp_path, dest=host["dest"], state="verified", host_id="h1")
+    assert sorted(c["sha256"] for c in found["corrupt"]) == sorted([truncated, flipped])
+    before = tree(host["dest"])
+    preview = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1",
+                         _ansible_check_mode=True, _ansible_diff=True)
+    assert preview["changed"] is True and tree(host["dest"]) == before
+    assert sorted(r["sha256"] for r in preview["repaired"]) == sorted([truncated, flipped]), preview["msg"]
+    assert preview["copied"] == [] and "would repair 2 damaged object(s)" in preview["msg"]
+    assert len(preview["diff"]["after"].splitlines()) == 2
+    done = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    assert done["changed"] is True and done["copied"] == [] and done["rejected"] == [], done["msg"]
+    assert [(r["sha256"], r["fn"], r["damage"]) for r in done["repaired"]] == [
+        (r["sha256"], r["fn"], r["damage"]) for r in preview["repaired"]]
+    assert "repaired 2 damaged object(s)" in done["msg"]
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() == truncated
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == flipped
+    assert done["manifest"] != first["manifest"]
+    recorded = json.loads(Path(done["manifest"]).read_text())["repaired"]
+    assert sorted(r["sha256"] for r in recorded) == sorted([truncated, flipped])
+    report = run_module(tmp_path, dest=host["dest"], state="verified", host_id="h1")
+    assert report["corrupt"] == [] and report["missing"] == []
+    again = run_module(tmp_path, dest=host["dest"], roots=[host["root"]], host_id="h1")
+    assert again["changed"] is False and again["repaired"] == []
+
+
+# -- killed at every step ----------------------------------------------------------------------------
+
+def killed_at(tmp_path, step, log, **args):
+    """Run the module until just before its ``step``-th filesystem change (``stop_at_step``), SIGKILL
+    it there, and return that step's line of ``log``.  With ``step`` 0 the run completes."""
+    argv, env = module_command(tmp_path, args, launcher=("-B", str(STOPPER)))
+    env.update(STEP_ROOT=str(tmp_path / "work"), STEP_LOG=str(log), STEP=str(step))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status = os.waitpid(proc.pid, os.WUNTRACED)
+    if step == 0:
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        return None
+    assert os.WIFSTOPPED(status), "step %d: the run ended before it (status %d)" % (step, status)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL
+    return log.read_text().splitlines()[-1]
+
+
+def sha256_of(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def store_state(dest):
+    """``(objects, entries)``: every stored object by name with the sha256 of its content, and every
+    ``(source, sha256)`` any manifest lists (each manifest must parse: none is ever partial)."""
+    objects = {p.name: sha256_of(p) for p in Path(dest, "store", "sha256").glob("*/*")}
+    entries = set()
+    for path in Path(dest, "manifests").glob("*/*.json"):
+        entries.update((e["source"], e["sha256"]) for e in json.loads(path.read_text())["entries"])
+    return objects, entries
+
+
+class KillBench(object):
+    """A small backup host built once under ``pristine`` (four tarballs: enough steps, and each kill
+    costs about a second) and copied afresh to ``work`` (``host``: its paths) before each run."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path, self.work = tmp_path, tmp_path / "work"
+        self.pristine = build_host(tmp_path / "pristine", packages=3)
+        for fn in tarballs(self.pristine["cache"])[::2]:
+            os.unlink(os.path.join(self.pristine["cache"], fn))
+        self.host = {key: path.replace(str(tmp_path / "pristine"), str(self.work)) for key, path in self.pristine.items()}
+
+    def fresh(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(self.tmp_path / "pristine"), str(self.work)], check=True)
+
+    def kills(self, args):
+        """Count the steps of a run from the pristine state, then yield ``(step, its log line, every
+        step's line)`` after killing a fresh run before each."""
+        self.fresh()
+        killed_at(self.tmp_path, 0, self.tmp_path / "count.log", **args)
+        steps = (self.tmp_path / "count.log").read_text().splitlines()
+        for step in range(1, len(steps) + 1):
+            self.fresh()
+            line = killed_at(self.tmp_path, step, self.tmp_path / ("step%d.log" % step), **args)
+            assert line.split()[:2] == steps[step - 1].split()[:2], (line, steps[step - 1])
+            yield step, line, steps
+
+    def finish(self, args, step, line):
+        """The rerun completes and leaves a store ``verified`` finds clean; returns the rerun."""
+        rerun = run_module(self.tmp_path, **args)
+        assert not rerun.get("failed") and rerun["rejected"] == [], (step, line, rerun.get("msg"))
+        assert os.listdir(os.path.join(args["dest"], "tmp")) == []
+        report = run_module(self.tmp_path, state="verified", host_id="h1", dest=args["dest"])
+        assert (report["missing"], report["corrupt"], report["bad_manifests"]) == ([], [], []), (step, line)
+        return rerun
+
+
+@pytest.mark.parametrize("prune_source", [False, True], ids=["backup", "prune_source"])
+def test_a_run_killed_at_any_step_loses_nothing_and_the_rerun_completes(tmp_path, prune_source):
+    """Issue 13: count the filesystem changes of a first run (directories, temp files, renames into
+    the store, the manifest, each tarball pruned), then SIGKILL a fresh run just before each one.
+    After every kill: each source tarball is in its cache unchanged, or stored intact and in a
+    manifest; no name in the store holds a partial object; a rerun completes; ``verified`` is clean."""
+    bench = KillBench(tmp_path)
+    args = dict(roots=[bench.host["root"]], host_id="h1", dest=bench.host["dest"], prune_source=prune_source, workers=1)
+    cache = bench.host["cache"]
+    sources = {os.path.join(cache, fn): sha256_of(os.path.join(bench.pristine["cache"], fn))
+               for fn in tarballs(bench.pristine["cache"])}
+    observed = []
+    for step, line, steps in bench.kills(args):
+        if step == 1:
+            kinds = {each.split()[1] for each in steps}
+            assert {"os.mkdir", "open", "os.rename"} <= kinds and ("os.remove" in kinds) == prune_source, steps
+            assert len(steps) >= 3 * len(sources) + 2
+        objects, entries = store_state(args["dest"])
+        assert all(name == sha for name, sha in objects.items()), "partial object (step %d: %s)" % (step, line)
+        gone = []
+        for path, sha in sources.items():
+            if os.path.exists(path):
+                assert sha256_of(path) == sha, (step, path)
+            else:
+                gone.append(path)
+                assert objects.get(sha) == sha and (path, sha) in entries, (step, line, path)
+        tmp = os.path.join(args["dest"], "tmp")
+        observed.append((step, line.split()[1], len(objects), len(os.listdir(tmp)) if os.path.isdir(tmp) else 0,
+                         len(entries), len(gone)))
+        bench.finish(args, step, line)
+        objects, entries = store_state(args["dest"])
+        assert set(objects) == set(sources.values()) and set(sources.items()) <= entries
+        assert all(os.path.exists(p) != prune_source for p in sources), (step, line)
+    # Kills landed with temp files written but not renamed, with objects but no manifest, and
+    # (pruning) with some tarballs gone, others not.
+    assert any(temps and stored and not listed for _s, _k, stored, temps, listed, _g in observed), observed
+    if prune_source:
+        assert any(0 < gone < len(sources) for _s, _k, _o, _t, _e, gone in observed), observed
+
+
+def test_a_repair_killed_at_any_step_leaves_the_old_object_or_the_new_and_the_rerun_repairs(tmp_path):
+    """A run replacing a truncated and a corrupted object, SIGKILLed before each of its changes:
+    each damaged name holds its old bytes or the verified tarball, never a mix; the rerun repairs
+    what is left and ``verified`` is clean."""
+    bench = KillBench(tmp_path)
+    run_module(tmp_path, dest=bench.pristine["dest"], roots=[bench.pristine["root"]], host_id="h1")
+    objects = sorted(Path(bench.pristine["dest"], "store", "sha256").glob("*/*"))
+    with open(objects[0], "r+b") as handle:
+        handle.truncate(10)
+    data = objects[1].read_bytes()
+    objects[1].write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    damaged = {p.name: p.read_bytes() for p in objects[:2]}
+    args = dict(roots=[bench.host["root"]], host_id="h1", dest=bench.host["dest"], workers=1)
+    healed = set()
+    for step, line, steps in bench.kills(args):
+        assert sum(" os.rename " in each and "/tmp/" in each for each in steps) >= 3, steps  # 2 objects, 1 manifest
+        still = set()
+        for path in Path(args["dest"], "store", "sha256").glob("*/*"):
+            content = path.read_bytes()
+            if hashlib.sha256(content).hexdigest() == path.name:
+                healed.update({path.name} & set(damaged))
+            else:
+                assert content == damaged.get(path.name), "step %d (%s): %s is neither old nor new" % (step, line, path)
+                still.add(path.name)
+        rerun = bench.finish(args, step, line)
+        assert sorted(r["sha256"] for r in rerun["repaired"]) == sorted(still), (step, line)
+    assert healed == set(damaged), "no kill landed after a repair"
