@@ -9,6 +9,7 @@ relying on a clean checkout. No fleet is needed.
 
 import ast
 import json
+import re
 import os
 import subprocess
 import sys
@@ -251,3 +252,63 @@ def test_ee_build_introspection_accepts_the_installed_collection(ee_context, col
 def test_ansible_builder_introspect_command_reads_the_installed_collection(collections_path):
     out = run([str(BIN / "ansible-builder"), "introspect", str(collections_path)])
     assert "python" in yaml.safe_load(out.split("---\n", 1)[1])
+
+
+# Trees that only develop and test the collection; users install it for none of them.
+DEVELOPMENT_DIRS = ("tests", "molecule", "bench", ".ci")
+
+
+def test_tarball_ships_the_license_text(members, tarball):
+    assert "COPYING" in members
+    with tarfile.open(tarball) as archive:
+        text = archive.extractfile("COPYING").read().decode("utf-8")
+    assert "GNU GENERAL PUBLIC LICENSE" in text and "Version 3, 29 June 2007" in text
+    meta = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text(encoding="utf-8"))
+    assert meta["license"] == ["GPL-3.0-or-later"]
+
+
+def test_tarball_leaves_development_trees_out(members):
+    assert sorted(name for name in members if name.split("/")[0] in DEVELOPMENT_DIRS) == []
+
+
+def readme():
+    return (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_module_table_lists_every_module():
+    rows = re.findall(r"^\| `pkgcache\.fleet\.(\w+)` \|", readme(), re.MULTILINE)
+    assert sorted(rows) == module_names()
+
+
+def test_readme_names_only_report_files_the_report_writes():
+    from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render
+
+    basename = yaml.safe_load((REPO_ROOT / "roles" / "fleet_report" / "defaults" / "main.yml").read_text())[
+        "fleet_report_basename"]
+    written = {"{0}.{1}".format(basename, ext) for ext in _render.EXTENSIONS.values()}
+    cited = set(re.findall(r"\bfleet[\w-]*\.(?:json|csv|md|html)\b", readme()))
+    assert cited and sorted(cited - written) == []
+
+
+def test_readme_install_section_installs_the_tarball_this_build_makes(tarball):
+    assert "ansible-galaxy collection install {0}".format(tarball.name) in readme()
+
+
+def compatibility_rows():
+    section = readme().split("## Compatibility", 1)[1].split("\n## ", 1)[0]
+    return dict((cells[0], cells[1]) for cells in (
+        [cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| side")))
+
+
+def test_readme_compatibility_matrix_is_what_these_tests_run_on():
+    """The matrix claims only what CI runs: this interpreter and this ansible-core on the
+    controller, and the oldest managed-host Python the target code is executed by."""
+    from ansible.release import __version__ as core_version
+
+    oldest = (REPO_ROOT / "tests/unit/plugins/module_utils/test_oldest_python.py").read_text()
+    oldest = re.search(r'^OLDEST = "([\d.]+)"', oldest, re.MULTILINE).group(1)
+    rows = compatibility_rows()
+    assert rows["controller: ansible-core"] == ".".join(core_version.split(".")[:2])
+    assert rows["controller: Python"] == "{0}.{1}".format(*sys.version_info)
+    assert rows["managed hosts: Python"].split(" and ")[0] == oldest
