@@ -4,7 +4,6 @@ and one test stops a host mid-run, so the shared fleet is left alone)."""
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -393,3 +392,15 @@ def test_policy_in_force_is_printed_once_and_recorded_and_stats_say_check_mode(f
     markdown = (tmp_path / "report" / "fleet-report.md").read_text()
     assert '`cache_clean_min_age`: `"7d"`' in markdown
     assert job.artifact_data["pkgcache_check_mode"] is True
+
+
+def test_report_files_are_delivered_to_a_named_host(fleet3, tmp_path):
+    web = fleet3.hosts[-1]
+    job = run_job(fleet3, tmp_path, "report", extravars={
+        "pkgcache_report_host": web, "pkgcache_report_host_dir": "/srv/www/pkgcache",
+        "fleet_report_deliver_become": True})
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    delivered = fleet3.root_of(web) / "srv/www/pkgcache"
+    assert sorted(path.name for path in delivered.iterdir()) == sorted(
+        path.name for path in (tmp_path / "report").iterdir())
+    assert json.loads((delivered / "fleet-report.json").read_text()) == job.report
