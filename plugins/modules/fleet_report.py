@@ -114,12 +114,20 @@ report:
         C(hosts_failed), C(hosts_backed_up), C(backup_bytes_copied), C(check_mode).
       type: dict
       returned: always
+    policies:
+      description: >-
+        Each cleaning policy in force - C(policy), the P(pkgcache.fleet.cache_clean#role) role's
+        variables with the values a host ran with - and C(hosts), the hosts it applied to; empty when
+        no clean ran.
+      type: list
+      elements: dict
+      returned: always
     hosts:
       description: >-
         One record per host - C(host), C(status), C(error), C(conda) and C(pip) totals (null when
         not gathered), C(cache_bytes), C(reclaimable_bytes), C(clean) (null when cleaning did not run;
         else C(check_mode), C(outcome), C(planned_bytes), C(freed_bytes), C(removed),
-        C(caches_skipped), C(before_bytes), C(after_bytes), C(reduced_bytes), C(msg)). C(freed_bytes)
+        C(caches_skipped), C(before_bytes), C(after_bytes), C(reduced_bytes), C(msg), C(policy)). C(freed_bytes)
         is the free space the filesystems gained (statvfs, moves with other writers too);
         C(reduced_bytes) is how much the caches shrank on disk (before minus after). C(backup) is null
         unless the P(pkgcache.fleet.pkgs_backup#role) role ran, else C(copied), C(already_stored),
