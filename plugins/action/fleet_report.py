@@ -27,8 +27,26 @@ ARGUMENT_SPEC = dict(
 )
 
 # Only these hostvars are read; the rest of a host's variables never enter the report.
-WANTED_VARS = _report.RESULT_VARS + (_report.CLEAN_BEFORE_VAR, _report.CLEAN_CHECK_MODE_VAR)
+WANTED_VARS = _report.RESULT_VARS + (_report.CLEAN_BEFORE_VAR, _report.CLEAN_CHECK_MODE_VAR,
+                                     _report.CLEAN_POLICY_VAR)
 WANTED_FACTS = ("conda_cache", "pip_cache")
+
+DEFAULT_DIRNAME = "pkgcache-report"
+# ansible-runner (and so AWX) names the job's artifacts directory in this variable; its own
+# callback writes the job events there.
+RUNNER_ARTIFACTS_VAR = "AWX_ISOLATED_DATA_DIR"
+
+
+def default_dest(environ, cwd):
+    """Where the report goes when no directory is given: never inside the collection, which a
+    reinstall replaces and an execution environment may hold read-only.
+
+    Under ansible-runner (AWX) the job's artifacts directory, kept with the job's other
+    artifacts; otherwise the directory ``ansible-playbook`` was started from, as other tools
+    leave their output where the operator works.
+    """
+    base = environ.get(RUNNER_ARTIFACTS_VAR) or cwd
+    return os.path.join(base, DEFAULT_DIRNAME)
 
 
 def host_view(hostvars):
@@ -53,9 +71,12 @@ class ActionModule(ActionBase):
         active = args["active_hosts"] if args["active_hosts"] is not None else task_vars.get("ansible_play_hosts", [])
         all_hostvars = task_vars["hostvars"]
         views = [(name, host_view(all_hostvars[name]) if name in all_hostvars else {}) for name in hosts]
-        report = _report.build(views, active, args["title"])
+        # ansible_check_mode is the run's --check (a check job template), also on this task,
+        # which the role runs with check_mode=false so that a preview report is written.
+        check_mode = bool(task_vars.get("ansible_check_mode")) or self._play_context.check_mode
+        report = _report.build(views, active, args["title"], check_mode=check_mode)
 
-        dest = args["dest"] or os.path.join(os.path.dirname(task_vars.get("playbook_dir", ".")), "report")
+        dest = os.path.abspath(args["dest"] or default_dest(os.environ, os.getcwd()))
         files = [os.path.join(dest, "%s.%s" % (args["basename"], _render.EXTENSIONS[fmt])) for fmt in args["formats"]]
         if not self._play_context.check_mode:
             os.makedirs(dest, exist_ok=True)

@@ -43,8 +43,11 @@ options:
   dest:
     description:
       - Directory to write the report files into; created if missing.
-      - Default is C(report/) in the parent of the playbook directory (the repository root when
-        the collection's own playbooks run from a checkout).
+      - Default, never inside the collection (a reinstall replaces it, an execution environment
+        may hold it read-only) - under ansible-runner, and so in AWX, C(pkgcache-report/) in the
+        job's artifacts directory (C(AWX_ISOLATED_DATA_DIR)); otherwise C(pkgcache-report/) in the
+        current working directory, where C(ansible-playbook) was started.
+      - A relative path is taken from the current working directory.
     type: path
   formats:
     description: Which files to write, named C(<basename>.json), C(.csv), C(.md), C(.html).
@@ -77,7 +80,7 @@ seealso:
 EXAMPLES = r"""
 - name: Write the fleet report and publish totals for AWX
   pkgcache.fleet.fleet_report:
-    dest: "{{ playbook_dir }}/../report"
+    dest: /srv/reports/pkgcache
   run_once: true
   delegate_to: localhost
   check_mode: false
@@ -111,12 +114,20 @@ report:
         C(hosts_failed), C(hosts_backed_up), C(backup_bytes_copied), C(check_mode).
       type: dict
       returned: always
+    policies:
+      description: >-
+        Each cleaning policy in force - C(policy), the P(pkgcache.fleet.cache_clean#role) role's
+        variables with the values a host ran with - and C(hosts), the hosts it applied to; empty when
+        no clean ran.
+      type: list
+      elements: dict
+      returned: always
     hosts:
       description: >-
         One record per host - C(host), C(status), C(error), C(conda) and C(pip) totals (null when
         not gathered), C(cache_bytes), C(reclaimable_bytes), C(clean) (null when cleaning did not run;
         else C(check_mode), C(outcome), C(planned_bytes), C(freed_bytes), C(removed),
-        C(caches_skipped), C(before_bytes), C(after_bytes), C(reduced_bytes), C(msg)). C(freed_bytes)
+        C(caches_skipped), C(before_bytes), C(after_bytes), C(reduced_bytes), C(msg), C(policy)). C(freed_bytes)
         is the free space the filesystems gained (statvfs, moves with other writers too);
         C(reduced_bytes) is how much the caches shrank on disk (before minus after). C(backup) is null
         unless the P(pkgcache.fleet.pkgs_backup#role) role ran, else C(copied), C(already_stored),
@@ -125,10 +136,13 @@ report:
       elements: dict
       returned: always
 stats:
-  description: Flat C(pkgcache_*) totals for M(ansible.builtin.set_stats).
+  description:
+    - Flat C(pkgcache_*) totals for M(ansible.builtin.set_stats), and C(pkgcache_check_mode) (true
+      when the run was a check run).
   returned: always
   type: dict
-  sample: {"pkgcache_hosts": 5, "pkgcache_reclaimable_bytes": 1413120, "pkgcache_hosts_failed": 1}
+  sample: {"pkgcache_hosts": 5, "pkgcache_reclaimable_bytes": 1413120, "pkgcache_hosts_failed": 1,
+           "pkgcache_check_mode": false}
 files:
   description: Report files written (or that would be written in check mode).
   returned: always

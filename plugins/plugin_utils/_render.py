@@ -121,6 +121,9 @@ def _summary_lines(totals):
 def to_markdown(report):
     lines = ["# %s" % _md(report["title"]), "", "Generated %s" % report["generated"], ""]
     lines += ["- %s" % line for line in _summary_lines(report["totals"])]
+    for entry in report.get("policies") or []:
+        lines += ["", "Clean policy on %s:" % _md(", ".join(entry["hosts"])), ""]
+        lines += ["- `%s`: `%s`" % (name, json.dumps(value)) for name, value in sorted(entry["policy"].items())]
     lines += ["", "| host | status | conda | pip | reclaimable | clean | backup | error |",
               "|---|---|---:|---:|---:|---|---|---|"]
     for host in report["hosts"]:

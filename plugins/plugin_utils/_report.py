@@ -31,6 +31,8 @@ SKIPPED = "skipped"
 # Variables the collection's roles register or set, read from each host's hostvars.
 CLEAN_BEFORE_VAR = "cache_clean_before"
 CLEAN_CHECK_MODE_VAR = "cache_clean_check_mode"
+# The cache_clean role's options as they were in force on the host (name -> value).
+CLEAN_POLICY_VAR = "cache_clean_policy"
 CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result")
 BACKUP_RESULT_VAR = "pkgs_backup_result"
 RESULT_VARS = (
@@ -122,6 +124,7 @@ def clean_summary(hostvars, after):
         # moves with anything else writing there during the run.
         "reduced_bytes": 0 if check_mode else _int(before.get("cache_bytes")) - after["cache_bytes"],
         "msg": "; ".join(str(result.get("msg")) for result in results if result.get("msg")),
+        "policy": hostvars.get(CLEAN_POLICY_VAR),
     }
 
 
@@ -178,8 +181,9 @@ def host_record(name, hostvars, active):
     }
 
 
-def fleet_totals(hosts):
-    """Fleet sums; the ``set_stats`` payload is taken from these (see :func:`stats`)."""
+def fleet_totals(hosts, check_mode=False):
+    """Fleet sums; the ``set_stats`` payload is taken from these (see :func:`stats`).
+    *check_mode*: the run was a check run (also when no host cleaned)."""
     counts = dict((status, 0) for status in STATUSES)
     for host in hosts:
         counts[host["status"]] += 1
@@ -200,12 +204,30 @@ def fleet_totals(hosts):
         "hosts_failed": counts[FAILED] + counts[UNREACHABLE],
         "hosts_backed_up": len(backups),
         "backup_bytes_copied": sum(backup["bytes_copied"] for backup in backups),
-        "check_mode": any(clean["check_mode"] for clean in cleans),
+        "check_mode": bool(check_mode) or any(clean["check_mode"] for clean in cleans),
     }
 
 
-def build(hostvars_by_host, active_hosts, title, now=None):
-    """The whole report for the hosts in *hostvars_by_host* (the play's hosts, in order)."""
+def policies(hosts):
+    """Each distinct clean policy in force, with the hosts it applied to, in host order: one
+    entry when the run had one policy, more when inventory variables gave hosts their own."""
+    found = []
+    for host in hosts:
+        policy = (host["clean"] or {}).get("policy")
+        if policy is None:
+            continue
+        for entry in found:
+            if entry["policy"] == policy:
+                entry["hosts"].append(host["host"])
+                break
+        else:
+            found.append({"policy": policy, "hosts": [host["host"]]})
+    return found
+
+
+def build(hostvars_by_host, active_hosts, title, now=None, check_mode=False):
+    """The whole report for the hosts in *hostvars_by_host* (the play's hosts, in order).
+    *check_mode*: the run was a check run."""
     active = set(active_hosts)
     hosts = [host_record(name, hostvars, name in active) for name, hostvars in hostvars_by_host]
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -213,7 +235,8 @@ def build(hostvars_by_host, active_hosts, title, now=None):
         "schema": SCHEMA,
         "title": title,
         "generated": now.replace(microsecond=0).isoformat(),
-        "totals": fleet_totals(hosts),
+        "totals": fleet_totals(hosts, check_mode),
+        "policies": policies(hosts),
         "hosts": hosts,
     }
 
@@ -225,4 +248,6 @@ def stats(report):
             "hosts_cleaned", "hosts_skipped", "hosts_failed", "hosts_backed_up", "backup_bytes_copied")
     data = dict(("pkgcache_" + key, totals[key]) for key in keys)
     data["pkgcache_hosts"] = totals["hosts"]
+    # A check job's "hosts cleaned" are hosts that would be cleaned.
+    data["pkgcache_check_mode"] = totals["check_mode"]
     return data

@@ -5,6 +5,7 @@ and one test stops a host mid-run, so the shared fleet is left alone)."""
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import ansible_runner
@@ -55,12 +56,13 @@ class Job(object):
         return [h for h in self.report["hosts"] if h["host"] == name][0]
 
 
-def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event_handler=None, inventories=()):
+def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event_handler=None, inventories=(),
+            report_dir=True):
     """``ansible-playbook pkgcache.fleet.<playbook>`` the AWX way (a check job template adds
-    ``--check``, job tags ``--tags``); the report goes to *work*."""
+    ``--check``, job tags ``--tags``); the report goes to *work* (``report_dir=False``: to the
+    playbooks' default, not set by the job)."""
     work.mkdir(parents=True, exist_ok=True)
-    report_dir = work / "report"
-    variables = dict(pkgcache_report_dir=str(report_dir))
+    variables = dict(pkgcache_report_dir=str(work / "report")) if report_dir else {}
     variables.update(extravars or {})
     runner = ansible_runner.run(
         private_data_dir=str(work),
@@ -72,7 +74,7 @@ def run_job(fleet, work, playbook, check=False, tags=None, extravars=None, event
         event_handler=event_handler,
         quiet=True,
     )
-    return Job(runner, report_dir)
+    return Job(runner, work / "report" if report_dir else Path(runner.config.artifact_dir) / "pkgcache-report")
 
 
 def host_state(fleet, name):
@@ -109,10 +111,11 @@ def test_report_job_has_per_host_events_stats_and_fact_cache(fleet3, tmp_path):
         assert record["conda"]["disk_bytes"] == facts[name]["conda_cache"]["totals"]["disk_bytes"]
         assert record["pip"]["disk_bytes"] == facts[name]["pip_cache"]["totals"]["all"]["disk_bytes"]
     assert job.hosts_with("runner_on_ok", REPORT_TASK) == [fleet3.hosts[0]]
-    # The report play runs everything once, the role's argument validation included.
+    # The report play runs everything once, the role's argument validation and its check for
+    # unknown fleet_report_* variables included.
     assert sorted(e["event_data"]["host"] for e in job.events
                   if e["event"] == "runner_on_ok" and e["event_data"].get("play") == "Fleet report") \
-        == [fleet3.hosts[0]] * 4
+        == [fleet3.hosts[0]] * 5
     data = job.artifact_data
     assert data["pkgcache_hosts"] == len(fleet3.hosts)
     assert data["pkgcache_cache_bytes"] == job.report["totals"]["cache_bytes"] > 0
@@ -326,3 +329,78 @@ def test_relocate_moves_the_cache_and_the_report_covers_only_the_target(fleet_st
     assert moved["migration"]["dest"] == new and moved["pkgs_dirs"][0] == new
     assert [host["host"] for host in job.report["hosts"]] == [target]
     assert job.report["hosts"][0]["conda"]["caches"] >= 1
+
+
+def reports_written_under(tree, since):
+    """Report files under *tree* written at or after *since* (a time.time())."""
+    return sorted(str(path) for path in tree.rglob("fleet-report.*") if path.stat().st_mtime >= since)
+
+
+def test_runner_job_report_goes_to_the_artifacts_and_the_json_is_a_job_artifact(fleet3, tmp_path):
+    started = time.time() - 1
+    job = run_job(fleet3, tmp_path, "report", report_dir=False)
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    assert job.report is not None, "no report in {0}".format(job.artifacts / "pkgcache-report")
+    assert [host["host"] for host in job.report["hosts"]] == fleet3.hosts
+    # Never into the collection (here the work tree the collections path links to).
+    assert reports_written_under(REPO, started) == []
+    data = job.artifact_data
+    assert data["pkgcache_report"] == job.report
+    assert data["pkgcache_check_mode"] is False
+
+
+def test_cli_report_goes_to_the_working_directory_not_the_collection(fleet3, tmp_path):
+    started = time.time() - 1
+    env = dict((k, v) for k, v in os.environ.items() if k != "AWX_ISOLATED_DATA_DIR")
+    done = fleet3.playbook("pkgcache.fleet.report", cwd=str(tmp_path), env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "pkgcache-report" / "fleet-report.json").read_text())
+    assert [host["status"] for host in report["hosts"]] == ["ok"] * len(fleet3.hosts)
+    assert reports_written_under(REPO, started) == []
+    assert str(tmp_path / "pkgcache-report") in done.stdout
+
+
+POLICY_TASK = "Show the clean policy in force"
+
+
+def test_misspelt_policy_variable_stops_the_run_naming_the_valid_ones(fleet3, tmp_path):
+    before = dict((name, host_state(fleet3, name)) for name in fleet3.hosts)
+    job = run_job(fleet3, tmp_path / "extra", "clean", check=True, extravars={"cache_clean_min_aeg": "7d"})
+    assert job.status == "failed", job.stdout[-3000:]
+    assert job.hosts_with("runner_on_ok", CLEAN_TASK) == [] and job.hosts_with("runner_on_ok", PIP_CLEAN_TASK) == []
+    assert "cache_clean_min_aeg" in job.stdout and "cache_clean_min_age" in job.stdout
+    # A typo in one host's inventory variables (not the host the check runs on) stops it too.
+    typo = tmp_path / "typo.ini"
+    typo.write_text("[fleet]\n{0} cache_clean_keep_lastest=1\n".format(fleet3.hosts[-1]))
+    job = run_job(fleet3, tmp_path / "inventory", "clean", check=True, inventories=[typo])
+    assert job.status == "failed", job.stdout[-3000:]
+    assert job.hosts_with("runner_on_ok", CLEAN_TASK) == []
+    assert "cache_clean_keep_lastest" in job.stdout and "cache_clean_keep_latest" in job.stdout
+    assert dict((name, host_state(fleet3, name)) for name in fleet3.hosts) == before
+
+
+def test_policy_in_force_is_printed_once_and_recorded_and_stats_say_check_mode(fleet3, tmp_path):
+    job = run_job(fleet3, tmp_path, "clean", check=True, extravars={"cache_clean_min_age": "7d"})
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    assert len(job.hosts_with("runner_on_ok", POLICY_TASK)) == 1
+    policies = job.report["policies"]
+    assert [entry["hosts"] for entry in policies] == [fleet3.hosts]
+    policy = policies[0]["policy"]
+    assert policy["cache_clean_min_age"] == "7d" and policy["cache_clean_keep_latest"] == 0
+    assert sorted(policy) == sorted(n for n in role_options() if n.startswith("cache_clean_"))
+    assert all(job.host(name)["clean"]["policy"] == policy for name in fleet3.hosts)
+    markdown = (tmp_path / "report" / "fleet-report.md").read_text()
+    assert '`cache_clean_min_age`: `"7d"`' in markdown
+    assert job.artifact_data["pkgcache_check_mode"] is True
+
+
+def test_report_files_are_delivered_to_a_named_host(fleet3, tmp_path):
+    web = fleet3.hosts[-1]
+    job = run_job(fleet3, tmp_path, "report", extravars={
+        "pkgcache_report_host": web, "pkgcache_report_host_dir": "/srv/www/pkgcache",
+        "fleet_report_deliver_become": True})
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    delivered = fleet3.root_of(web) / "srv/www/pkgcache"
+    assert sorted(path.name for path in delivered.iterdir()) == sorted(
+        path.name for path in (tmp_path / "report").iterdir())
+    assert json.loads((delivered / "fleet-report.json").read_text()) == job.report

@@ -234,3 +234,24 @@ def test_verify_only_backup_has_no_summary_and_a_failed_backup_fails_the_host():
     assert _report.backup_summary(dict(pkgs_backup_result=verified)) is None
     record = _report.host_record("h2", dict(facts(conda=(1, 0)), pkgs_backup_result=FAILED), active=False)
     assert record["status"] == _report.FAILED and record["error"].startswith("pkgs_backup_result: ")
+
+
+def test_a_check_run_says_so_in_totals_and_stats_even_without_a_clean():
+    report = _report.build(fleet(), ["h1", "h2", "h5"], "t", check_mode=True)
+    assert report["totals"]["check_mode"] is True
+    assert _report.stats(report)["pkgcache_check_mode"] is True
+    assert _report.stats(_report.build(fleet(), ["h1", "h2", "h5"], "t"))["pkgcache_check_mode"] is False
+
+
+def test_policies_group_hosts_by_the_clean_policy_in_force():
+    strict = {"cache_clean_min_age": "7d"}
+    loose = {"cache_clean_min_age": "0"}
+    views = []
+    for name, policy in (("a", strict), ("b", loose), ("c", strict)):
+        hostvars = cleaned(facts(conda=(10, 0)), facts(conda=(10, 0)), clean_result(0))
+        hostvars[_report.CLEAN_POLICY_VAR] = policy
+        views.append((name, hostvars))
+    views.append(("d", facts(conda=(1, 0))))
+    report = _report.build(views, ["a", "b", "c", "d"], "t")
+    assert report["policies"] == [{"policy": strict, "hosts": ["a", "c"]}, {"policy": loose, "hosts": ["b"]}]
+    assert [host["clean"] and host["clean"]["policy"] for host in report["hosts"]] == [strict, loose, strict, None]
