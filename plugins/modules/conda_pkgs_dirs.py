@@ -241,6 +241,8 @@ def request_from(params):
 
 def summary(plan, check_mode):
     parts = ["%s: pkgs_dirs %s" % (plan.request.condarc, " ".join(plan.after.config.pkgs_dirs))]
+    if plan.journal:
+        parts.append("%s: %s" % (plan.journal.staging, plan.journal.as_dict()["action"] if check_mode else "recovered"))
     if plan.create:
         parts.append("%s %d cache dir(s)" % ("would create" if check_mode else "created", len(plan.create)))
     if plan.move:
@@ -286,6 +288,8 @@ def main():
         try:
             now = apply(plan)
         except (RelocateError, OSError, IOError) as exc:
+            # What stayed changed, not what was planned: a rolled-back move changed nothing.
+            result.update(changed=bool(plan.done), config_changed="config" in plan.done)
             Results(module).fail(str(exc), warnings=plan.warnings, **result)
         result["pkgs_dirs"] = list(now.pkgs_dirs)
     result["msg"] = summary(plan, module.check_mode)
