@@ -21,6 +21,7 @@ import errno
 import hashlib
 import json
 import os
+import tempfile
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import (
@@ -28,7 +29,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit i
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import (
     DiskUsage, filesystem, human_bytes, walk)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sync_filesystem, write_atomic
+from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import (
+    sweep_dead_temps, sync_filesystem, write_atomic)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, READ_FLAGS, inside, unwritable_reason
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError, rmtree_fd
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
@@ -43,6 +45,7 @@ STAGED = "data"  # in STAGING: the copy in progress (a move across filesystems)
 STEPS = ("copy", "place", "switch", "remove")
 ASIDE = ".pkgcache-old"  # suffix of the old cache while it is being removed
 NEW = ".pkgcache-new"  # suffix of a cache directory being made, beside its final name
+CONFIG_TEMP = ".pkgcache-config."  # prefix of a config file being written, then our pid
 
 
 class RelocateError(Exception):
@@ -668,7 +671,13 @@ class Mover(object):
         old = (_read(os.path.join(self.move.source, URLS_TXT)) or "").splitlines(True)
         extra = [line for line in (self.urls_before or "").splitlines(True) if line not in old]
         if old:
-            write_atomic(os.path.join(self.move.dest, URLS_TXT), "".join(old + extra))
+            self._write_urls("".join(old + extra))
+
+    def _write_urls(self, text):
+        """The temp file goes in the staging dir, which takes a killed writer's with it."""
+        staging = self.journal.staging
+        temp = (lambda: tempfile.mkstemp(dir=staging)) if os.path.isdir(staging) else None
+        write_atomic(os.path.join(self.move.dest, URLS_TXT), text, temp=temp)
 
     def rollback(self):
         """Undo the first half: the old cache as it was, the new one without our entries."""
@@ -682,7 +691,7 @@ class Mover(object):
                     for name in self.placed:
                         self.new.remove(name)
                 if self.urls_before is not None:
-                    write_atomic(os.path.join(move.dest, URLS_TXT), self.urls_before)
+                    self._write_urls(self.urls_before)
                 if self.journal.record is not None:
                     self.journal.discard(self.new.fd)
         finally:
@@ -730,9 +739,18 @@ def _describe(exc):
     return str(exc)
 
 
+def _write_config(path, text, uid=None, gid=None):
+    """The atomic write with a temp file named by our pid: a killed run's temp is swept by the
+    next one, not left beside the config."""
+    directory = os.path.dirname(os.path.realpath(path))
+    sweep_dead_temps(directory, CONFIG_TEMP)
+    write_atomic(path, text, uid, gid, temp=lambda: tempfile.mkstemp(
+        prefix="%s%d." % (CONFIG_TEMP, os.getpid()), dir=directory))
+
+
 def _restore_config(path, text):
     if text is not None:
-        write_atomic(path, text)
+        _write_config(path, text)
     elif os.path.lexists(path):
         os.unlink(path)
 
@@ -784,7 +802,7 @@ def _switch(plan, mover):
             if plan.after_text is None:
                 os.unlink(request.condarc)
             else:
-                write_atomic(request.condarc, plan.after_text, viewer.uid, viewer.gid)
+                _write_config(request.condarc, plan.after_text, viewer.uid, viewer.gid)
             plan.done.add("config")
         now = conda_config.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
         if now.pkgs_dirs != plan.after.config.pkgs_dirs:
