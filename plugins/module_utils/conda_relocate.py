@@ -10,7 +10,9 @@ anything is touched.  :func:`apply` executes that plan in an order that keeps ev
 recoverable: dirs, then the move into the new cache (staged, verified), then the config switch,
 then the re-resolved config is checked, and only then is the old cache removed.  Before the
 switch a failure undoes the move and leaves config and old cache as they were; after it, the new
-cache is complete and the message says what is left of the old one.
+cache is complete and the message says what is left of the old one.  Each step is first written
+to the move's :class:`Journal`, so a run killed anywhere is rolled back or finished by the rerun
+of the same task.
 """
 
 from __future__ import absolute_import, division, print_function
