@@ -28,6 +28,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, apply, build_plan)
 
+from .killpoints import forked, kill_before
 from .test_conda_relocate import SYSTEM_CONDARC, Fixture, assert_env_intact, tmpfs
 
 _FS_CALLS = ("mkdir", "rename", "unlink", "rmdir", "symlink", "link")
@@ -67,22 +68,9 @@ def entry_digest(path):
 def _move_killed_at(request_of, step, report_fd=None):
     """Child process: the real plan and move, SIGKILLed just before its ``step``-th filesystem
     change; with ``step`` None it counts them and reports the count."""
-    calls = [0]
-
-    def counting(name):
-        real = getattr(os, name)
-
-        def call(*args, **kwargs):
-            calls[0] += 1
-            if step is not None and calls[0] == step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-        return call
-
     status = 1
     try:
-        for name in _FS_CALLS:
-            setattr(os, name, counting(name))
+        calls = kill_before(step, _FS_CALLS)
         apply(build_plan(request_of()))
         if report_fd is not None:
             os.write(report_fd, str(calls[0]).encode())
@@ -92,16 +80,7 @@ def _move_killed_at(request_of, step, report_fd=None):
 
 
 def fork_run(request_of, step=None):
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _move_killed_at(request_of, step, write_fd)
-    os.close(write_fd)
-    _pid, status = os.waitpid(pid, 0)
-    with os.fdopen(read_fd) as stream:
-        reported = stream.read()
-    return status, int(reported) if reported else None
+    return forked(lambda report_fd: _move_killed_at(request_of, step, report_fd))
 
 
 class Disks(object):
