@@ -399,8 +399,6 @@ class Journal(object):
         return {"step": self.step, "action": action, "journal": self.path}
 
 
-
-
 # -- the whole plan --------------------------------------------------------------------------
 
 
