@@ -125,8 +125,9 @@ def differences(got, expected):
     return out
 
 
-def check_after_kill(disks, new_condarc):
-    """Nothing lost, config old or new and readable, the cache it names complete."""
+def check_after_kill(disks, new_condarc, whole_in_use):
+    """Nothing lost, config old or new and readable, the cache it names complete (when the move
+    copies: a rename takes the entries out of the old cache one by one)."""
     fx = disks.fx
     text = open(fx.root + "/.condarc").read()
     assert text in (SYSTEM_CONDARC, new_condarc)
@@ -138,7 +139,8 @@ def check_after_kill(disks, new_condarc):
         in_dest = entry_digest(os.path.join(disks.dest, name)) == content
         in_old = old_is_cache and entry_digest(os.path.join(fx.old, name)) == content
         assert in_dest or in_old, "%s lost" % name
-        assert in_dest if in_use == disks.dest else in_old, "%s missing from the cache in use %s" % (name, in_use)
+        if whole_in_use:
+            assert in_dest if in_use == disks.dest else in_old, "%s missing from the cache in use %s" % (name, in_use)
     assert_env_intact(fx.envs[0], fx.root)
 
 
@@ -150,15 +152,18 @@ def journal_step(disks):
     return journal.step or "staging without journal"
 
 
-def test_a_move_across_filesystems_killed_at_every_step_is_finished_by_the_rerun(tmp_path):
+@pytest.mark.parametrize("method", ["copy", "rename"])
+def test_a_move_killed_at_every_step_is_finished_by_the_rerun(tmp_path, method):
+    """``copy``: across two filesystems.  ``rename``: on one, where the entries are renamed one by
+    one, so a kill can leave the old cache short of some until the rerun (nothing is lost)."""
     with tmpfs(tmp_path / "disk1") as disk1, tmpfs(tmp_path / "disk2") as disk2:
-        disks = Disks(tmp_path, disk1, disk2)
+        disks = Disks(tmp_path, disk1, disk2 if method == "copy" else disk1)
         status, steps = fork_run(disks.request)
         assert status == 0 and steps > 20, (status, steps)
         expected = disks.state()
         new_condarc = expected["condarc"]
         assert new_condarc == SYSTEM_CONDARC + "pkgs_dirs:\n  - %s\n" % disks.dest
-        assert expected["old"] == disks.dest and expected["disk2"] == ["conda-pkgs"]
+        assert expected["old"] == disks.dest and "conda-pkgs" in expected["disk2"]
         seen = {}
         for step in range(1, steps + 1):
             disks.restore()
@@ -166,7 +171,7 @@ def test_a_move_across_filesystems_killed_at_every_step_is_finished_by_the_rerun
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, step
             where = journal_step(disks)
             seen.setdefault(where, []).append(step)
-            check_after_kill(disks, new_condarc)
+            check_after_kill(disks, new_condarc, whole_in_use=method == "copy")
             status, _ = fork_run(disks.request)
             assert status == 0, "rerun after a kill at step %d (%s) failed" % (step, where)
             got = disks.state()
@@ -176,7 +181,8 @@ def test_a_move_across_filesystems_killed_at_every_step_is_finished_by_the_rerun
                 assert_env_intact(env, disks.fx.root)
         print("\nkills by the journal step they interrupted: %s" % dict(
             (k, "%d (steps %d-%d)" % (len(v), v[0], v[-1])) for k, v in seen.items()))
-        assert set(conda_relocate.STEPS) <= set(seen), seen
+        journaled = conda_relocate.STEPS if method == "copy" else conda_relocate.STEPS[1:]
+        assert set(journaled) <= set(seen), seen
 
 
 def test_a_journal_of_another_request_is_refused_and_the_right_rerun_finishes(tmp_path):
