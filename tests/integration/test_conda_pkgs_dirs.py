@@ -186,7 +186,7 @@ def test_a_move_killed_mid_copy_is_rolled_back_and_redone_by_the_rerun(hosts, tm
     for number, fn in enumerate(tarballs):  # large enough that the copy takes a while
         with open(str(pkgs / fn), "wb") as handle:
             handle.write(os.urandom(1 << 16) + bytes([number]))
-            for _ in range(128):
+            for _block in range(128):
                 handle.write(b"\0" * (1 << 20))
     sums = dict((fn, _sha256(str(pkgs / fn))) for fn in tarballs)
     kill = root / "srv" / "kill"

@@ -167,12 +167,12 @@ def test_a_move_killed_at_every_step_is_finished_by_the_rerun(tmp_path, method):
         seen = {}
         for step in range(1, steps + 1):
             disks.restore()
-            status, _ = fork_run(disks.request, step)
+            status = fork_run(disks.request, step)[0]
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, step
             where = journal_step(disks)
             seen.setdefault(where, []).append(step)
             check_after_kill(disks, new_condarc, whole_in_use=method == "copy")
-            status, _ = fork_run(disks.request)
+            status = fork_run(disks.request)[0]
             assert status == 0, "rerun after a kill at step %d (%s) failed" % (step, where)
             got = disks.state()
             assert got == expected, "kill at step %d (%s): %s" % (step, where, differences(got, expected))
@@ -188,7 +188,7 @@ def test_a_move_killed_at_every_step_is_finished_by_the_rerun(tmp_path, method):
 def test_a_journal_of_another_request_is_refused_and_the_right_rerun_finishes(tmp_path):
     with tmpfs(tmp_path / "disk1") as disk1, tmpfs(tmp_path / "disk2") as disk2:
         disks = Disks(tmp_path, disk1, disk2)
-        _, steps = fork_run(disks.request)
+        steps = fork_run(disks.request)[1]
         expected = disks.state()
         for step in range(1, steps + 1):
             disks.restore()
