@@ -61,3 +61,17 @@ def statvfs_free(path):
     """Free bytes of the filesystem holding ``path`` (``f_bfree``: what a removal gives back)."""
     vfs = os.statvfs(path)
     return vfs.f_bfree * vfs.f_frsize
+
+
+def unwritable_reason(path):
+    """Why no entry can be created in the existing directory ``path`` (a read-only mount,
+    permissions, an immutable flag), or None.  The kernel's own check (``access``), so root's
+    answer is root's: only a read-only mount or ``chattr +i`` stops it."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only filesystem"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return "not writable (permissions or immutable)"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -27,12 +27,28 @@ description:
     inside the cache, verified (sizes of every file, sha256 of every tarball), put in place, the config is
     switched, and only then is the old copy removed through the collection's safe removal path.
   - A failure before the switch leaves config and old cache untouched and removes the partial copy.
+  - The move is journaled in C(<new cache>/.pkgcache-relocate/journal.json), rewritten atomically before each
+    step. It records the config file, the config text before and after (sha256), the move and the step
+    reached. A run killed at any step (power loss, SIGKILL, a lost connection) is recovered by running the
+    same task again. Killed while copying, the partial copy is removed and the move starts over. Killed while
+    the copy is renamed into place, the config written, or the old copy removed, the rest is finished.
+    In every case the config is the old or the new text, and every package is whole in the cache it names.
+  - A journal left by a different task (another config file, another C(pkgs_dirs) text, another old cache,
+    a config changed since, or other O(migrate) or O(link_old)) is not adopted. The task fails, names the
+    interrupted move and the step, and asks to run the task that started it again. A journal whose copy never
+    replaced anything says the staging directory may also be removed by hand. Once only the old copy's removal
+    is left, a task differing only in O(migrate) or O(link_old) goes on and warns where the old copy is.
+  - A staging directory without a journal holds nothing that is not also elsewhere. The next run removes it.
   - Extracted packages hard-linked into environments do not free space on the old disk when moved; the
     result reports the bytes the old filesystem really gains, counting each inode once and only when no
     link to it remains.
   - Refuses while a process uses the installation or the old cache, when the destination is inside the
-    old cache or an environment, when the new filesystem lacks room (with the numbers), and when a
-    soft-linked environment points into the old cache unless O(link_old=true).
+    old cache or an environment, when the new filesystem lacks room (with the numbers), when the destination,
+    the old cache's directory or the config's directory cannot be written (read-only mount, immutable flag),
+    and when a soft-linked environment points into the old cache unless O(link_old=true). These refusals
+    come from the plan, so check mode fails with the same message as the real run.
+  - A failed run reports as C(changed) only what stayed changed (a cache directory it created, a move or
+    config it could not undo), not what it had planned.
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
@@ -209,6 +225,13 @@ migration:
     held_by_environments_bytes:
       description: Bytes of the old cache that stay allocated because environments hard-link them.
       type: int
+recovery:
+  description:
+    - What this run does about a move an earlier run left unfinished in the new cache, or null.
+    - C(step) is the journal's step (C(copy), C(place), C(switch), C(remove)), or null for a staging
+      directory without a journal; C(action) says whether the move is rolled back and started over, or finished.
+  returned: always
+  type: dict
 msg:
   description: One-line summary.
   returned: always
@@ -239,6 +262,8 @@ def request_from(params):
 
 def summary(plan, check_mode):
     parts = ["%s: pkgs_dirs %s" % (plan.request.condarc, " ".join(plan.after.config.pkgs_dirs))]
+    if plan.journal:
+        parts.append("%s: %s" % (plan.journal.staging, plan.journal.as_dict()["action"] if check_mode else "recovered"))
     if plan.create:
         parts.append("%s %d cache dir(s)" % ("would create" if check_mode else "created", len(plan.create)))
     if plan.move:
@@ -284,6 +309,8 @@ def main():
         try:
             now = apply(plan)
         except (RelocateError, OSError, IOError) as exc:
+            # What stayed changed, not what was planned: a rolled-back move changed nothing.
+            result.update(changed=bool(plan.done), config_changed="config" in plan.done)
             Results(module).fail(str(exc), warnings=plan.warnings, **result)
         result["pkgs_dirs"] = list(now.pkgs_dirs)
     result["msg"] = summary(plan, module.check_mode)

@@ -7,11 +7,15 @@ host's root: the namespace is a mount slave, so the host sees it, and fleet tear
 in any case.
 """
 
+import hashlib
 import json
 import os
+import signal
 import stat
 import sys
 import tempfile
+import threading
+import time
 
 import subprocess
 
@@ -136,3 +140,85 @@ def test_cross_filesystem_move_copies_verifies_and_reports_what_the_old_disk_gai
         assert call(hosts, host, args, tmp_path)["changed"] is False
     finally:
         subprocess.call(["umount", str(fast)])
+
+
+def _module_processes_in(mount, inside):
+    """PIDs of the module's Python processes that see ``mount`` (seen from here) at ``inside``:
+    this host's, not those of other fleets running the same module."""
+    want = os.stat(mount)
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if not (b"python" in argv[0] and any(b"AnsiballZ_conda_pkgs_dirs" in a for a in argv)):
+                continue
+            seen = os.stat("/proc/%s/root%s" % (pid, inside))
+        except OSError:
+            continue
+        if (seen.st_dev, seen.st_ino) == (want.st_dev, want.st_ino):
+            found.append(int(pid))
+    return found
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def test_a_move_killed_mid_copy_is_rolled_back_and_redone_by_the_rerun(hosts, tmp_path):
+    """Issue 13, reproduction 5: the module is SIGKILLed on the host while it copies across
+    filesystems; the staging dir it leaves used to block every later run ("merging caches is
+    not supported").  Now the rerun reads the journal, removes the partial copy and moves."""
+    host = by_layout(hosts, "single_root")
+    root = hosts.root_of(host)
+    mini = root / "srv" / "mini"
+    (mini / "conda-meta").mkdir(parents=True)
+    (mini / "conda-meta" / "history").write_text("")
+    pkgs = mini / "pkgs"
+    pkgs.mkdir()
+    (pkgs / "urls").write_text("")
+    tarballs = ["big%d-1.0-0.tar.bz2" % i for i in range(3)]
+    (pkgs / "urls.txt").write_text("".join("https://example.invalid/%s\n" % fn for fn in tarballs))
+    for number, fn in enumerate(tarballs):  # large enough that the copy takes a while
+        with open(str(pkgs / fn), "wb") as handle:
+            handle.write(os.urandom(1 << 16) + bytes([number]))
+            for _block in range(128):
+                handle.write(b"\0" * (1 << 20))
+    sums = dict((fn, _sha256(str(pkgs / fn))) for fn in tarballs)
+    kill = root / "srv" / "kill"
+    kill.mkdir()
+    subprocess.check_call(["mount", "-t", "tmpfs", "-o", "size=1g", "tmpfs", str(kill)])
+    try:
+        args = {"root": "/srv/mini", "pkgs_dirs": ["/srv/kill/pkgs"], "migrate": True}
+        first = []
+        runner = threading.Thread(target=lambda: first.append(call(hosts, host, args, tmp_path)))
+        runner.start()
+        journal = kill / "pkgs" / ".pkgcache-relocate" / "journal.json"
+        killed, deadline = [], time.time() + 120
+        while not killed and runner.is_alive() and time.time() < deadline:
+            if journal.exists() and json.loads(journal.read_text())["step"] == "copy":
+                killed = _module_processes_in(str(kill), "/srv/kill")
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.002)
+        runner.join(120)
+        assert killed, "the module was not caught copying: %s" % first
+        assert first and first[0]["failed"]
+        assert json.loads(journal.read_text())["step"] == "copy", "killed mid-copy, the journal says so"
+        assert not (mini / ".condarc").exists(), "config untouched"
+        assert dict((fn, _sha256(str(pkgs / fn))) for fn in tarballs) == sums, "old cache intact"
+
+        again = call(hosts, host, args, tmp_path)
+        assert again["changed"] and not again["failed"], again.get("msg")
+        assert again["recovery"]["step"] == "copy" and again["migration"]["method"] == "copy"
+        assert (mini / ".condarc").read_text() == "pkgs_dirs:\n  - /srv/kill/pkgs\n"
+        assert sorted(os.listdir(str(kill / "pkgs"))) == sorted(tarballs + ["urls", "urls.txt"])
+        assert dict((fn, _sha256(str(kill / "pkgs" / fn))) for fn in tarballs) == sums
+        assert not os.path.lexists(str(pkgs))
+        assert call(hosts, host, args, tmp_path)["changed"] is False
+    finally:
+        subprocess.call(["umount", str(kill)])

@@ -20,6 +20,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 from .hostroot import host_users, in_root, require_root
+from .killpoints import forked, kill_before
 
 USERS = [ROOT_USER] + list(DEFAULT_USERS)
 ALL = sorted(TARGETS)
@@ -222,20 +223,7 @@ def _clean_killed_at(fsroot, step, report_fd=None):
     """Child process: chroot, run a real cleanup, and SIGKILL itself just before its ``step``-th
     filesystem change (unlink, rmdir or rename), so kills land at exact points of the deletion,
     inside a package's removal too.  With ``step`` None it only counts the changes."""
-    calls = [0]
-
-    def counting(name):
-        real = getattr(os, name)
-
-        def call(*args, **kwargs):
-            calls[0] += 1
-            if step is not None and calls[0] == step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-        return call
-
-    for name in _FS_CALLS:
-        setattr(os, name, counting(name))
+    calls = kill_before(step, _FS_CALLS)
     os.chroot(str(fsroot))
     os.chdir("/")
     try:
@@ -252,15 +240,7 @@ def test_sigkill_at_any_point_leaves_whole_packages_and_the_next_run_finishes(tm
     fsroot, manifest = build(tmp_path, "multi_user", seed=9)
     pristine = tmp_path / "pristine"
     os.system("cp -a %s %s" % (fsroot, pristine))
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _clean_killed_at(fsroot, None, write_fd)
-    os.close(write_fd)
-    os.waitpid(pid, 0)
-    with os.fdopen(read_fd) as stream:
-        steps = int(stream.read())
+    _status, steps = forked(lambda report_fd: _clean_killed_at(fsroot, None, report_fd))
     assert steps > 50, "too few filesystem changes to kill in between"
     orphan_paths = [manifest.real(c) / d for c, m in manifest.caches.items() for d in m.orphans]
     mid_package = 0
