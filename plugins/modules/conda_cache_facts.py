@@ -200,7 +200,8 @@ ansible_facts:
           description: Problems met (unreadable or malformed files), each naming its path.
           type: list
           elements: str
-          returned: always        complete:
+          returned: always
+        complete:
           description:
             - Whether every home, config and cache asked for could be read.
             - False without root (no become) when other users are asked for, or when problems were met.
