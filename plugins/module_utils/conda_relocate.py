@@ -19,39 +19,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import hashlib
-import json
 import os
 import tempfile
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import (
     KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import (
-    sweep_dead_temps, sync_filesystem, write_atomic)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, READ_FLAGS, inside, unwritable_reason
-from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError, rmtree_fd
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_atomic
+from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
-    CACHE_MARKERS, URLS_TXT, Installation, is_prefix, strip_tarball_suffix, TARBALL_SUFFIXES)
-
-STAGING = ".pkgcache-relocate"  # inside the new cache: the move's journal and staged copy, never a package
-JOURNAL = "journal.json"  # in STAGING: the move's identity and the step it reached
-STAGED = "data"  # in STAGING: the copy in progress (a move across filesystems)
-STEPS = ("copy", "place", "switch", "remove")
-ASIDE = ".pkgcache-old"  # suffix of the old cache while it is being removed
-NEW = ".pkgcache-new"  # suffix of a cache directory being made, beside its final name
-CONFIG_TEMP = ".pkgcache-config."  # prefix of a config file being written, then our pid
-
-
-class RelocateError(Exception):
-    """Refused or failed; the message says what, where and (for space) with the numbers."""
-
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Installation, is_prefix
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import (
+    CONFIG_TEMP, STEPS, Journal, Mover, RelocateError, check_destination, check_room, check_writable,
+    describe_error, make_cache_dir, plan_move, read_text_file, text_sha256)
 
 class Request(object):
     """What the task asked for, with names already turned into users, uids and absolute paths.
@@ -91,311 +73,6 @@ def condarc_path(scope, root, home=None, explicit=None):
     if scope == "user" and home:
         return os.path.join(home, ".condarc")
     raise RelocateError("scope %r needs %s" % (scope, "a user" if scope == "user" else "a condarc path"))
-
-
-# -- the move --------------------------------------------------------------------------------
-
-
-def available_bytes(path):
-    """Space an unprivileged writer may still use on the filesystem holding ``path``."""
-    return filesystem(_existing_ancestor(path))["available_bytes"]
-
-
-def _existing_ancestor(path):
-    while not os.path.lexists(path):
-        path = os.path.dirname(path)
-    return path
-
-
-class MovePlan(object):
-    """Moving the old first cache's content into the new first cache.
-
-    ``method`` is ``rename`` (one filesystem: nothing is copied, nothing is freed) or ``copy``.
-    ``cache_disk`` is the whole old cache on disk, ``copy_disk`` what is copied; the old
-    filesystem gains ``reclaimable`` (inodes with no link left outside the cache), not the cache's
-    size.  Plain values, so the journal can carry the plan to a rerun (:meth:`record`).
-    """
-
-    def __init__(self, source, dest, method, names, dropped, softlinked, link_old, cache_disk, reclaimable,
-                 copy_disk):
-        self.source = source
-        self.dest = dest
-        self.method = method
-        self.names = names  # top-level entries carried over (markers excluded)
-        self.dropped = dropped  # extracted dirs left behind: the tarball is carried, conda re-extracts
-        self.softlinked = softlinked  # {env prefix: [dists]} linked by symlinks into the old cache
-        self.link_old = link_old
-        self.cache_disk = cache_disk
-        self.reclaimable = reclaimable
-        self.copy_disk = copy_disk
-
-    def record(self):
-        return dict((key, getattr(self, key)) for key in (
-            "source", "dest", "method", "names", "dropped", "softlinked", "link_old", "cache_disk", "reclaimable",
-            "copy_disk"))
-
-    @classmethod
-    def from_record(cls, record):
-        return cls(**record)
-
-    @property
-    def old_fs_gain(self):
-        return self.reclaimable if self.method == "copy" else 0
-
-    @property
-    def new_fs_needs(self):
-        return self.copy_disk if self.method == "copy" else 0
-
-    def as_dict(self):
-        return {
-            "source": self.source,
-            "dest": self.dest,
-            "method": self.method,
-            "entries": len(self.names),
-            "dropped": sorted(self.dropped),
-            "softlinked_envs": dict((k, sorted(v)) for k, v in sorted(self.softlinked.items())),
-            "link_old": self.link_old,
-            "cache_disk_bytes": self.cache_disk,
-            "copy_bytes": self.new_fs_needs,
-            "old_fs_gain_bytes": self.old_fs_gain,
-            "held_by_environments_bytes": self.cache_disk - self.reclaimable,
-        }
-
-    def describe(self):
-        lines = ["%s %s -> %s (%d entries)" % (self.method, self.source, self.dest, len(self.names))]
-        if self.method == "copy":
-            lines.append("needs %s on the new filesystem; the old one gains %s (%s stay hard-linked by environments)" % (
-                human_bytes(self.new_fs_needs), human_bytes(self.old_fs_gain),
-                human_bytes(self.cache_disk - self.reclaimable)))
-        else:
-            lines.append("same filesystem: no bytes are copied or freed")
-        lines.extend("drop extracted %s (tarball kept)" % name for name in sorted(self.dropped))
-        lines.append(("symlink %s -> %s" % (self.source, self.dest)) if self.link_old else ("remove %s" % self.source))
-        return "\n".join(lines) + "\n"
-
-
-def _softlinked(environments, source_real):
-    """Environments whose symlinks point into the old cache, with the dists they link."""
-    found = {}
-    for env in environments:
-        for record in env.records:
-            epd = record.extracted_package_dir
-            if record.link_type == "softlink" and epd and inside(
-                    os.path.join(os.path.realpath(os.path.dirname(epd)), os.path.basename(epd)), source_real):
-                found.setdefault(env.prefix, []).append(os.path.basename(epd))
-    return found
-
-
-def check_destination(dest, environments, roots):
-    """Refuse a cache inside an environment, or inside an installation next to its own files."""
-    real = os.path.realpath(dest)
-    for env in environments:
-        prefix = os.path.realpath(env.prefix)
-        if prefix in roots or not inside(real, prefix):
-            continue
-        raise RelocateError("%s is inside the environment %s" % (dest, env.prefix))
-    for root in roots:
-        if real == root:
-            raise RelocateError("%s is the installation %s itself" % (dest, root))
-        if inside(real, root):
-            top = os.path.join(root, os.path.relpath(real, root).split("/")[0])
-            if os.path.lexists(top) and not any(os.path.isfile(os.path.join(top, m)) for m in CACHE_MARKERS):
-                raise RelocateError("%s would mix a cache into %s's own %s" % (dest, root, top))
-
-
-def plan_move(source, dest, environments, extracted="move", link_old=False):
-    """The move from ``source`` to ``dest``, or None when there is nothing to move."""
-    if not os.path.lexists(source) or os.path.realpath(source) == os.path.realpath(dest):
-        return None
-    if os.path.islink(source):
-        raise RelocateError("%s is a symlink to %s: move that cache by hand" % (source, os.path.realpath(source)))
-    source_real, dest_real = os.path.realpath(source), os.path.realpath(dest)
-    if inside(dest_real, source_real) or inside(source_real, dest_real):
-        raise RelocateError("%s and %s are inside one another" % (dest, source))
-    if os.path.isdir(dest):
-        # A staging dir is the journal's business (build_plan has judged it before we get here).
-        foreign = sorted(n for n in os.listdir(dest) if n not in CACHE_MARKERS and n != STAGING)
-        if foreign:
-            raise RelocateError("%s already holds %d entries (%s): merging caches is not supported" % (
-                dest, len(foreign), ", ".join(foreign[:5])))
-    same_fs = os.stat(source_real).st_dev == os.stat(_existing_ancestor(dest_real)).st_dev
-    softlinked = _softlinked(environments, source_real)
-    if softlinked and not link_old:
-        raise RelocateError("soft-linked environments point into %s (%s): set link_old to keep them working" % (
-            source, ", ".join(sorted(softlinked))))
-    names = sorted(n for n in os.listdir(source_real) if n not in CACHE_MARKERS and n != STAGING)
-    dropped = []
-    if extracted == "drop" and not same_fs:
-        dropped = _droppable(source_real, names, set(d for dists in softlinked.values() for d in dists))
-    usage, copy_usage = DiskUsage(), DiskUsage()
-    usage.add(os.lstat(source_real))
-    for name in os.listdir(source_real):
-        if name == STAGING:
-            continue
-        part = walk(os.path.join(source_real, name), DiskUsage())
-        usage.update(part)
-        if name not in dropped:
-            copy_usage.update(part)
-    method = "rename" if same_fs else "copy"
-    carried = [n for n in names if n not in dropped]
-    return MovePlan(source, dest, method, carried, dropped, softlinked, link_old, usage.on_disk, usage.reclaimable,
-                    copy_usage.on_disk)
-
-
-def _droppable(source, names, softlinked_dists):
-    """Extracted dirs conda can re-create from a tarball that moves with the cache."""
-    tarballs = set(strip_tarball_suffix(n) for n in names if n.endswith(TARBALL_SUFFIXES))
-    return [n for n in names if n in tarballs and n not in softlinked_dists
-            and os.path.isfile(os.path.join(source, n, "info", "index.json"))]
-
-
-def check_room(move, freed=0):
-    """Refuse a copy the new filesystem cannot hold, with the numbers (``freed``: bytes there the
-    run removes first, a killed run's partial copy)."""
-    if move is None or move.method != "copy":
-        return
-    free = available_bytes(move.dest) + freed
-    if move.new_fs_needs > free:
-        raise RelocateError("%s: the copy needs %d bytes (%s), %d (%s) are available on %s" % (
-            move.dest, move.new_fs_needs, human_bytes(move.new_fs_needs), free, human_bytes(free),
-            filesystem(_existing_ancestor(move.dest))["mount"]))
-
-
-def check_writable(path, what):
-    """Refuse, before anything changes, a ``path`` whose directory (or nearest existing
-    ancestor) cannot be written: check mode then fails as the real run would."""
-    where = _existing_ancestor(path)
-    reason = unwritable_reason(where)
-    if reason:
-        raise RelocateError("%s: cannot %s, %s is not writable (%s)" % (path, what, where, reason))
-
-
-# -- the journal -----------------------------------------------------------------------------
-
-
-def _text_sha256(text):
-    if text is None:
-        return "absent"
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-class Journal(object):
-    """The record of one move, ``<dest>/.pkgcache-relocate/journal.json``.
-
-    It names the move (the request's config file, the config text before and after as sha256,
-    the MovePlan) and the step reached, and is rewritten atomically before each step:
-
-    - ``copy``: the copy into ``STAGING/data`` (across filesystems); old cache and config untouched.
-      A rerun rolls back (the staging dir goes) and starts over.
-    - ``place``: the verified copy (or, on one filesystem, the old cache's entries) is renamed
-      entry by entry into the new cache; ``urls.txt`` merged.  A rerun finishes placing.
-    - ``switch``: the config file is written.  A rerun writes it (it is the old or the new text).
-    - ``remove``: the old cache is renamed aside (the name is recorded) and removed.  A rerun
-      finishes the removal.
-
-    The journal is removed last (the commit point), then the staging dir: a staging dir without
-    a journal holds nothing that is not also elsewhere, and the next run removes it.
-    """
-
-    def __init__(self, dest, record=None):
-        self.dest = dest
-        self.staging = os.path.join(dest, STAGING)
-        self.path = os.path.join(self.staging, JOURNAL)
-        self.record = record
-
-    @classmethod
-    def find(cls, dest):
-        """The journal of ``dest``: None without a staging dir, a Journal without record for a
-        staging dir without a journal."""
-        staging = os.path.join(dest, STAGING)
-        if not os.path.lexists(staging):
-            return None
-        if os.path.islink(staging) or not os.path.isdir(staging):
-            raise RelocateError("%s is not a staging directory of this collection (a symlink or a file): "
-                                "remove it by hand" % staging)
-        journal = cls(dest)
-        try:
-            fd = os.open(journal.path, READ_FLAGS)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return journal
-            raise RelocateError("cannot read the relocation journal %s: %s" % (journal.path, _describe(exc)))
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read()
-        try:
-            record = json.loads(data.decode("utf-8"))
-            if record.get("version") != 1 or record.get("step") not in STEPS:
-                raise ValueError("unknown version or step")
-        except (ValueError, AttributeError) as exc:
-            raise RelocateError("%s is not a relocation journal this version can read (%s): finish or undo "
-                                "that move by hand, then remove %s" % (journal.path, exc, staging))
-        journal.record = record
-        return journal
-
-    @property
-    def step(self):
-        return self.record["step"] if self.record else None
-
-    @property
-    def move(self):
-        return MovePlan.from_record(self.record["move"])
-
-    def start(self, record):
-        os.mkdir(self.staging, 0o700)
-        self.record = dict(record, version=1)
-        self.save(record["step"])
-
-    def save(self, step, **fields):
-        self.record.update(fields, step=step)
-        write_atomic(self.path, json.dumps(self.record, sort_keys=True), mode=0o600, keep_existing=False)
-
-    def discard(self, dest_fd):
-        """Journal first, then the staging dir (``dest_fd`` is the new cache, held open)."""
-        try:
-            os.unlink(os.path.join(STAGING, JOURNAL), dir_fd=dest_fd)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        rmtree_fd(dest_fd, STAGING)
-
-    def describe(self):
-        move = self.record["move"]
-        return "an interrupted move of %s to %s for %s (stopped at step %s)" % (
-            move["source"], move["dest"], self.record["condarc"], self.step)
-
-    def check_request(self, request, before_text, after_text, before_first):
-        """Refuse to adopt the journal of a move this task did not ask for.  Returns False (and
-        the caller leaves it alone) when the move is done but for removing the old copy and the
-        task differs only in what it would do with a move (``migrate``, ``link_old``)."""
-        record = self.record
-        differs, options = [], []
-        if record["condarc"] != request.condarc:
-            differs.append("it writes %s" % record["condarc"])
-        if record["after_sha256"] != _text_sha256(after_text):
-            differs.append("its new %s text is not this task's" % record["condarc"])
-        now = _text_sha256(before_text)
-        if now not in (record["before_sha256"], record["after_sha256"]):
-            differs.append("%s was changed since" % request.condarc)
-        elif now == record["before_sha256"] and before_first != record["move"]["source"]:
-            differs.append("it moves %s" % record["move"]["source"])
-        if not request.migrate:
-            options.append("it migrates")
-        if record["move"]["link_old"] != request.link_old:
-            options.append("it has link_old=%s" % record["move"]["link_old"])
-        if not differs and (not options or self.step == "remove"):
-            return not options
-        raise RelocateError(
-            "%s holds the journal of %s, which this task does not match (%s): run the task that started it "
-            "again (same root, condarc, pkgs_dirs, migrate and link_old) to finish it%s" % (
-                self.staging, self.describe(), "; ".join(differs + options),
-                "; nothing was moved yet, so removing %s discards it" % self.staging
-                if self.step == "copy" else ""))
-
-    def as_dict(self):
-        if self.record is None:
-            return {"step": None, "action": "remove the staging directory left by an earlier run"}
-        action = "roll back and start over" if self.step == "copy" else "finish"
-        return {"step": self.step, "action": action, "journal": self.path}
 
 
 # -- the whole plan --------------------------------------------------------------------------
@@ -452,19 +129,6 @@ class Plan(object):
         return diffs
 
 
-def _read(path):
-    try:
-        with open(path, **READ_TEXT) as handle:
-            text = handle.read()
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise RelocateError("cannot read %s: %s" % (path, exc))
-    if not is_clean(text):
-        raise RelocateError("%s has bytes that are not UTF-8 (conda itself refuses it); not edited" % path)
-    return text
-
-
 def _check_symlink(path):
     """A config that is a symlink to someone else's file is neither read nor replaced: as root,
     following a user's ``~/.condarc`` link could show or overwrite any file on the host."""
@@ -491,7 +155,7 @@ def build_plan(request):
     if not is_prefix(request.root):
         raise RelocateError("%s is not a conda installation (no conda-meta/history)" % request.root)
     _check_symlink(request.condarc)
-    before_text = _read(request.condarc)
+    before_text = read_text_file(request.condarc)
     try:
         current = read_items(before_text or "", KEY, request.condarc)
         items = wanted_items(current, request.pkgs_dirs, request.state)
@@ -547,197 +211,6 @@ def _refuse_busy(root, source):
             raise RelocateError("%s is in use by process %s: not moving its cache now" % (path, user))
 
 
-# -- doing it --------------------------------------------------------------------------------
-
-
-def make_cache_dir(path, uid=None, gid=None, mode=None):
-    """A cache conda writes to and ``conda clean`` does not skip: the dir plus ``urls.txt``/``urls``.
-
-    It is made under a temporary name beside its own and renamed into place complete, so a
-    killed run never leaves a half-made cache (no markers, wrong mode) under the real name; the
-    next run removes the temporary one."""
-    parent, base = os.path.split(path)
-    if not os.path.isdir(parent):
-        os.makedirs(parent)
-    temp = "." + base + NEW
-    parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | CLOEXEC)
-    try:
-        rmtree_fd(parent_fd, temp)
-        os.mkdir(temp, 0o700, dir_fd=parent_fd)
-        made = os.path.join(parent, temp)
-        for marker in CACHE_MARKERS:
-            os.close(os.open(os.path.join(made, marker), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        if uid is not None or gid is not None:
-            for name in [made] + [os.path.join(made, m) for m in CACHE_MARKERS]:
-                os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid)
-        os.chmod(made, 0o777 & ~_umask() if mode is None else mode)
-        os.rename(temp, base, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
-    finally:
-        os.close(parent_fd)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-class Mover(object):
-    """Carries out a MovePlan in two halves around the config switch, journaled step by step.
-
-    :meth:`stage` (a new move) or :meth:`resume` (the journal's) puts the content in the new
-    cache (undone by :meth:`rollback`); :meth:`finish` takes the old cache away.  Both caches stay
-    locked against other runs of this collection from the first half to the end.
-    """
-
-    def __init__(self, move, journal):
-        self.move = move
-        self.journal = journal
-        self.placed = []
-        self.urls_before = None
-        self.old = None
-        self.new = None
-
-    def _lock(self):
-        self.new = CacheDir(self.move.dest)
-        source = self.move.source
-        if os.path.isdir(source) and not os.path.islink(source):
-            self.old = CacheDir(source)
-
-    def stage(self, identity):
-        """A new move: journal, copy (verified, synced) or nothing, then place."""
-        move = self.move
-        try:
-            self._lock()
-            self.urls_before = _read(os.path.join(move.dest, URLS_TXT))
-            first = "copy" if move.method == "copy" else "place"
-            self.journal.start(dict(identity, step=first, move=move.record(), urls_before=self.urls_before))
-            if move.method == "copy":
-                self._copy_in()
-                # The copy reaches the disk before the journal says it may replace the original.
-                sync_filesystem(move.dest) or os.sync()
-                self.journal.save("place")
-            self._place()
-        except (OSError, IOError, RelocateError, RemovalError, CopyError) as exc:
-            self.rollback()
-            raise RelocateError("moving %s to %s failed; config and old cache untouched, partial copy "
-                                "removed: %s" % (move.source, move.dest, _describe(exc)))
-
-    def resume(self):
-        """The journal's move, after a kill at step ``place`` or later."""
-        try:
-            self._lock()
-            self.urls_before = self.journal.record["urls_before"]
-            if self.journal.step == "place":
-                self._place()
-            else:
-                self.placed = list(self.move.names)
-        except (OSError, IOError, RelocateError, RemovalError) as exc:
-            self.close()
-            raise RelocateError("finishing %s failed: %s; the journal still describes it" % (
-                self.journal.describe(), _describe(exc)))
-
-    def _copy_in(self):
-        """Copy into the staging dir and verify; the old cache is only read."""
-        move = self.move
-        staged = os.path.join(self.journal.staging, STAGED)
-        os.mkdir(staged, 0o700)
-        copier = TreeCopier(hashed=lambda path: path.endswith(TARBALL_SUFFIXES))
-        for name in move.names:
-            copier.copy(os.path.join(move.source, name), os.path.join(staged, name))
-        copier.verify()
-
-    def _place(self):
-        """Rename each entry into the new cache (same filesystem): from the staged copy, or from
-        the old cache itself.  An entry already in place is one a killed run placed."""
-        move = self.move
-        origin = os.path.join(self.journal.staging, STAGED) if move.method == "copy" else move.source
-        for name in move.names:
-            src, dst = os.path.join(origin, name), os.path.join(move.dest, name)
-            if os.path.lexists(src):
-                if os.path.lexists(dst):
-                    raise RelocateError("%s is both staged and in place" % dst)
-                os.rename(src, dst)
-            elif not os.path.lexists(dst):
-                raise RelocateError("%s is neither staged nor in place" % dst)
-            self.placed.append(name)
-        if move.method == "copy" and os.path.lexists(origin):
-            os.rmdir(origin)
-        self._merge_urls()
-
-    def _merge_urls(self):
-        """The new ``urls.txt``: the old cache's download log, then lines only the new one had."""
-        old = (_read(os.path.join(self.move.source, URLS_TXT)) or "").splitlines(True)
-        extra = [line for line in (self.urls_before or "").splitlines(True) if line not in old]
-        if old:
-            self._write_urls("".join(old + extra))
-
-    def _write_urls(self, text):
-        """The temp file goes in the staging dir, which takes a killed writer's with it."""
-        staging = self.journal.staging
-        temp = (lambda: tempfile.mkstemp(dir=staging)) if os.path.isdir(staging) else None
-        write_atomic(os.path.join(self.move.dest, URLS_TXT), text, temp=temp)
-
-    def rollback(self):
-        """Undo the first half: the old cache as it was, the new one without our entries."""
-        move = self.move
-        try:
-            if self.new is not None:
-                if move.method == "rename":
-                    for name in reversed(self.placed):
-                        os.rename(os.path.join(move.dest, name), os.path.join(move.source, name))
-                else:
-                    for name in self.placed:
-                        self.new.remove(name)
-                if self.urls_before is not None:
-                    self._write_urls(self.urls_before)
-                if self.journal.record is not None:
-                    self.journal.discard(self.new.fd)
-        finally:
-            self.close()
-
-    def finish(self):
-        """After the switch: the old cache goes (through the safe removal path), or becomes a
-        symlink to the new one.  It is first renamed aside, so soft-linked environments see the
-        old path vanish and come back as the link in one step, never a half-removed cache.
-        The aside name is journaled first, so a rerun finds what is left."""
-        move = self.move
-        aside = self.journal.record.get("aside") or "%s%s.%d" % (move.source.rstrip("/"), ASIDE, os.getpid())
-        try:
-            if self.journal.step != "remove":
-                self.journal.save("remove", aside=aside)
-            if self.old is not None and not os.path.lexists(aside):
-                os.rename(move.source, aside)
-            if move.link_old and not os.path.lexists(move.source):
-                os.symlink(move.dest, move.source)
-            if os.path.lexists(aside):
-                old = self.old or CacheDir(aside)
-                self.old = old
-                for name in sorted(os.listdir(old.fd)):
-                    old.remove(name)
-                old.close()
-                os.rmdir(aside)
-            self.journal.discard(self.new.fd)
-            self.close()
-        except (OSError, IOError, RemovalError) as exc:
-            self.close()
-            raise RelocateError("%s now holds the cache and the config points at it, but removing the old "
-                                "copy failed (%s); what is left of it is in %s" % (move.dest, exc, aside))
-
-    def close(self):
-        for cache in (self.old, self.new):
-            if cache is not None:
-                cache.close()
-        self.old = self.new = None
-
-
-def _describe(exc):
-    """``path: No space left on device`` rather than a tuple repr."""
-    if isinstance(exc, EnvironmentError) and exc.strerror:
-        return "%s: %s" % (exc.filename, exc.strerror) if exc.filename else exc.strerror
-    return str(exc)
-
-
 def _write_config(path, text, uid=None, gid=None):
     """The atomic write with a temp file named by our pid: a killed run's temp is swept by the
     next one, not left beside the config."""
@@ -777,8 +250,8 @@ def apply(plan):
         plan.done.update(("recovery", "move"))
     elif plan.move:
         mover = Mover(plan.move, Journal(plan.move.dest))
-        mover.stage({"condarc": request.condarc, "before_sha256": _text_sha256(plan.before_text),
-                     "after_sha256": _text_sha256(plan.after_text)})
+        mover.stage({"condarc": request.condarc, "before_sha256": text_sha256(plan.before_text),
+                     "after_sha256": text_sha256(plan.after_text)})
         plan.done.add("move")
     viewer = request.viewer
     if mover is not None and mover.journal.step == "remove":
@@ -815,5 +288,5 @@ def _switch(plan, mover):
             mover.rollback()
             plan.done.discard("move")
         raise RelocateError("config switch failed, %s restored%s: %s" % (
-            request.condarc, " and the move undone" if mover else "", _describe(exc)))
+            request.condarc, " and the move undone" if mover else "", describe_error(exc)))
     return now

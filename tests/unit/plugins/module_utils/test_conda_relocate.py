@@ -25,7 +25,7 @@ from condafab import User as FabUser
 from condafab.host import HostBuilder
 from condafab.manifest import SOFTLINK
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate, conda_relocate_move
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
@@ -187,7 +187,7 @@ def test_cross_filesystem_copy_frees_exactly_the_reclaimable_bytes_and_keeps_sof
             assert fx.manifest.caches[fx.old].tarball_bytes[fn] == os.path.getsize(os.path.join(dest, fn))
         for env in fx.envs:
             assert_env_intact(env, fx.root)
-        assert not [n for n in os.listdir(disk1 + "/opt/conda") if n.startswith("pkgs" + conda_relocate.ASIDE)]
+        assert not [n for n in os.listdir(disk1 + "/opt/conda") if n.startswith("pkgs" + conda_relocate_move.ASIDE)]
 
 
 def test_drop_leaves_only_tarballs_but_moves_what_soft_links_and_tarball_less_packages_need(tmp_path):
@@ -224,7 +224,7 @@ def test_target_filling_up_mid_copy_rolls_everything_back(tmp_path, monkeypatch)
         with pytest.raises(RelocateError, match="needs .* bytes"):
             build_plan(request)
         # Another writer takes the space between the check and the copy: pretend the check passed.
-        monkeypatch.setattr(conda_relocate, "available_bytes", lambda path: 1 << 40)
+        monkeypatch.setattr(conda_relocate_move, "available_bytes", lambda path: 1 << 40)
         before_cache, before_rc = snapshot(fx.old), open(fx.root + "/.condarc").read()
         with pytest.raises(RelocateError, match="No space left on device"):
             run(request)
@@ -348,13 +348,13 @@ def test_a_failure_after_the_switch_leaves_a_working_cache_and_says_what_is_left
 
     def failing_remove(cache, relpath):
         if relpath == "urls.txt":
-            raise conda_relocate.RemovalError("%s: injected failure" % relpath)
+            raise conda_relocate_move.RemovalError("%s: injected failure" % relpath)
         return real_remove(cache, relpath)
 
     monkeypatch.setattr(conda_relocate.CacheDir, "remove", failing_remove)
     with pytest.raises(RelocateError) as info:
         run(host.request([dest], migrate=True, link_old=True))
-    aside = [n for n in os.listdir(host.root) if n.startswith("pkgs" + conda_relocate.ASIDE)]
+    aside = [n for n in os.listdir(host.root) if n.startswith("pkgs" + conda_relocate_move.ASIDE)]
     assert len(aside) == 1 and os.path.join(host.root, aside[0]) in str(info.value)
     assert "config points at it" in str(info.value)
     assert build_plan(host.request([dest])).before.config.pkgs_dirs == [dest]

@@ -24,7 +24,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config, conda_relocate
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config, conda_relocate, conda_relocate_move
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, apply, build_plan)
 
@@ -216,7 +216,7 @@ def test_a_staging_dir_without_journal_is_removed_and_the_move_done(tmp_path):
         fork_run(disks.request)
         expected = disks.state()
         disks.restore()
-        os.makedirs(disks.dest + "/" + conda_relocate.STAGING + "/" + disks.names[0])
+        os.makedirs(disks.dest + "/" + conda_relocate_move.STAGING + "/" + disks.names[0])
         for marker in ("urls", "urls.txt"):
             open(os.path.join(disks.dest, marker), "w").close()
         plan = build_plan(disks.request())
