@@ -35,6 +35,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move
     CONFIG_TEMP, STEPS, Journal, Mover, RelocateError, check_destination, check_room, check_writable,
     describe_error, make_cache_dir, plan_move, read_text_file, text_sha256)
 
+
 class Request(object):
     """What the task asked for, with names already turned into users, uids and absolute paths.
 
