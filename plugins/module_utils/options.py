@@ -51,6 +51,9 @@ CONDA_FACTS = dict(
     env_sizes=dict(type="bool", default=False),
     list_packages=dict(type="bool", default=True),
 )
+# Fragment pkgcache.fleet.skip_without_conda.
+SKIP_WITHOUT_CONDA = dict(skip_without_conda=dict(type="bool", default=False))
+NO_CONDA = "no conda installation on this host; skipped (skip_without_conda)"
 # Fragment pkgcache.fleet.workers; checked by check_workers.
 WORKERS = dict(workers=dict(type="int", default=2))
 

@@ -47,6 +47,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.conda_caches
   - pkgcache.fleet.workers
   - pkgcache.fleet.printable
+  - pkgcache.fleet.skip_without_conda
 attributes:
   check_mode:
     support: full
@@ -367,7 +368,7 @@ def run_restored(module, host, store, caches):
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.WORKERS,
+            options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.WORKERS, options.SKIP_WITHOUT_CONDA,
             state=dict(type="str", default="present", choices=["present", "verified", "restored"]),
             dest=dict(type="path", required=True),
             host_id=dict(type="str"),
@@ -391,6 +392,8 @@ def main():
         store = Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
         env = options.shell_environment(params["environment"])
         host = Host.load(accounts, params["roots"], env, tarballs_only=True)
+        if params["skip_without_conda"] and state != "verified" and not (host.installations or params["pkgs_dirs"]):
+            Results(module).exit(changed=False, skipped=True, msg=options.NO_CONDA)
         caches = host.select_caches(params["roots"], params["pkgs_dirs"])
         store.check(state == "present", forbidden_places(host, caches, params["cache"]))
         if state == "present":

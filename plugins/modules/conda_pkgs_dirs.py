@@ -54,6 +54,7 @@ author:
 extends_documentation_fragment:
   - pkgcache.fleet.environment.conda
   - pkgcache.fleet.printable
+  - pkgcache.fleet.skip_without_conda
 attributes:
   check_mode:
     support: full
@@ -240,6 +241,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import is_prefix
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, Request, apply, build_plan, condarc_path)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
@@ -276,7 +278,7 @@ def summary(plan, check_mode):
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.ENVIRONMENT,
+            options.ENVIRONMENT, options.SKIP_WITHOUT_CONDA,
             root=dict(type="path", required=True),
             scope=dict(type="str", choices=["system", "user"], default="system"),
             user=dict(type="str"),
@@ -293,6 +295,8 @@ def main():
         required_if=[("scope", "user", ("user", "condarc"), True)],
         supports_check_mode=True,
     )
+    if module.params["skip_without_conda"] and not is_prefix(module.params["root"]):
+        Results(module).exit(changed=False, skipped=True, msg=options.NO_CONDA)
     try:
         request = request_from(module.params)
         plan = build_plan(request)
