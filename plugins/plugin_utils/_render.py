@@ -32,7 +32,7 @@ BAR_COLOURS = {
     "cache": "#4e79a7", "reclaimable": "#f28e2b", "before": "#76b7b2", "after": "#59a14f",
     "would free": "#edc948",
 }
-STATUS_COLOURS = {"ok": "#2e7d32", "failed": "#c62828", "unreachable": "#6a1b9a", "no_data": "#757575"}
+STATUS_COLOURS = {"ok": "#2e7d32", "incomplete": "#ef6c00", "failed": "#c62828", "unreachable": "#6a1b9a", "no_data": "#757575"}
 
 
 def to_json(report):

@@ -21,7 +21,9 @@ OK = "ok"
 FAILED = "failed"
 UNREACHABLE = "unreachable"
 NO_DATA = "no_data"
-STATUSES = (OK, FAILED, UNREACHABLE, NO_DATA)
+# Facts came back, but some homes or caches could not be read (no become, unreadable files).
+INCOMPLETE = "incomplete"
+STATUSES = (OK, INCOMPLETE, FAILED, UNREACHABLE, NO_DATA)
 
 # Outcome of the clean stage on one host, for the "hosts cleaned/skipped" totals.
 CLEANED = "cleaned"
@@ -158,6 +160,15 @@ def _error_of(hostvars):
     return None, None
 
 
+def incomplete_reasons(facts):
+    """Why the host's facts do not cover everything (the facts modules' ``incomplete_reasons``)."""
+    reasons = []
+    for name in ("conda_cache", "pip_cache"):
+        part = (facts or {}).get(name) or {}
+        reasons.extend("%s: %s" % (name, reason) for reason in part.get("incomplete_reasons") or ())
+    return reasons
+
+
 def host_record(name, hostvars, active):
     """One host's row.  *active*: still in the play (not failed, not unreachable)."""
     totals = cache_totals(hostvars.get("ansible_facts"))
@@ -166,6 +177,9 @@ def host_record(name, hostvars, active):
         # Still in the play: any registered failure was ignored (ignore_errors); a failed clean
         # still shows in ``clean.outcome``.
         status = OK if totals["conda"] is not None or totals["pip"] is not None else NO_DATA
+        reasons = incomplete_reasons(hostvars.get("ansible_facts"))
+        if status == OK and reasons:
+            status, error = INCOMPLETE, "; ".join(reasons)
     elif status is None:
         status, error = FAILED, "left the play in a task outside the pkgcache.fleet roles; see the job output"
     return {

@@ -56,6 +56,16 @@ def test_a_host_lost_during_the_clean_is_unreachable_there_too_not_nothing_to_re
     assert record["clean"]["outcome"] == _report.UNREACHABLE
 
 
+def test_a_host_whose_facts_are_incomplete_says_so_and_why():
+    hostvars = facts(conda=(5, 1), pip=(2, 0))
+    hostvars["ansible_facts"]["conda_cache"]["incomplete_reasons"] = ["not running as root (use become: true)"]
+    record = _report.host_record("h6", hostvars, active=True)
+    assert record["status"] == _report.INCOMPLETE and "conda_cache: not running as root" in record["error"]
+    assert record["cache_bytes"] == 7  # what was seen is still counted
+    hostvars["ansible_facts"]["conda_cache"]["incomplete_reasons"] = []
+    assert _report.host_record("h6", hostvars, active=True)["status"] == _report.OK
+
+
 def test_failed_host_names_the_step_and_message():
     record = _report.host_record("h4", dict(facts(), cache_facts_result=FAILED), active=False)
     assert record["status"] == _report.FAILED
@@ -153,7 +163,7 @@ def test_fleet_totals_count_every_host_once():
                            now=datetime.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=datetime.timezone.utc))
     totals = report["totals"]
     assert [h["host"] for h in report["hosts"]] == ["h1", "h2", "h3", "h4", "h5"]
-    assert totals["by_status"] == {"ok": 3, "failed": 1, "unreachable": 1, "no_data": 0}
+    assert totals["by_status"] == {"ok": 3, "incomplete": 0, "failed": 1, "unreachable": 1, "no_data": 0}
     assert totals["hosts_failed"] == 2
     assert (totals["hosts_cleaned"], totals["hosts_skipped"]) == (1, 1)
     assert totals["cache_bytes"] == 4 * MiB + 10 * MiB + 10 * MiB + MiB
