@@ -80,13 +80,24 @@ def _size(value):
     return "" if value is None or value == "" else human_bytes(value)
 
 
+# How a clean outcome reads, in a real run and in a check run (which changed nothing).
+OUTCOME_WORDS = {
+    "cleaned": ("cleaned", "would clean"),
+    "nothing_to_remove": ("nothing to remove", "nothing to remove"),
+    "skipped": ("every cache skipped", "every cache would be skipped"),
+    "failed": ("failed", "failed"),
+    "unreachable": ("unreachable", "unreachable"),
+}
+
+
 def _clean_cell(clean):
     """The du-like drop (before - after) is shown, not the statvfs gain: on a filesystem others
     write to during the run, the latter moves with them (both are in JSON and CSV)."""
     if not clean:
         return "not run"
     if clean["check_mode"]:
-        return "check mode: would free %s (%s)" % (human_bytes(clean["planned_bytes"]), clean["outcome"])
+        return "check mode: would free %s (%s)" % (human_bytes(clean["planned_bytes"]),
+                                                   OUTCOME_WORDS.get(clean["outcome"], clean["outcome"])[1])
     return "%s -> %s, %s less (%s)" % (human_bytes(clean["before_bytes"]), _size(clean["after_bytes"]),
                                        human_bytes(clean["reduced_bytes"]), clean["outcome"])
 

@@ -118,3 +118,9 @@ def test_check_mode_bars_show_what_would_be_freed():
 
 def test_every_format_has_a_renderer_and_an_extension():
     assert set(_render.RENDERERS) == set(_render.EXTENSIONS)
+
+
+def test_a_check_run_says_would_not_cleaned():
+    clean = {"check_mode": True, "planned_bytes": 3 * MiB, "outcome": "cleaned"}
+    assert _render._clean_cell(clean) == "check mode: would free 3.0 MiB (would clean)"
+    assert "(nothing to remove)" in _render._clean_cell(dict(clean, planned_bytes=0, outcome="nothing_to_remove"))
