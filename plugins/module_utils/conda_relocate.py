@@ -27,6 +27,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit i
     KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_atomic
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
@@ -187,6 +188,7 @@ def build_plan(request):
         warnings.append("finishing %s" % journal.describe())
     elif request.migrate and before.config.pkgs_dirs and after.config.pkgs_dirs:
         source, dest = before.config.pkgs_dirs[0], after.config.pkgs_dirs[0]
+        _refuse_taking_a_shared_cache(request, host, source)
         move = plan_move(source, dest, host.environments, request.extracted, request.link_old)
         if move is not None:
             if request.extracted == "drop" and move.method == "rename":
@@ -203,6 +205,22 @@ def build_plan(request):
     if before_text != after_text:
         check_writable(os.path.dirname(os.path.realpath(request.condarc)), "write %s" % request.condarc)
     return Plan(request, before_text, after_text, before, after, create, move, warnings, journal)
+
+
+def _refuse_taking_a_shared_cache(request, host, source):
+    """A move for one user's own config (a ``.condarc`` in their home) must not take away a cache
+    other users' conda still lists: it would vanish from under them.  The system scope moves it
+    for everyone."""
+    viewer = request.viewer
+    if viewer.uid == 0 or not inside(os.path.realpath(request.condarc), os.path.realpath(viewer.home)):
+        return
+    real = os.path.realpath(source)
+    others = sorted(set(name for inst in host.installations for name, config in inst.configs.items()
+                        if name != viewer.name and real in [os.path.realpath(p) for p in config.pkgs_dirs]))
+    if others:
+        raise RelocateError("%s is also the package cache of %s (their conda lists it); moving it for %s alone "
+                            "would take it from them: move it with scope=system, or set migrate=false to only "
+                            "change %s's pkgs_dirs" % (source, ", ".join(others), viewer.name, viewer.name))
 
 
 def _refuse_busy(root, source):

@@ -104,7 +104,10 @@ options:
     choices: [present, absent]
     default: present
   migrate:
-    description: Move the content of the previous first cache into the new first cache.
+    description:
+      - Move the content of the previous first cache into the new first cache.
+      - With O(scope=user), a cache other users' conda still lists is refused (the move would take it from
+        them); move it with O(scope=system) instead.
     type: bool
     default: false
   link_old:

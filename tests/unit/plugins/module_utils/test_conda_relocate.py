@@ -386,3 +386,13 @@ def test_a_cache_is_not_created_through_a_users_symlink(host):
     with pytest.raises(RelocateError, match="symlink owned by uid 4242"):
         build_plan(host.request(["~/fast/pkgs"], scope="user", who="alice", uid=4242, gid=4242))
     assert os.listdir(host.base + "/etc-like") == []
+
+
+def test_a_user_scope_move_of_a_cache_other_users_use_is_refused(host):
+    """Issue 14, finding 5: alice's own .condarc must not take root's cache away from root."""
+    need_root()
+    everything = snapshot(host.base)
+    with pytest.raises(RelocateError, match="also the package cache of root .*scope=system, or set migrate=false"):
+        build_plan(host.request(["~/fast/pkgs"], scope="user", who="alice", migrate=True))
+    assert snapshot(host.base) == everything
+    assert build_plan(host.request(["~/fast/pkgs"], scope="user", who="alice")).move is None  # without migrate: fine
