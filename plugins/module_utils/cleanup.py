@@ -107,10 +107,6 @@ class CachePlan(object):
     def usage(self):
         return usage_of(self.items)
 
-    def kept_paths(self):
-        """``[(path, category, reason)]`` of the kept candidates that were listed by path."""
-        return [(path, category, reason) for (category, reason), (_n, paths) in self.kept.items() for path in paths]
-
     def as_dict(self):
         usage = self.usage
         removed = set(self.removed)
