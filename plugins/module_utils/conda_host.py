@@ -43,7 +43,9 @@ class Host(object):
                 env.setdefault("HOME", user.home)
                 files = conda_config.search_path(inst.root, user.home, env)
                 config = conda_config.resolve(inst.root, user.home, env, inst.writable_by(user), files=files)
-                own = [f for f in files if user.uid != ROOT and namer_of(f, homes) == user.uid]
+                # Only a problem needs to know whose files these are (each costs a walk of its path).
+                own = [f for f in files if user.uid != ROOT and namer_of(f, homes) == user.uid] \
+                    if config.warnings else []
                 for warning in config.warnings:
                     if own and any(f in warning for f in own) and not any(
                             f in warning for f in files if f not in own):
@@ -81,7 +83,7 @@ class Host(object):
     def load_caches(self):
         """Scan every pkgs_dir any installation's config names, and remember who named it."""
         paths, labels = [], {}
-        homes = [(user.uid, user.home) for user in self.users]
+        homes = self.homes()
         users = dict((user.name, user) for user in self.users)
         for inst in self.installations:
             for user_name, config in sorted(inst.configs.items()):
