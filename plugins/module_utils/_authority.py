@@ -24,7 +24,7 @@ import pwd
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import groups_of
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import groups_of, run_as
 
 ROOT = 0
 ANYONE = -1
@@ -51,8 +51,34 @@ class Identity(object):
         return cls(uid, entry.pw_gid, groups_of(entry.pw_name, entry.pw_gid))
 
     @property
-    def is_root(self):
-        return self.uid == ROOT
+    def name(self):
+        return _names([self.uid])
+
+
+def act_as(identity, func, *args):
+    """``func(*args)`` with ``identity``'s credentials: here when they are this process's own (or
+    ``identity`` is None), else in a child dropped to them (``_privdrop.run_as``)."""
+    if identity is None or identity.uid == os.geteuid():
+        return func(*args)
+    return run_as(identity.uid, identity.gid, identity.groups, func, *args)
+
+
+def authority(path, routes):
+    """``(identity, (st_dev, st_ino, st_uid), None)`` for the first of the ``(path, namer uid)``
+    routes naming the directory ``path`` that :func:`decide` accepts, else ``(None, None, why)``."""
+    reasons = []
+    for named, namer in routes:
+        try:
+            real, controllers = path_controllers(named)
+            st = os.stat(real)
+        except OSError as exc:
+            reasons.append("cannot tell who may act on %s: %s" % (named, exc.strerror or exc))
+            continue
+        uid, why = decide(st.st_uid, [namer], controllers)
+        if why is None:
+            return Identity.of(uid, st.st_gid), (st.st_dev, st.st_ino, st.st_uid), None
+        reasons.append(why if named == path else "%s (named as %s)" % (why, named))
+    return None, None, "; ".join(reasons) or "nobody named it"
 
 
 def _writable_by_others(st):

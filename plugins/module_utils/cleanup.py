@@ -23,10 +23,9 @@ import os
 import posixpath
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
-from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import Identity, decide, path_controllers
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import act_as, authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import run_as
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
 
 
@@ -67,24 +66,10 @@ class CachePlan(object):
 
     def authorize(self, routes):
         """Decide whose authority this cache is cleaned with, from the ``(path, namer uid)``
-        routes that name it: the first route :func:`_authority.decide` accepts wins; when none
-        does, the plan is skipped with the reason.  Returns whether it may be cleaned."""
-        reasons = []
-        for path, namer in routes:
-            try:
-                real, controllers = path_controllers(path)
-                st = os.stat(real)
-            except OSError as exc:
-                reasons.append("cannot tell who may clean %s: %s" % (path, exc.strerror or exc))
-                continue
-            uid, why = decide(st.st_uid, [namer], controllers)
-            if why is None:
-                self.identity = Identity.of(uid, st.st_gid)
-                self.expect = (st.st_dev, st.st_ino, st.st_uid)
-                return True
-            reasons.append(why if path == self.path else "%s (named as %s)" % (why, path))
-        self.skipped = "; ".join(reasons) or "nobody named it"
-        return False
+        routes that name it (:func:`_authority.authority`); when none is accepted the plan is
+        skipped with the reason.  Returns whether it may be cleaned."""
+        self.identity, self.expect, self.skipped = authority(self.path, routes)
+        return self.skipped is None
 
     def remove(self, relpath, reason, usage, category=None):
         self.items.append(PlanItem(relpath, reason, usage, category))
@@ -149,11 +134,7 @@ def execute(plans):
         free_before.setdefault(mount, statvfs_free(mount))
         relpaths = [item.relpath for item in plan.items]
         try:
-            if plan.identity is None or plan.identity.is_root:
-                done, failed = remove_planned(plan.path, relpaths, plan.expect)
-            else:
-                ident = plan.identity
-                done, failed = run_as(ident.uid, ident.gid, ident.groups, remove_planned, plan.path, relpaths, plan.expect)
+            done, failed = act_as(plan.identity, remove_planned, plan.path, relpaths, plan.expect)
         except Exception as exc:  # pylint: disable=broad-except  # what was removed must still be reported
             done, failed = [], ["%s: %s" % (plan.path, exc)]
         plan.removed.extend(posixpath.join(plan.path, relpath) for relpath in done)

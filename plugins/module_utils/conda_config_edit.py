@@ -232,6 +232,8 @@ def resolve_with(request, text):
         shutil.rmtree(temp_dir, ignore_errors=True)
     config.sources = [request.condarc if s == stand_in else s for s in config.sources]
     config.warnings = [w.replace(stand_in, request.condarc) for w in config.warnings]
+    config.origins = dict((path, [request.condarc if o == stand_in else o for o in origins])
+                          for path, origins in config.origins.items())
     return Resolution(config, contributors, hidden_by)
 
 

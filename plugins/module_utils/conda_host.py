@@ -92,8 +92,7 @@ class Host(object):
                     real = os.path.realpath(path)
                     labels.setdefault(real, set()).add("%s:%s" % (inst.root, user_name))
                     routes = self.cache_routes.setdefault(real, [])
-                    for origin in config.origins.get(path, ()):
-                        route = (path, _origin_namer(origin, inst, users.get(user_name), homes))
+                    for route in config_routes(config, path, inst, users.get(user_name), homes):
                         if route not in routes:
                             routes.append(route)
         for path in dedupe_real(paths):
@@ -171,6 +170,11 @@ class Host(object):
         for item, usage in zip(pending, usages):
             item.usage = usage
         return host
+
+
+def config_routes(config, path, inst, user, homes):
+    """``[(path, namer uid)]``: how one user's resolved ``config`` names the pkgs_dir ``path``."""
+    return [(path, _origin_namer(origin, inst, user, homes)) for origin in config.origins.get(path, ())]
 
 
 def _origin_namer(origin, inst, user, homes):

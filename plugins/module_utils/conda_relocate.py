@@ -25,12 +25,15 @@ import tempfile
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import (
     KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import (
+    ANYONE, ROOT, Identity, act_as, authority, namer_of)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host, config_routes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Installation, is_prefix
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import (
     CONFIG_TEMP, STEPS, Journal, Mover, RelocateError, check_destination, check_room, check_writable,
@@ -83,7 +86,8 @@ def condarc_path(scope, root, home=None, explicit=None):
 class Plan(object):
     """Everything one task run will do, computed before anything is done."""
 
-    def __init__(self, request, before_text, after_text, before, after, create, move, warnings, journal=None):
+    def __init__(self, request, before_text, after_text, before, after, create, move, warnings, journal=None,
+                 actor=None):
         self.request = request
         self.before_text = before_text  # None: the file does not exist
         self.after_text = after_text
@@ -93,6 +97,7 @@ class Plan(object):
         self.move = move
         self.warnings = warnings
         self.journal = journal  # what an earlier, killed run left in the new cache (Journal.find)
+        self.actor = actor  # whose credentials the move and the config write run with (None: ours)
         self.done = set()  # what apply() changed and kept: "created", "config", "move", "recovery"
 
     @property
@@ -174,9 +179,10 @@ def build_plan(request):
     roots = set(os.path.realpath(i.root) for i in host.installations) | set([os.path.realpath(request.root)])
     wanted = expand_all(request, items)
     create = [d for d in wanted if not os.path.lexists(d)] if request.state == "present" else []
+    actor = actor_of(request, host.homes())
     journal = None
     if request.state == "present" and after.config.pkgs_dirs:
-        journal = Journal.find(after.config.pkgs_dirs[0])
+        journal = Journal.find(after.config.pkgs_dirs[0], os.geteuid() if actor is None else actor.uid)
         if journal is not None and journal.record is not None and not journal.check_request(
                 request, before_text, after_text, before.config.pkgs_dirs[0] if before.config.pkgs_dirs else None):
             warnings.append("%s: the old copy of %s is left (%s); run that task again to remove it" % (
@@ -189,22 +195,54 @@ def build_plan(request):
     elif request.migrate and before.config.pkgs_dirs and after.config.pkgs_dirs:
         source, dest = before.config.pkgs_dirs[0], after.config.pkgs_dirs[0]
         _refuse_taking_a_shared_cache(request, host, source)
+        if os.path.lexists(source) and os.geteuid() == ROOT:
+            _check_source_authority(request, host, before.config, source, actor)
         move = plan_move(source, dest, host.environments, request.extracted, request.link_old)
         if move is not None:
             if request.extracted == "drop" and move.method == "rename":
                 warnings.append("extracted=drop does nothing on one filesystem: the rename moves every package for free")
             check_destination(dest, host.environments, roots)
             _refuse_busy(request.root, source)
-            check_writable(dest, "move the cache there")
-            check_writable(os.path.dirname(source.rstrip("/")), "take the old cache away")
+            if dest not in create:
+                check_writable(dest, "move the cache there", actor)
+            check_writable(os.path.dirname(source.rstrip("/")), "take the old cache away", actor)
             check_room(move, walk(journal.staging).on_disk if journal is not None else 0)
     for path in create:
         check_destination(path, host.environments, roots)
         _check_path_links(path)
         check_writable(path, "create the cache")
     if before_text != after_text:
-        check_writable(os.path.dirname(os.path.realpath(request.condarc)), "write %s" % request.condarc)
-    return Plan(request, before_text, after_text, before, after, create, move, warnings, journal)
+        check_writable(os.path.dirname(os.path.realpath(request.condarc)), "write %s" % request.condarc, actor)
+    return Plan(request, before_text, after_text, before, after, create, move, warnings, journal, actor)
+
+
+def actor_of(request, homes):
+    """Whose credentials a run for ``request`` acts with: those of whoever's word the config file
+    is (a user's own ``.condarc``, an installation a service account owns), so the kernel refuses
+    whatever they could not do themselves; None for root's files or when this process is not root."""
+    if os.geteuid() != ROOT:
+        return None
+    path = request.condarc
+    while not os.path.lexists(path):  # a file yet to be written is the word of whoever holds its dir
+        path = os.path.dirname(path)
+    uid = namer_of(path, homes)
+    if uid == ROOT:
+        return None
+    if uid == ANYONE:
+        raise RelocateError("%s is reached through a directory anyone may write: not editing it as root" % request.condarc)
+    return Identity.of(uid, os.lstat(path).st_gid)
+
+
+def _check_source_authority(request, host, config, source, actor):
+    """A move only takes a cache that is the config owner's to give: a ``pkgs_dirs`` entry (or a
+    symlink) leading to root's or another user's directory is refused, with the reason."""
+    inst = [i for i in host.installations if os.path.realpath(i.root) == os.path.realpath(request.root)][0]
+    identity, _expect, why = authority(source, config_routes(config, source, inst, request.viewer, host.homes()))
+    if why is not None:
+        raise RelocateError("%s: not moving it for %s: %s" % (source, request.viewer.name, why))
+    if identity.uid != (ROOT if actor is None else actor.uid):
+        raise RelocateError("%s is %s's cache, while %s is %s's: not moving it on that file's word" % (
+            source, identity.name, request.condarc, "root" if actor is None else actor.name))
 
 
 def _refuse_taking_a_shared_cache(request, host, source):
@@ -253,15 +291,44 @@ def _clear_staging(journal):
 
 
 def apply(plan):
-    """Execute ``plan``; returns the effective config conda now resolves.  ``plan.done`` says
-    what changed and stayed changed, also when this raises."""
+    """Execute ``plan``; returns the pkgs_dirs conda now resolves.  ``plan.done`` says what
+    changed and stayed changed, also when this raises.
+
+    The cache dirs the task names are made first, by this process; the rest runs with
+    ``plan.actor``'s credentials."""
+    request = plan.request
+    uid, gid = request.uid, request.gid
+    if plan.actor is not None and uid is None:
+        uid, gid = plan.actor.uid, plan.actor.gid  # the cache is made for whoever's config names it
+    for path in plan.create:
+        make_cache_dir(path, uid, gid, request.mode)
+        plan.done.add("created")
+    if plan.actor is None:
+        return _carry_out(plan)
+    try:
+        answer = act_as(plan.actor, _carry_out_reporting, plan)
+    except PrivDropError as exc:
+        raise RelocateError("moving the cache as %s: %s" % (plan.actor.name, exc))
+    plan.done = set(answer["done"])
+    if "error" in answer:
+        raise RelocateError(answer["error"])
+    return answer["pkgs_dirs"]
+
+
+def _carry_out_reporting(plan):
+    """:func:`_carry_out` in a child: its answer and what stayed changed, as plain values."""
+    try:
+        return {"pkgs_dirs": _carry_out(plan), "done": sorted(plan.done)}
+    except (RelocateError, OSError, IOError) as exc:
+        return {"error": describe_error(exc), "done": sorted(plan.done)}
+
+
+def _carry_out(plan):
+    """Recovery, the move, the config switch, the removal of the old copy."""
     request = plan.request
     if plan.journal is not None and not plan.resumes:
         _clear_staging(plan.journal)
         plan.done.add("recovery")
-    for path in plan.create:
-        make_cache_dir(path, request.uid, request.gid, request.mode)
-        plan.done.add("created")
     mover = None
     if plan.resumes:
         mover = Mover(plan.move, plan.journal)
@@ -280,7 +347,7 @@ def apply(plan):
         now = _switch(plan, mover)
     if mover:
         mover.finish()
-    return now
+    return list(now.pkgs_dirs)
 
 
 def _switch(plan, mover):

@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import act_as
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sync_filesystem, write_atomic
@@ -209,11 +210,12 @@ def check_room(move, freed=0):
             filesystem(_existing_ancestor(move.dest))["mount"]))
 
 
-def check_writable(path, what):
+def check_writable(path, what, identity=None):
     """Refuse, before anything changes, a ``path`` whose directory (or nearest existing
-    ancestor) cannot be written: check mode then fails as the real run would."""
+    ancestor) cannot be written by ``identity`` (None: this process): check mode then fails as
+    the real run would."""
     where = _existing_ancestor(path)
-    reason = unwritable_reason(where)
+    reason = act_as(identity, unwritable_reason, where)
     if reason:
         raise RelocateError("%s: cannot %s, %s is not writable (%s)" % (path, what, where, reason))
 
@@ -252,15 +254,19 @@ class Journal(object):
         self.record = record
 
     @classmethod
-    def find(cls, dest):
+    def find(cls, dest, owner):
         """The journal of ``dest``: None without a staging dir, a Journal without record for a
-        staging dir without a journal."""
+        staging dir without a journal.  Only a staging dir ``owner`` (the uid the move runs as,
+        who made it) owns is trusted: a journal someone else wrote could name any source."""
         staging = os.path.join(dest, STAGING)
         if not os.path.lexists(staging):
             return None
         if os.path.islink(staging) or not os.path.isdir(staging):
             raise RelocateError("%s is not a staging directory of this collection (a symlink or a file): "
                                 "remove it by hand" % staging)
+        if os.lstat(staging).st_uid != owner:
+            raise RelocateError("%s belongs to uid %d, not to uid %d who would make it: not a staging directory "
+                                "of this collection, remove it by hand" % (staging, os.lstat(staging).st_uid, owner))
         journal = cls(dest)
         try:
             fd = os.open(journal.path, READ_FLAGS)
@@ -269,6 +275,9 @@ class Journal(object):
                 return journal
             raise RelocateError("cannot read the relocation journal %s: %s" % (journal.path, describe_error(exc)))
         with os.fdopen(fd, "rb") as handle:
+            if os.fstat(handle.fileno()).st_uid != owner:
+                raise RelocateError("%s was not written by uid %d: not trusted, remove %s by hand" % (
+                    journal.path, owner, staging))
             data = handle.read()
         try:
             record = json.loads(data.decode("utf-8"))

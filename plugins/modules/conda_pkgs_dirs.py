@@ -319,7 +319,7 @@ def main():
             # What stayed changed, not what was planned: a rolled-back move changed nothing.
             result.update(changed=bool(plan.done), config_changed="config" in plan.done)
             Results(module).fail(str(exc), warnings=plan.warnings, **result)
-        result["pkgs_dirs"] = list(now.pkgs_dirs)
+        result["pkgs_dirs"] = now
     result["msg"] = summary(plan, module.check_mode)
     Results(module).exit(warnings=plan.warnings, **result)
 

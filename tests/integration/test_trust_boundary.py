@@ -5,9 +5,9 @@ their home, their configs, the environment their shell exports.  The decoys are 
 outside any cache root named; a module run as root (become) over SSH must leave them exactly as
 they were (checksums before and after), while it still cleans what it legitimately may.
 
-They fail on today's code, which trusts every discovered cache whatever its owner: they are
-strict expected failures until removal is privilege-separated.  The one test without the mark is
-the legitimate case those changes must keep working: a user's own cache behind a symlink.
+Removal (and a relocation's move) runs with the credentials of the user whose word named the
+cache; the tests marked "legitimate" are the cases that must keep working: a user's own cache
+behind a symlink, a user's own cache moved to another disk.
 """
 
 from __future__ import annotations
@@ -170,3 +170,66 @@ def test_one_users_broken_condarc_does_not_switch_cleaning_off(shared):
     assert not result.get("failed"), result
     assert "alice" in result["restricted"], result
     assert "/srv/r/pkgs/stale-1.0-0.tar.bz2" in result["removed"] and not own.exists()
+
+
+def relocate_for_alice(shared, decoy, new="/srv/scratch/alice/newpkgs"):
+    """Root runs a user-scope relocation of alice's cache (what an admin does to free her home)."""
+    args = {"root": "/srv/r", "scope": "user", "user": "alice", "pkgs_dirs": [new], "migrate": True}
+    return run_leaving(shared, decoy, "pkgcache.fleet.conda_pkgs_dirs", args)
+
+
+def test_a_user_scope_relocation_never_moves_roots_files_her_config_names(shared):
+    """Alice's ~/.condarc names root's directory as her cache: a migrate for her must not carry
+    root's files into a directory she owns, nor remove them (it did both as root)."""
+    root = shared[2]
+    conda_root_and_decoy(root)
+    alice_names_the_decoy_in_her_condarc(root)
+    write(root / "srv/scratch/alice/.keep", b"", ALICE)
+    give(root / "srv/scratch/alice", ALICE, root / "srv/scratch")
+    result = relocate_for_alice(shared, "srv/decoy")
+    assert "owned by root but named only by alice" in result["msg"] and not result["changed"], result
+    assert not (root / "srv/scratch/alice/newpkgs").exists()
+    assert (root / "home/alice/.condarc").read_bytes() == b"pkgs_dirs:\n  - /srv/decoy\n"
+
+
+ALICES_CONDARC = b"pkgs_dirs:\n  - ~/.conda/pkgs\n"
+
+
+def alices_home_cache(root, planted_by_root=False):
+    """alice's ~/.conda/pkgs, hers and first in her ~/.condarc, with a tarball; optionally a
+    directory root put there."""
+    write(root / "home/alice/.condarc", ALICES_CONDARC, ALICE)
+    tarball = write(root / "home/alice/.conda/pkgs/numpy-1.0-0.tar.bz2", b"n" * 100, ALICE)
+    write(root / "home/alice/.conda/pkgs/urls.txt", b"", ALICE)
+    give(tarball.parent, ALICE, root / "home/alice")
+    write(root / "srv/scratch/alice/.keep", b"", ALICE)
+    give(root / "srv/scratch/alice", ALICE, root / "srv/scratch")
+    if planted_by_root:
+        write(root / "home/alice/.conda/pkgs/rootdir/data", b"r\n")
+    return tarball
+
+
+def test_a_user_scope_relocation_moves_with_her_credentials(shared):
+    """The move runs as alice: a directory root owns inside her cache is not hers to move (the
+    kernel refuses renaming it), so the move fails and is rolled back; as root it was carried off."""
+    root = shared[2]
+    conda_root_and_decoy(root)
+    tarball = alices_home_cache(root, planted_by_root=True)
+    result = relocate_for_alice(shared, "home/alice/.conda/pkgs/rootdir")
+    assert "Permission denied" in result["msg"], result
+    assert result["config_changed"] is False, result  # changed: the new, empty cache dir stays
+    assert tarball.exists() and (root / "home/alice/.conda/pkgs/rootdir/data").exists()
+    assert (root / "home/alice/.condarc").read_bytes() == ALICES_CONDARC
+
+
+def test_legitimate_a_user_scope_relocation_of_her_own_cache_works_and_stays_hers(shared):
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    alices_home_cache(root)
+    result = relocate_for_alice(shared, "srv/decoy")
+    assert not result.get("failed") and result["changed"], result
+    moved = root / "srv/scratch/alice/newpkgs/numpy-1.0-0.tar.bz2"
+    assert moved.read_bytes() == b"n" * 100 and moved.stat().st_uid == ALICE[0]
+    assert (root / "srv/scratch/alice/newpkgs").stat().st_uid == ALICE[0]
+    assert (root / "home/alice/.condarc").stat().st_uid == ALICE[0]
+    assert not (root / "home/alice/.conda/pkgs").exists()

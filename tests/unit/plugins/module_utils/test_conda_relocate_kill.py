@@ -146,7 +146,7 @@ def check_after_kill(disks, new_condarc, whole_in_use):
 
 def journal_step(disks):
     """The step the killed run's journal reached (None: no journal)."""
-    journal = conda_relocate.Journal.find(disks.dest) if os.path.isdir(disks.dest) else None
+    journal = conda_relocate.Journal.find(disks.dest, os.geteuid()) if os.path.isdir(disks.dest) else None
     if journal is None:
         return "no staging"
     return journal.step or "staging without journal"
