@@ -43,9 +43,10 @@ def hash_copy(src_path, dst_fd=None, want_md5=True, sync=True):
     The source is opened without following a final symlink and must be a regular file, so a
     symlink swapped into a user's cache cannot make root copy some other file into the store.
     The copy is fsynced when ``sync``; a failure to write it raises :class:`WriteFailed`.
-    Returns ``(size, sha256, md5 or None, fstat before, fstat after)``.
+    ``src_path`` may be a file descriptor opened earlier (by another process's credentials), read
+    from its current offset.  Returns ``(size, sha256, md5 or None, fstat before, fstat after)``.
     """
-    fd = os.open(src_path, READ_FLAGS)
+    fd = os.dup(src_path) if isinstance(src_path, int) else os.open(src_path, READ_FLAGS)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):

@@ -15,9 +15,11 @@ import stat
 import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, act_as, authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import WriteFailed, hash_copy
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_all
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, CREATE_FLAGS
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, CREATE_FLAGS, READ_FLAGS
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
     STORE_DIR, BackupError, Manifest, backup_error, read_record, verify_object)
@@ -130,11 +132,69 @@ def _classify_restore(store, item):
     item.action = "replace" if st is not None else "restore"
 
 
-def execute_restore(store, items, cache_path, workers=2):
+BATCH = 256  # store objects opened at a time for a restore that runs as the cache's owner
+
+
+def restore_identity(cache_path, routes=None):
+    """Whose credentials a restore into ``cache_path`` runs with, from the ``(path, namer uid)``
+    routes naming it (None: named by the operator, root's word): the cache's owner when they or
+    root named it, root for root's caches.  A cache yet to be made is judged by its nearest
+    existing parent.  Raises BackupError with the reason when nobody's word is good enough."""
+    if routes is None:
+        routes = [(cache_path, ROOT)]
+    where = cache_path
+    while not os.path.lexists(where):
+        where = os.path.dirname(where)
+    if where != cache_path:
+        routes = [(where, namer) for _path, namer in routes]
+    identity, _expect, why = authority(where, routes)
+    if why is not None:
+        raise BackupError("not restoring into %s: %s" % (cache_path, why))
+    return identity
+
+
+def execute_restore(store, items, cache_path, workers=2, identity=None):
     """Copy objects into the cache under its lock, fd-relative and symlink-proof; append URLs.
 
-    Returns the URLs added to ``urls.txt``.
+    The cache is written with ``identity``'s credentials (None: this process's), so the kernel
+    refuses whatever its owner could not do; the store's objects are opened here, in batches,
+    and handed over as open files.  Returns the URLs added to ``urls.txt``.
     """
+    work = [i for i in items if i.action in ("restore", "replace")]
+    urls = [i.entry["url"] for i in items if i.action in ("present", "restore", "replace") and i.entry.get("url")]
+    if identity is None or identity.uid == os.geteuid():
+        return _write_cache(cache_path, work, [store.object_path(i.entry["sha256"]) for i in work], urls, workers)["urls"]
+    batches = [work[start:start + BATCH] for start in range(0, len(work), BATCH)] or [[]]
+    added = []
+    for number, batch in enumerate(batches):
+        sources = []
+        try:
+            for item in batch:
+                sources.append(_open_object(store, item))
+            last = number == len(batches) - 1
+            answer = act_as(identity, _write_cache, cache_path, batch, sources, urls if last else None, workers)
+        except PrivDropError as exc:
+            raise BackupError("restoring into %s as %s: %s" % (cache_path, identity.name, exc))
+        finally:
+            for fd in sources:
+                os.close(fd)
+        for item, (action, reason) in zip(batch, answer["outcomes"]):
+            item.action, item.reason = action, reason
+        added.extend(answer["urls"])
+    return added
+
+
+def _open_object(store, item):
+    try:
+        return os.open(store.object_path(item.entry["sha256"]), READ_FLAGS)
+    except OSError as exc:
+        raise backup_error("cannot read the stored object for", item.target, exc)
+
+
+def _write_cache(cache_path, work, sources, urls, workers):
+    """The writing half of a restore, in whatever process runs it: ``{"outcomes": [(action,
+    reason)] per item of work, "urls": added}``.  ``sources``: per item, the object's path or an
+    open fd.  ``urls``: None leaves ``urls.txt`` alone."""
     if not os.path.isdir(cache_path):
         try:
             os.makedirs(cache_path, 0o755)
@@ -147,14 +207,13 @@ def execute_restore(store, items, cache_path, workers=2):
     with cache:
         owner = os.fstat(cache.fd)
         sweep_dead_temps(cache.path, ".", RESTORE_TMP_SUFFIX, dir_fd=cache.fd)
-        work = [i for i in items if i.action in ("restore", "replace")]
-        run_parallel(lambda item: _restore_one(store, item, cache.fd, owner), work, workers)
+        run_parallel(lambda pair: _restore_one(pair[1], pair[0], cache.fd, owner), list(zip(work, sources)), workers)
         os.fsync(cache.fd)
-        urls = [i.entry["url"] for i in items if i.action in ("present", "restore", "replace") and i.entry.get("url")]
-        return _append_urls(cache.fd, urls, owner)
+        added = [] if urls is None else _append_urls(cache.fd, urls, owner)
+    return {"outcomes": [(item.action, item.reason) for item in work], "urls": added}
 
 
-def _restore_one(store, item, dir_fd, owner):
+def _restore_one(source, item, dir_fd, owner):
     entry = item.entry
     temp = ".%d.%s%s" % (os.getpid(), entry["fn"], RESTORE_TMP_SUFFIX)
     try:
@@ -164,7 +223,7 @@ def _restore_one(store, item, dir_fd, owner):
     keep = False
     try:
         try:
-            size, sha256, _md5, _b, _a = hash_copy(store.object_path(entry["sha256"]), fd, want_md5=False)
+            size, sha256, _md5, _b, _a = hash_copy(source, fd, want_md5=False)
             if os.geteuid() == 0:
                 os.fchown(fd, owner.st_uid, owner.st_gid)
             os.utime(fd, ns=(entry.get("mtime_ns") or int(entry.get("mtime", time.time()) * 1e9),) * 2)
@@ -211,10 +270,10 @@ def _append_urls(dir_fd, urls, owner):
     return added
 
 
-def run_restore(store, manifest, cache_path, warnings, check_mode=False, workers=2, from_caches=None):
-    """Plan and (unless ``check_mode``) restore; ``(items, urls added, record mismatches)``."""
+def run_restore(store, manifest, cache_path, warnings, check_mode=False, workers=2, from_caches=None, identity=None):
+    """Plan and (unless ``check_mode``) restore as ``identity``; ``(items, urls added, record mismatches)``."""
     items = plan_restore(store, manifest, cache_path, warnings, workers, from_caches)
-    urls = [] if check_mode else execute_restore(store, items, cache_path, workers)
+    urls = [] if check_mode else execute_restore(store, items, cache_path, workers, identity)
     return items, urls, check_against_records(cache_path, items)
 
 

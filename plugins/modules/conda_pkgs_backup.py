@@ -124,7 +124,10 @@ options:
     type: bool
     default: false
 notes:
-  - Files restored into a cache get the cache directory's owner.
+  - Files restored into a cache get the cache directory's owner. A restore into a cache a user owns (or a
+    directory yet to be made in one) runs with that user's credentials, the store's objects opened by the
+    module and handed over; a cache that is root's but named only by a user's config, or reached through a
+    path someone else can change, is refused with the reason.
 seealso:
   - module: pkgcache.fleet.conda_clean
   - module: pkgcache.fleet.conda_cache_facts
@@ -264,7 +267,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import run_restore, verify
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import restore_identity, run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
@@ -328,21 +331,24 @@ def run_verified(module, store):
     return result, bool(missing or corrupt or bad)
 
 
-def restore_target(module, caches):
+def restore_target(module, host, caches):
+    """The cache to restore into and the routes naming it (None: the operator's ``cache``)."""
     if module.params["cache"]:
-        return module.params["cache"]
+        return module.params["cache"], None
     writable = [c for c in caches if c.conda_writable]
     if not writable:
         raise BackupError("no conda-writable cache to restore into; name one with cache")
-    return writable[0].path
+    return writable[0].path, host.routes(writable[0])
 
 
 def run_restored(module, host, store, caches):
     params, check = module.params, module.check_mode
     manifest = store.resolve(params["manifest"])
-    cache_path = restore_target(module, caches)
+    cache_path, routes = restore_target(module, host, caches)
+    identity = restore_identity(cache_path, routes)
     only = [c.path for c in caches] if params["roots"] or params["pkgs_dirs"] else None
-    items, urls_added, mismatch = run_restore(store, manifest, cache_path, host.warnings, check, params["workers"], only)
+    items, urls_added, mismatch = run_restore(store, manifest, cache_path, host.warnings, check, params["workers"], only,
+                                              identity)
     restored = [i for i in items if i.action in ("restore", "replace")]
     rejected = [i.as_dict() for i in items if i.action == "failed"]
     result = dict(

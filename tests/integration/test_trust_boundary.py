@@ -23,7 +23,7 @@ from testfleet.fleet import running
 
 ALICE, BOB = (1001, 1001), (1002, 1002)
 # What the attacks leave behind, removed before each test so every attack starts from scratch.
-PLAYGROUND = ("srv/r", "srv/decoy", "srv/decoypip", "srv/scratch", "home/alice/.conda", "home/alice/.condarc",
+PLAYGROUND = ("srv/r", "srv/backup", "srv/decoy", "srv/decoypip", "srv/scratch", "home/alice/.conda", "home/alice/.condarc",
               "home/alice/.config/pip", "home/alice/.cache/pip", "home/bob/.conda", "home/bob/.cache/pip")
 
 
@@ -233,3 +233,44 @@ def test_legitimate_a_user_scope_relocation_of_her_own_cache_works_and_stays_her
     assert (root / "srv/scratch/alice/newpkgs").stat().st_uid == ALICE[0]
     assert (root / "home/alice/.condarc").stat().st_uid == ALICE[0]
     assert not (root / "home/alice/.conda/pkgs").exists()
+
+
+def backed_up_alices_cache(shared):
+    """alice's own cache, backed up by root into a store only root can read, then emptied."""
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    tarball = alices_home_cache(root)
+    cache = "/home/alice/.conda/pkgs"
+    (root / "srv/backup").mkdir()
+    args = {"dest": "/srv/backup", "pkgs_dirs": [cache], "host_id": "h"}
+    backup = fleet.run_module(name, "pkgcache.fleet.conda_pkgs_backup", json.dumps(args), become=True)[name]
+    assert [c["fn"] for c in backup.get("copied", [])] == ["numpy-1.0-0.tar.bz2"], backup
+    os.chmod(str(root / "srv/backup"), 0o700)
+    tarball.unlink()
+    return dict(args, state="restored"), tarball
+
+
+def test_legitimate_a_restore_into_a_users_cache_runs_as_her(shared):
+    """Restored as alice: her file, though the store is root's alone; and a cache she made
+    read-only for herself is not written (as root it was)."""
+    fleet, name, root = shared
+    args, tarball = backed_up_alices_cache(shared)
+    os.chmod(str(tarball.parent), 0o500)
+    refused = fleet.run_module(name, "pkgcache.fleet.conda_pkgs_backup", json.dumps(args), become=True)[name]
+    assert "Permission denied" in refused["msg"] and not tarball.exists(), refused
+    os.chmod(str(tarball.parent), 0o755)
+    result = fleet.run_module(name, "pkgcache.fleet.conda_pkgs_backup", json.dumps(args), become=True)[name]
+    assert [r["fn"] for r in result["restored"]] == ["numpy-1.0-0.tar.bz2"], result
+    assert tarball.read_bytes() == b"n" * 100 and tarball.stat().st_uid == ALICE[0]
+
+
+def test_a_restore_never_writes_where_a_users_symlink_leads(shared):
+    """After the backup alice turns her cache into a symlink to root's directory: a restore into
+    'her cache' must not write root's directory (it did, as root)."""
+    args, _tarball = backed_up_alices_cache(shared)
+    root = shared[2]
+    shutil.rmtree(str(root / "home/alice/.conda/pkgs"))
+    write(root / "srv/decoy/urls.txt", b"")  # root's decoy is a cache of root's own
+    alice_links_her_cache_to_the_decoy(root)
+    result = run_leaving(shared, "srv/decoy", "pkgcache.fleet.conda_pkgs_backup", args)
+    assert "not restoring into /home/alice/.conda/pkgs: reached through a path" in result["msg"], result

@@ -25,6 +25,8 @@ import pytest
 from condafab.host import HostBuilder
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import NO_KERNEL_COPY
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup_restore
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import Identity
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import RESTORE_TMP_SUFFIX, run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_cache import PackageCache
@@ -386,6 +388,32 @@ def test_restore_into_an_emptied_cache_matches_the_repodata_records(cache, dest)
     assert not [n for n in os.listdir(cache) if n.endswith(RESTORE_TMP_SUFFIX)]
     again = run_restore(store, store.latest(), cache, Warnings())
     assert {i.action for i in again[0]} == {"present"} and again[1] == []
+
+
+def test_restore_as_the_caches_owner_in_batches_from_a_store_only_root_reads(cache, dest, monkeypatch):
+    """A user's cache is written with the user's credentials (every file theirs, a read-only cache
+    refused by the kernel), the store's objects handed over open, a few at a time."""
+    files = tarballs(cache)
+    run(dest, [cache])
+    os.chmod(str(dest), 0o700)
+    for fn in files:
+        os.unlink(os.path.join(cache, fn))
+    os.unlink(os.path.join(cache, "urls.txt"))
+    for base, dirs, names in os.walk(cache):
+        for name in dirs + names + ["."]:
+            os.lchown(os.path.join(base, name), 4242, 4242)
+    monkeypatch.setattr(conda_backup_restore, "BATCH", 2)
+    user = Identity(4242, 4242, [4242])
+    store = Store(str(dest), "h1")
+    os.chmod(cache, 0o500)
+    with pytest.raises(BackupError, match="Permission denied"):
+        run_restore(store, store.latest(), cache, Warnings(), identity=user)
+    os.chmod(cache, 0o755)
+    items, urls, mismatch = run_restore(store, store.latest(), cache, Warnings(), identity=user)
+    assert sorted(i.entry["fn"] for i in items if i.action == "restore") == files and len(files) > 4
+    assert tarballs(cache) == files and mismatch == []
+    assert {os.stat(os.path.join(cache, fn)).st_uid for fn in files + ["urls.txt"]} == {4242}
+    assert sorted(Path(cache, "urls.txt").read_text().split()) == sorted(urls) and len(urls) == len(files)
 
 
 def test_restore_refuses_a_corrupt_store_object_and_keeps_the_cache_clean(cache, dest):
