@@ -48,6 +48,7 @@ __metaclass__ = type
 import os
 import stat
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import WriteFailed, hash_copy
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sync_filesystem, unlink_quiet
@@ -451,6 +452,7 @@ class BackupRun(object):
         self.prune_failures = []
         self.channel = None
         self.channel_changed = False
+        self.skipped = []  # caches left out, with the reason
 
     @property
     def copied(self):
@@ -465,6 +467,20 @@ class BackupRun(object):
         return bool(self.copied or self.repaired or self.plan.manifest_changed() or self.pruned or self.channel_changed)
 
 
+def authorized(caches, routes_of):
+    """``(caches a root run may read into the store, [{cache, reason}] left out)``: those the
+    removal rule would let it act on (``_authority.authority``).  A user's config or symlink naming
+    root's directory would otherwise copy root's files into a store the user may be able to read."""
+    chosen, skipped = [], []
+    for cache in caches:
+        _identity, _expect, why = authority(cache.path, routes_of(cache))
+        if why is None:
+            chosen.append(cache)
+        else:
+            skipped.append({"cache": cache.path, "reason": "not backed up: %s" % why})
+    return chosen, skipped
+
+
 def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_source=False, channel=False,
                routes_of=None, rehash=False):
     """Plan, read/copy (repairing damaged objects), optionally prune (through the cleanup pipeline,
@@ -476,8 +492,12 @@ def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_sourc
     """
     if not check_mode:
         store.prepare()
+    skipped = []
+    if routes_of is not None:
+        caches, skipped = authorized(caches, routes_of)
     plan = plan_backup(caches, store, warnings, rehash or prune_source, workers)
     run = BackupRun(execute_backup(plan, check_mode, workers))
+    run.skipped = skipped
     if prune_source:
         run.prune_items, run.prune_plans, run.prune_failures = plan_prune(run.plan, workers, routes_of, check_mode)
         for item in run.prune_items:

@@ -184,6 +184,13 @@ rejected:
   returned: state in (present, restored)
   type: list
   elements: dict
+skipped_caches:
+  description:
+    - Caches not read at all, with C(cache) and C(reason): a cache whose path someone other than its owner
+      and root can redirect, or a directory of root's named only by a user (see SECURITY.md).
+  returned: state=present
+  type: list
+  elements: dict
 bytes_copied:
   description: Bytes added (or to add) to the store by RV(copied).
   returned: state=present
@@ -302,6 +309,7 @@ def run_present(module, host, store, caches):
                 if i.entry is not None and not (i.copied or i.repaired) and i.action != "unchanged"],
         unchanged=len(plan.of("unchanged")),
         rejected=rejected + run.prune_failures,
+        skipped_caches=run.skipped,
         bytes_copied=sum(i.size for i in copied),
         repaired=[i.as_dict() for i in repaired],
         manifest=run.manifest,
@@ -318,6 +326,8 @@ def run_present(module, host, store, caches):
         len(result["stored"]), result["unchanged"], len(rejected),
         "; %s %d damaged object(s)" % ("would repair" if check else "repaired", len(repaired)) if repaired else "",
         "; pruned %d" % len(run.pruned) if run.pruned else "")
+    if run.skipped:
+        result["msg"] += "; %d cache(s) skipped (see skipped_caches)" % len(run.skipped)
     return result, bool(rejected)
 
 

@@ -274,3 +274,20 @@ def test_a_restore_never_writes_where_a_users_symlink_leads(shared):
     alice_links_her_cache_to_the_decoy(root)
     result = run_leaving(shared, "srv/decoy", "pkgcache.fleet.conda_pkgs_backup", args)
     assert "not restoring into /home/alice/.conda/pkgs: reached through a path" in result["msg"], result
+
+
+def test_a_backup_never_copies_roots_files_a_users_symlink_leads_to(shared):
+    """alice's ~/.conda/pkgs leads to root's directory: backing up her cache must not copy
+    root's files into the store (which she may be able to read), only warn."""
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    for cache in ("srv/r/pkgs", "srv/decoy"):  # both conda-writable caches, both root's
+        write(root / cache / "urls.txt", b"")
+    alice_links_her_cache_to_the_decoy(root)
+    (root / "srv/backup").mkdir()
+    args = {"dest": "/srv/backup", "users": ["alice"], "roots": ["/srv/r"], "host_id": "h"}
+    result = run_leaving(shared, "srv/decoy", "pkgcache.fleet.conda_pkgs_backup", args)
+    copied = [c["fn"] for c in result.get("copied", [])]
+    assert copied == ["stale-1.0-0.tar.bz2"], result
+    [skipped] = result["skipped_caches"]
+    assert skipped["cache"] == "/home/alice/.conda/pkgs" and "reached through a path uid 1001" in skipped["reason"]
