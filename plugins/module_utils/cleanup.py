@@ -11,9 +11,9 @@ Result shape (what every cleaning module returns): ``caches``, one per cache, ea
 ``path``, ``kind``, ``users``, ``skipped`` (why the whole cache is left alone), ``remove``
 (``path``, ``category``, ``reason``, ``apparent_bytes``, ``disk_bytes``), ``keep`` (``category``,
 ``reason``, ``count``, ``paths`` when the kind lists them), ``planned_bytes`` and ``freed_bytes``;
-then ``listing`` (one line per item, :func:`describe`), ``removed``, ``planned_bytes`` (each
-inode once over every plan), ``freed_bytes`` (statvfs gain per mount), ``errors`` and a one-line
-``msg``.
+then ``paths``, ``listing`` (one line per item, :func:`describe`; the diff), ``removed``,
+``planned_bytes`` (each inode once over every plan), ``freed_bytes`` (statvfs gain per mount),
+``errors`` and a one-line ``msg``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -201,6 +201,7 @@ def run(plans, check_mode, hidden=()):
     paths = [path for plan in every for path in plan.paths]
     result = {
         "changed": bool(paths),
+        "paths": paths,
         "listing": [item.line(plan.path) for plan in every for item in plan.items],
         "removed": [],
         "planned_bytes": usage_of(item for plan in every for item in plan.items).reclaimable,
@@ -224,6 +225,7 @@ def exit_module(module, result, what, warnings=()):
     (nothing), so a rerun with nothing left to remove shows no diff.  A failed removal fails the
     task with everything that was removed still in the result (printable, see ``_text``)."""
     out = Results(module)
+    result.pop("paths")
     listing = result.pop("listing")
     errors = result.pop("errors")
     if module._diff:
