@@ -83,15 +83,11 @@ class ActionModule(ActionBase):
             for fmt, path in zip(args["formats"], files):
                 # Readers (a web server, a browser refresh) never see a half-written report.
                 write_atomic(path, _render.RENDERERS[fmt](report), keep_existing=False)
-        totals = report["totals"]
         result.update(
             changed=not self._play_context.check_mode,
             report=report,
             stats=_report.stats(report),
             files=files,
-            msg="%d host(s): %d ok, %d failed, %d unreachable; %d bytes reclaimable%s" % (
-                totals["hosts"], totals["by_status"]["ok"], totals["by_status"]["failed"],
-                totals["by_status"]["unreachable"], totals["reclaimable_bytes"],
-                "" if self._play_context.check_mode else "; written to " + dest),
+            msg=_render.summary_message(report, None if self._play_context.check_mode else dest),
         )
         return result

@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import errno
 import os
+import re
 
 CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # A directory opened by name relative to its parent: a symlink in its place fails with ELOOP.
@@ -63,15 +64,81 @@ def statvfs_free(path):
     return vfs.f_bfree * vfs.f_frsize
 
 
-def unwritable_reason(path):
-    """Why no entry can be created in the existing directory ``path`` (a read-only mount,
-    permissions, an immutable flag), or None.  The kernel's own check (``access``), so root's
-    answer is root's: only a read-only mount or ``chattr +i`` stops it."""
+# Kernel views, not storage: a cache or backup written there is lost, refused or never written.
+PSEUDO_FILESYSTEMS = frozenset((
+    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
+    "configfs", "pstore", "bpf", "efivarfs", "mqueue", "fusectl", "binfmt_misc", "autofs", "nsfs",
+    "selinuxfs", "rpc_pipefs", "hugetlbfs"))
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def _unescape_mount(field):
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_of(path):
+    """``(mount point, filesystem type)`` of the mount holding ``path`` (symlinks resolved), from
+    this process's mount table; None when the table cannot be read."""
+    real = os.path.realpath(path)
+    found = None
+    try:
+        with open(MOUNTINFO) as table:
+            for line in table:
+                left, _sep, right = line.partition(" - ")
+                fields = left.split()
+                if len(fields) < 5 or not right:
+                    continue
+                point = _unescape_mount(fields[4])
+                # The longest mount point wins; of equal ones the later mount, which hides the earlier.
+                if inside(real, point) and (found is None or len(point) >= len(found[0])):
+                    found = (point, right.split()[0])
+    except (IOError, OSError):
+        return None
+    return found
+
+
+def existing_ancestor(path):
+    """``path`` itself when something is there (a symlink counts), else its nearest ancestor that is."""
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _problem(path):
+    """``(short reason, sentence)`` for why no entry can be created in the existing ``path``, or None."""
+    if not os.path.isdir(path):
+        return "not a directory", "%s exists and is not a directory" % path
+    mount = mount_of(path)
+    if mount is not None and mount[1] in PSEUDO_FILESYSTEMS:
+        point, kind = mount
+        sentence = "%s is a pseudo-filesystem (%s)" % (path, kind) if point == os.path.realpath(path) else \
+            "%s is on a pseudo-filesystem (%s at %s)" % (path, kind, point)
+        return "pseudo-filesystem %s" % kind, sentence
     try:
         if os.statvfs(path).f_flag & os.ST_RDONLY:
-            return "read-only filesystem"
+            return "read-only filesystem", "%s is on a read-only filesystem" % path
         if not os.access(path, os.W_OK | os.X_OK):
-            return "not writable (permissions or immutable)"
+            return "not writable (permissions or immutable)", "%s is not writable (permissions or immutable)" % path
     except OSError as exc:
-        return exc.strerror or str(exc)
+        reason = exc.strerror or str(exc)
+        return reason, "%s: %s" % (path, reason)
     return None
+
+
+def unwritable_reason(path):
+    """Why no entry can be created in the existing directory ``path`` (not a directory, a
+    pseudo-filesystem such as sysfs, a read-only mount, permissions, an immutable flag), or None;
+    a few words, for "<path> is not writable (<reason>)".  The kernel's own check (``access``), so
+    root's answer is root's: only a read-only mount or ``chattr +i`` stops it."""
+    problem = _problem(path)
+    return None if problem is None else problem[0]
+
+
+def directory_problem(path):
+    """Why ``path`` cannot be a directory new entries are created in, made with its missing
+    parents if need be, as a sentence naming the path at fault (``/etc/hostname exists and is
+    not a directory``, ``/sys is a pseudo-filesystem (sysfs)``, ``/mnt/ro is on a read-only
+    filesystem``), or None.  Checked before any space check: such a place has no room to count."""
+    problem = _problem(existing_ancestor(path))
+    return None if problem is None else problem[1]

@@ -97,7 +97,11 @@ class Results(object):
 
 
 def human_bytes(count):
-    """``1536`` -> ``"1.5 KiB"``: for one-line summaries; results keep exact integers."""
+    """``1536`` -> ``"1.5 KiB"``: for one-line summaries; results keep exact integers.
+
+    Not ansible-core's ``bytes_to_human`` (``"1.50 KB"``): the local command runs this without
+    Ansible, and the report, diffs and docs name binary units as such; the unit chosen is the same
+    (tested)."""
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(value) < 1024 or unit == "TiB":

@@ -11,8 +11,9 @@ Result shape (what every cleaning module returns): ``caches``, one per cache, ea
 ``path``, ``kind``, ``users``, ``skipped`` (why the whole cache is left alone), ``remove``
 (``path``, ``category``, ``reason``, ``apparent_bytes``, ``disk_bytes``), ``keep`` (``category``,
 ``reason``, ``count``, ``paths`` when the kind lists them), ``planned_bytes`` and ``freed_bytes``;
-then ``paths``, ``removed``, ``planned_bytes`` (each inode once over every plan), ``freed_bytes``
-(statvfs gain per mount), ``errors`` and a one-line ``msg``.
+then ``paths``, ``listing`` (one line per item, :func:`describe`; the diff), ``removed``,
+``planned_bytes`` (each inode once over every plan), ``freed_bytes`` (statvfs gain per mount),
+``errors`` and a one-line ``msg``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -39,6 +40,10 @@ class PlanItem(object):
         self.reason = reason
         self.category = category
         self.usage = usage
+
+    def line(self, cache):
+        """What the diff shows for it: path, size on disk and reason (see :func:`describe`)."""
+        return describe(self.as_dict(cache))
 
     def as_dict(self, cache):
         return {
@@ -111,6 +116,12 @@ class CachePlan(object):
         }
 
 
+def describe(item):
+    """One removed item as people read it, from its result dict: ``path  (12.3 MiB, reason)``.
+    The diff and the local command's listing both print this."""
+    return "%s  (%s, %s)" % (item["path"], human_bytes(item["disk_bytes"]), item["reason"])
+
+
 def usage_of(items):
     """Disk usage of plan items together, each inode once."""
     total = DiskUsage()
@@ -172,6 +183,7 @@ def run(plans, check_mode, hidden=()):
     result = {
         "changed": bool(paths),
         "paths": paths,
+        "listing": [item.line(plan.path) for plan in every for item in plan.items],
         "removed": [],
         "planned_bytes": usage_of(item for plan in every for item in plan.items).reclaimable,
         "freed_bytes": {},
@@ -189,13 +201,16 @@ def run(plans, check_mode, hidden=()):
 
 
 def exit_module(module, result, what, warnings=()):
-    """End a cleaning module: the diff lists what goes, and a failed removal fails the task with
-    everything that was removed still in the result (printable, see ``_text``)."""
+    """End a cleaning module: the diff lists what goes, one line per item with its size on disk
+    and why (:func:`describe`); *before* is what a run would remove, *after* what of it remains
+    (nothing), so a rerun with nothing left to remove shows no diff.  A failed removal fails the
+    task with everything that was removed still in the result (printable, see ``_text``)."""
     out = Results(module)
-    paths = result.pop("paths")
+    result.pop("paths")
+    listing = result.pop("listing")
     errors = result.pop("errors")
     if module._diff:
-        result["diff"] = dict(before="".join(p + "\n" for p in paths), after="",
+        result["diff"] = dict(before="".join(line + "\n" for line in listing), after="",
                               before_header=what, after_header=what)
     if errors:
         out.fail("removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), warnings=warnings,

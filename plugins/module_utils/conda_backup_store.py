@@ -32,7 +32,8 @@ import time
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import hash_copy
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import (
     fsync_dir, sweep_dead_temps, sync_filesystem, unlink_quiet, write_atomic)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CREATE_FLAGS, inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import (
+    CREATE_FLAGS, directory_problem, existing_ancestor, inside)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import strip_tarball_suffix
 
 FORMAT = 1
@@ -168,18 +169,20 @@ class Store(object):
     # -- checks and preparation --
 
     def check(self, for_writing, forbidden=()):
-        """Refuse a ``dest`` that is missing, not a directory, read-only (when writing), or inside a
-        cache or environment (``forbidden``: ``(what, path)`` pairs)."""
+        """Refuse a ``dest`` that is missing, not a directory, not writable (when writing: read-only,
+        a pseudo-filesystem, permissions), or inside a cache or environment (``forbidden``:
+        ``(what, path)`` pairs)."""
         real = os.path.realpath(self.dest)
         for what, path in forbidden:
             if inside(real, os.path.realpath(path)):
                 raise BackupError("dest %s is inside the %s %s; back up to a directory outside it" % (
                     self.dest, what, path))
-        if not os.path.isdir(self.dest):
-            raise BackupError("dest %s does not exist or is not a directory (create it or mount the "
-                              "backup filesystem first)" % self.dest)
-        if for_writing and (os.statvfs(self.dest).f_flag & os.ST_RDONLY or not os.access(self.dest, os.W_OK)):
-            raise BackupError("dest %s is not writable (read-only mount or permissions)" % self.dest)
+        if not os.path.lexists(self.dest) and os.path.isdir(existing_ancestor(self.dest)):
+            raise BackupError("dest %s does not exist (create it or mount the backup filesystem first)" % self.dest)
+        # A file where a directory belongs, a pseudo-filesystem (sysfs, proc) or a read-only mount.
+        problem = directory_problem(self.dest) if for_writing or not os.path.isdir(self.dest) else None
+        if problem:
+            raise BackupError("dest %s is not usable: %s" % (self.dest, problem))
 
     def prepare(self):
         """Create the directories a writing run needs and remove this host's dead temp files."""

@@ -19,6 +19,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, opt
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_stale, process_paths, process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, version_key
@@ -67,11 +68,12 @@ class Policy(object):
             free = fs["available_bytes"]
             limit = value if kind == "bytes" else fs["total_bytes"] * value / 100.0
             if free >= limit:
-                return "free space %d bytes is not below %s" % (free, _describe(self.when_free_below))
+                return "free space %s is not below %s" % (
+                    human_bytes(free), options.format_free_threshold(self.when_free_below))
         if self.when_cache_above is not None:
             size = cache.total().on_disk
             if size <= self.when_cache_above:
-                return "cache uses %d bytes, not above %d" % (size, self.when_cache_above)
+                return "cache uses %s, not above %s" % (human_bytes(size), options.format_size(self.when_cache_above))
         return None
 
     def keep_reason(self, entry):
@@ -83,11 +85,6 @@ class Policy(object):
         if self.min_age and age < self.min_age:
             return "newer than min_age (%ds old)" % int(age)
         return None
-
-
-def _describe(threshold):
-    kind, value = threshold
-    return "%g%%" % value if kind == "percent" else "%d bytes" % value
 
 
 def busy_reason(cache, policy):

@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_clean, facts, pip_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_clean, facts, pip_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, printable_tree
 
@@ -125,7 +125,7 @@ def human(command, result):
     for cache in result["caches"]:
         state = "skipped: %s" % cache["skipped"] if cache["skipped"] else "%d to remove" % len(cache["remove"])
         lines.append("  %s (%s): %s" % (cache["path"], cache["kind"], state))
-        lines.extend("    %s  (%s)" % (item["path"], item["reason"]) for item in cache["remove"])
+        lines.extend("    " + cleanup.describe(item) for item in cache["remove"])
     lines.extend("  error: %s" % error for error in result.get("errors", []))
     return lines
 

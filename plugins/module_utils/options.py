@@ -209,13 +209,15 @@ def format_duration(seconds):
 
 
 def parse_size(text, option):
-    """``"20G"``, ``"500M"``, ``"1.5GiB"``, ``"1024"`` -> bytes (binary units; a bare number is bytes)."""
+    """``"20G"``, ``"500M"``, ``"1.5GiB"``, ``"1024"`` -> bytes (binary units; a bare number is bytes),
+    to the nearest byte.  Not ansible-core's ``human_to_bytes``: the local command runs this without
+    Ansible, and that one refuses ``GiB`` and ``gb``; where both read a size they agree (tested)."""
     if text is None:
         return None
     match = _SIZE.match(str(text))
     if not match:
         raise OptionError("%s: %r is not a size (like 20G, 500M)" % (option, text))
-    return int(float(match.group(1)) * _BYTES.get(match.group(2).lower(), 1))
+    return int(round(float(match.group(1)) * _BYTES.get(match.group(2).lower(), 1)))
 
 
 def format_size(count):

@@ -18,7 +18,8 @@ description:
     P(pkgcache.fleet.cache_clean#role) and P(pkgcache.fleet.pkgs_backup#role) roles and any failure
     of the collection's roles from the
     hostvars of every host of the play, and folds them into one report.
-  - Per host - status (V(ok), V(failed), V(unreachable), V(no_data)) with the error, conda and pip
+  - Per host - status (V(ok), V(incomplete) with the reasons, V(no_conda) when the facts show no conda
+    installation, V(failed), V(unreachable), V(no_data)) with the error, conda and pip
     cache sizes (on-disk bytes, each inode once), reclaimable bytes, and when cleaning ran the
     before and after sizes, freed bytes (or the bytes a real run would free, in check mode).
   - Covers the hosts of the play it runs in (O(hosts), default C(ansible_play_hosts_all)), so
@@ -110,8 +111,8 @@ report:
     totals:
       description: >-
         Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes), C(pip_bytes),
-        C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(reduced_bytes), C(hosts_cleaned), C(hosts_skipped),
-        C(hosts_failed), C(hosts_backed_up), C(backup_bytes_copied), C(check_mode).
+        C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(reduced_bytes), C(hosts_cleaned), C(hosts_skipped)
+        (every cache skipped, or nothing to remove), C(hosts_nothing_to_remove), C(hosts_failed), C(hosts_backed_up), C(backup_bytes_copied), C(check_mode).
       type: dict
       returned: always
     policies:
@@ -149,7 +150,10 @@ files:
   type: list
   elements: str
 msg:
-  description: One-line summary.
+  description: >-
+    One-line summary - hosts by status, cache sizes (conda and pip apart) and what is reclaimable in
+    binary units, what a check run would free or how much the caches shrank, and where the files went.
   returned: always
   type: str
+  sample: "10 host(s): 4 no conda, 5 ok, 1 unreachable; caches 1.2 GiB (conda 1.1 GiB, pip 96.0 MiB), 600.0 MiB reclaimable"
 """

@@ -32,7 +32,8 @@ BAR_COLOURS = {
     "cache": "#4e79a7", "reclaimable": "#f28e2b", "before": "#76b7b2", "after": "#59a14f",
     "would free": "#edc948",
 }
-STATUS_COLOURS = {"ok": "#2e7d32", "incomplete": "#ef6c00", "failed": "#c62828", "unreachable": "#6a1b9a", "no_data": "#757575"}
+STATUS_COLOURS = {"ok": "#2e7d32", "incomplete": "#ef6c00", "no_conda": "#558b2f", "failed": "#c62828",
+                  "unreachable": "#6a1b9a", "no_data": "#757575"}
 
 
 def to_json(report):
@@ -80,6 +81,15 @@ def _size(value):
     return "" if value is None or value == "" else human_bytes(value)
 
 
+def _reclaimable(host):
+    """Blank for a host whose caches were never seen (unreachable before facts): not "0 B"."""
+    return "" if host["conda"] is None and host["pip"] is None else human_bytes(host["reclaimable_bytes"])
+
+
+def _status(status):
+    return status.replace("_", " ")
+
+
 # How a clean outcome reads, in a real run and in a check run (which changed nothing).
 OUTCOME_WORDS = {
     "cleaned": ("cleaned", "would clean"),
@@ -109,8 +119,25 @@ def _backup_cell(backup):
     return text + ("; %d failed" % backup["failed"] if backup["failed"] else "")
 
 
+def _by_status(totals):
+    return ", ".join("%d %s" % (n, _status(status)) for status, n in sorted(totals["by_status"].items()) if n)
+
+
+def summary_message(report, written_to=None):
+    """The one line a run prints: hosts by exact status, sizes in binary units, conda and pip apart."""
+    totals = report["totals"]
+    line = "%d host(s): %s; caches %s (conda %s, pip %s), %s reclaimable" % (
+        totals["hosts"], _by_status(totals) or "none", human_bytes(totals["cache_bytes"]),
+        human_bytes(totals["conda_bytes"]), human_bytes(totals["pip_bytes"]), human_bytes(totals["reclaimable_bytes"]))
+    if totals["check_mode"] and totals["planned_bytes"]:
+        line += "; a real run would free %s" % human_bytes(totals["planned_bytes"])
+    elif totals["reduced_bytes"]:
+        line += "; caches shrank by %s" % human_bytes(totals["reduced_bytes"])
+    return line + ("; written to %s" % written_to if written_to else "")
+
+
 def _summary_lines(totals):
-    by_status = ", ".join("%d %s" % (n, status) for status, n in sorted(totals["by_status"].items()) if n)
+    by_status = _by_status(totals)
     lines = [
         "Hosts: %d (%s)" % (totals["hosts"], by_status or "none"),
         "Cache on disk: %s (conda %s, pip %s)" % (
@@ -123,9 +150,10 @@ def _summary_lines(totals):
     if totals["hosts_cleaned"] or totals["hosts_skipped"] or totals["planned_bytes"]:
         verb = "Would free" if totals["check_mode"] else "Caches shrank by"
         amount = totals["planned_bytes"] if totals["check_mode"] else totals["reduced_bytes"]
-        lines.append("%s: %s; hosts %s %d, skipped %d" % (
+        nothing = totals["hosts_nothing_to_remove"]
+        lines.append("%s: %s; hosts %s %d, nothing to remove %d, every cache skipped %d" % (
             verb, human_bytes(amount), "to clean" if totals["check_mode"] else "cleaned",
-            totals["hosts_cleaned"], totals["hosts_skipped"]))
+            totals["hosts_cleaned"], nothing, totals["hosts_skipped"] - nothing))
     return lines
 
 
@@ -139,8 +167,8 @@ def to_markdown(report):
               "|---|---|---:|---:|---:|---|---|---|"]
     for host in report["hosts"]:
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            _md(host["host"]), host["status"], _size((host["conda"] or {}).get("disk_bytes")),
-            _size((host["pip"] or {}).get("disk_bytes")), human_bytes(host["reclaimable_bytes"]),
+            _md(host["host"]), _status(host["status"]), _size((host["conda"] or {}).get("disk_bytes")),
+            _size((host["pip"] or {}).get("disk_bytes")), _reclaimable(host),
             _md(_clean_cell(host["clean"])), _md(_backup_cell(host["backup"])), _md(host["error"] or "")))
     return "\n".join(lines) + "\n"
 
@@ -207,7 +235,7 @@ def _host_section(host, scale):
     body = ['<section class="host" id="host-%s" data-status="%s" style="border-left-color:%s">' % (
         escape(host["host"], quote=True), host["status"], colour),
         '<h2>%s<span class="badge" style="background:%s">%s</span></h2>' % (
-            escape(host["host"]), colour, escape(host["status"]))]
+            escape(host["host"]), colour, escape(_status(host["status"])))]
     if host["error"]:
         body.append('<div class="error">%s</div>' % escape(host["error"]))
     if host["conda"] is not None or host["pip"] is not None:
@@ -221,12 +249,14 @@ def _host_section(host, scale):
 
 def _table(report):
     rows = ["<table><tr><th>host</th><th>status</th><th>conda</th><th>pip</th><th>reclaimable</th>"
-            "<th>clean</th></tr>"]
+            "<th>clean</th><th>error</th></tr>"]
     for host in report["hosts"]:
-        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-            escape(host["host"]), escape(host["status"]), escape(_size((host["conda"] or {}).get("disk_bytes"))),
-            escape(_size((host["pip"] or {}).get("disk_bytes"))), escape(human_bytes(host["reclaimable_bytes"])),
-            escape(_clean_cell(host["clean"]))))
+        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                    '<td class="error">%s</td></tr>' % (
+                        escape(host["host"]), escape(_status(host["status"])),
+                        escape(_size((host["conda"] or {}).get("disk_bytes"))),
+                        escape(_size((host["pip"] or {}).get("disk_bytes"))), escape(_reclaimable(host)),
+                        escape(_clean_cell(host["clean"])), escape(host["error"] or "")))
     rows.append("</table>")
     return "".join(rows)
 

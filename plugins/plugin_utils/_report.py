@@ -23,7 +23,9 @@ UNREACHABLE = "unreachable"
 NO_DATA = "no_data"
 # Facts came back, but some homes or caches could not be read (no become, unreadable files).
 INCOMPLETE = "incomplete"
-STATUSES = (OK, INCOMPLETE, FAILED, UNREACHABLE, NO_DATA)
+# Facts came back complete and show no conda installation (pip caches, if any, are still counted).
+NO_CONDA = "no_conda"
+STATUSES = (OK, INCOMPLETE, NO_CONDA, FAILED, UNREACHABLE, NO_DATA)
 
 # Outcome of the clean stage on one host, for the "hosts cleaned/skipped" totals.
 CLEANED = "cleaned"
@@ -84,7 +86,8 @@ def cache_totals(facts):
 
 
 def _clean_results(hostvars):
-    return [hostvars[name] for name in CLEAN_RESULT_VARS
+    """``[(part, result)]`` of the clean tasks that ran: conda's, then pip's."""
+    return [(part, hostvars[name]) for part, name in zip(("conda", "pip"), CLEAN_RESULT_VARS)
             if isinstance(hostvars.get(name), dict) and not hostvars[name].get("skipped")]
 
 
@@ -95,7 +98,8 @@ def clean_summary(hostvars, after):
     real run, so it is the after state.  In check mode nothing changed: ``after_bytes`` is null
     and ``planned_bytes`` is what a real run would free.
     """
-    results = _clean_results(hostvars)
+    parts = _clean_results(hostvars)
+    results = [result for _part, result in parts]
     before = hostvars.get(CLEAN_BEFORE_VAR)
     if not results or not isinstance(before, dict):
         return None
@@ -125,7 +129,7 @@ def clean_summary(hostvars, after):
         # du-like drop of the caches; freed_bytes is the filesystem's (statvfs) view, which also
         # moves with anything else writing there during the run.
         "reduced_bytes": 0 if check_mode else _int(before.get("cache_bytes")) - after["cache_bytes"],
-        "msg": "; ".join(str(result.get("msg")) for result in results if result.get("msg")),
+        "msg": "; ".join("%s: %s" % (part, result["msg"]) for part, result in parts if result.get("msg")),
         "policy": hostvars.get(CLEAN_POLICY_VAR),
     }
 
@@ -180,6 +184,8 @@ def host_record(name, hostvars, active):
         reasons = incomplete_reasons(hostvars.get("ansible_facts"))
         if status == OK and reasons:
             status, error = INCOMPLETE, "; ".join(reasons)
+        elif status == OK and totals["conda"] is not None and not totals["conda"]["installations"]:
+            status = NO_CONDA
     elif status is None:
         status, error = FAILED, "left the play in a task outside the pkgcache.fleet roles; see the job output"
     return {
@@ -214,7 +220,10 @@ def fleet_totals(hosts, check_mode=False):
         "freed_bytes": sum(clean["freed_bytes"] for clean in cleans),
         "reduced_bytes": sum(clean["reduced_bytes"] for clean in cleans),
         "hosts_cleaned": sum(1 for clean in cleans if clean["outcome"] == CLEANED),
+        # Hosts with nothing to remove count as skipped here (the set_stats value); the summary
+        # tells them apart.
         "hosts_skipped": sum(1 for clean in cleans if clean["outcome"] in (SKIPPED, NOTHING)),
+        "hosts_nothing_to_remove": sum(1 for clean in cleans if clean["outcome"] == NOTHING),
         "hosts_failed": counts[FAILED] + counts[UNREACHABLE],
         "hosts_backed_up": len(backups),
         "backup_bytes_copied": sum(backup["bytes_copied"] for backup in backups),

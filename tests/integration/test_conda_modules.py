@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -133,6 +134,9 @@ def test_clean_check_mode_changes_nothing(fleet_state_factory):
         done = one.ansible("all", "-m", "pkgcache.fleet.conda_clean", "--become", "--check", "--diff")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "would remove" in done.stdout and "--- before: conda caches" in done.stdout
+        # Each item with its size and reason: an unused extracted package says why it is unused.
+        assert re.search(r"^-/opt/conda/pkgs/\S+  \(\d+(?:\.\d)? (?:B|KiB|MiB|GiB), no environment record names it",
+                         done.stdout, re.M), done.stdout
         assert sorted(str(p) for p in (root / "opt/conda/pkgs").rglob("*")) == before
 
 

@@ -59,7 +59,9 @@ def test_preview_refusal_purge_and_nothing_left_to_do(fleet_state_factory):
         preview = fleet.ansible(host, "-m", MODULE, "-a", args, "--become", "--check", "--diff")
         assert preview.returncode == 0, preview.stdout + preview.stderr
         assert "would remove" in preview.stdout and "--- before: pip/uv caches" in preview.stdout
-        previewed = sorted(re.findall(r"^-(/\S+)$", preview.stdout, re.M))
+        # One diff line per item: path, size on disk, reason.
+        previewed = sorted(re.findall(r"^-(/\S+)  \(\d+(?:\.\d)? (?:B|KiB|MiB|GiB|TiB), .+\)$", preview.stdout, re.M))
+        assert previewed, preview.stdout
         assert homes(root) == before
         refused = fleet.ansible(host, "-m", MODULE, "-a", json.dumps({"users": ["alice", "nobody-by-that-name"], "purge": True}),
                                 "--become")

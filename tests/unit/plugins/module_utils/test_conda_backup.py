@@ -24,6 +24,7 @@ import pytest
 
 from condafab.host import HostBuilder
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import NO_KERNEL_COPY
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import mount_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_backup_restore
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import Identity
@@ -533,8 +534,25 @@ def test_where_the_kernel_cannot_copy_the_hashed_buffer_is_written(cache, tmp_pa
 
 def test_read_only_dest_is_refused(small_fs):
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
-    with pytest.raises(BackupError, match="not writable"):
+    with pytest.raises(BackupError, match="^dest %s is not usable: %s is on a read-only filesystem$" % (small_fs, small_fs)):
         Store(str(small_fs), "h1").check(True)
+    Store(str(small_fs), "h1").check(False)  # restoring from it reads only
+
+
+def test_a_file_on_the_dest_path_and_a_pseudo_filesystem_are_named(tmp_path):
+    """Issue 14, finding 9: not ``[Errno 17] File exists`` or a count of free bytes."""
+    (tmp_path / "hostname").write_text("h1\n")
+    where = str(tmp_path / "hostname")
+    for dest in (where, where + "/backup"):
+        for writing in (True, False):
+            with pytest.raises(BackupError) as raised:
+                Store(dest, "h1").check(writing)
+            assert str(raised.value) == "dest %s is not usable: %s exists and is not a directory" % (dest, where)
+    if mount_of("/sys") == ("/sys", "sysfs"):
+        with pytest.raises(BackupError, match=r"^dest /sys is not usable: /sys is a pseudo-filesystem \(sysfs\)$"):
+            Store("/sys", "h1").check(True)
+    with pytest.raises(BackupError, match="does not exist"):
+        Store(str(tmp_path / "not-mounted"), "h1").check(True)
 
 
 def test_disk_full_fails_cleanly_and_leaves_the_existing_store_untouched(tmp_path, small_fs):

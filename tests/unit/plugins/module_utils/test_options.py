@@ -9,6 +9,7 @@ import pwd
 
 import pytest
 import yaml
+from ansible.module_utils.common.text.formatters import human_to_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,6 +65,15 @@ def test_a_formatted_size_reads_back_as_the_same_bytes(count):
 def test_binary_units_in_any_spelling(number, unit, suffix, lower):
     written = "%d%s%s" % (number, unit.lower() if lower else unit, suffix)
     assert options.parse_size(written, "when_cache_above") == number * BYTES[unit]
+
+
+@given(st.integers(min_value=0, max_value=10 ** 6), st.integers(min_value=0, max_value=9),
+       st.sampled_from(sorted(BYTES)), st.sampled_from(["", "B"]))
+def test_what_ansible_cores_human_to_bytes_reads_we_read_to_the_same_byte(whole, tenth, unit, suffix):
+    """Our parser is a stdlib one (the local command runs it without Ansible) that also reads
+    GiB, gb and spaces, which ansible-core's refuses; where both read a size, they agree."""
+    for written in ("%d%s%s" % (whole, unit, suffix), "%d.%d%s%s" % (whole, tenth, unit, suffix), "%d" % whole):
+        assert options.parse_size(written, "when_cache_above") == human_to_bytes(written), written
 
 
 @given(counts)

@@ -16,12 +16,13 @@ import os
 import shutil
 
 import pytest
+from ansible.module_utils.common.text.formatters import bytes_to_human
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, printable_tree, raw
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes, printable, printable_tree, raw
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
@@ -160,3 +161,13 @@ def test_bytes_in_configs_lists_and_records_are_warnings_naming_the_file_never_a
     plan = in_root(fsroot, lambda: clean(Host.load(users), set(TARGETS), Policy(), check_mode=True))
     assert "the conda config of alice cannot be read" in plan["restricted"]
     assert not [i for c in plan["caches"] for i in c["remove"] if i["category"] == "unused"]
+
+
+@given(st.integers(min_value=0, max_value=1024 ** 5 - 1))
+def test_human_bytes_picks_the_unit_ansible_core_picks_and_names_it_in_binary_units(count):
+    """ansible-core's bytes_to_human writes 1536 as "1.50 KB" (a binary multiple with a decimal
+    name); ours, stdlib for the local command, writes "1.5 KiB": same unit and value, IEC name."""
+    number, unit = human_bytes(count).split()
+    theirs, their_unit = bytes_to_human(count).split()
+    assert unit == ("B" if their_unit == "Bytes" else their_unit[0] + "iB")
+    assert abs(float(number) - float(theirs)) <= (0 if unit == "B" else 0.0501)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,19 @@ REPO = Path(__file__).resolve().parents[4]
 LINK = REPO / ".build" / "link"
 MODULE = LINK / "ansible_collections/pkgcache/fleet/plugins/modules/pip_cache_clean.py"
 OLD = 1_600_000_000
+# One diff line per item: path, size on disk in binary units, reason.
+DIFF_LINE = re.compile(r"^(?P<path>/.+)  \((?P<number>\d+(?:\.\d)?) (?P<unit>B|KiB|MiB|GiB|TiB), (?P<reason>.+)\)$")
+UNIT = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "TiB": 1024 ** 4}
+
+
+def diff_items(text):
+    """``{path: (bytes as written, unit, reason)}`` from a clean's diff; every line must parse."""
+    items = {}
+    for line in text.splitlines():
+        match = DIFF_LINE.match(line)
+        assert match, "diff line without path, size and reason: %r" % line
+        items[match["path"]] = (float(match["number"]) * UNIT[match["unit"]], UNIT[match["unit"]], match["reason"])
+    return items
 
 
 def run_module(tmp_path: Path, args: dict, check_mode=False, diff=False) -> dict:
@@ -48,17 +62,28 @@ def test_check_and_diff_preview_the_real_run_which_a_rerun_does_not_repeat(tmp_p
     assert preview.get("failed") is not True, preview
     assert (snapshot(tmp_path / "pip"), snapshot(tmp_path / "uv")) == before
     assert preview["changed"] is True and preview["removed"] == [] and preview["msg"].startswith("would remove")
-    listed = preview["diff"]["before"].splitlines()
+    listed = diff_items(preview["diff"]["before"])
     assert str(tmp_path / "pip/http-v2") in listed and str(tmp_path / "uv/archive-v0") not in listed
     assert [c["tool"] for c in preview["caches"]] == ["pip", "uv"]
+    planned = [i for c in preview["caches"] for i in c["remove"]]
+    assert sorted(listed) == sorted(i["path"] for i in planned)
+    for item in planned:
+        written, unit, reason = listed[item["path"]]
+        # Shown to one decimal of its unit (bytes exactly), next to the reason the result gives.
+        assert abs(written - item["disk_bytes"]) <= (0 if unit == 1 else unit * 0.05), (item, written)
+        assert reason == item["reason"]
+    assert any(i["disk_bytes"] >= 1024 for i in planned)
+    assert preview["diff"]["after"] == ""
 
     done = run_module(tmp_path, args)
-    assert done["removed"] == listed == [i["path"] for c in done["caches"] for i in c["remove"]]
+    assert done["removed"] == list(listed) == [i["path"] for c in done["caches"] for i in c["remove"]]
     assert done["planned_bytes"] == preview["planned_bytes"] > 0
     assert sorted(os.listdir(tmp_path / "pip")) == ["selfcheck"]
     assert sorted(os.listdir(tmp_path / "uv")) == sorted(
         [".gitignore", ".lock", "CACHEDIR.TAG", "archive-v0", "interpreter-v4", "sdists-v9", "simple-v24", "wheels-v6"])
 
+    again = run_module(tmp_path, args, check_mode=True, diff=True)
+    assert (again["changed"], again["removed"], again["diff"]["before"]) == (False, [], "")
     again = run_module(tmp_path, args)
     assert (again["changed"], again["removed"]) == (False, [])
 

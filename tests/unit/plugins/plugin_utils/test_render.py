@@ -124,3 +124,23 @@ def test_a_check_run_says_would_not_cleaned():
     clean = {"check_mode": True, "planned_bytes": 3 * MiB, "outcome": "cleaned"}
     assert _render._clean_cell(clean) == "check mode: would free 3.0 MiB (would clean)"
     assert "(nothing to remove)" in _render._clean_cell(dict(clean, planned_bytes=0, outcome="nothing_to_remove"))
+
+
+def test_the_html_table_has_an_error_column_and_no_size_for_a_host_never_seen(report):
+    """Issue 14, finding 6: an unreachable host read "0 B reclaimable" and its error was not in the table."""
+    page = parse(_render.to_html(report).split("<table>", 1)[1].join(["<table>", ""]))
+    headers = [text for text in page.text if text in ("host", "status", "clean", "error", "reclaimable")]
+    assert headers == ["host", "status", "reclaimable", "clean", "error"]
+    table = _render.to_html(report).split("<table>", 1)[1]
+    assert "refused | &lt;closed&gt;" in table
+    new = table.split("<td>new-1</td>", 1)[1].split("</tr>", 1)[0]
+    assert new.startswith("<td>no data</td><td></td><td></td><td></td>") and "0 B" not in new
+    markdown = [line for line in _render.to_markdown(report).splitlines() if line.startswith("| new-1 |")]
+    assert markdown == ["| new-1 | no data |  |  |  | not run |  |  |"]
+
+
+def test_the_run_summary_line_has_exact_statuses_and_human_sizes(report):
+    line = _render.summary_message(report, "/srv/reports")
+    # conda 2 (web-1 after) + 2 (evil) + 8 (db-1) MiB, pip 1 + 1; reclaimable 1 + 1 + 7 MiB.
+    assert line == ("4 host(s): 1 no data, 2 ok, 1 unreachable; caches 14.0 MiB (conda 12.0 MiB, pip 2.0 MiB), "
+                    "9.0 MiB reclaimable; caches shrank by 6.0 MiB; written to /srv/reports")

@@ -108,7 +108,8 @@ def test_conda_and_pip_cleaning_add_up():
     clean = _report.host_record("h1", cleaned(after, before, conda, pip_result=pip), active=True)["clean"]
     assert (clean["planned_bytes"], clean["freed_bytes"], clean["removed"]) == (9 * MiB, 9 * MiB, 3)
     assert (clean["before_bytes"], clean["after_bytes"], clean["reduced_bytes"]) == (13 * MiB, 4 * MiB, 9 * MiB)
-    assert clean["msg"] == "removed; removed pip"
+    # Each part's summary labelled, so "removed 3 path(s)" says whose paths.
+    assert clean["msg"] == "conda: removed; pip: removed pip"
 
 
 def test_all_conda_caches_gated_but_pip_cleaned_is_cleaned_and_all_gated_is_skipped():
@@ -163,7 +164,8 @@ def test_fleet_totals_count_every_host_once():
                            now=datetime.datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=datetime.timezone.utc))
     totals = report["totals"]
     assert [h["host"] for h in report["hosts"]] == ["h1", "h2", "h3", "h4", "h5"]
-    assert totals["by_status"] == {"ok": 3, "incomplete": 0, "failed": 1, "unreachable": 1, "no_data": 0}
+    assert totals["by_status"] == {"ok": 3, "incomplete": 0, "no_conda": 0, "failed": 1, "unreachable": 1,
+                                   "no_data": 0}
     assert totals["hosts_failed"] == 2
     assert (totals["hosts_cleaned"], totals["hosts_skipped"]) == (1, 1)
     assert totals["cache_bytes"] == 4 * MiB + 10 * MiB + 10 * MiB + MiB
@@ -265,3 +267,41 @@ def test_policies_group_hosts_by_the_clean_policy_in_force():
     report = _report.build(views, ["a", "b", "c", "d"], "t")
     assert report["policies"] == [{"policy": strict, "hosts": ["a", "c"]}, {"policy": loose, "hosts": ["b"]}]
     assert [host["clean"] and host["clean"]["policy"] for host in report["hosts"]] == [strict, loose, strict, None]
+
+
+def no_conda_facts(pip=None):
+    """Facts of a host the conda facts module found no installation on (its RETURN when empty)."""
+    state = facts(conda=(0, 0), pip=pip)
+    conda = state["ansible_facts"]["conda_cache"]
+    conda.update(installations=[], caches=[], environments=[])
+    conda["totals"].update(installations=0, caches=0, environments=0)
+    return state
+
+
+def test_a_host_without_conda_has_status_no_conda_not_ok_and_its_pip_caches_still_count():
+    """Issue 14, finding 6: "skipped 5" were hosts without conda, shown as ok."""
+    record = _report.host_record("h6", no_conda_facts(pip=(2 * MiB, MiB)), active=True)
+    assert (record["status"], record["error"]) == (_report.NO_CONDA, None)
+    assert (record["cache_bytes"], record["reclaimable_bytes"]) == (2 * MiB, MiB)
+    incomplete = no_conda_facts()
+    incomplete["ansible_facts"]["conda_cache"]["incomplete_reasons"] = ["/home/bob: permission denied"]
+    assert _report.host_record("h7", incomplete, active=True)["status"] == _report.INCOMPLETE
+    assert _report.host_record("h8", dict(no_conda_facts(), cache_facts_result=UNREACHABLE), active=False)[
+        "status"] == _report.UNREACHABLE
+
+
+def test_the_summary_tells_hosts_with_nothing_to_remove_and_without_conda_from_skipped_ones():
+    state = facts(conda=(1, 0))
+    bare = no_conda_facts()
+    hosts = [("h1", cleaned(state, state, clean_result(0, skipped=["busy"]))),
+             ("h2", cleaned(state, state, clean_result(0))),
+             ("h3", cleaned(bare, bare, clean_result(0, skipped=[]))),
+             ("h4", dict(facts(), cache_facts_result=UNREACHABLE))]
+    report = _report.build(hosts, ["h1", "h2", "h3"], "t", check_mode=True)
+    totals = report["totals"]
+    assert (totals["hosts_skipped"], totals["hosts_nothing_to_remove"]) == (3, 2)
+    lines = _render._summary_lines(totals)
+    assert lines[0] == "Hosts: 4 (1 no conda, 2 ok, 1 unreachable)"
+    assert lines[-1] == "Would free: 0 B; hosts to clean 0, nothing to remove 2, every cache skipped 1"
+    assert _render.summary_message(report) == (
+        "4 host(s): 1 no conda, 2 ok, 1 unreachable; caches 2 B (conda 2 B, pip 0 B), 0 B reclaimable")
