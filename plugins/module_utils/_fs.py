@@ -106,33 +106,25 @@ def existing_ancestor(path):
 
 
 def _problem(path):
-    """``(short reason, sentence)`` for why no entry can be created in the existing ``path``, or None."""
+    """The sentence saying why no entry can be created in the existing ``path``, or None.  The
+    kernel's own check (``access``), so root's answer is root's: only a read-only mount, a
+    pseudo-filesystem or ``chattr +i`` stops it."""
     if not os.path.isdir(path):
-        return "not a directory", "%s exists and is not a directory" % path
+        return "%s exists and is not a directory" % path
     mount = mount_of(path)
     if mount is not None and mount[1] in PSEUDO_FILESYSTEMS:
         point, kind = mount
-        sentence = "%s is a pseudo-filesystem (%s)" % (path, kind) if point == os.path.realpath(path) else \
-            "%s is on a pseudo-filesystem (%s at %s)" % (path, kind, point)
-        return "pseudo-filesystem %s" % kind, sentence
+        if point == os.path.realpath(path):
+            return "%s is a pseudo-filesystem (%s)" % (path, kind)
+        return "%s is on a pseudo-filesystem (%s at %s)" % (path, kind, point)
     try:
         if os.statvfs(path).f_flag & os.ST_RDONLY:
-            return "read-only filesystem", "%s is on a read-only filesystem" % path
+            return "%s is on a read-only filesystem" % path
         if not os.access(path, os.W_OK | os.X_OK):
-            return "not writable (permissions or immutable)", "%s is not writable (permissions or immutable)" % path
+            return "%s is not writable (permissions or immutable)" % path
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return reason, "%s: %s" % (path, reason)
+        return "%s: %s" % (path, exc.strerror or exc)
     return None
-
-
-def unwritable_reason(path):
-    """Why no entry can be created in the existing directory ``path`` (not a directory, a
-    pseudo-filesystem such as sysfs, a read-only mount, permissions, an immutable flag), or None;
-    a few words, for "<path> is not writable (<reason>)".  The kernel's own check (``access``), so
-    root's answer is root's: only a read-only mount or ``chattr +i`` stops it."""
-    problem = _problem(path)
-    return None if problem is None else problem[0]
 
 
 def directory_problem(path):
@@ -140,5 +132,4 @@ def directory_problem(path):
     parents if need be, as a sentence naming the path at fault (``/etc/hostname exists and is
     not a directory``, ``/sys is a pseudo-filesystem (sysfs)``, ``/mnt/ro is on a read-only
     filesystem``), or None.  Checked before any space check: such a place has no room to count."""
-    problem = _problem(existing_ancestor(path))
-    return None if problem is None else problem[1]
+    return _problem(existing_ancestor(path))

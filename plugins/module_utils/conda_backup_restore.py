@@ -18,7 +18,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, act_as, authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import WriteFailed, hash_copy
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_all
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, CREATE_FLAGS, READ_FLAGS
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, CREATE_FLAGS, READ_FLAGS, existing_ancestor
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
@@ -142,9 +142,7 @@ def restore_identity(cache_path, routes=None):
     existing parent.  Raises BackupError with the reason when nobody's word is good enough."""
     if routes is None:
         routes = [(cache_path, ROOT)]
-    where = cache_path
-    while not os.path.lexists(where):
-        where = os.path.dirname(where)
+    where = existing_ancestor(cache_path)
     if where != cache_path:
         routes = [(where, namer) for _path, namer in routes]
     identity, _expect, why = authority(where, routes)

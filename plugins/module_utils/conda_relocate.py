@@ -29,7 +29,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import (
     ANYONE, ROOT, Identity, act_as, authority, namer_of)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_atomic
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import existing_ancestor, inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
@@ -203,7 +203,7 @@ def build_plan(request):
                 warnings.append("extracted=drop does nothing on one filesystem: the rename moves every package for free")
             check_destination(dest, host.environments, roots)
             _refuse_busy(request.root, source)
-            if dest not in create:
+            if dest not in create or actor is None:  # made for the actor, it is theirs to write
                 check_writable(dest, "move the cache there", actor)
             check_writable(os.path.dirname(source.rstrip("/")), "take the old cache away", actor)
             check_room(move, walk(journal.staging).on_disk if journal is not None else 0)
@@ -222,9 +222,7 @@ def actor_of(request, homes):
     whatever they could not do themselves; None for root's files or when this process is not root."""
     if os.geteuid() != ROOT:
         return None
-    path = request.condarc
-    while not os.path.lexists(path):  # a file yet to be written is the word of whoever holds its dir
-        path = os.path.dirname(path)
+    path = existing_ancestor(request.condarc)  # a file yet to be written is the word of whoever holds its dir
     uid = namer_of(path, homes)
     if uid == ROOT:
         return None

@@ -23,7 +23,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import a
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sync_filesystem, write_atomic
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, READ_FLAGS, inside, unwritable_reason
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, READ_FLAGS, inside, directory_problem, existing_ancestor
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError, rmtree_fd
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
@@ -47,13 +47,7 @@ class RelocateError(Exception):
 
 def available_bytes(path):
     """Space an unprivileged writer may still use on the filesystem holding ``path``."""
-    return filesystem(_existing_ancestor(path))["available_bytes"]
-
-
-def _existing_ancestor(path):
-    while not os.path.lexists(path):
-        path = os.path.dirname(path)
-    return path
+    return filesystem(existing_ancestor(path))["available_bytes"]
 
 
 class MovePlan(object):
@@ -167,7 +161,7 @@ def plan_move(source, dest, environments, extracted="move", link_old=False):
         if foreign:
             raise RelocateError("%s already holds %d entries (%s): merging caches is not supported" % (
                 dest, len(foreign), ", ".join(foreign[:5])))
-    same_fs = os.stat(source_real).st_dev == os.stat(_existing_ancestor(dest_real)).st_dev
+    same_fs = os.stat(source_real).st_dev == os.stat(existing_ancestor(dest_real)).st_dev
     softlinked = _softlinked(environments, source_real)
     if softlinked and not link_old:
         raise RelocateError("soft-linked environments point into %s (%s): set link_old to keep them working" % (
@@ -207,17 +201,16 @@ def check_room(move, freed=0):
     if move.new_fs_needs > free:
         raise RelocateError("%s: the copy needs %d bytes (%s), %d (%s) are available on %s" % (
             move.dest, move.new_fs_needs, human_bytes(move.new_fs_needs), free, human_bytes(free),
-            filesystem(_existing_ancestor(move.dest))["mount"]))
+            filesystem(existing_ancestor(move.dest))["mount"]))
 
 
 def check_writable(path, what, identity=None):
-    """Refuse, before anything changes, a ``path`` whose directory (or nearest existing
-    ancestor) cannot be written by ``identity`` (None: this process): check mode then fails as
-    the real run would."""
-    where = _existing_ancestor(path)
-    reason = act_as(identity, unwritable_reason, where)
-    if reason:
-        raise RelocateError("%s: cannot %s, %s is not writable (%s)" % (path, what, where, reason))
+    """Refuse, before anything changes, a ``path`` that cannot be a directory ``identity`` (None:
+    this process) creates entries in: a file on the way, a pseudo or read-only filesystem,
+    permissions.  Check mode then fails as the real run would."""
+    problem = act_as(identity, directory_problem, path)
+    if problem:
+        raise RelocateError("%s: cannot %s, %s" % (path, what, problem))
 
 
 # -- the journal -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_a_read_only_destination_fails_in_check_mode_as_in_the_real_run(tmp_path
         before = snapshot(disk1)
         args = {"root": fx.root, "pkgs_dirs": [disk2 + "/pkgs"], "migrate": True}
         message = check_then_real(tmp_path, args)
-        assert message == "%s/pkgs: cannot move the cache there, %s is not writable (read-only filesystem)" % (
+        assert message == "%s/pkgs: cannot move the cache there, %s is on a read-only filesystem" % (
             disk2, disk2)
         assert snapshot(disk1) == before and os.listdir(disk2) == []
 
