@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import posixpath
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal

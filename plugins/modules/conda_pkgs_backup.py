@@ -186,8 +186,8 @@ rejected:
   elements: dict
 skipped_caches:
   description:
-    - Caches not read at all, with C(cache) and C(reason): a cache whose path someone other than its owner
-      and root can redirect, or a directory of root's named only by a user (see SECURITY.md).
+    - Caches not read at all, with C(cache) and C(reason). Such a cache is reached through a path someone other
+      than its owner and root can redirect, or is a directory of root's named only by a user (see SECURITY.md).
   returned: state=present
   type: list
   elements: dict
