@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import os
 import tempfile
 
@@ -34,7 +35,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import Cac
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host, config_routes
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import Installation, is_prefix
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, Installation, is_prefix
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import (
     CONFIG_TEMP, STEPS, Journal, Mover, RelocateError, check_destination, check_room, check_writable,
     describe_error, make_cache_dir, plan_move, read_text_file, text_sha256)
@@ -59,7 +61,8 @@ class Request(object):
         self.link_old = link_old
         self.extracted = extracted
         self.uid, self.gid, self.mode = uid, gid, mode
-        self.env = dict(env or {})
+        self.shell_env = dict(env or {})  # the operator's, for every user's view
+        self.env = dict(self.shell_env)
         # conda expands $HOME in config values from the viewer's environment.
         self.env.setdefault("HOME", viewer.home)
         relative = [p for p in self.pkgs_dirs if not conda_config.expands_absolute(p, viewer.home, self.env)]
@@ -67,6 +70,15 @@ class Request(object):
             raise RelocateError("pkgs_dirs entries must be absolute paths, or start with ~ or a $VARIABLE that "
                                 "expands to one for %s; refusing %s"
                                 % (viewer.name, ", ".join(repr(p) for p in relative)))
+
+
+def view_of(request, user):
+    """The same request resolved as ``user`` sees it (their home, their ``$HOME``)."""
+    view = copy.copy(request)
+    view.viewer = user
+    view.env = dict(request.shell_env)
+    view.env.setdefault("HOME", user.home)
+    return view
 
 
 def condarc_path(scope, root, home=None, explicit=None):
@@ -98,6 +110,7 @@ class Plan(object):
         self.warnings = warnings
         self.journal = journal  # what an earlier, killed run left in the new cache (Journal.find)
         self.actor = actor  # whose credentials the move and the config write run with (None: ours)
+        self.left_behind = []  # caches no config will name any more, still holding packages
         self.done = set()  # what apply() changed and kept: "created", "config", "move", "recovery"
 
     @property
@@ -123,12 +136,14 @@ class Plan(object):
             "created": list(self.create),
             "migration": self.move.as_dict() if self.move else None,
             "recovery": self.journal.as_dict() if self.journal else None,
+            "left_behind": list(self.left_behind),
         }
 
     def diff(self):
         diffs = [{"before_header": self.request.condarc, "after_header": self.request.condarc,
                   "before": self.before_text or "", "after": self.after_text or ""}]
         steps = "".join("create cache %s\n" % d for d in self.create) + (self.move.describe() if self.move else "")
+        steps += "".join(describe_left_behind(entry) + "\n" for entry in self.left_behind)
         if self.journal:
             steps = "%s: %s\n" % (self.journal.staging, self.journal.as_dict()["action"]) + steps
         if steps:
@@ -175,7 +190,7 @@ def build_plan(request):
     if errors:
         raise RelocateError("; ".join(errors))
     warnings = after.config.warnings + warnings
-    host = Host(request.users, [request.root], request.env).resolve_configs().load_environments()
+    host = Host(request.users, [request.root], request.shell_env).resolve_configs().load_environments()
     roots = set(os.path.realpath(i.root) for i in host.installations) | set([os.path.realpath(request.root)])
     wanted = expand_all(request, items)
     create = [d for d in wanted if not os.path.lexists(d)] if request.state == "present" else []
@@ -213,7 +228,43 @@ def build_plan(request):
         check_writable(path, "create the cache")
     if before_text != after_text:
         check_writable(os.path.dirname(os.path.realpath(request.condarc)), "write %s" % request.condarc, actor)
-    return Plan(request, before_text, after_text, before, after, create, move, warnings, journal, actor)
+    plan = Plan(request, before_text, after_text, before, after, create, move, warnings, journal, actor)
+    if before_text != after_text:
+        plan.left_behind = left_behind(request, host, after_text, move)
+        warnings.extend(describe_left_behind(entry) for entry in plan.left_behind)
+    return plan
+
+
+def left_behind(request, host, after_text, move):
+    """``[{path, users, disk_bytes}]``: caches some user's conda lists now and no user's would
+    after the change, that stay on disk with packages in them (invisible then to conda, to facts
+    and to cleaning).  The cache the move takes is not one."""
+    inst = [i for i in host.installations if os.path.realpath(i.root) == os.path.realpath(request.root)][0]
+    users = dict((user.name, user) for user in host.users)
+    before, after = {}, set()
+    for name, config in sorted(inst.configs.items()):
+        now = [os.path.realpath(p) for p in config.pkgs_dirs]
+        for path, real in zip(config.pkgs_dirs, now):
+            before.setdefault(real, (path, []))[1].append(name)
+        try:
+            later = resolve_with(view_of(request, users[name]), after_text).config.pkgs_dirs
+        except EditError:  # conda does not read this file for them: their view stays as it is
+            later = config.pkgs_dirs
+        after.update(os.path.realpath(p) for p in later)
+    taken = os.path.realpath(move.source) if move else None
+    found = []
+    for real, (path, names) in sorted(before.items()):
+        if real in after or real == taken or not os.path.isdir(real):
+            continue
+        if not [n for n in os.listdir(real) if n not in CACHE_MARKERS]:
+            continue
+        found.append({"path": path, "users": names, "disk_bytes": walk(real).on_disk})
+    return found
+
+
+def describe_left_behind(entry):
+    return "left behind: %s (%s, used by %s) is in no pkgs_dirs after this change; move or remove it" % (
+        entry["path"], human_bytes(entry["disk_bytes"]), ", ".join(entry["users"]))
 
 
 def actor_of(request, homes):

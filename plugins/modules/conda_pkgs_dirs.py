@@ -236,6 +236,25 @@ recovery:
       directory without a journal; C(action) says whether the move is rolled back and started over, or finished.
   returned: always
   type: dict
+left_behind:
+  description:
+    - Caches some user's conda lists before the change and no user's would after it, that still hold packages
+      (the move's own source excluded). Nothing moves or cleans them afterwards; each is also a warning and a
+      line of the diff.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The cache.
+      type: str
+    users:
+      description: Accounts whose conda lists it now.
+      type: list
+      elements: str
+    disk_bytes:
+      description: On-disk size, each inode once.
+      type: int
 msg:
   description: One-line summary.
   returned: always
@@ -275,6 +294,10 @@ def summary(plan, check_mode):
         move = plan.move
         parts.append("%s %s -> %s by %s, old filesystem gains %s" % (
             "would move" if check_mode else "moved", move.source, move.dest, move.method, human_bytes(move.old_fs_gain)))
+    if plan.left_behind:
+        parts.append("%s %d cache(s) (%s) in no pkgs_dirs" % (
+            "would leave" if check_mode else "left", len(plan.left_behind),
+            human_bytes(sum(entry["disk_bytes"] for entry in plan.left_behind))))
     return "; ".join(parts) + ("" if plan.changed else " (unchanged)")
 
 

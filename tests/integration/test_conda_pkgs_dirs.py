@@ -37,9 +37,9 @@ def by_layout(fleet, layout):
     return next(h["name"] for h in fleet.describe() if h["layout"] == layout)
 
 
-def call(fleet, host, args, tmp_path, check=False):
-    """The module's result for one host, from ansible-runner's job events."""
-    cmdline = "--become" + (" --check --diff" if check else "")
+def call(fleet, host, args, tmp_path, check=False, diff=False):
+    """The module's result for one host, from ansible-runner's job events (check implies diff)."""
+    cmdline = "--become" + (" --check" if check else "") + (" --diff" if check or diff else "")
     run = ansible_runner.run(
         private_data_dir=tempfile.mkdtemp(dir=str(tmp_path)), inventory=str(fleet.inventory), host_pattern=host,
         module=MODULE, module_args=json.dumps(args), cmdline=cmdline, quiet=True,
