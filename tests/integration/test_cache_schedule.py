@@ -211,7 +211,8 @@ def plan_of(fleet, host):
     pip = module(fleet, host, "pkgcache.fleet.pip_cache_clean",
                  dict((k, v) for k, v in policy["clean-pip"].items() if v is not None), check=True)
     assert "plan" in conda and "caches" in pip, (conda, pip)
-    return sorted(conda["paths"]), sorted(i["path"] for c in pip["caches"] for i in c["remove"])
+    return (sorted(i["path"] for p in conda["plan"] for i in p["remove"]),
+            sorted(i["path"] for c in pip["caches"] for i in c["remove"]))
 
 
 def test_a_scheduled_run_removes_exactly_what_conda_clean_plans(hosts):
