@@ -48,21 +48,17 @@ def env():
 
 
 def apply_role(fleet, work, **variables):
-    """Run the role on every host; h1 is told to use systemd, h2 picks for itself (no systemd
-    runs there, so cron).  Returns the ansible-playbook process."""
+    """``ansible-playbook pkgcache.fleet.schedule`` on every host; h1 is told to use systemd (a
+    host variable), h2 picks for itself (no systemd runs there, so cron).  Returns the process."""
     work.mkdir(parents=True, exist_ok=True)
-    playbook = work / "schedule.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "name": "Scheduled cleaning", "hosts": "all", "become": True, "gather_facts": False,
-        "roles": [{"role": "pkgcache.fleet.cache_schedule", "vars": dict(POLICY, **variables)}],
-    }]))
     host_vars = work / "host_vars"
     host_vars.mkdir(exist_ok=True)
     (host_vars / "h1.yml").write_text("cache_schedule_scheduler: systemd\n")
+    # The fleet's own inventory gives the connection; host_vars beside this one add h1's choice.
     inventory = work / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {SYSTEMD: None, CRON: None}}}))
-    # The fleet's own inventory gives the connection; host_vars beside the second one add h1's choice.
-    return fleet.playbook("-i", str(inventory), str(playbook), env=env())
+    return fleet.playbook("-i", str(inventory), "pkgcache.fleet.schedule", "-e", json.dumps(dict(POLICY, **variables)),
+                          env=env())
 
 
 def module(fleet, host, name, args, check=False):
