@@ -47,7 +47,7 @@ def env():
     return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(LINK))
 
 
-def apply_role(fleet, work, **variables):
+def apply_role(fleet, work, *options, **variables):
     """``ansible-playbook pkgcache.fleet.schedule`` on every host; h1 is told to use systemd (a
     host variable), h2 picks for itself (no systemd runs there, so cron).  Returns the process."""
     work.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def apply_role(fleet, work, **variables):
     inventory = work / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {SYSTEMD: None, CRON: None}}}))
     return fleet.playbook("-i", str(inventory), "pkgcache.fleet.schedule", "-e", json.dumps(dict(POLICY, **variables)),
-                          env=env())
+                          *options, env=env())
 
 
 def module(fleet, host, name, args, check=False):
@@ -116,6 +116,10 @@ def hosts(fleet_state_factory, tmp_path_factory):
         # h2 has a cron daemon's directory (as `apt install cron` leaves it); the role then picks cron.
         (fleet.root_of(CRON) / "etc/cron.d").mkdir(exist_ok=True)
         before = dict((name, host_state(fleet, name)) for name in fleet.hosts)
+        # A check run on hosts that have nothing yet says what it would do and changes nothing.
+        check = apply_role(fleet, tmp_path_factory.mktemp("check"), "--check")
+        assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
+        assert dict((name, host_state(fleet, name)) for name in fleet.hosts) == before
         done = apply_role(fleet, tmp_path_factory.mktemp("role"))
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
         yield fleet, before, done
