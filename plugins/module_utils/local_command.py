@@ -78,7 +78,6 @@ def build_parser():
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
         if command != "facts":
             sub.add_argument("--check", action="store_true", help="plan only: say what would be removed")
-        if command != "facts":
             sub.add_argument("--record", metavar="FILE", help="also write the outcome to this JSON file (%s)" % self_clean.RECORD_PATH)
         for name, option in sorted(spec().items()):
             _add_option(sub, name, option)
@@ -99,6 +98,26 @@ def _read_policy(path):
         raise UsageError("cannot read the policy file %s: %s" % (path, exc))
 
 
+# JSON types of the argument-spec types a policy file may give.
+_JSON_TYPES = {"str": str, "path": str, "int": int, "bool": bool, "list": list, "dict": dict}
+
+
+def _checked(name, value, option, source):
+    """*value* of option *name* from a policy file, refused (UsageError) when its JSON type or a
+    choice is not what the module's argument spec takes: flags are typed by argparse, a file is not."""
+    kind = option.get("type", "str")
+    if value is None and option.get("default") is None:
+        return value
+    expected = _JSON_TYPES.get(kind, object)
+    if not isinstance(value, expected) or (kind == "int" and isinstance(value, bool)):
+        raise UsageError("%s: %s takes a %s, not %s" % (source, name, kind, json.dumps(value)))
+    choices = option.get("choices")
+    wrong = [item for item in (value if kind == "list" else [value]) if choices and item not in choices]
+    if wrong:
+        raise UsageError("%s: %s: %s is not one of %s" % (source, name, ", ".join(map(str, wrong)), ", ".join(choices)))
+    return value
+
+
 def _with_policy(command, policy, source):
     """The module's defaults updated from *policy* (options by the module's names)."""
     spec = COMMANDS[command][1]()
@@ -106,7 +125,7 @@ def _with_policy(command, policy, source):
     unknown = sorted(set(policy) - set(spec)) if isinstance(policy, dict) else ["(not a JSON object)"]
     if unknown:
         raise UsageError("%s: unknown option(s) %s; valid: %s" % (source, ", ".join(unknown), ", ".join(sorted(spec))))
-    params.update(policy)
+    params.update((name, _checked(name, value, spec[name], source)) for name, value in policy.items())
     return params
 
 

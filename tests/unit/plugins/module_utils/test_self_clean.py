@@ -98,6 +98,12 @@ def test_validate_checks_names_values_and_sections_and_reads_nothing_else(tmp_pa
         ({"clean-pip": {"purge": True, "min_age": "7d"}}, local_command.BAD_OPTIONS, "cannot be combined"),
         ({"conda": SAFE}, local_command.BAD_OPTIONS, "unknown section(s) conda; valid: clean, clean-pip"),
         ({}, local_command.BAD_OPTIONS, "expected a JSON object"),
+        ({"clean": {"keep_latest": "1"}}, local_command.BAD_OPTIONS, "[clean]: keep_latest takes a int, not \"1\""),
+        ({"clean": {"keep_latest": True}}, local_command.BAD_OPTIONS, "keep_latest takes a int, not true"),
+        ({"clean": {"targets": "tarballs"}}, local_command.BAD_OPTIONS, "targets takes a list"),
+        ({"clean": {"targets": ["tarbals"]}}, local_command.BAD_OPTIONS, "targets: tarbals is not one of all, "),
+        ({"clean": {"targets": None}}, local_command.BAD_OPTIONS, "targets takes a list, not null"),
+        ({"clean-pip": {"min_age": None, "purge": True}}, local_command.OK, "policy ok: clean-pip"),
     ]
     for sections, expected, text in cases:
         code, out, err = in_host(fsroot, ["run", "--validate", "--policy", policy(fsroot, sections)])
