@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, options, pip_cache
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, options, pip_cache, self_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
@@ -90,12 +90,19 @@ def select(params):
     return options.select_users(params["users"])
 
 
-def exit_module(module, kinds):
+def exit_module(module, kinds, self_clean_record=False):
     """End a facts module: the ``users`` it names (an unknown one fails the task before anything
-    is read), then ``kinds`` gathered for them as ``ansible_facts``, printable."""
+    is read), then ``kinds`` gathered for them as ``ansible_facts``, printable.
+
+    *self_clean_record*: also return the host's record of its last scheduled clean, when it
+    keeps one (``pkgcache_self_clean``), so the fleet report can show it; one open() more."""
     out = Results(module)
     try:
         accounts = select(module.params)
     except options.OptionError as exc:
         out.fail(str(exc))
-    out.exit(changed=False, ansible_facts=gather(accounts, module.params, kinds, out.warn))
+    found = gather(accounts, module.params, kinds, out.warn)
+    record = self_clean.read_fact() if self_clean_record else None
+    if record is not None:
+        found[self_clean.FACT_NAME] = record
+    out.exit(changed=False, ansible_facts=found)

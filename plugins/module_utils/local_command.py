@@ -10,9 +10,16 @@ standard library only.  Run it as
 ``python3 -m ansible_collections.pkgcache.fleet.plugins.module_utils.local_command`` with the
 directory holding ``ansible_collections/`` on ``PYTHONPATH``.
 
+``run`` is what a timer or cron entry starts: a policy file with a section per command
+(``{"clean": {...conda_clean options}, "clean-pip": {...pip_cache_clean options}}``), every
+section checked before any runs, each then run in turn; ``--record`` keeps the outcome in a JSON
+file (``self_clean``) that the facts, and so the fleet report, pick up.  ``--validate`` only
+checks the policy file.
+
 Exit codes: 0 done (or nothing to do), 1 some removals failed (what was removed is still
 printed), 2 bad options or policy file (nothing read), 3 refused (the host's state is not fully
-known, or a cache was not a cache; nothing removed).
+known, or a cache was not a cache; nothing removed).  ``run`` exits with the worst of its
+sections' codes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,10 +27,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import datetime
 import json
 import sys
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_clean, facts, pip_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_clean, facts, pip_clean, self_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, printable_tree
 
@@ -34,6 +42,8 @@ COMMANDS = {
     "clean": ("clean conda caches (conda_clean's options)", conda_clean.argument_spec),
     "clean-pip": ("clean pip and uv caches (pip_cache_clean's options)", pip_clean.argument_spec),
 }
+# The sections of a ``run`` policy file, in the order they run.
+RUN_SECTIONS = ("clean", "clean-pip")
 
 
 class UsageError(Exception):
@@ -68,25 +78,61 @@ def build_parser():
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
         if command != "facts":
             sub.add_argument("--check", action="store_true", help="plan only: say what would be removed")
+            sub.add_argument("--record", metavar="FILE", help="also write the outcome to this JSON file (%s)" % self_clean.RECORD_PATH)
         for name, option in sorted(spec().items()):
             _add_option(sub, name, option)
+    sub = commands.add_parser("run", help="what a schedule runs: each section of a policy file (clean, clean-pip)")
+    sub.add_argument("--policy", required=True, help='a JSON file {"clean": {options}, "clean-pip": {options}}')
+    sub.add_argument("--json", action="store_true", help="print the results as JSON, one key per section")
+    sub.add_argument("--check", action="store_true", help="plan only: say what would be removed")
+    sub.add_argument("--record", metavar="FILE", help="also write the outcome to this JSON file (%s)" % self_clean.RECORD_PATH)
+    sub.add_argument("--validate", action="store_true", help="only check the policy file (exit 0 or 2)")
     return parser
+
+
+def _read_policy(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, IOError, ValueError) as exc:
+        raise UsageError("cannot read the policy file %s: %s" % (path, exc))
+
+
+# JSON types of the argument-spec types a policy file may give.
+_JSON_TYPES = {"str": str, "path": str, "int": int, "bool": bool, "list": list, "dict": dict}
+
+
+def _checked(name, value, option, source):
+    """*value* of option *name* from a policy file, refused (UsageError) when its JSON type or a
+    choice is not what the module's argument spec takes: flags are typed by argparse, a file is not."""
+    kind = option.get("type", "str")
+    if value is None and option.get("default") is None:
+        return value
+    expected = _JSON_TYPES.get(kind, object)
+    if not isinstance(value, expected) or (kind == "int" and isinstance(value, bool)):
+        raise UsageError("%s: %s takes a %s, not %s" % (source, name, kind, json.dumps(value)))
+    choices = option.get("choices")
+    wrong = [item for item in (value if kind == "list" else [value]) if choices and item not in choices]
+    if wrong:
+        raise UsageError("%s: %s: %s is not one of %s" % (source, name, ", ".join(map(str, wrong)), ", ".join(choices)))
+    return value
+
+
+def _with_policy(command, policy, source):
+    """The module's defaults updated from *policy* (options by the module's names)."""
+    spec = COMMANDS[command][1]()
+    params = dict((name, option.get("default")) for name, option in spec.items())
+    unknown = sorted(set(policy) - set(spec)) if isinstance(policy, dict) else ["(not a JSON object)"]
+    if unknown:
+        raise UsageError("%s: unknown option(s) %s; valid: %s" % (source, ", ".join(unknown), ", ".join(sorted(spec))))
+    params.update((name, _checked(name, value, spec[name], source)) for name, value in policy.items())
+    return params
 
 
 def params_from(command, args):
     """The module's parameters: defaults, then the policy file, then the flags."""
     spec = COMMANDS[command][1]()
-    params = dict((name, option.get("default")) for name, option in spec.items())
-    if args.policy:
-        try:
-            with open(args.policy) as handle:
-                policy = json.load(handle)
-        except (OSError, IOError, ValueError) as exc:
-            raise UsageError("cannot read the policy file %s: %s" % (args.policy, exc))
-        unknown = sorted(set(policy) - set(spec)) if isinstance(policy, dict) else ["(not a JSON object)"]
-        if unknown:
-            raise UsageError("%s: unknown option(s) %s; valid: %s" % (args.policy, ", ".join(unknown), ", ".join(sorted(spec))))
-        params.update(policy)
+    params = _with_policy(command, _read_policy(args.policy) if args.policy else {}, args.policy)
     for name, option in spec.items():
         value = getattr(args, name)
         if value is None:
@@ -98,6 +144,48 @@ def params_from(command, args):
             value = dict(pairs)
         params[name] = value
     return params
+
+
+def validate(command, params):
+    """OptionError for what the command would refuse before reading anything (values as well as
+    names: durations, sizes, the pip mode)."""
+    if command == "clean":
+        conda_clean.policy_from(params)
+    elif command == "clean-pip":
+        pip_clean.Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
+                                       params["include_selfcheck"])
+
+
+def run_sections(path):
+    """``[(command, params)]`` of a ``run`` policy file, each checked; UsageError or OptionError
+    naming the section otherwise."""
+    policy = _read_policy(path)
+    if not isinstance(policy, dict) or not policy:
+        raise UsageError("%s: expected a JSON object with one or more of the sections %s" % (path, ", ".join(RUN_SECTIONS)))
+    unknown = sorted(set(policy) - set(RUN_SECTIONS))
+    if unknown:
+        raise UsageError("%s: unknown section(s) %s; valid: %s" % (path, ", ".join(unknown), ", ".join(RUN_SECTIONS)))
+    sections = []
+    for command in RUN_SECTIONS:
+        if command in policy:
+            params = _with_policy(command, policy[command], "%s [%s]" % (path, command))
+            try:
+                validate(command, params)
+            except OptionError as exc:
+                raise OptionError("%s [%s]: %s" % (path, command, exc))
+            sections.append((command, params))
+    return sections
+
+
+def run_guarded(command, params, check_mode, warn):
+    """:func:`run`, with a refusal or an option the module code rejects turned into a result and
+    its exit code, so one section's refusal does not stop the next."""
+    try:
+        return run(command, params, check_mode, warn)
+    except OptionError as exc:
+        return {"msg": "bad options: %s" % exc, "caches": [], "removed": [], "errors": []}, BAD_OPTIONS
+    except ValueError as exc:
+        return {"msg": "refused: %s" % exc, "caches": [], "removed": [], "errors": []}, REFUSED
 
 
 def run(command, params, check_mode, warn):
@@ -143,21 +231,65 @@ def main(argv=None, out=None, err=None):
     def warn(message):
         err.write("warning: %s\n" % printable(message))
 
+    record = getattr(args, "record", None)
+    if args.command == "run":
+        return main_run(args, out, err, warn)
     try:
         params = params_from(args.command, args)
         result, code = run(args.command, params, check_mode, warn)
     except (UsageError, OptionError) as exc:
         err.write("pkgcache: %s\n" % printable(str(exc)))
-        return BAD_OPTIONS
+        return _recorded(record, {args.command: ({"msg": str(exc)}, BAD_OPTIONS)}, check_mode, BAD_OPTIONS)
     except ValueError as exc:
         err.write("pkgcache: refused: %s\n" % printable(str(exc)))
-        return REFUSED
+        return _recorded(record, {args.command: ({"msg": "refused: %s" % exc}, REFUSED)}, check_mode, REFUSED)
     result = printable_tree(result)
     if args.json:
         out.write(json.dumps(result, sort_keys=True) + "\n")
     else:
         out.write("".join(line + "\n" for line in human(args.command, result)))
+    return _recorded(record, {args.command: (result, code)}, check_mode, code)
+
+
+def _recorded(path, outcomes, check_mode, code):
+    """Write the record of *outcomes* (``{command: (result, code)}``) when asked; returns *code*."""
+    if path:
+        runs = dict((command, self_clean.command_record(printable_tree(result), done))
+                    for command, (result, done) in outcomes.items())
+        self_clean.write(path, self_clean.build(runs, check_mode))
     return code
+
+
+def main_run(args, out, err, warn):
+    """``run``: check every section, then run each; the worst exit code."""
+    try:
+        sections = run_sections(args.policy)
+    except (UsageError, OptionError) as exc:
+        err.write("pkgcache: %s\n" % printable(str(exc)))
+        if args.validate:
+            return BAD_OPTIONS
+        return _recorded(args.record, {"run": ({"msg": "policy refused: %s" % exc}, BAD_OPTIONS)}, args.check,
+                         BAD_OPTIONS)
+    if args.validate:
+        out.write("policy ok: %s\n" % ", ".join(command for command, _params in sections))
+        return OK
+    outcomes = {}
+    for command, params in sections:
+        result, code = run_guarded(command, params, args.check, warn)
+        outcomes[command] = (printable_tree(result), code)
+    code = max(done for _result, done in outcomes.values())
+    if args.json:
+        out.write(json.dumps(dict((command, result) for command, (result, _done) in outcomes.items()),
+                             sort_keys=True) + "\n")
+    else:
+        stamp = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+        lines = ["pkgcache run %s%s, policy %s" % (stamp, " (check: nothing removed)" if args.check else "", args.policy)]
+        for command, (result, done) in outcomes.items():
+            body = human(command, result) if result.get("caches") or done == OK else [result["msg"]]
+            lines.append("%s: %s" % (command, body[0]))
+            lines.extend(body[1:])
+        out.write("".join(line + "\n" for line in lines))
+    return _recorded(args.record, outcomes, args.check, code)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,15 @@ ansible_facts:
       description: The same as RV(pkgcache.fleet.pip_cache_facts#module:ansible_facts.pip_cache).
       returned: when O(gather) contains V(pip)
       type: dict
+    pkgcache_self_clean:
+      description:
+        - The host's last scheduled clean (the P(pkgcache.fleet.cache_schedule#role) role's timer or
+          cron entry), read from C(/var/lib/pkgcache/last-run.json) - when it finished, its exit code,
+          whether it was a check run, and per command (C(clean), C(clean-pip)) its message, planned and
+          freed bytes, number of removed paths and errors - with a one-line C(summary).
+        - C(error) instead when the record cannot be read.
+      returned: when the host has such a record
+      type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -104,7 +113,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import argume
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    exit_module(module, module.params["gather"])
+    exit_module(module, module.params["gather"], self_clean_record=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import csv
+import datetime
 import io
 import json
 from html import escape
@@ -26,6 +27,7 @@ CSV_COLUMNS = (
     "pip_reclaimable_bytes", "cache_bytes", "reclaimable_bytes", "clean_outcome", "check_mode",
     "planned_bytes", "freed_bytes", "reduced_bytes", "before_bytes", "after_bytes", "removed",
     "backup_copied", "backup_bytes_copied",
+    "self_clean_finished", "self_clean_exit_code", "self_clean_freed_bytes", "self_clean_removed",
 )
 
 BAR_COLOURS = {
@@ -46,6 +48,7 @@ def csv_row(host):
     pip = host["pip"] or {}
     clean = host["clean"] or {}
     backup = host["backup"] or {}
+    self_clean = host.get("self_clean") or {}
     return {
         "host": host["host"], "status": host["status"], "error": host["error"] or "",
         "conda_bytes": conda.get("disk_bytes", ""),
@@ -60,6 +63,9 @@ def csv_row(host):
         "after_bytes": "" if clean.get("after_bytes") is None else clean["after_bytes"],
         "removed": clean.get("removed", ""),
         "backup_copied": backup.get("copied", ""), "backup_bytes_copied": backup.get("bytes_copied", ""),
+        "self_clean_finished": self_clean.get("finished") or "",
+        "self_clean_exit_code": "" if self_clean.get("exit_code") is None else self_clean["exit_code"],
+        "self_clean_freed_bytes": self_clean.get("freed_bytes", ""), "self_clean_removed": self_clean.get("removed", ""),
     }
 
 
@@ -112,6 +118,38 @@ def _clean_cell(clean):
                                        human_bytes(clean["reduced_bytes"]), clean["outcome"])
 
 
+def _ago(finished, generated):
+    """``3 days ago`` (or hours, minutes) from two ISO times; empty when either is unreadable."""
+    try:
+        seconds = (datetime.datetime.fromisoformat(generated) - datetime.datetime.fromisoformat(finished)).total_seconds()
+    except (TypeError, ValueError):
+        return ""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return "%d %s%s ago" % (count, unit, "" if count == 1 else "s")
+    return "just now"
+
+
+def _self_clean_cell(self_clean, generated):
+    """The host's last scheduled clean as a person says it: when, then what it freed."""
+    if not self_clean:
+        return "no record"
+    if self_clean["error"]:
+        return "record unreadable: %s" % self_clean["error"]
+    ago = _ago(self_clean["finished"], generated)
+    when = "%s (%s)" % (ago, self_clean["finished"]) if ago else str(self_clean["finished"])
+    if self_clean["check_mode"]:
+        text = "%s, check run: would have freed %s" % (when, human_bytes(self_clean["planned_bytes"]))
+    else:
+        text = "%s: freed %s, %d path(s) removed" % (when, human_bytes(self_clean["freed_bytes"]), self_clean["removed"])
+    if self_clean["errors"]:
+        text += ", %d removal(s) failed" % self_clean["errors"]
+    if self_clean["msg"]:
+        text += "; %s" % self_clean["msg"]
+    return text
+
+
 def _backup_cell(backup):
     if not backup:
         return ""
@@ -154,6 +192,9 @@ def _summary_lines(totals):
         lines.append("%s: %s; hosts %s %d, nothing to remove %d, every cache skipped %d" % (
             verb, human_bytes(amount), "to clean" if totals["check_mode"] else "cleaned",
             totals["hosts_cleaned"], nothing, totals["hosts_skipped"] - nothing))
+    if totals.get("hosts_self_cleaning"):
+        lines.append("Hosts that clean themselves: %d (their last runs freed %s)" % (
+            totals["hosts_self_cleaning"], human_bytes(totals["self_clean_freed_bytes"])))
     return lines
 
 
@@ -170,6 +211,10 @@ def to_markdown(report):
             _md(host["host"]), _status(host["status"]), _size((host["conda"] or {}).get("disk_bytes")),
             _size((host["pip"] or {}).get("disk_bytes")), _reclaimable(host),
             _md(_clean_cell(host["clean"])), _md(_backup_cell(host["backup"])), _md(host["error"] or "")))
+    if any(host.get("self_clean") for host in report["hosts"]):
+        lines += ["", "| host | last self-clean |", "|---|---|"]
+        lines += ["| %s | %s |" % (_md(host["host"]), _md(_self_clean_cell(host.get("self_clean"), report["generated"])))
+                  for host in report["hosts"]]
     return "\n".join(lines) + "\n"
 
 
@@ -230,7 +275,7 @@ def _card(label, value):
     return '<div class="card">%s<b>%s</b></div>' % (escape(label), escape(value))
 
 
-def _host_section(host, scale):
+def _host_section(host, scale, generated):
     colour = STATUS_COLOURS[host["status"]]
     body = ['<section class="host" id="host-%s" data-status="%s" style="border-left-color:%s">' % (
         escape(host["host"], quote=True), host["status"], colour),
@@ -243,6 +288,9 @@ def _host_section(host, scale):
         body.append('<div class="meta">%s</div>' % escape(_clean_cell(host["clean"])))
     if host["backup"]:
         body.append('<div class="meta">backup: %s</div>' % escape(_backup_cell(host["backup"])))
+    if host.get("self_clean"):
+        body.append('<div class="meta self-clean">last self-clean: %s</div>' % escape(
+            _self_clean_cell(host["self_clean"], generated)))
     body.append("</section>")
     return "".join(body)
 
@@ -279,7 +327,7 @@ def to_html(report):
         '<div class="meta">Generated %s &middot; %s</div>' % (
             escape(report["generated"]), escape("; ".join(_summary_lines(totals)))),
         '<div class="cards" id="totals">%s</div>' % "".join(cards),
-        '<div class="hosts">%s</div>' % "".join(_host_section(host, scale) for host in report["hosts"]),
+        '<div class="hosts">%s</div>' % "".join(_host_section(host, scale, report["generated"]) for host in report["hosts"]),
         _table(report),
         "</body></html>\n",
     ])

@@ -173,6 +173,34 @@ def incomplete_reasons(facts):
     return reasons
 
 
+# The cache_facts module's record of the host's last scheduled clean (cache_schedule role).
+SELF_CLEAN_FACT = "pkgcache_self_clean"
+
+
+def self_clean_summary(facts):
+    """When the host last cleaned itself and what that freed, or ``None`` when it keeps no
+    record (it does not clean itself, or its facts were not gathered)."""
+    record = (facts or {}).get(SELF_CLEAN_FACT)
+    if not isinstance(record, dict):
+        return None
+    if record.get("error"):
+        return {"finished": None, "check_mode": False, "exit_code": None, "planned_bytes": 0, "freed_bytes": 0,
+                "removed": 0, "errors": 0, "msg": "", "error": str(record["error"])}
+    runs = [part for part in (record.get("runs") or {}).values() if isinstance(part, dict)]
+    return {
+        "finished": record.get("finished"),
+        "check_mode": bool(record.get("check_mode")),
+        "exit_code": _int(record.get("exit_code")),
+        "planned_bytes": sum(_int(part.get("planned_bytes")) for part in runs),
+        "freed_bytes": sum(_int(part.get("freed_bytes")) for part in runs),
+        "removed": sum(_int(part.get("removed_count")) for part in runs),
+        "errors": sum(_int(part.get("error_count")) for part in runs),
+        "msg": "; ".join("%s: %s" % (name, part.get("msg")) for name, part in sorted(
+            (record.get("runs") or {}).items()) if isinstance(part, dict) and part.get("exit_code")),
+        "error": None,
+    }
+
+
 def host_record(name, hostvars, active):
     """One host's row.  *active*: still in the play (not failed, not unreachable)."""
     totals = cache_totals(hostvars.get("ansible_facts"))
@@ -198,6 +226,7 @@ def host_record(name, hostvars, active):
         "reclaimable_bytes": totals["reclaimable_bytes"],
         "clean": clean_summary(hostvars, totals),
         "backup": backup_summary(hostvars),
+        "self_clean": self_clean_summary(hostvars.get("ansible_facts")),
     }
 
 
@@ -228,6 +257,8 @@ def fleet_totals(hosts, check_mode=False):
         "hosts_backed_up": len(backups),
         "backup_bytes_copied": sum(backup["bytes_copied"] for backup in backups),
         "check_mode": bool(check_mode) or any(clean["check_mode"] for clean in cleans),
+        "hosts_self_cleaning": sum(1 for host in hosts if host.get("self_clean")),
+        "self_clean_freed_bytes": sum((host.get("self_clean") or {}).get("freed_bytes", 0) for host in hosts),
     }
 
 

@@ -280,6 +280,11 @@ def test_readme_module_table_lists_every_module():
     assert sorted(rows) == module_names()
 
 
+def test_readme_role_table_lists_every_role():
+    rows = re.findall(r"^\| \[`(\w+)`\]\(roles/\1/README\.md\) \|", readme(), re.MULTILINE)
+    assert sorted(rows) == role_names()
+
+
 def test_readme_names_only_report_files_the_report_writes():
     from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test fleet and the gates need; installs only what is missing.
 set -euo pipefail
-pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium)
+# systemd: systemd-analyze checks the cache_schedule role's units (the test hosts do not run systemd).
+pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -19,7 +19,7 @@ PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 UTILS = PLUGINS / "module_utils"
 PREFIX = "ansible_collections.pkgcache.fleet.plugins.module_utils"
 
-SHARED = {"options", "cleanup"}
+SHARED = {"options", "cleanup", "self_clean"}
 MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "conda_host", "pip_cache"}
 OPERATIONS = {
     "clean": {"conda_clean", "pip_clean"},
