@@ -209,6 +209,33 @@ def test_a_journal_of_another_request_is_refused_and_the_right_rerun_finishes(tm
         assert disks.state() == expected
 
 
+def test_a_journal_someone_else_wrote_is_never_adopted(tmp_path):
+    """A journal names the move's source: one written by another uid (a user who can write the
+    new cache's directory) could make the rerun remove anything.  Only the mover's own is trusted."""
+    with tmpfs(tmp_path / "disk1") as disk1, tmpfs(tmp_path / "disk2") as disk2:
+        disks = Disks(tmp_path, disk1, disk2)
+        steps = fork_run(disks.request)[1]
+        for step in range(1, steps + 1):
+            disks.restore()
+            fork_run(disks.request, step)
+            if journal_step(disks) == "place":
+                break
+        staging = os.path.join(disks.dest, conda_relocate_move.STAGING)
+        journal = os.path.join(staging, conda_relocate_move.JOURNAL)
+        before = digest(disk1), digest(disk2)
+        os.chown(staging, 4242, 4242)
+        with pytest.raises(RelocateError, match="belongs to uid 4242, not to uid 0 who would make it"):
+            build_plan(disks.request())
+        os.chown(staging, 0, 0)
+        os.chown(journal, 4242, 4242)
+        with pytest.raises(RelocateError, match="was not written by uid 0: not trusted"):
+            build_plan(disks.request())
+        assert (digest(disk1), digest(disk2)) == before
+        os.chown(journal, 0, 0)
+        plan = build_plan(disks.request())
+        assert plan.as_dict()["recovery"]["action"] == "finish"
+
+
 def test_a_staging_dir_without_journal_is_removed_and_the_move_done(tmp_path):
     """Reproduction 5 as an older version left it: a partial copy in the staging dir, no journal."""
     with tmpfs(tmp_path / "disk1") as disk1, tmpfs(tmp_path / "disk2") as disk2:
