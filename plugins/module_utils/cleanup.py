@@ -199,6 +199,16 @@ def run(plans, check_mode, hidden=()):
     return result
 
 
+def compact(cache):
+    """One cache's entry with counts for lists: what a fleet-wide job keeps per host (``compact``)."""
+    small = dict(cache)
+    remove = small.pop("remove")
+    small["remove_count"] = len(remove)
+    small["remove_bytes"] = sum(item["disk_bytes"] for item in remove)
+    small["keep"] = [dict((k, v) for k, v in group.items() if k != "paths") for group in cache["keep"]]
+    return small
+
+
 def exit_module(module, result, what, warnings=()):
     """End a cleaning module: the diff lists what goes, one line per item with its size on disk
     and why (:func:`describe`); *before* is what a run would remove, *after* what of it remains
@@ -208,6 +218,8 @@ def exit_module(module, result, what, warnings=()):
     result.pop("paths")
     listing = result.pop("listing")
     errors = result.pop("errors")
+    if module.params.get("compact"):
+        result["caches"] = [compact(cache) for cache in result["caches"]]
     if module._diff:
         result["diff"] = dict(before="".join(line + "\n" for line in listing), after="",
                               before_header=what, after_header=what)

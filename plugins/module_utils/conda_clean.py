@@ -295,7 +295,7 @@ def _legacy_plan(cache):
 def argument_spec():
     """conda_clean's options (the module's argument spec, and the local command's flags)."""
     return options.argument_spec(
-        options.USERS, options.ENVIRONMENT, options.CONDA_CACHES,
+        options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.COMPACT,
         targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
         min_age=options.duration("0"),
         keep_latest=dict(type="int", default=0),

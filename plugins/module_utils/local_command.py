@@ -201,6 +201,13 @@ def run(command, params, check_mode, warn):
     return result, FAILED_REMOVALS if result.get("errors") else OK
 
 
+def compacted(params, result):
+    """The JSON a ``--compact`` run prints: counts for per-item lists, as the modules return."""
+    if not params.get("compact") or "caches" not in result:
+        return result
+    return dict(result, caches=[cleanup.compact(cache) for cache in result["caches"]])
+
+
 def human(command, result):
     """The lines a person reads: the summary, then what goes per cache (or the facts' totals)."""
     if command == "facts":
@@ -245,7 +252,7 @@ def main(argv=None, out=None, err=None):
         return _recorded(record, {args.command: ({"msg": "refused: %s" % exc}, REFUSED)}, check_mode, REFUSED)
     result = printable_tree(result)
     if args.json:
-        out.write(json.dumps(result, sort_keys=True) + "\n")
+        out.write(json.dumps(compacted(params, result), sort_keys=True) + "\n")
     else:
         out.write("".join(line + "\n" for line in human(args.command, result)))
     return _recorded(record, {args.command: (result, code)}, check_mode, code)
@@ -279,8 +286,9 @@ def main_run(args, out, err, warn):
         outcomes[command] = (printable_tree(result), code)
     code = max(done for _result, done in outcomes.values())
     if args.json:
-        out.write(json.dumps(dict((command, result) for command, (result, _done) in outcomes.items()),
-                             sort_keys=True) + "\n")
+        policy = dict(sections)
+        out.write(json.dumps(dict((command, compacted(policy[command], result))
+                                  for command, (result, _done) in outcomes.items()), sort_keys=True) + "\n")
     else:
         stamp = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
         lines = ["pkgcache run %s%s, policy %s" % (stamp, " (check: nothing removed)" if args.check else "", args.policy)]

@@ -57,6 +57,8 @@ NO_CONDA = "no conda installation on this host; skipped (skip_without_conda)"
 # Fragment pkgcache.fleet.workers; checked by check_workers.
 WORKERS = dict(workers=dict(type="int", default=2))
 
+COMPACT = dict(compact=dict(type="bool", default=False))
+
 
 def duration(default=None):
     """A duration option (fragment pkgcache.fleet.policy_values says how it is written; parse_duration reads it)."""

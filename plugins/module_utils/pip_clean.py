@@ -480,7 +480,7 @@ def clean(users, env, request, warn, check_mode=False):
 def argument_spec():
     """pip_cache_clean's options (the module's argument spec, and the local command's flags)."""
     return options.argument_spec(
-        options.USERS, options.ENVIRONMENT,
+        options.USERS, options.ENVIRONMENT, options.COMPACT,
         purge=dict(type="bool", default=False),
         include_selfcheck=dict(type="bool", default=False),
         patterns=dict(type="list", elements="str", default=[]),

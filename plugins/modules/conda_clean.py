@@ -35,6 +35,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.conda_caches
   - pkgcache.fleet.policy_values
   - pkgcache.fleet.printable
+  - pkgcache.fleet.compact
 options:
   targets:
     description:

@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.environment.pip
   - pkgcache.fleet.policy_values
   - pkgcache.fleet.printable
+  - pkgcache.fleet.compact
 options:
   purge:
     description:

@@ -74,6 +74,15 @@ def test_clean_check_plans_exactly_what_the_module_code_plans_and_the_real_run_r
     assert code == 0 and out.startswith("removed 0 path(s)")  # idempotent, and the human summary leads
 
 
+def test_compact_json_is_the_modules_compact_shape(tmp_path):
+    fsroot, _manifest = build(tmp_path, "multi_user")
+    code, out, err = in_host(fsroot, ["clean", "--check", "--json", "--compact", "--targets", "tarballs"])
+    small = json.loads(out)
+    full = json.loads(in_host(fsroot, ["clean", "--check", "--json", "--targets", "tarballs"])[1])
+    assert code == 0 and [c["remove_count"] for c in small["caches"]] == [len(c["remove"]) for c in full["caches"]]
+    assert sum(c["remove_count"] for c in small["caches"]) > 0 and small["planned_bytes"] == full["planned_bytes"]
+
+
 def test_exit_codes_say_what_went_wrong(tmp_path):
     fsroot, _manifest = build(tmp_path, "single_root")
     assert in_host(fsroot, ["clean", "--min-age", "7"])[0] == local_command.BAD_OPTIONS  # no unit: refused

@@ -100,3 +100,22 @@ def test_bad_input_fails_with_a_clear_message_and_deletes_nothing(tmp_path, cach
     result = run_module(tmp_path, dict({"users": ["root"], "environment": caches}, **bad))
     assert result.get("failed") is True and message in result["msg"], result
     assert (snapshot(tmp_path / "pip"), snapshot(tmp_path / "uv")) == before
+
+
+def test_compact_results_carry_counts_and_the_same_removal(tmp_path, caches):
+    """``compact``: each cache's items become a count and their bytes, keep groups lose their
+    paths; what is removed, the sizes and the diff stay whole.  Its JSON is a fraction of the full one."""
+    args = {"users": ["root"], "environment": caches, "purge": True, "uv_min_age": "30d"}
+    full = run_module(tmp_path, args, check_mode=True, diff=True)
+    small = run_module(tmp_path, dict(args, compact=True), check_mode=True, diff=True)
+    assert small["diff"] == full["diff"] and small["planned_bytes"] == full["planned_bytes"]
+    for big, little in zip(full["caches"], small["caches"]):
+        assert "remove" not in little and little["remove_count"] == len(big["remove"]) > 0
+        assert little["remove_bytes"] == sum(i["disk_bytes"] for i in big["remove"])
+        assert [dict(g, paths=None) for g in little["keep"]] == [dict(g, paths=None) for g in big["keep"]]
+        assert all("paths" not in g for g in little["keep"])
+    full.pop("diff"), small.pop("diff")
+    assert len(json.dumps(small)) * 2 < len(json.dumps(full))
+    done = run_module(tmp_path, dict(args, compact=True))
+    assert done["removed"] == [i["path"] for c in full["caches"] for i in c["remove"]]
+    assert not any(os.path.lexists(path) for path in done["removed"])
