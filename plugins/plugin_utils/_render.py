@@ -25,7 +25,7 @@ CSV_COLUMNS = (
     "host", "status", "error", "conda_bytes", "conda_reclaimable_bytes", "pip_bytes",
     "pip_reclaimable_bytes", "cache_bytes", "reclaimable_bytes", "clean_outcome", "check_mode",
     "planned_bytes", "freed_bytes", "reduced_bytes", "before_bytes", "after_bytes", "removed",
-    "backup_copied", "backup_bytes_copied",
+    "backup_copied", "backup_bytes_copied", "previous_run", "cache_bytes_change", "reclaimable_bytes_change",
 )
 
 BAR_COLOURS = {
@@ -46,6 +46,7 @@ def csv_row(host):
     pip = host["pip"] or {}
     clean = host["clean"] or {}
     backup = host["backup"] or {}
+    change = host.get("change") or {}
     return {
         "host": host["host"], "status": host["status"], "error": host["error"] or "",
         "conda_bytes": conda.get("disk_bytes", ""),
@@ -60,6 +61,8 @@ def csv_row(host):
         "after_bytes": "" if clean.get("after_bytes") is None else clean["after_bytes"],
         "removed": clean.get("removed", ""),
         "backup_copied": backup.get("copied", ""), "backup_bytes_copied": backup.get("bytes_copied", ""),
+        "previous_run": change.get("since") or "", "cache_bytes_change": change.get("cache_bytes", ""),
+        "reclaimable_bytes_change": change.get("reclaimable_bytes", ""),
     }
 
 
