@@ -1,5 +1,8 @@
-"""Prometheus metrics on each host (issue 15): the clean playbook with ``cache_clean_metrics_dir``
-over SSH leaves a textfile that Prometheus' parser reads, equal to the facts of the same host."""
+"""Prometheus metrics on each host and the report's history (issue 15): the clean playbook with
+``cache_clean_metrics_dir`` over SSH leaves a textfile that Prometheus' parser reads, equal to the
+facts of the same host; the reports of successive runs share a history and carry the change."""
+
+import json
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,11 +49,14 @@ def last_facts(job):
 
 
 def test_clean_writes_each_hosts_metrics_equal_to_its_facts_and_check_runs_write_nothing(fleet2, tmp_path):
-    check = run_job(fleet2, tmp_path / "check", "clean", check=True, extravars=METRICS)
+    shared = tmp_path / "reports"
+    extravars = dict(METRICS, pkgcache_report_dir=str(shared))
+    check = run_job(fleet2, tmp_path / "check", "clean", check=True, extravars=extravars)
     assert (check.status, check.rc) == ("successful", 0), check.stdout[-3000:]
     assert [read_metrics(fleet2, name) for name in fleet2.hosts] == [None, None]
 
-    job = run_job(fleet2, tmp_path / "real", "clean", extravars=METRICS)
+    preview = json.loads((shared / "fleet-report.json").read_text())
+    job = run_job(fleet2, tmp_path / "real", "clean", extravars=extravars)
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
     facts = last_facts(job)
     conda_results, pip_results = task_results(job, CLEAN_TASK), task_results(job, PIP_CLEAN_TASK)
@@ -75,8 +81,23 @@ def test_clean_writes_each_hosts_metrics_equal_to_its_facts_and_check_runs_write
         assert value(samples, "pkgcache_last_clean_removed_bytes", tool="conda") > 0
         assert value(samples, "pkgcache_last_clean_timestamp_seconds", tool="conda") > 1.7e9
 
-    again = run_job(fleet2, tmp_path / "again", "clean", extravars=METRICS)
+    report = json.loads((shared / "fleet-report.json").read_text())
+    for host in report["hosts"]:
+        # The change since the preview run is what the clean took off the caches.
+        assert host["change"]["since"] == preview["generated"]
+        assert host["change"]["cache_bytes"] == -host["clean"]["reduced_bytes"] < 0
+    assert report["change"]["hosts"] == len(fleet2.hosts)
+
+    again = run_job(fleet2, tmp_path / "again", "clean", extravars=extravars)
     assert (again.status, again.rc) == ("successful", 0), again.stdout[-3000:]
+    history = [json.loads(line) for line in (shared / "fleet-report-history.jsonl").read_text().splitlines()]
+    runs = []
+    for record in history:
+        if record["run"] not in runs:
+            runs.append(record["run"])
+    assert len(runs) == 3 and len(history) == 3 * len(fleet2.hosts)
+    sizes = dict((h["host"], h["cache_bytes"]) for h in report["hosts"])
+    assert dict((r["host"], r["cache_bytes"]) for r in history if r["run"] == runs[1]) == sizes
     for name in fleet2.hosts:
         samples = read_metrics(fleet2, name)
         assert value(samples, "pkgcache_last_clean_removed_bytes", tool="conda") == 0, "nothing left to remove"
