@@ -14,7 +14,7 @@ short_description: Write a host's cache sizes and last clean as Prometheus metri
 version_added: 0.1.0
 description:
   - Writes C(pkgcache.prom) into O(dest), the directory node_exporter's textfile collector reads
-    (C(--collector.textfile.directory)): gauges of every conda, pip and uv cache of the host, from
+    (C(--collector.textfile.directory)) - gauges of every conda, pip and uv cache of the host, from
     the facts and clean results the play already has. Nothing is measured again.
   - C(pkgcache_cache_size_bytes{tool,path}) bytes on disk (each inode once);
     C(pkgcache_cache_reclaimable_bytes{tool,path}) what removing everything safe would free;
