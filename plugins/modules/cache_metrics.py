@@ -61,8 +61,8 @@ options:
     default: []
 seealso:
   - module: pkgcache.fleet.cache_facts
-  - role: pkgcache.fleet.cache_clean
-    description: Runs this module when C(cache_clean_metrics_dir) is set.
+  - module: pkgcache.fleet.conda_clean
+  - module: pkgcache.fleet.pip_cache_clean
 """
 
 EXAMPLES = r"""
