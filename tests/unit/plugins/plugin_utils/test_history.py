@@ -66,6 +66,9 @@ def test_each_run_appends_a_record_per_host_and_the_next_report_carries_the_chan
     assert [(r["host"], r["cache_bytes_change"], r["reclaimable_bytes_change"]) for r in rows] == [
         ("h1", "0", "0"), ("h2", "-1000", "0"), ("h3", "200", "0")]
     assert rows[1]["previous_run"] == first["generated"]
+    table = [line for line in _render.to_markdown(third).splitlines() if line.startswith("| h2 |")]
+    assert "| cache -1000 B, reclaimable 0 B |" in table[0]
+    assert "<td>cache +200 B, reclaimable 0 B</td>" in _render.to_html(third)
 
 
 def test_a_read_only_pass_reports_the_change_and_writes_nothing(tmp_path):
