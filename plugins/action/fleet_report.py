@@ -98,7 +98,7 @@ class ActionModule(ActionBase):
             changed=not self._play_context.check_mode,
             report=report,
             stats=_report.stats(report),
-            files=files,
+            files=files + ([history] if history else []),
             history=history,
             warnings=warnings,
             msg=_render.summary_message(report, None if self._play_context.check_mode else dest),

@@ -174,7 +174,7 @@ history:
   returned: always
   type: str
 files:
-  description: Report files written (or that would be written in check mode).
+  description: Report files written (or that would be written in check mode), the history last.
   returned: always
   type: list
   elements: str
