@@ -14,7 +14,7 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
-from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render, _report
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _history, _render, _report
 
 ARGUMENT_SPEC = dict(
     dest=dict(type="path"),
@@ -24,6 +24,8 @@ ARGUMENT_SPEC = dict(
     title=dict(type="str", default="pkgcache.fleet cache report"),
     hosts=dict(type="list", elements="str"),
     active_hosts=dict(type="list", elements="str"),
+    history=dict(type="bool", default=True),
+    history_keep=dict(type="int", default=100),
 )
 
 # Only these hostvars are read; the rest of a host's variables never enter the report.
@@ -66,6 +68,8 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if args["history_keep"] < 1:
+            return dict(result, failed=True, msg="history_keep must be at least 1, got %d" % args["history_keep"])
 
         hosts = args["hosts"] if args["hosts"] is not None else task_vars.get("ansible_play_hosts_all", [])
         active = args["active_hosts"] if args["active_hosts"] is not None else task_vars.get("ansible_play_hosts", [])
@@ -78,8 +82,15 @@ class ActionModule(ActionBase):
 
         dest = os.path.abspath(args["dest"] or default_dest(os.environ, os.getcwd()))
         files = [os.path.join(dest, "%s.%s" % (args["basename"], _render.EXTENSIONS[fmt])) for fmt in args["formats"]]
-        if not self._play_context.check_mode:
+        writing = not self._play_context.check_mode
+        warnings = []
+        history = _history.path_for(dest, args["basename"]) if args["history"] else None
+        if writing:
             os.makedirs(dest, exist_ok=True)
+        # Read (and with the files, appended to) before rendering: the files carry the changes.
+        if history and (writing or os.path.exists(history)):
+            _history.update(history, report, args["history_keep"], warnings.append, append=writing)
+        if writing:
             for fmt, path in zip(args["formats"], files):
                 # Readers (a web server, a browser refresh) never see a half-written report.
                 write_atomic(path, _render.RENDERERS[fmt](report), keep_existing=False)
@@ -87,7 +98,9 @@ class ActionModule(ActionBase):
             changed=not self._play_context.check_mode,
             report=report,
             stats=_report.stats(report),
-            files=files,
+            files=files + ([history] if history else []),
+            history=history,
+            warnings=warnings,
             msg=_render.summary_message(report, None if self._play_context.check_mode else dest),
         )
         return result

@@ -72,6 +72,23 @@ options:
     description: Hosts still in the play. Default is C(ansible_play_hosts).
     type: list
     elements: str
+  history:
+    description:
+      - Keep a history next to the report, C(<basename>-history.jsonl) (JSON Lines), and carry each
+        host's change since its previous record in the report (C(change) in the JSON, C(previous_run),
+        C(cache_bytes_change) and C(reclaimable_bytes_change) in the CSV).
+      - Each run that writes the report appends one record per host - C(run) (an id), C(time) (the
+        report's C(generated)), C(host), C(status), C(cache_bytes), C(reclaimable_bytes) (null when the
+        host gave no facts). A check run without C(check_mode=false) reads the history but adds nothing.
+      - Report jobs finishing at the same time (AWX slices) are safe - each locks the file for its
+        read and append. A line that is not a record (a hand edit, a writer killed mid-line) is skipped
+        with a warning naming the line.
+    type: bool
+    default: true
+  history_keep:
+    description: How many runs the history keeps; older runs' records are dropped (at least V(1)).
+    type: int
+    default: 100
 seealso:
   - module: pkgcache.fleet.conda_cache_facts
   - module: pkgcache.fleet.pip_cache_facts
@@ -132,9 +149,17 @@ report:
         is the free space the filesystems gained (statvfs, moves with other writers too);
         C(reduced_bytes) is how much the caches shrank on disk (before minus after). C(backup) is null
         unless the P(pkgcache.fleet.pkgs_backup#role) role ran, else C(copied), C(already_stored),
-        C(unchanged), C(bytes_copied), C(failed), C(manifest).
+        C(unchanged), C(bytes_copied), C(failed), C(manifest). C(change) is null unless the history
+        has an earlier record of the host with sizes (see O(history)), else C(since) (that record's
+        time), C(cache_bytes) and C(reclaimable_bytes), each now minus then.
       type: list
       elements: dict
+      returned: always
+    change:
+      description: >-
+        The fleet's change since the previous run - C(hosts) (how many hosts had an earlier record),
+        C(cache_bytes) and C(reclaimable_bytes) summed over those hosts; null when none had.
+      type: dict
       returned: always
 stats:
   description:
@@ -144,8 +169,12 @@ stats:
   type: dict
   sample: {"pkgcache_hosts": 5, "pkgcache_reclaimable_bytes": 1413120, "pkgcache_hosts_failed": 1,
            "pkgcache_check_mode": false}
+history:
+  description: The history file (null with O(history=false)).
+  returned: always
+  type: str
 files:
-  description: Report files written (or that would be written in check mode).
+  description: Report files written (or that would be written in check mode), the history last.
   returned: always
   type: list
   elements: str

@@ -28,6 +28,7 @@ CSV_COLUMNS = (
     "planned_bytes", "freed_bytes", "reduced_bytes", "before_bytes", "after_bytes", "removed",
     "backup_copied", "backup_bytes_copied",
     "self_clean_finished", "self_clean_exit_code", "self_clean_freed_bytes", "self_clean_removed",
+    "backup_copied", "backup_bytes_copied", "previous_run", "cache_bytes_change", "reclaimable_bytes_change",
 )
 
 BAR_COLOURS = {
@@ -49,6 +50,7 @@ def csv_row(host):
     clean = host["clean"] or {}
     backup = host["backup"] or {}
     self_clean = host.get("self_clean") or {}
+    change = host.get("change") or {}
     return {
         "host": host["host"], "status": host["status"], "error": host["error"] or "",
         "conda_bytes": conda.get("disk_bytes", ""),
@@ -66,6 +68,8 @@ def csv_row(host):
         "self_clean_finished": self_clean.get("finished") or "",
         "self_clean_exit_code": "" if self_clean.get("exit_code") is None else self_clean["exit_code"],
         "self_clean_freed_bytes": self_clean.get("freed_bytes", ""), "self_clean_removed": self_clean.get("removed", ""),
+        "previous_run": change.get("since") or "", "cache_bytes_change": change.get("cache_bytes", ""),
+        "reclaimable_bytes_change": change.get("reclaimable_bytes", ""),
     }
 
 
@@ -150,6 +154,17 @@ def _self_clean_cell(self_clean, generated):
     return text
 
 
+def _signed(count):
+    return ("+" if count > 0 else "") + human_bytes(count)
+
+
+def _change_cell(change):
+    """A host's (or the fleet's) change since the previous run, from the history."""
+    if not change:
+        return ""
+    return "cache %s, reclaimable %s" % (_signed(change.get("cache_bytes", 0)), _signed(change.get("reclaimable_bytes", 0)))
+
+
 def _backup_cell(backup):
     if not backup:
         return ""
@@ -201,15 +216,17 @@ def _summary_lines(totals):
 def to_markdown(report):
     lines = ["# %s" % _md(report["title"]), "", "Generated %s" % report["generated"], ""]
     lines += ["- %s" % line for line in _summary_lines(report["totals"])]
+    if report.get("change"):
+        lines.append("- Since the last run (%d host(s)): %s" % (report["change"]["hosts"], _change_cell(report["change"])))
     for entry in report.get("policies") or []:
         lines += ["", "Clean policy on %s:" % _md(", ".join(entry["hosts"])), ""]
         lines += ["- `%s`: `%s`" % (name, json.dumps(value)) for name, value in sorted(entry["policy"].items())]
-    lines += ["", "| host | status | conda | pip | reclaimable | clean | backup | error |",
-              "|---|---|---:|---:|---:|---|---|---|"]
+    lines += ["", "| host | status | conda | pip | reclaimable | since last run | clean | backup | error |",
+              "|---|---|---:|---:|---:|---|---|---|---|"]
     for host in report["hosts"]:
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             _md(host["host"]), _status(host["status"]), _size((host["conda"] or {}).get("disk_bytes")),
-            _size((host["pip"] or {}).get("disk_bytes")), _reclaimable(host),
+            _size((host["pip"] or {}).get("disk_bytes")), _reclaimable(host), _change_cell(host.get("change")),
             _md(_clean_cell(host["clean"])), _md(_backup_cell(host["backup"])), _md(host["error"] or "")))
     if any(host.get("self_clean") for host in report["hosts"]):
         lines += ["", "| host | last self-clean |", "|---|---|"]
@@ -297,13 +314,14 @@ def _host_section(host, scale, generated):
 
 def _table(report):
     rows = ["<table><tr><th>host</th><th>status</th><th>conda</th><th>pip</th><th>reclaimable</th>"
-            "<th>clean</th><th>error</th></tr>"]
+            "<th>since last run</th><th>clean</th><th>error</th></tr>"]
     for host in report["hosts"]:
-        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
                     '<td class="error">%s</td></tr>' % (
                         escape(host["host"]), escape(_status(host["status"])),
                         escape(_size((host["conda"] or {}).get("disk_bytes"))),
                         escape(_size((host["pip"] or {}).get("disk_bytes"))), escape(_reclaimable(host)),
+                        escape(_change_cell(host.get("change"))),
                         escape(_clean_cell(host["clean"])), escape(host["error"] or "")))
     rows.append("</table>")
     return "".join(rows)
@@ -320,6 +338,8 @@ def to_html(report):
         cards.append(_card("would free", human_bytes(totals["planned_bytes"])))
     elif totals["hosts_cleaned"] or totals["reduced_bytes"]:
         cards.append(_card("caches shrank by", human_bytes(totals["reduced_bytes"])))
+    if report.get("change"):
+        cards.append(_card("cache since last run", _signed(report["change"]["cache_bytes"])))
     return "".join([
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         "<title>%s</title><style>%s</style></head><body>" % (escape(report["title"]), CSS),

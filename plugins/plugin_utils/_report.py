@@ -227,6 +227,8 @@ def host_record(name, hostvars, active):
         "clean": clean_summary(hostvars, totals),
         "backup": backup_summary(hostvars),
         "self_clean": self_clean_summary(hostvars.get("ansible_facts")),
+        # Since the host's previous report run, from the history (``_history.annotate``).
+        "change": None,
     }
 
 
@@ -292,6 +294,8 @@ def build(hostvars_by_host, active_hosts, title, now=None, check_mode=False):
         "totals": fleet_totals(hosts, check_mode),
         "policies": policies(hosts),
         "hosts": hosts,
+        # The fleet's change since the previous run, over the hosts the history knows (``_history``).
+        "change": None,
     }
 
 

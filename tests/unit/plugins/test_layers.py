@@ -26,6 +26,7 @@ OPERATIONS = {
     "relocate": {"conda_relocate", "conda_relocate_move"},
     "backup": {"conda_backup", "conda_backup_store", "conda_backup_restore", "conda_channel"},
     "facts": {"conda_facts", "facts"},
+    "metrics": {"metrics"},
 }
 MODULE_MAY_USE_GROUND = {"_text"}
 # Entry points in module_utils (the local command): like modules, they sit on top of everything.

@@ -71,7 +71,7 @@ def test_markdown_table_keeps_one_line_and_column_count_per_host(report):
     lines = _render.to_markdown(report).splitlines()
     table = [line for line in lines if line.startswith("| ") and not line.startswith("| host")]
     assert len(table) == 4
-    assert all(line.replace("\\|", "").count("|") == 9 for line in table)
+    assert all(line.replace("\\|", "").count("|") == 10 for line in table)
     assert any("9.0 MiB -> 3.0 MiB, 6.0 MiB less (cleaned)" in line for line in table)
 
 
@@ -134,9 +134,9 @@ def test_the_html_table_has_an_error_column_and_no_size_for_a_host_never_seen(re
     table = _render.to_html(report).split("<table>", 1)[1]
     assert "refused | &lt;closed&gt;" in table
     new = table.split("<td>new-1</td>", 1)[1].split("</tr>", 1)[0]
-    assert new.startswith("<td>no data</td><td></td><td></td><td></td>") and "0 B" not in new
+    assert new.startswith("<td>no data</td><td></td><td></td><td></td><td></td>") and "0 B" not in new
     markdown = [line for line in _render.to_markdown(report).splitlines() if line.startswith("| new-1 |")]
-    assert markdown == ["| new-1 | no data |  |  |  | not run |  |  |"]
+    assert markdown == ["| new-1 | no data |  |  |  |  | not run |  |  |"]
 
 
 def test_the_run_summary_line_has_exact_statuses_and_human_sizes(report):

@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The node_exporter textfile (issue 15): read back by Prometheus' own parser, each gauge equal to
+the facts and clean results it came from, the last clean carried across runs that do not clean,
+label values that survive any file name, and a file replaced whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import metrics
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, raw
+
+from .test_local_command import LINK, build, in_host
+
+
+def parse(text):
+    """``{(metric, labels as a sorted tuple): value}``, read by the exposition-format parser."""
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        assert family.type == "gauge" and family.documentation
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in samples, key
+            assert sample.timestamp is None
+            samples[key] = sample.value
+    return samples
+
+
+def read(directory):
+    return parse((directory / metrics.FILENAME).read_text(encoding="utf-8"))
+
+
+def gauge(samples, name, **labels):
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def host_json(fsroot, argv):
+    code, out, err = in_host(fsroot, argv + ["--json"])
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_each_cache_of_the_facts_is_a_gauge_of_its_size_and_reclaimable_bytes(tmp_path):
+    fsroot, _manifest = build(tmp_path, "multi_user")
+    facts = host_json(fsroot, ["facts"])
+    out = tmp_path / "textfile"
+    path, changed = metrics.write_textfile(str(out), facts, now=1700000000)
+    assert changed and path == str(out / metrics.FILENAME)
+    samples = read(out)
+    conda = [c for c in facts["conda_cache"]["caches"] if c["exists"]]
+    pip = facts["pip_cache"]["caches"]
+    assert conda and {c["tool"] for c in pip.values()} == {"pip", "uv"}
+    for cache in conda:
+        labels = dict(tool="conda", path=cache["path"])
+        assert gauge(samples, metrics.SIZE, **labels) == cache["disk_bytes"] > 0
+        assert gauge(samples, metrics.RECLAIMABLE, **labels) == cache["reclaimable_bytes"]
+        for category in ("tarballs", "unused", "index_cache", "logs", "trash", "partial", "locks"):
+            assert gauge(samples, metrics.CATEGORY_RECLAIMABLE, category=category, **labels) == \
+                cache["categories"][category]["reclaimable_bytes"]
+    for cache_path, cache in pip.items():
+        labels = dict(tool=cache["tool"], path=cache_path)
+        assert gauge(samples, metrics.SIZE, **labels) == cache["usage"]["disk_bytes"]
+        assert gauge(samples, metrics.RECLAIMABLE, **labels) == cache["usage"]["reclaimable_bytes"]
+        for section, part in cache["sections"].items():
+            assert gauge(samples, metrics.CATEGORY_RECLAIMABLE, category=section, **labels) == part["reclaimable_bytes"]
+    sizes = [key for key in samples if key[0] == metrics.SIZE]
+    assert len(sizes) == len(conda) + len(pip)
+    assert not [key for key in samples if key[0] == metrics.LAST_CLEAN], "no clean yet, no clean time"
+
+
+def test_a_clean_sets_its_tools_time_and_freed_bytes_which_later_runs_keep(tmp_path):
+    fsroot, _manifest = build(tmp_path, "multi_user")
+    out = tmp_path / "textfile"
+    conda = host_json(fsroot, ["clean", "--targets", "tarballs"])
+    pip = host_json(fsroot, ["clean-pip", "--purge", "--uv-min-age", "0"])
+    freed = dict((tool, sum(c["freed_bytes"] for r in (conda, pip) for c in r["caches"] if c["kind"] == tool))
+                 for tool in ("conda", "pip", "uv"))
+    assert freed["conda"] > 0 and freed["pip"] > 0
+    facts = host_json(fsroot, ["facts"])
+    metrics.write_textfile(str(out), facts, [conda, pip], now=1700000000)
+    samples = read(out)
+    for tool in ("conda", "pip", "uv"):
+        assert gauge(samples, metrics.LAST_CLEAN, tool=tool) == 1700000000
+        assert gauge(samples, metrics.LAST_REMOVED, tool=tool) == freed[tool]
+    # A later facts-only run, and a clean that failed, leave the last successful clean in place.
+    failed = dict(host_json(fsroot, ["clean", "--targets", "tarballs"]), failed=True)
+    skipped = {"skipped": True, "changed": False}
+    _path, changed = metrics.write_textfile(str(out), facts, [failed, skipped], now=1700009999)
+    assert not changed
+    assert read(out) == samples
+    # The next successful clean of conda replaces conda's values only.
+    again = host_json(fsroot, ["clean", "--targets", "tarballs"])
+    metrics.write_textfile(str(out), facts, [again], now=1700100000)
+    later = read(out)
+    assert gauge(later, metrics.LAST_CLEAN, tool="conda") == 1700100000
+    assert gauge(later, metrics.LAST_REMOVED, tool="conda") == 0
+    assert gauge(later, metrics.LAST_CLEAN, tool="pip") == 1700000000
+    assert gauge(later, metrics.LAST_REMOVED, tool="pip") == freed["pip"]
+
+
+def test_the_file_is_replaced_whole_and_only_when_it_changes(tmp_path):
+    facts = {"pip_cache": {"caches": {"/root/.cache/pip": {
+        "tool": "pip", "usage": {"disk_bytes": 8192, "reclaimable_bytes": 4096}, "sections": {}}}}}
+    out = tmp_path / "textfile"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere.prom"
+    elsewhere.write_text("keep me\n")
+    (out / metrics.FILENAME).symlink_to(elsewhere)
+    assert metrics.write_textfile(str(out), facts, check_mode=True)[1]
+    assert (out / metrics.FILENAME).is_symlink(), "check mode writes nothing"
+    assert metrics.write_textfile(str(out), facts)[1]
+    target = out / metrics.FILENAME
+    assert not target.is_symlink() and elsewhere.read_text() == "keep me\n", "a link there is replaced, not followed"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644), "the collector runs as another user"
+    assert sorted(os.listdir(out)) == [metrics.FILENAME], "no temp file left behind"
+    inode = target.stat().st_ino
+    assert not metrics.write_textfile(str(out), facts, now=5)[1]
+    assert target.stat().st_ino == inode
+    facts["pip_cache"]["caches"]["/root/.cache/pip"]["usage"]["disk_bytes"] = 12288
+    assert metrics.write_textfile(str(out), facts)[1]
+    assert target.stat().st_ino != inode, "a new file renamed over the old one"
+    assert gauge(read(out), metrics.SIZE, tool="pip", path="/root/.cache/pip") == 12288
+
+
+# A path as a module returns it: the raw name (any bytes but NUL) made printable.
+RAW_PATHS = st.one_of(
+    st.binary(min_size=1, max_size=40).filter(lambda b: b"\0" not in b).map(os.fsdecode),
+    st.text(alphabet=st.sampled_from('a/"\\\n\r\t {}=,#é'), min_size=1, max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(RAW_PATHS, min_size=1, max_size=4, unique=True))
+def test_any_cache_path_round_trips_through_the_exposition_format(raw_paths):
+    paths = [printable(path) for path in raw_paths]
+    facts = {"pip_cache": {"caches": dict(
+        (path, {"tool": "pip", "usage": {"disk_bytes": index, "reclaimable_bytes": 0},
+                "sections": {"wheels": {"reclaimable_bytes": index}}})
+        for index, path in enumerate(paths))}}
+    text = metrics.render(facts)
+    text.encode("utf-8")  # valid UTF-8, no lone surrogate
+    samples = parse(text)
+    sizes = dict((dict(labels)["path"], value) for (name, labels), value in samples.items() if name == metrics.SIZE)
+    assert sizes == dict((path, index) for index, path in enumerate(paths))
+    assert sorted(raw(path) for path in sizes) == sorted(raw_paths)
+
+
+def test_the_hand_picked_awkward_paths_round_trip():
+    test_any_cache_path_round_trips_through_the_exposition_format.hypothesis.inner_test(
+        [os.fsdecode(b'/home/a"b\\c\nd/\xff\xfe/.cache/pip'), "/x}y{z", '\\"\\n'])
+
+
+def test_it_runs_with_the_hosts_python_and_no_ansible(tmp_path):
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no host python3")
+    env = {"PYTHONPATH": str(LINK), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if subprocess.run([python, "-c", "import ansible"], env=env, capture_output=True, check=False).returncode == 0:
+        pytest.skip("the host python has Ansible; this test proves the writer needs none")
+    script = ("import sys; from ansible_collections.pkgcache.fleet.plugins.module_utils import metrics; "
+              "print(metrics.write_textfile(sys.argv[1], {}, [{'caches': [{'kind': 'conda', 'freed_bytes': 7}]}], 9)[1])")
+    done = subprocess.run([python, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout == "True\n", done.stderr
+    samples = read(tmp_path)
+    assert gauge(samples, metrics.LAST_CLEAN, tool="conda") == 9 and gauge(samples, metrics.LAST_REMOVED, tool="conda") == 7
