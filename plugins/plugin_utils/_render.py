@@ -28,7 +28,7 @@ CSV_COLUMNS = (
     "planned_bytes", "freed_bytes", "reduced_bytes", "before_bytes", "after_bytes", "removed",
     "backup_copied", "backup_bytes_copied",
     "self_clean_finished", "self_clean_exit_code", "self_clean_freed_bytes", "self_clean_removed",
-    "backup_copied", "backup_bytes_copied", "previous_run", "cache_bytes_change", "reclaimable_bytes_change",
+    "previous_run", "cache_bytes_change", "reclaimable_bytes_change",
 )
 
 BAR_COLOURS = {
