@@ -185,6 +185,27 @@ def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
     return usage
 
 
+def last_use(top):
+    """When ``top`` was last used, as far as the filesystem keeps it: the newest of its own
+    modification time and the modification and access times of every file and link below.
+
+    Directories below count with neither: their times move whenever an entry is added or removed,
+    and their access time whenever anyone lists them (this walk included).  Reading no file, the
+    walk moves no time it reads; on a filesystem mounted ``noatime`` access times stay old and
+    modification times decide.
+    """
+    newest = []
+
+    def on_entry(path, st):
+        times = [] if stat.S_ISDIR(st.st_mode) else [st.st_mtime, st.st_atime]
+        if not newest:
+            times.append(st.st_mtime)
+        newest[:] = [max(newest + times)]
+
+    walk(top, on_entry=on_entry)
+    return newest[0] if newest else 0.0
+
+
 class Walks(object):
     """Walks of many tops (a cache's extracted packages), shared out with forked helper processes
     as soon as this is created; :meth:`result` walks this process's share and collects.
