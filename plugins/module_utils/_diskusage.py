@@ -187,17 +187,20 @@ def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
 
 def last_use(top):
     """When ``top`` was last used, as far as the filesystem keeps it: the newest of its own
-    modification time and the modification and access times of every file and link below.
+    modification time, the modification times of the files and links below, and the access times
+    of the regular files.
 
-    Directories below count with neither: their times move whenever an entry is added or removed,
-    and their access time whenever anyone lists them (this walk included).  Reading no file, the
-    walk moves no time it reads; on a filesystem mounted ``noatime`` access times stay old and
-    modification times decide.
+    A directory's times move whenever an entry is added or removed and whenever anyone lists it
+    (this walk included), a link's access time whenever anyone reads it (a cleanup looking where
+    it points included), so only the item's own modification time counts of them.  Reading no
+    file, the walk moves no time it reads; on a filesystem mounted ``noatime`` access times stay
+    old and modification times decide.
     """
     newest = []
 
     def on_entry(path, st):
-        times = [] if stat.S_ISDIR(st.st_mode) else [st.st_mtime, st.st_atime]
+        mode = st.st_mode
+        times = [] if stat.S_ISDIR(mode) else [st.st_mtime, st.st_atime] if stat.S_ISREG(mode) else [st.st_mtime]
         if not newest:
             times.append(st.st_mtime)
         newest[:] = [max(newest + times)]

@@ -393,8 +393,14 @@ def _link_target(cache, node):
 
 
 def _read_small(path):
+    """A pointer file's first bytes, read without moving its access time where the kernel lets
+    us (the owner or root): the time is the entry's last use a target orders by."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            fd = os.open(path, flags)
     except OSError:
         return b""
     with os.fdopen(fd, "rb") as handle:

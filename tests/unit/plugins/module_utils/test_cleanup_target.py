@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -48,11 +49,11 @@ def entries_below(path):
 
 def set_last_use(path, when, by_access):
     """Make ``when`` the last use of the item at ``path``: every entry's times older, then either
-    the item's own modification time or one file's access time set to ``when``."""
+    the item's own modification time or one regular file's access time set to ``when``."""
     below = entries_below(path)
     for entry in below:
         os.utime(entry, (when - 90 * 86400, when - 90 * 86400), follow_symlinks=False)
-    files = [entry for entry in below if not os.path.isdir(entry) or os.path.islink(entry)]
+    files = [entry for entry in below if os.path.isfile(entry) and not os.path.islink(entry)]
     if by_access and files:
         os.utime(files[-1], (when, when - 90 * 86400), follow_symlinks=False)
     else:
@@ -186,7 +187,7 @@ def test_conda_max_cache_size_brings_each_cache_down_oldest_first(conda_fs):
 
 
 def clean_pip(mount, target, check_mode=False, uv=True):
-    return run_pip(mount, pip=os.path.join(mount, "pip"), uv=os.path.join(mount, "uv"), check_mode=check_mode,
+    return run_pip(Path(mount), pip=os.path.join(mount, "pip"), uv=os.path.join(mount, "uv"), check_mode=check_mode,
                    min_age="0", uv_min_age="0" if uv else None, target=target)
 
 
@@ -244,3 +245,24 @@ def test_no_target_takes_everything_as_before(pip_fs):
     plain = clean_pip(mount, None, check_mode=True)
     assert plain["target"] is None
     assert plain["planned_bytes"] == everything["planned_bytes"]
+
+
+def test_a_uv_archive_is_taken_with_the_entry_pointing_to_it(tmp_path):
+    with tmpfs(tmp_path / "disk", size="4m") as mount:
+        uv = os.path.join(mount, "uv")
+        build_uv_cache(tmp_path / "disk" / "uv", seed=3, wheels=4, sdists=1, now=BASE)
+        for entry in entries_below(uv):
+            os.utime(entry, (BASE, BASE), follow_symlinks=False)
+        archives = sorted(os.path.join(uv, "archive-v0", name) for name in os.listdir(os.path.join(uv, "archive-v0")))
+        for entry in archives + [os.path.join(uv, "wheels-v6", "pypi")]:
+            set_last_use(entry, BASE - 100 * 86400, by_access=False)
+        target = Target(free=("bytes", available(mount) + 1))
+
+        planned = run_pip(tmp_path, uv=uv, check_mode=True, uv_min_age="0", target=target)
+        [first] = units_of(planned)
+        assert set(archives) < set(item["path"] for item in first)
+        assert os.path.join(uv, "wheels-v6", "pypi") in set(item["path"] for item in first)
+        assert planned["target"][0]["taken"] == 1
+
+        run_pip(tmp_path, uv=uv, uv_min_age="0", target=target)
+        assert dangling(uv) == [] and not os.path.exists(archives[0])
