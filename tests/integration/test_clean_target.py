@@ -16,6 +16,7 @@ from test_conda_pkgs_dirs import call  # pylint: disable=import-error
 from testfleet.fleet import running
 
 BASE = 1700000000
+MODULE = "pkgcache.fleet.conda_clean"
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def available(path):
 def test_target_free_over_ssh_stops_at_the_target_and_is_idempotent(host_on_tmpfs, tmp_path):
     fleet, host, pkgs = host_on_tmpfs
     args = {"targets": ["tarballs", "packages"], "pkgs_dirs": ["/opt/conda/pkgs"]}
-    everything = call(fleet, host, args, tmp_path, check=True)
+    everything = call(fleet, host, args, tmp_path, check=True, module=MODULE)
     assert not everything["failed"], everything.get("msg")
     [cache] = everything["caches"]
     candidates = sorted(item["path"] for item in cache["remove"])
@@ -58,21 +59,21 @@ def test_target_free_over_ssh_stops_at_the_target_and_is_idempotent(host_on_tmpf
     wanted = before + everything["planned_bytes"] // 2
     target = dict(args, target_free=str(wanted))
 
-    planned = call(fleet, host, target, tmp_path, check=True)
+    planned = call(fleet, host, target, tmp_path, check=True, module=MODULE)
     [summary] = planned["target"]
     assert summary["available_bytes"] == before and summary["wanted_free_bytes"] == wanted and summary["met"]
     removed = sorted(planned["caches"][0]["remove"], key=lambda item: item["order"])
     assert [item["path"] for item in removed] == candidates[:len(removed)]
     assert 0 < len(removed) < len(candidates)
     assert removed[-1]["running_total_bytes"] >= wanted - before > removed[-2]["running_total_bytes"]
-    assert "#%d, " % len(removed) in planned["diff"][0]["before"]
+    assert "#%d, " % len(removed) in planned["diff"]["before"]
 
-    done = call(fleet, host, target, tmp_path)
+    done = call(fleet, host, target, tmp_path, module=MODULE)
     assert done["changed"] and not done["failed"], done.get("msg")
     assert sorted(done["removed"]) == sorted(item["path"] for item in removed)
     assert available(pkgs) == summary["free_after_bytes"] >= wanted
     kept = [os.path.relpath(p, "/opt/conda/pkgs") for p in candidates if p not in done["removed"]]
     assert kept and all(os.path.lexists(str(pkgs / rel)) for rel in kept)
 
-    again = call(fleet, host, target, tmp_path)
+    again = call(fleet, host, target, tmp_path, module=MODULE)
     assert again["changed"] is False and again["removed"] == [] and again["target"][0]["taken"] == 0
