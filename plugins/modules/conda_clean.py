@@ -120,9 +120,10 @@ EXAMPLES = r"""
   pkgcache.fleet.conda_clean:
     when_free_below: "10%"
 
-- name: Keep 20% of each cache's filesystem free, removing the least recently used unused items first
+- name: Once free space falls below 10%, remove the least recently used unused items until 20% is free
   pkgcache.fleet.conda_clean:
     targets: [tarballs, packages]
+    when_free_below: "10%"
     target_free: "20%"
 
 - name: Empty one cache completely (soft-linked environments are still protected)

@@ -188,11 +188,9 @@ freed_bytes:
   type: dict
 target:
   description:
-    - With O(target_free) or O(max_cache_size), one summary per filesystem holding selected caches, else null.
-    - C(mount), C(caches) on it, C(target_free) and C(wanted_free_bytes), C(total_bytes), C(available_bytes)
-      before, C(planned_bytes) the items taken free together, C(free_after_bytes) predicted, C(max_cache_size)
-      and C(cache_sizes) (per cache C(size_bytes) and C(size_after_bytes)), C(taken) and C(kept) (items
-      oldest-first), C(stopped_at) (the last item taken) and C(met).
+    - With O(target_free) or O(max_cache_size), one summary per filesystem holding selected caches (where the
+      oldest-first order stopped, the free space and cache sizes predicted, whether the target is met), else null.
+    - The shape of RV(pkgcache.fleet.conda_clean#module:target) of M(pkgcache.fleet.conda_clean).
   returned: always
   type: list
   elements: dict

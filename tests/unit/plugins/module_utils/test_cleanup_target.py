@@ -163,8 +163,8 @@ def test_conda_target_free_stops_at_the_target_oldest_first_over_both_caches(con
 
 def test_conda_max_cache_size_brings_each_cache_down_oldest_first(conda_fs):
     mount, fsroot, manifest, everything, when_of = conda_fs
-    sizes = dict((path, walk(str(manifest.real(path))).on_disk) for path in ("/opt/miniconda3/pkgs",
-                                                                     "/home/alice/miniforge3/pkgs"))
+    caches = ("/opt/miniconda3/pkgs", "/home/alice/miniforge3/pkgs")
+    sizes = dict((path, walk(str(manifest.real(path))).on_disk) for path in caches)
     limit = max(sizes.values()) - 64 * 1024
     target = Target(max_cache_size=limit)
 
