@@ -12,7 +12,9 @@ import subprocess
 
 import pytest
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import format_size
 from test_conda_pkgs_dirs import call  # pylint: disable=import-error
+from test_playbooks import CLEAN_TASK, PIP_CLEAN_TASK, STALE_AFTER_1S, run_job, task_results  # pylint: disable=import-error
 from testfleet.fleet import running
 
 BASE = 1700000000
@@ -38,6 +40,20 @@ def host_on_tmpfs(fleet_state_factory, tmp_path_factory):
 def available(path):
     vfs = os.statvfs(str(path))
     return vfs.f_bavail * vfs.f_frsize
+
+
+def test_the_clean_role_passes_the_target_to_both_modules(host_on_tmpfs, tmp_path):
+    fleet, host, pkgs = host_on_tmpfs
+    wanted = available(pkgs) + 64 * 1024
+    job = run_job(fleet, tmp_path, "clean", check=True, extravars=dict(STALE_AFTER_1S, cache_clean_target_free=str(wanted)))
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    conda = task_results(job, CLEAN_TASK)[host]
+    on_tmpfs = [s for s in conda["target"] if "/opt/conda/pkgs" in s["caches"]]
+    assert [(s["wanted_free_bytes"], s["met"]) for s in on_tmpfs] == [(wanted, True)] and on_tmpfs[0]["taken"] > 0
+    pip = task_results(job, PIP_CLEAN_TASK)[host]
+    assert pip["target"] and all(s["met"] and s["taken"] == 0 for s in pip["target"]), "the root filesystem has room"
+    assert pip["changed"] is False and "target met (%s free)" % format_size(wanted) in [
+        group["reason"] for cache in pip["caches"] for group in cache["keep"]]
 
 
 def test_target_free_over_ssh_stops_at_the_target_and_is_idempotent(host_on_tmpfs, tmp_path):
