@@ -18,8 +18,9 @@ options:
       - Clean to a target - remove only as much as it takes to leave this much free space on each
         cache's filesystem, in percent of the filesystem (V(20%)) or bytes (V(50G)).
       - Everything the other options make removable is planned first; then, per filesystem, those
-        items of every selected cache on it are taken oldest-first by last use (the newest
-        modification or access time of the item's files, and the item's own modification time), and
+        items of every selected cache on it are taken oldest-first by last use (the newest of the
+        item's own modification time, the modification times of its files and links and the access
+        times of its regular files), and
         taking stops as soon as the free space now available plus the bytes the items taken so far
         free (each inode once) reaches the target.
       - Items not taken are kept with the reason C(target met (...)). Each removed item carries its
