@@ -185,6 +185,30 @@ def walk(top, usage=None, one_filesystem=True, on_error=None, on_entry=None):
     return usage
 
 
+def last_use(top):
+    """When ``top`` was last used, as far as the filesystem keeps it: the newest of its own
+    modification time, the modification times of the files and links below, and the access times
+    of the regular files.
+
+    A directory's times move whenever an entry is added or removed and whenever anyone lists it
+    (this walk included), a link's access time whenever anyone reads it (a cleanup looking where
+    it points included), so only the item's own modification time counts of them.  Reading no
+    file, the walk moves no time it reads; on a filesystem mounted ``noatime`` access times stay
+    old and modification times decide.
+    """
+    newest = []
+
+    def on_entry(path, st):
+        mode = st.st_mode
+        times = [] if stat.S_ISDIR(mode) else [st.st_mtime, st.st_atime] if stat.S_ISREG(mode) else [st.st_mtime]
+        if not newest:
+            times.append(st.st_mtime)
+        newest[:] = [max(newest + times)]
+
+    walk(top, on_entry=on_entry)
+    return newest[0] if newest else 0.0
+
+
 class Walks(object):
     """Walks of many tops (a cache's extracted packages), shared out with forked helper processes
     as soon as this is created; :meth:`result` walks this process's share and collects.

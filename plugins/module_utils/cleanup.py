@@ -9,49 +9,62 @@ shape.  It knows nothing of conda or pip.
 
 Result shape (what every cleaning module returns): ``caches``, one per cache, each with
 ``path``, ``kind``, ``users``, ``skipped`` (why the whole cache is left alone), ``remove``
-(``path``, ``category``, ``reason``, ``apparent_bytes``, ``disk_bytes``), ``keep`` (``category``,
-``reason``, ``count``, ``paths`` when the kind lists them), ``planned_bytes`` and ``freed_bytes``;
-then ``paths``, ``listing`` (one line per item, :func:`describe`; the diff), ``removed``,
+(``path``, ``category``, ``reason``, ``apparent_bytes``, ``disk_bytes``; under a target also
+``order``, ``last_used`` and ``running_total_bytes``), ``keep`` (``category``, ``reason``,
+``count``, ``paths`` when the kind lists them), ``planned_bytes`` and ``freed_bytes``; then
+``paths``, ``listing`` (one line per item, :func:`describe`; the diff), ``removed``,
 ``planned_bytes`` (each inode once over every plan), ``freed_bytes`` (statvfs gain per mount),
-``errors`` and a one-line ``msg``.
+``target`` (per filesystem, see :class:`Target`), ``errors`` and a one-line ``msg``.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
+import os
 import posixpath
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import act_as, authority
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, last_use, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import statvfs_free
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
 
 
 class PlanItem(object):
-    """A path inside a cache removed whole (a file, a link or a directory with all it holds), and why."""
+    """A path inside a cache removed whole (a file, a link or a directory with all it holds), and why.
 
-    __slots__ = ("relpath", "reason", "category", "usage")
+    Items of one ``unit`` (by default each item is its own) are taken or kept together by a
+    target (pip's HTTP metadata file and its body); a target sets ``order``, ``last_used`` and
+    ``running_total`` on what it takes.
+    """
 
-    def __init__(self, relpath, reason, usage, category=None):
+    __slots__ = ("relpath", "reason", "category", "usage", "unit", "order", "last_used", "running_total")
+
+    def __init__(self, relpath, reason, usage, category=None, unit=None):
         self.relpath = relpath
         self.reason = reason
         self.category = category
         self.usage = usage
+        self.unit = relpath if unit is None else unit
+        self.order = self.last_used = self.running_total = None
 
     def line(self, cache):
         """What the diff shows for it: path, size on disk and reason (see :func:`describe`)."""
         return describe(self.as_dict(cache))
 
     def as_dict(self, cache):
-        return {
+        item = {
             "path": posixpath.join(cache, self.relpath),
             "category": self.category,
             "reason": self.reason,
             "apparent_bytes": self.usage.apparent,
             "disk_bytes": self.usage.on_disk,
         }
+        if self.order is not None:
+            item.update(order=self.order, last_used=self.last_used, running_total_bytes=self.running_total)
+        return item
 
 
 class CachePlan(object):
@@ -75,8 +88,8 @@ class CachePlan(object):
         self.identity, self.expect, self.skipped = authority(self.path, routes)
         return self.skipped is None
 
-    def remove(self, relpath, reason, usage, category=None):
-        self.items.append(PlanItem(relpath, reason, usage, category))
+    def remove(self, relpath, reason, usage, category=None, unit=None):
+        self.items.append(PlanItem(relpath, reason, usage, category, unit))
 
     def keep(self, reason, path=None, category=None, count=1):
         """Record a candidate left in place; kinds that keep many (pip's young HTTP files) count them."""
@@ -115,10 +128,123 @@ class CachePlan(object):
         }
 
 
+class Target(object):
+    """Clean to a target: of what the kinds planned, take per filesystem the oldest items first
+    (by :func:`_diskusage.last_use`, over every cache on that filesystem) until ``free`` (a
+    threshold as ``options.parse_free_threshold`` reads it) is available on the filesystem and no
+    cache is above ``max_cache_size`` bytes on disk; keep the rest.
+
+    Free space is predicted as statvfs's available bytes plus what the items taken so far free
+    together (each inode once, :attr:`DiskUsage.reclaimable`), a cache's size as its on-disk size
+    minus what its taken items free; both are what a real run then measures, so check mode
+    predicts it exactly and a target met takes nothing.
+    """
+
+    def __init__(self, free=None, max_cache_size=None):
+        self.free = free
+        self.max_cache_size = max_cache_size
+
+    @classmethod
+    def from_options(cls, params):
+        """The ``target_free`` and ``max_cache_size`` options (fragment pkgcache.fleet.target)."""
+        return cls(options.parse_free_threshold(params["target_free"] or None, "target_free"),
+                   options.parse_size(params["max_cache_size"] or None, "max_cache_size"))
+
+    def __bool__(self):
+        return self.free is not None or self.max_cache_size is not None
+
+    __nonzero__ = __bool__
+
+    @property
+    def met_reason(self):
+        parts = []
+        if self.free is not None:
+            parts.append("%s free" % options.format_free_threshold(self.free))
+        if self.max_cache_size is not None:
+            parts.append("cache at most %s" % options.format_size(self.max_cache_size))
+        return "target met (%s)" % ", ".join(parts)
+
+    def apply(self, plans):
+        """Cut the plans down to the target; the per-filesystem summaries (``target`` of the result)."""
+        by_device = {}
+        for plan in plans:
+            if not plan.skipped:
+                by_device.setdefault(os.stat(plan.path).st_dev, []).append(plan)
+        return [self._apply_filesystem(group) for group in sorted(by_device.values(), key=lambda g: g[0].path)]
+
+    def _apply_filesystem(self, plans):
+        fs = filesystem(plans[0].path)
+        wanted = None
+        if self.free is not None:
+            kind, value = self.free
+            wanted = value if kind == "bytes" else int(math.ceil(fs["total_bytes"] * value / 100.0))
+        sizes = dict((plan.path, walk(plan.path).on_disk) for plan in plans) if self.max_cache_size is not None else {}
+        units = []
+        for plan in plans:
+            grouped = {}
+            for item in plan.items:
+                grouped.setdefault(item.unit, []).append(item)
+            for unit, items in grouped.items():
+                units.append((max(last_use(plan.path_of(item)) for item in items), plan.path, unit, plan, items))
+            plan.items = []
+        units.sort(key=lambda unit: unit[:3])
+        gained = DiskUsage()
+        cache_gained = dict((plan.path, DiskUsage()) for plan in plans)
+        taken, stopped_at = 0, None
+        for last_used, path, _unit, plan, items in units:
+            free_met = wanted is None or fs["available_bytes"] + gained.reclaimable >= wanted
+            size_met = not sizes or sizes[path] - cache_gained[path].reclaimable <= self.max_cache_size
+            if free_met and size_met:
+                for item in items:
+                    plan.keep(self.met_reason, plan.path_of(item), item.category)
+                continue
+            taken += 1
+            for item in items:
+                gained.update(item.usage)
+                cache_gained[path].update(item.usage)
+            for item in items:
+                item.order, item.last_used, item.running_total = taken, last_used, gained.reclaimable
+            plan.items.extend(items)
+            stopped_at = plan.path_of(items[-1])
+        free_after = fs["available_bytes"] + gained.reclaimable
+        sizes_after = dict((path, size - cache_gained[path].reclaimable) for path, size in sizes.items())
+        return {
+            "mount": fs["mount"],
+            "caches": [plan.path for plan in plans],
+            "target_free": options.format_free_threshold(self.free) if self.free is not None else None,
+            "wanted_free_bytes": wanted,
+            "total_bytes": fs["total_bytes"],
+            "available_bytes": fs["available_bytes"],
+            "planned_bytes": gained.reclaimable,
+            "free_after_bytes": free_after,
+            "max_cache_size": options.format_size(self.max_cache_size) if sizes else None,
+            "cache_sizes": dict((path, {"size_bytes": size, "size_after_bytes": sizes_after[path]})
+                                for path, size in sizes.items()),
+            "taken": taken,
+            "kept": len(units) - taken,
+            "stopped_at": stopped_at,
+            "met": (wanted is None or free_after >= wanted) and all(
+                size <= self.max_cache_size for size in sizes_after.values()),
+        }
+
+
 def describe(item):
-    """One removed item as people read it, from its result dict: ``path  (12.3 MiB, reason)``.
-    The diff and the local command's listing both print this."""
-    return "%s  (%s, %s)" % (item["path"], human_bytes(item["disk_bytes"]), item["reason"])
+    """One removed item as people read it, from its result dict: ``path  (12.3 MiB, reason)``,
+    under a target with its place and the running total (``#3, 40.1 MiB so far``).  The diff and
+    the local command's listing both print this."""
+    line = "%s  (%s, %s)" % (item["path"], human_bytes(item["disk_bytes"]), item["reason"])
+    if item.get("order") is not None:
+        line += "  #%d, %s so far" % (item["order"], human_bytes(item["running_total_bytes"]))
+    return line
+
+
+def describe_target(summary):
+    """One filesystem's target summary as people read it."""
+    wanted = [] if summary["target_free"] is None else ["%s free" % summary["target_free"]]
+    wanted += [] if summary["max_cache_size"] is None else ["caches at most %s" % summary["max_cache_size"]]
+    return "target %s on %s: %s; %d taken oldest-first, %d kept%s" % (
+        " and ".join(wanted), summary["mount"], "met" if summary["met"] else "not met", summary["taken"],
+        summary["kept"], ", stopped at %s" % summary["stopped_at"] if summary["stopped_at"] else "")
 
 
 def usage_of(items):
@@ -171,12 +297,14 @@ def remove_planned(path, relpaths, expect=None):
     return done, errors
 
 
-def run(plans, check_mode, hidden=()):
+def run(plans, check_mode, hidden=(), target=None):
     """Plan -> result; unless ``check_mode``, execute the same plans first.
 
     ``hidden`` plans are executed and counted in the totals but not listed under ``caches``
-    (conda's tempfiles live in environment prefixes, not in caches).
+    (conda's tempfiles live in environment prefixes, not in caches); a ``target`` (:class:`Target`)
+    cuts the listed plans down first, and the result's ``target`` sums it up (else null).
     """
+    summaries = target.apply(plans) if target else None
     every = list(plans) + list(hidden)
     paths = [path for plan in every for path in plan.paths]
     result = {
@@ -192,10 +320,15 @@ def run(plans, check_mode, hidden=()):
         removed, freed, errors = execute(every)
         result.update(removed=removed, freed_bytes=freed, errors=errors, changed=bool(removed))
     result["caches"] = [plan.as_dict() for plan in plans]
+    result["target"] = summaries
     skipped = sum(1 for plan in plans if plan.skipped)
     result["msg"] = "%s %d path(s), %s reclaimable, from %d cache(s); %d cache(s) skipped" % (
         "would remove" if check_mode else "removed", len(paths), human_bytes(result["planned_bytes"]),
         len(plans) - skipped, skipped)
+    if summaries is not None:
+        result["msg"] += "; target %s on %d of %d filesystem(s)" % (
+            "met" if all(s["met"] for s in summaries) else "not met", sum(1 for s in summaries if s["met"]),
+            len(summaries))
     return result
 
 

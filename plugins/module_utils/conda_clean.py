@@ -251,8 +251,9 @@ def _unknown_environments(host):
         "extracted package is removed" % ", ".join(users)
 
 
-def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False):
-    """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan.
+def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False, target=None):
+    """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan,
+    cut down to ``target`` (:class:`cleanup.Target`) when one is given.
 
     Returns the pipeline's result (:func:`cleanup.run`) plus ``tempfiles`` and ``skipped_caches``.
     ``purge`` empties whole caches instead of applying ``targets`` (see :func:`plan_purge`).
@@ -275,7 +276,7 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     _refuse_unknown_state(host)
     wants_tempfiles = "tempfiles" in targets and not purge
     tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings, host.homes()) if wants_tempfiles else []
-    result = cleanup.run(plans, check_mode, hidden=tempfiles)
+    result = cleanup.run(plans, check_mode, hidden=tempfiles, target=target)
     result["tempfiles"] = [path for plan in tempfiles for path in plan.paths]
     result["skipped_caches"] = sum(1 for p in plans if p.skipped)
     result["restricted"] = unknown
@@ -295,7 +296,7 @@ def _legacy_plan(cache):
 def argument_spec():
     """conda_clean's options (the module's argument spec, and the local command's flags)."""
     return options.argument_spec(
-        options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.COMPACT,
+        options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.COMPACT, options.TARGET,
         targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
         min_age=options.duration("0"),
         keep_latest=dict(type="int", default=0),
@@ -327,9 +328,11 @@ def clean_from_options(params, check_mode):
     if params["keep_latest"] < 0:
         raise options.OptionError("keep_latest must be 0 or more")
     policy = policy_from(params)
+    target = cleanup.Target.from_options(params)
     accounts = options.select_homes(params["users"])
     options.check_sight(accounts)
     targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
     host = Host.load(accounts, params["roots"], options.shell_environment(params["environment"]))
-    result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], check_mode, purge=params["purge"])
+    result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], check_mode, purge=params["purge"],
+                   target=target)
     return result, host.warnings

@@ -221,6 +221,7 @@ def human(command, result):
         state = "skipped: %s" % cache["skipped"] if cache["skipped"] else "%d to remove" % len(cache["remove"])
         lines.append("  %s (%s): %s" % (cache["path"], cache["kind"], state))
         lines.extend("    " + cleanup.describe(item) for item in cache["remove"])
+    lines.extend("  " + cleanup.describe_target(summary) for summary in result.get("target") or [])
     lines.extend("  error: %s" % error for error in result.get("errors", []))
     return lines
 

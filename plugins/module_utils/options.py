@@ -77,6 +77,10 @@ def _text_option(default):
     return option
 
 
+# Fragment pkgcache.fleet.target: clean to a target (read by cleanup.Target.from_options).
+TARGET = dict(target_free=size(), max_cache_size=size())
+
+
 def argument_spec(*blocks, **own):
     """One module's ``argument_spec``: the shared *blocks* above and the module's *own* options.
 

@@ -59,16 +59,19 @@ UV_POINTER_MAX = 1024 * 1024
 class Request(object):
     """What to clean, validated: a pip action (at most one) and/or uv pruning."""
 
-    def __init__(self, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None):
+    def __init__(self, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None,
+                 target=None):
         self.purge = purge
         self.patterns = list(patterns)
         self.min_age = min_age
         self.uv_min_age = uv_min_age
         self.include_selfcheck = include_selfcheck
         self.now = time.time() if now is None else now
+        self.target = target or None  # a cleanup.Target: what is selected is then taken oldest-first
 
     @classmethod
-    def from_options(cls, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None):
+    def from_options(cls, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None,
+                     target=None):
         """Build a request from user input; OptionError says what is wrong before anything is read."""
         chosen = [name for name, value in (("purge", purge), ("patterns", patterns), ("min_age", min_age is not None))
                   if value]
@@ -82,7 +85,7 @@ class Request(object):
             if not pattern or "/" in pattern:
                 raise OptionError("pattern %r is not a wheel file name glob (like numpy, numpy-1.*, *-cp311-*)" % pattern)
         return cls(purge, patterns, parse_duration(min_age, "min_age"), parse_duration(uv_min_age, "uv_min_age"),
-                   include_selfcheck, now)
+                   include_selfcheck, now, target)
 
     @property
     def cleans_pip(self):
@@ -228,31 +231,51 @@ def _keeps_dir(part, node, selected):
     return part in HTTP_PARTS or node.name.endswith(".whl")
 
 
-def _remove(plan, node, reason):
-    plan.remove(node.relpath, reason, node.usage())
+def _remove(plan, node, reason, unit=None):
+    plan.remove(node.relpath, reason, node.usage(), unit=unit)
 
 
-def _tidy(part, root, selected):
-    """``[(node, reason)]`` to remove from one part: directories with nothing left to keep go whole, else their
-    selected files one by one (an HTTP entry's metadata before its body)."""
-    remains = {}
+# More than one cache entry below a directory.
+_MANY = object()
+
+
+def _entry_of(part, node):
+    """The cache entry a selected file belongs to: an HTTP response is its metadata file and its
+    ``.body``, a wheel its file."""
+    if part in HTTP_PARTS and node.name.endswith(BODY_SUFFIX):
+        return node.relpath[:-len(BODY_SUFFIX)]
+    return node.relpath
+
+
+def _tidy(part, root, selected, whole=True):
+    """``[(node, reason, unit)]`` to remove from one part: directories with nothing left to keep go
+    whole, else their selected files one by one (an HTTP entry's metadata before its body), each
+    in the unit of its entry.  Unless ``whole``, a directory goes whole only when it holds at
+    most one entry, so that a target can stop between entries."""
+    remains, entries = {}, {}
     for node in reversed(list(root.walk())):
         if node.is_dir:
             remains[node.relpath] = node.pinned or any(remains[c.relpath] for c in node.children)
+            below = None
+            for child in node.children:
+                theirs = entries[child.relpath]
+                below = theirs if below is None or below == theirs else (_MANY if theirs is not None else below)
+            entries[node.relpath] = below
         else:
             remains[node.relpath] = _keeps_dir(part, node, selected)
+            entries[node.relpath] = _entry_of(part, node) if node.relpath in selected else None
     items = []
     stack = [root]
     while stack:
         node = stack.pop()
-        if node.is_dir and not remains[node.relpath]:
+        if node.is_dir and not remains[node.relpath] and (whole or entries[node.relpath] is not _MANY):
             reasons = [selected[n.relpath] for n in node.walk() if n.relpath in selected]
             tidy = "left without wheels" if part == WHEELS else "left without files"
-            items.append((node, reasons[0] if reasons else tidy))
+            items.append((node, reasons[0] if reasons else tidy, node.relpath))
         elif node.is_dir:
             stack.extend(reversed(node.children))
         elif node.relpath in selected:
-            items.append((node, selected[node.relpath]))
+            items.append((node, selected[node.relpath], entries[node.relpath]))
     return items
 
 
@@ -267,8 +290,8 @@ def plan_pip(plan, request, warn):
             plan.keep("%s is not a directory" % part)
             continue
         selected = _select_pip(part, root, request)
-        for node, reason in _tidy(part, root, selected):
-            _remove(plan, node, reason)
+        for node, reason, unit in _tidy(part, root, selected, whole=not request.target):
+            _remove(plan, node, reason, unit)
         if request.min_age is not None:
             young = sum(1 for entry in _age_candidates(part, root) if entry[0].relpath not in selected)
             if young:
@@ -308,11 +331,30 @@ def plan_uv(plan, request, warn):
     # Only entries that stay can be left with a dangling pointer; removed ones do not count.
     referenced = _referenced_archives(plan.path, kept, archives)
     reason = age_reason(request.uv_min_age)
+    units = _uv_units(plan.path, old, archives - referenced) if request.target else {}
     for entry in old:
         if entry.relpath.startswith(UV_ARCHIVE + "/") and entry.name in referenced:
             plan.keep("archive still used by a newer entry")
         else:
-            _remove(plan, entry, reason)
+            _remove(plan, entry, reason, units.get(entry.relpath))
+
+
+def _uv_units(cache, old, archives):
+    """``{relpath: unit}`` joining each old entry with the old ``archives`` it points to, so a
+    target that stops between them never leaves uv a dangling pointer."""
+    unit = {}
+
+    def find(name):
+        while unit.get(name, name) != name:
+            name = unit[name]
+        return name
+
+    for entry in old:
+        if entry.relpath.startswith(UV_ARCHIVE + "/"):
+            continue
+        for archive in _referenced_archives(cache, [entry], archives):
+            unit[find(UV_ARCHIVE + "/" + archive)] = find(entry.relpath)
+    return dict((entry.relpath, find(entry.relpath)) for entry in old)
 
 
 def _referenced_archives(cache, entries, ids):
@@ -351,8 +393,14 @@ def _link_target(cache, node):
 
 
 def _read_small(path):
+    """A pointer file's first bytes, read without moving its access time where the kernel lets
+    us (the owner or root): the time is the entry's last use a target orders by."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            fd = os.open(path, flags)
     except OSError:
         return b""
     with os.fdopen(fd, "rb") as handle:
@@ -465,12 +513,13 @@ def plan_cache(path, tool, users, routes, request, warn, locks):
 
 
 def clean(users, env, request, warn, check_mode=False):
-    """Plan the cleanup of the users' pip/uv caches and, unless ``check_mode``, execute it: the
-    pipeline's result (:func:`cleanup.run`); ``planned_bytes`` counts each inode once over all caches."""
+    """Plan the cleanup of the users' pip/uv caches and, unless ``check_mode``, execute it (cut
+    down to the request's target): the pipeline's result (:func:`cleanup.run`); ``planned_bytes``
+    counts each inode once over all caches."""
     with ExitStack() as locks:
         plans = [plan_cache(path, tool, owners, routes, request, warn, locks)
                  for path, tool, owners, routes in locate(users, env, warn, request)]
-        result = cleanup.run(plans, check_mode)
+        result = cleanup.run(plans, check_mode, target=request.target)
     for cache in result["caches"]:
         cache["tool"] = cache["kind"]
         cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
@@ -480,7 +529,7 @@ def clean(users, env, request, warn, check_mode=False):
 def argument_spec():
     """pip_cache_clean's options (the module's argument spec, and the local command's flags)."""
     return options.argument_spec(
-        options.USERS, options.ENVIRONMENT, options.COMPACT,
+        options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET,
         purge=dict(type="bool", default=False),
         include_selfcheck=dict(type="bool", default=False),
         patterns=dict(type="list", elements="str", default=[]),
@@ -492,7 +541,7 @@ def argument_spec():
 def clean_from_options(params, warn, check_mode):
     """What pip_cache_clean does with its options; OptionError before anything is read."""
     request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
-                                   params["include_selfcheck"])
+                                   params["include_selfcheck"], target=cleanup.Target.from_options(params))
     users = options.select_users(params["users"])
     options.check_sight(users)
     return clean(users, options.shell_environment(params["environment"]), request, warn, check_mode)

@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_caches
   - pkgcache.fleet.policy_values
+  - pkgcache.fleet.target
   - pkgcache.fleet.printable
   - pkgcache.fleet.compact
 options:
@@ -120,6 +121,12 @@ EXAMPLES = r"""
   pkgcache.fleet.conda_clean:
     when_free_below: "10%"
 
+- name: Once free space falls below 10%, remove the least recently used unused items until 20% is free
+  pkgcache.fleet.conda_clean:
+    targets: [tarballs, packages]
+    when_free_below: "10%"
+    target_free: "20%"
+
 - name: Empty one cache completely (soft-linked environments are still protected)
   pkgcache.fleet.conda_clean:
     pkgs_dirs:
@@ -155,7 +162,10 @@ caches:
       type: str
       returned: always
     remove:
-      description: Items removed, each with C(path), C(category), C(reason), C(apparent_bytes), C(disk_bytes).
+      description:
+        - Items removed, each with C(path), C(category), C(reason), C(apparent_bytes), C(disk_bytes).
+        - Under a target also C(order) (oldest-first, over the caches of the filesystem), C(last_used) (epoch
+          seconds) and C(running_total_bytes) (what the items up to this one free together).
       type: list
       elements: dict
       returned: always
@@ -222,6 +232,16 @@ skipped_caches:
   description: Number of caches left alone (gate not met, busy).
   returned: always
   type: int
+target:
+  description:
+    - With O(target_free) or O(max_cache_size), one summary per filesystem holding selected caches, else null.
+    - C(mount), C(caches) on it, C(target_free) and C(wanted_free_bytes), C(total_bytes), C(available_bytes)
+      before, C(planned_bytes) the items taken free together, C(free_after_bytes) predicted, C(max_cache_size)
+      and C(cache_sizes) (per cache C(size_bytes) and C(size_after_bytes)), C(taken) and C(kept) (items
+      oldest-first), C(stopped_at) (the last item taken) and C(met).
+  returned: always
+  type: list
+  elements: dict
 msg:
   description: One-line summary.
   returned: always

@@ -23,6 +23,8 @@ description:
     O(include_selfcheck=true).
   - Plans first, then removes exactly that plan. Check mode returns the same plan and changes nothing;
     diff mode lists the paths. Freed space is measured per filesystem with C(statvfs).
+  - With O(target_free) or O(max_cache_size), what the mode selects is taken entry by entry (an HTTP
+    response with its body, a wheel, a uv entry with the archives it points to) until the target is met.
   - Removal goes through directory descriptors opened without following symlinks, so a symlink
     inside a user's cache never leads the removal elsewhere; ownership of what stays is untouched.
     A cache whose directory belongs to someone other than root or one of its users is skipped.
@@ -33,6 +35,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.users.pip
   - pkgcache.fleet.environment.pip
   - pkgcache.fleet.policy_values
+  - pkgcache.fleet.target
   - pkgcache.fleet.printable
   - pkgcache.fleet.compact
 options:
@@ -96,6 +99,11 @@ EXAMPLES = r"""
     uv_min_age: 60d
     environment:
       XDG_CACHE_HOME: /var/cache/users
+
+- name: Bring every pip cache down to 2G, oldest entries first
+  pkgcache.fleet.pip_cache_clean:
+    min_age: "0"
+    max_cache_size: 2G
 """
 
 RETURN = r"""
@@ -128,7 +136,10 @@ caches:
       type: str
       returned: always
     remove:
-      description: Paths removed whole, each with C(path), C(reason), C(apparent_bytes), C(disk_bytes).
+      description:
+        - Paths removed whole, each with C(path), C(reason), C(apparent_bytes), C(disk_bytes).
+        - Under a target also C(order) (oldest-first, over the caches of the filesystem), C(last_used) (epoch
+          seconds) and C(running_total_bytes) (what the paths up to this one free together).
       type: list
       elements: dict
       returned: always
@@ -176,6 +187,14 @@ freed_bytes:
   description: Free space gained per filesystem mount point, measured with statvfs (empty in check mode).
   returned: always
   type: dict
+target:
+  description:
+    - With O(target_free) or O(max_cache_size), one summary per filesystem holding selected caches (where the
+      oldest-first order stopped, the free space and cache sizes predicted, whether the target is met), else null.
+    - The shape of RV(pkgcache.fleet.conda_clean#module:target) of M(pkgcache.fleet.conda_clean).
+  returned: always
+  type: list
+  elements: dict
 msg:
   description: One-line summary.
   returned: always

@@ -37,12 +37,12 @@ def by_layout(fleet, layout):
     return next(h["name"] for h in fleet.describe() if h["layout"] == layout)
 
 
-def call(fleet, host, args, tmp_path, check=False, diff=False):
+def call(fleet, host, args, tmp_path, check=False, diff=False, module=MODULE):
     """The module's result for one host, from ansible-runner's job events (check implies diff)."""
     cmdline = "--become" + (" --check" if check else "") + (" --diff" if check or diff else "")
     run = ansible_runner.run(
         private_data_dir=tempfile.mkdtemp(dir=str(tmp_path)), inventory=str(fleet.inventory), host_pattern=host,
-        module=MODULE, module_args=json.dumps(args), cmdline=cmdline, quiet=True,
+        module=module, module_args=json.dumps(args), cmdline=cmdline, quiet=True,
         envvars={"ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", ""),
                  # The venv's ansible, as `make integration` puts it first on PATH.
                  "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")})

@@ -27,9 +27,9 @@ USERS = [ROOT_USER] + list(DEFAULT_USERS)
 ALL = sorted(TARGETS)
 
 
-def run_clean(targets=ALL, check_mode=False, roots=(), pkgs_dirs=(), purge=False, **policy):
+def run_clean(targets=ALL, check_mode=False, roots=(), pkgs_dirs=(), purge=False, target=None, **policy):
     host = Host.load(host_users(USERS), roots)
-    return clean(host, set(targets), Policy(**policy), roots, pkgs_dirs, check_mode, purge=purge)
+    return clean(host, set(targets), Policy(**policy), roots, pkgs_dirs, check_mode, purge=purge, target=target)
 
 
 def build(tmp_path, layout, seed=5, **kwargs):

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from condafab.pipcache import build_pip_cache
+
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_clean, facts, local_command, pip_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import format_size
 
 from .hostroot import in_root
 from .test_conda_clean import USERS
@@ -126,3 +130,18 @@ def test_it_runs_with_the_hosts_python_and_no_ansible(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["removed"] and not (cache / "wheels" / "ab").exists()
     assert os.path.isdir(cache)
+
+
+def test_clean_to_a_target_with_flags_says_where_it_stopped(tmp_path):
+    cache = tmp_path / "pip"
+    build_pip_cache(cache, seed=4, http_entries=12, wheels=4)
+    limit = walk(str(cache)).on_disk // 2
+    argv = ["clean-pip", "--users", "root", "--min-age", "0", "--environment", "PIP_CACHE_DIR=%s" % cache,
+            "--environment", "PIP_CONFIG_FILE=%s" % os.devnull, "--max-cache-size", str(limit)]
+    assert command(argv + ["--target-free", "120%"])[0] == local_command.BAD_OPTIONS
+    code, out, err = command(argv + ["--check"])
+    assert code == 0, err
+    assert "#1, " in out and "target caches at most %s on " % format_size(limit) in out and ": met;" in out and "stopped at" in out
+    code, out, _err = command(argv + ["--json"])
+    assert code == 0 and json.loads(out)["target"][0]["met"] and walk(str(cache)).on_disk <= limit
+    assert json.loads(command(argv + ["--json"])[1])["changed"] is False
