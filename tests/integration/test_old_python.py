@@ -8,36 +8,24 @@ the local connection, so the module payload is built, sent and started exactly a
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from interpreters import require_python
+
 REPO = Path(__file__).resolve().parents[2]
 LINK = REPO / ".build" / "link"
 OLD = "3.7"
 
 
-def old_python():
-    found = shutil.which("python" + OLD)
-    if found and subprocess.run([found, "-c", ""], capture_output=True, check=False).returncode == 0:
-        return found
-    root = os.path.expanduser("~/.pyenv")
-    candidates = sorted(glob.glob(os.path.join(root, "versions", OLD + ".*", "bin", "python" + OLD)))
-    return candidates[-1] if candidates else None
-
-
 @pytest.fixture(scope="module")
 def python37():
-    found = old_python()
-    if found is None:
-        pytest.skip("no Python %s interpreter on this machine" % OLD)
-    return found
+    return require_python(OLD)
 
 
 def adhoc(interpreter, module, args, *flags):

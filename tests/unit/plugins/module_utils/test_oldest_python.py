@@ -11,10 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
+from interpreters import require_python
 
 from .hostroot import require_root
 
@@ -47,24 +46,9 @@ print(json.dumps({"facts": facts, "plan": plan["plan"], "bytes": plan["planned_b
 """
 
 
-def oldest_python():
-    """The 3.8 interpreter: on PATH, or one pyenv keeps (as on this project's machines)."""
-    found = shutil.which("python" + OLDEST)
-    if found and subprocess.run([found, "-c", ""], capture_output=True, check=False).returncode == 0:
-        return found
-    root = os.path.expanduser("~/.pyenv")
-    if shutil.which("pyenv"):
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip() or root
-    candidates = sorted(glob.glob(os.path.join(root, "versions", OLDEST + ".*", "bin", "python" + OLDEST)))
-    return candidates[-1] if candidates else None
-
-
 @pytest.fixture(scope="module")
 def python38():
-    found = oldest_python()
-    if found is None:
-        pytest.skip("no Python %s interpreter on this machine" % OLDEST)
-    return found
+    return require_python(OLDEST)
 
 
 def test_target_code_compiles_under_the_oldest_python(python38, tmp_path):
