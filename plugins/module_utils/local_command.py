@@ -30,8 +30,10 @@ import argparse
 import datetime
 import json
 import sys
+import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_clean, facts, pip_clean, self_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import (
+    cleanup, conda_clean, facts, metrics, pip_clean, self_clean)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, printable_tree
 
@@ -87,6 +89,9 @@ def build_parser():
     sub.add_argument("--check", action="store_true", help="plan only: say what would be removed")
     sub.add_argument("--record", metavar="FILE", help="also write the outcome to this JSON file (%s)" % self_clean.RECORD_PATH)
     sub.add_argument("--validate", action="store_true", help="only check the policy file (exit 0 or 2)")
+    sub.add_argument("--metrics-dir", metavar="DIR",
+                     help="also write node_exporter's textfile %s there: the caches after the run, what it freed"
+                     % metrics.FILENAME)
     return parser
 
 
@@ -298,7 +303,17 @@ def main_run(args, out, err, warn):
             lines.append("%s: %s" % (command, body[0]))
             lines.extend(body[1:])
         out.write("".join(line + "\n" for line in lines))
+    if args.metrics_dir:
+        write_metrics(args.metrics_dir, [result for result, _done in outcomes.values()], args.check, warn)
     return _recorded(args.record, outcomes, args.check, code)
+
+
+def write_metrics(directory, cleaned, check_mode, warn):
+    """The textfile after a scheduled run: every cache as the facts see it now (all users, both
+    kinds), and the cleans that just ran; a check run writes nothing."""
+    params = dict((name, spec.get("default")) for name, spec in facts.argument_spec().items())
+    found = facts.gather(facts.select(params), params, params["gather"], warn)
+    metrics.write_textfile(directory, printable_tree(found), cleaned, time.time(), check_mode)
 
 
 if __name__ == "__main__":

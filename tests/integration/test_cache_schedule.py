@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 import yaml
 
 from test_playbooks import VOLATILE, host_state, run_job
@@ -40,7 +41,7 @@ INSTALLED = ("usr/local/bin/pkgcache", "usr/local/lib/pkgcache", "etc/pkgcache",
              "etc/logrotate.d/pkgcache", "var/log/pkgcache.log")
 # The role's policy in these tests: its defaults, plus a pip age rule so the pip section has a
 # plan of its own to compare.
-POLICY = {"cache_schedule_pip_min_age": "0"}
+POLICY = {"cache_schedule_pip_min_age": "0", "cache_schedule_metrics_dir": "/var/lib/node-exporter"}
 
 
 def env():
@@ -115,6 +116,8 @@ def hosts(fleet_state_factory, tmp_path_factory):
                 os.utime(partial, (1, 1))  # stale downloads: do not let them mark caches busy
         # h2 has a cron daemon's directory (as `apt install cron` leaves it); the role then picks cron.
         (fleet.root_of(CRON) / "etc/cron.d").mkdir(exist_ok=True)
+        for name in fleet.hosts:  # node_exporter's textfile directory, as its package leaves it
+            (fleet.root_of(name) / "var/lib/node-exporter").mkdir(parents=True, exist_ok=True)
         before = dict((name, host_state(fleet, name)) for name in fleet.hosts)
         # A check run on hosts that have nothing yet says what it would do and changes nothing.
         check = apply_role(fleet, tmp_path_factory.mktemp("check"), "--check")
@@ -229,6 +232,11 @@ def test_a_scheduled_run_removes_exactly_what_conda_clean_plans(hosts):
     assert sorted(record["runs"]["clean"]["removed"]) == conda_plan
     assert sorted(record["runs"]["clean-pip"]["removed"]) == pip_plan
     assert not [p for p in conda_plan if os.path.lexists(root / p.lstrip("/"))]
+    families = text_string_to_metric_families((root / "var/lib/node-exporter/pkgcache.prom").read_text())
+    samples = dict((s.name, s.value) for f in families for s in f.samples if s.labels.get("tool") == "conda"
+                   and s.name.startswith("pkgcache_last_clean"))
+    assert samples["pkgcache_last_clean_timestamp_seconds"] > 0, samples
+    assert samples["pkgcache_last_clean_removed_bytes"] > 0, samples
 
 
 def test_the_cron_command_runs_under_sh_and_logs_to_its_file(hosts):

@@ -171,3 +171,26 @@ def test_it_runs_with_the_hosts_python_and_no_ansible(tmp_path):
     assert done.returncode == 0 and done.stdout == "True\n", done.stderr
     samples = read(tmp_path)
     assert gauge(samples, metrics.LAST_CLEAN, tool="conda") == 9 and gauge(samples, metrics.LAST_REMOVED, tool="conda") == 7
+
+
+def test_a_scheduled_run_writes_the_textfile_with_what_it_freed_and_a_check_run_writes_nothing(tmp_path):
+    """``pkgcache run --metrics-dir``: what the cache_schedule role runs.  The file says what the
+    facts say after the run, and what each tool's clean freed; a check run leaves no file."""
+    fsroot, _manifest = build(tmp_path, "multi_user")
+    (fsroot / "policy.json").write_text(json.dumps({"clean": {"targets": ["tarballs", "packages"]}}))
+    argv = ["run", "--policy", "/policy.json", "--json", "--metrics-dir", "/var/lib/node-exporter"]
+    code, _out, err = in_host(fsroot, argv + ["--check"])
+    assert code == 0, err
+    assert not (fsroot / "var/lib/node-exporter" / metrics.FILENAME).exists()
+    code, out, err = in_host(fsroot, argv)
+    assert code == 0, err
+    cleaned = json.loads(out)["clean"]
+    samples = read(fsroot / "var/lib/node-exporter")
+    freed = sum(cache["freed_bytes"] for cache in cleaned["caches"] if cache["kind"] == "conda")
+    assert samples[("pkgcache_last_clean_removed_bytes", (("tool", "conda"),))] == freed > 0
+    assert samples[("pkgcache_last_clean_timestamp_seconds", (("tool", "conda"),))] > 0
+    code, out, err = in_host(fsroot, ["facts", "--json"])
+    after = json.loads(out)["conda_cache"]
+    for cache in after["caches"]:
+        key = ("pkgcache_cache_size_bytes", (("path", cache["path"]), ("tool", "conda")))
+        assert samples[key] == cache["disk_bytes"], key
