@@ -34,6 +34,8 @@ log_driver = "k8s-file"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+# The containers idle in a shell loop that, as PID 1, ignores SIGTERM: do not wait 10 s for it.
+stop_timeout = 1
 tmp_dir = "{run}/libpod"
 """
 
