@@ -68,14 +68,15 @@ def write_config(directory):
     return environment(directory)
 
 
-def _podman(env, *argv, **kwargs):
-    return subprocess.run(["podman"] + list(argv), env=dict(os.environ, **env), **kwargs)
+def _podman(env, *argv, check, **kwargs):
+    return subprocess.run(["podman"] + list(argv), env=dict(os.environ, **env), check=check, **kwargs)
 
 
 def image_version(env, image=IMAGE):
     """The rootfs version *image* was imported from, or None when there is no such image."""
     found = _podman(env, "image", "inspect", "--format", "{{index .Labels \"" + LABEL + "\"}}",
-                    image, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
+                    image, check=False, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    universal_newlines=True)
     return (found.stdout.strip() or None) if found.returncode == 0 else None
 
 
