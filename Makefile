@@ -79,7 +79,7 @@ bench-quick: venv link
 
 clean:
 	@# Containers left by an interrupted podman scenario hold mounts under $(PODMAN_DIR).
-	if [ -f $(PODMAN_DIR)/containers.conf ]; then \
+	@if [ -f $(PODMAN_DIR)/containers.conf ]; then \
 	  CONTAINERS_CONF=$(CURDIR)/$(PODMAN_DIR)/containers.conf \
 	  CONTAINERS_STORAGE_CONF=$(CURDIR)/$(PODMAN_DIR)/storage.conf podman rm --all --force >/dev/null; fi
 	rm -rf .build tests/output bench/results
