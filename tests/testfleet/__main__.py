@@ -1,4 +1,4 @@
-"""Command line: ``python -m testfleet {rootfs,up,down,status,demo}``."""
+"""Command line: ``python -m testfleet {rootfs,podman,up,down,status,demo}``."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from testfleet import demo, layouts, rootfs
+from testfleet import demo, layouts, podman, rootfs
 from testfleet.fleet import Fleet, claimed_state_dirs
 
 
@@ -15,6 +15,14 @@ def _rootfs(args):
     started = time.monotonic()
     path = rootfs.ensure()
     print("rootfs {0} ready ({1:.1f} s)".format(path, time.monotonic() - started))
+    return 0
+
+
+def _podman(args):
+    started = time.monotonic()
+    imported = podman.ensure_image(args.dir)
+    print("image {0} {1} ({2:.1f} s); podman settings in {3}".format(
+        podman.IMAGE, "imported" if imported else "ready", time.monotonic() - started, args.dir))
     return 0
 
 
@@ -68,6 +76,10 @@ def parser():
     top = argparse.ArgumentParser(prog="python -m testfleet", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("rootfs", help="build the cached host image (once)").set_defaults(func=_rootfs)
+    image = sub.add_parser("podman", help="import the rootfs as a podman image, with a private "
+                                          "podman configuration and storage under --dir")
+    image.add_argument("--dir", required=True, help="where containers.conf, storage.conf and the storage go")
+    image.set_defaults(func=_podman)
     up = sub.add_parser("up", help="start N hosts and write an inventory")
     up.add_argument("--hosts", type=int, required=True)
     up.add_argument("--state", required=True, help="state directory (trees, keys, inventory)")
