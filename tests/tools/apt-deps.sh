@@ -12,3 +12,7 @@ done
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# podman as the podman scenario is tested: with its recommended helpers (network backends, init).
+if [[ " ${missing[*]} " == *" podman "* ]]; then
+  apt-get install -y -qq podman
+fi
