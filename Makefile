@@ -48,7 +48,7 @@ podman: apt venv rootfs
 test-collections: venv
 	VENV=$(VENV) bash tests/tools/test-collections.sh $(CURDIR)/$(TEST_COLLECTIONS)
 
-demo: setup
+demo: apt venv link rootfs
 	$(PY) -m testfleet demo
 
 test: setup
