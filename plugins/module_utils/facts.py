@@ -11,15 +11,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, options, pip_cache, self_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_envs, conda_facts, options, pip_cache, self_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
 
 CONDA = "conda"
 PIP = "pip"
-KINDS = (CONDA, PIP)
-FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache"}
+KINDS = (CONDA, PIP)  # what cache_facts gathers
+ENVS = "envs"  # conda_env_facts, a module of its own
+FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", ENVS: "conda_envs"}
 
 
 def _conda_cache(accounts, params, warn):
@@ -44,11 +45,24 @@ def _pip_cache(accounts, params, warn):
                                   keep_empty=bool(params["users"]))
 
 
-_GATHER = {CONDA: _conda_cache, PIP: _pip_cache}
+def _conda_envs(accounts, params, warn):
+    facts = conda_envs.gather(
+        with_homes(accounts),
+        roots=params["roots"],
+        env=shell_environment(params["environment"]),
+        mode=params["mode"],
+        workers=params["workers"],
+    )
+    for warning in facts["warnings"]:
+        warn(warning)
+    return facts
+
+
+_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, ENVS: _conda_envs}
 
 
 def gather(accounts, params, kinds, warn):
-    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``), each saying whether it is
+    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``, ``envs``), each saying whether it is
     ``complete`` and, when not, why (``incomplete_reasons``).
 
     *accounts* are the passwd users of the ``users`` option (``options.select_users``), read
@@ -56,7 +70,7 @@ def gather(accounts, params, kinds, warn):
     """
     result = {}
     blind = options.blind_spot(accounts)
-    for kind in KINDS:
+    for kind in KINDS + (ENVS,):
         if kind not in kinds:
             continue
         problems = []
