@@ -431,6 +431,3 @@ def replay_history(lines):
             seen = True
     apply(revision)
     return state if seen else None
-
-
-
