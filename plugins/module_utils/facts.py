@@ -23,19 +23,23 @@ ENVS = "envs"  # conda_env_facts, a module of its own
 FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", ENVS: "conda_envs"}
 
 
-def _conda_cache(accounts, params, warn):
-    # The conda modules look into the homes that exist, each once; the model's warnings are
-    # returned in the facts and shown as the task's warnings too.
-    facts = conda_facts.gather(
-        with_homes(accounts),
-        roots=params["roots"],
-        env=shell_environment(params["environment"]),
-        env_sizes=params["env_sizes"],
-        list_packages=params["list_packages"],
-    )
+def _conda(gather, accounts, params, warn, **options):
+    """One conda kind's facts.  The conda modules look into the homes that exist, each once; the
+    model's warnings are returned in the facts and shown as the task's warnings too."""
+    facts = gather(with_homes(accounts), roots=params["roots"],
+                   env=shell_environment(params["environment"]), **options)
     for warning in facts["warnings"]:
         warn(warning)
     return facts
+
+
+def _conda_cache(accounts, params, warn):
+    return _conda(conda_facts.gather, accounts, params, warn,
+                  env_sizes=params["env_sizes"], list_packages=params["list_packages"])
+
+
+def _conda_envs(accounts, params, warn):
+    return _conda(conda_envs.gather, accounts, params, warn, mode=params["mode"], workers=params["workers"])
 
 
 def _pip_cache(accounts, params, warn):
@@ -43,19 +47,6 @@ def _pip_cache(accounts, params, warn):
     # account is looked at and only owners of a cache are reported.
     return pip_cache.gather_facts(accounts, shell_environment(params["environment"]), warn,
                                   keep_empty=bool(params["users"]))
-
-
-def _conda_envs(accounts, params, warn):
-    facts = conda_envs.gather(
-        with_homes(accounts),
-        roots=params["roots"],
-        env=shell_environment(params["environment"]),
-        mode=params["mode"],
-        workers=params["workers"],
-    )
-    for warning in facts["warnings"]:
-        warn(warning)
-    return facts
 
 
 _GATHER = {CONDA: _conda_cache, PIP: _pip_cache, ENVS: _conda_envs}

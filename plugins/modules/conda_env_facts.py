@@ -29,12 +29,6 @@ description:
 author:
   - pkgcache.fleet contributors (@pkgcache)
 options:
-  roots:
-    description:
-      - Conda root prefixes to include besides the discovered ones.
-    type: list
-    elements: path
-    default: []
   mode:
     description:
       - V(fast) checks that every listed file is there and has its recorded size.
@@ -46,6 +40,7 @@ options:
     default: fast
 extends_documentation_fragment:
   - pkgcache.fleet.attributes.facts
+  - pkgcache.fleet.conda_facts.roots
   - pkgcache.fleet.users.conda
   - pkgcache.fleet.environment.conda
   - pkgcache.fleet.workers
@@ -187,8 +182,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.facts import ENVS, 
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.USERS, options.ENVIRONMENT, options.WORKERS,
-            roots=options.CONDA_CACHES["roots"],
+            options.USERS, options.ENVIRONMENT, options.WORKERS, options.ROOTS,
             mode=dict(type="str", choices=list(MODES), default=FAST),
         ),
         supports_check_mode=True,
