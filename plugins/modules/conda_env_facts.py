@@ -88,29 +88,33 @@ ansible_facts:
           type: str
           returned: always
         environments:
-          description: Every known environment.
+          description: Every known environment (all users, every C(envs_dirs), every C(environments.txt)), each once.
           type: list
           elements: dict
           returned: always
           contains:
             path:
-              description: Prefix.
-              type: str
-              returned: always
-            owner:
-              description: Owner of the prefix.
+              description: The environment's prefix as it was found (a root prefix is one too).
               type: str
               returned: always
             root:
-              description: The installation it belongs to, if it is a root or under its C(envs).
+              description: >-
+                Root prefix of the installation it belongs to (itself for a root), null when it lies
+                outside every installation's C(envs).
+              type: str
+              returned: always
+            owner:
+              description: User owning the prefix directory.
               type: str
               returned: always
             package_count:
-              description: Number of PrefixRecords (corrupt ones included).
+              description: Records in its C(conda-meta), corrupt ones included.
               type: int
               returned: always
             link_types:
-              description: Number of records per link type (hardlink, softlink, copy, directory, unknown).
+              description: >-
+                How the records say their files were linked, as records per link type (hardlink,
+                softlink, copy, directory; unknown for a corrupt record).
               type: dict
               returned: always
             size:
@@ -161,12 +165,12 @@ ansible_facts:
           returned: always
         complete:
           description:
-            - Whether everything asked for could be read.
-            - False without root (no become) when other users are asked for, or when problems were met.
+            - Whether every environment, record and history could be read.
+            - False without root (no become) when other users are asked for, and when a warning was given.
           type: bool
           returned: always
         incomplete_reasons:
-          description: Why the facts are not complete (empty when they are).
+          description: What kept the facts from being complete; an empty list when they are.
           type: list
           elements: str
           returned: always
