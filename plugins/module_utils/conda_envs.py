@@ -18,6 +18,9 @@ Health compares the prefix with its PrefixRecords (``conda-meta/<dist>.json``):
 - ``conda-meta/history`` replayed (``+``/``-`` lines per ``==> date <==`` revision) must name
   exactly the packages the records name.
 
+Orphans (:func:`orphans`) are what a prune would drop: installed packages that no spec the
+history says was requested needs through the records' ``depends``; reported, never removed.
+
 Files are hashed through descriptors opened without following a symlink, and only when the
 directory they are in resolves inside the environment (or, soft-linked, inside the package's
 extracted directory).
@@ -27,9 +30,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ast
 import errno
 import hashlib
 import os
+import re
 import stat
 import time
 
@@ -146,7 +151,8 @@ class EnvironmentCheck(object):
     def run(self):
         records = self._records()
         self.env.records = [record for record, _data in records]
-        history_checked = self._compare_history([r.dist for r, _data in records])
+        history = self._history()
+        history_checked = self._compare_history(history, [r.dist for r, _data in records])
         caches = {}
         for record, data in records:
             if data is not None:
@@ -161,6 +167,7 @@ class EnvironmentCheck(object):
             "caches": [caches[path] for path in sorted(caches)],
             "last_change": self._last_change(),
             "health": self.health.as_dict(self.mode, history_checked),
+            "orphans": orphans(records, history),
         }
         return facts, self.warnings
 
@@ -185,22 +192,25 @@ class EnvironmentCheck(object):
             records.append((PrefixRecord(path, data), data))
         return records
 
-    def _compare_history(self, dists):
-        """History replayed vs the records' dists; False when the history names no package
-        (some tools leave it empty), so nothing can be compared."""
+    def _history(self):
+        """``conda-meta/history`` read (:class:`History`), or None when it cannot be read."""
         path = os.path.join(self.prefix, "conda-meta", "history")
         try:
             with open(path, **READ_TEXT) as handle:
-                installed = replay_history(handle)
+                return History(handle)
         except (OSError, IOError) as exc:
             self.warn(path, exc)
-            return False
-        if installed is None:
+            return None
+
+    def _compare_history(self, history, dists):
+        """History replayed vs the records' dists; False when the history names no package
+        (some tools leave it empty), so nothing can be compared."""
+        if history is None or history.installed is None:
             return False
         recorded = set(dists)
-        for dist in sorted(recorded - installed):
+        for dist in sorted(recorded - history.installed):
             self.health.add("not_in_history", dist)
-        for dist in sorted(installed - recorded):
+        for dist in sorted(history.installed - recorded):
             self.health.add("not_in_records", dist)
         return True
 
@@ -396,18 +406,38 @@ def sha256_nofollow(path):
     return digest.hexdigest()
 
 
-def replay_history(lines):
-    """The dists ``conda-meta/history`` says are installed after its last revision, or None when
-    it names no package.
+class History(object):
+    """What ``conda-meta/history`` says, as conda's ``History`` reads it.
 
-    A revision (``==> date <==``) whose package lines all start with ``+``/``-`` changes the
-    state; one with bare lines (conda before 4.4) is the whole state.  A line names its package
-    as ``[channel[/subdir]::]name-version-build``; the dist is what follows ``::``.
+    ``installed``: the dists installed after the last revision (``==> date <==``), or None when
+    it names no package.  A revision whose package lines all start with ``+``/``-`` changes the
+    state; one with bare lines (conda before 4.4) is the whole state.  A line names its package as
+    ``[channel[/subdir]::]name-version-build``; the dist is what follows ``::``.
+
+    ``requested``: ``{name: spec}`` the user asked for, from the ``# update specs:`` (also
+    ``install``, ``create``) and ``# remove specs:`` (``uninstall``) comments, in order.
     """
-    state, seen = set(), False
-    revision = []
 
-    def apply(revision):
+    def __init__(self, lines):
+        self.installed = None
+        self.requested = {}
+        state, revision, seen = set(), [], False
+        for line in lines:
+            line = line.strip()
+            if line.startswith("==>") and line.endswith("<=="):
+                self._apply(state, revision)
+                revision = []
+            elif line.startswith("#"):
+                self._comment(line)
+            elif line:
+                revision.append(line)
+                seen = True
+        self._apply(state, revision)
+        if seen:
+            self.installed = state
+
+    @staticmethod
+    def _apply(state, revision):
         if not revision:
             return
         if all(line[0] in "+-" for line in revision):
@@ -421,13 +451,69 @@ def replay_history(lines):
             state.clear()
             state.update(line.lstrip("+-").rsplit("::", 1)[-1] for line in revision)
 
-    for line in lines:
-        line = line.strip()
-        if line.startswith("==>") and line.endswith("<=="):
-            apply(revision)
-            revision = []
-        elif line and not line.startswith("#"):
-            revision.append(line)
-            seen = True
-    apply(revision)
-    return state if seen else None
+    def _comment(self, line):
+        match = _SPECS.match(line)
+        if not match:
+            return
+        action, text = match.group(1), (match.group(2) or "").strip()
+        if text.startswith("["):
+            try:
+                specs = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return
+            if not isinstance(specs, (list, tuple)):
+                return
+        else:  # conda before 4.4: comma-separated
+            specs = [spec.strip() for spec in text.split(",")]
+        specs = [spec for spec in specs if isinstance(spec, str) and spec and not spec.endswith("@")]
+        for spec in specs:
+            name = spec_name(spec)
+            if not name:
+                continue
+            if action in ("update", "install", "create"):
+                self.requested[name] = spec
+            elif action in ("remove", "uninstall"):
+                self.requested.pop(name, None)
+
+
+_SPECS = re.compile(r"#\s*(\w+)\s*specs:\s*(.+)?$")
+_NAME = re.compile(r"[^\s=<>!~\[(,;|]+")
+# conda's add_pip_as_python_dependency (on by default): pip counts as a dependency of python.
+_IMPLIED = {"python": ("pip",)}
+
+
+def spec_name(spec):
+    """The package name of a match spec (``conda-forge/linux-64::numpy >=1.26`` -> ``numpy``)."""
+    spec = spec.strip().rsplit("::", 1)[-1]
+    match = _NAME.match(spec)
+    return match.group(0).lower() if match else None
+
+
+def orphans(records, history):
+    """What a prune would drop: installed packages no requested spec needs any more, through
+    the records' ``depends``.  Reported, never removed.
+
+    ``checked`` is false (and nothing is listed) when that cannot be known: no history, no
+    requested spec in it, or a record that cannot be read (its dependencies are unknown)."""
+    result = {"checked": False, "requested": [], "packages": []}
+    if history is None or not history.requested or any(data is None for _r, data in records):
+        return result
+    by_name, depends = {}, {}
+    for record, data in records:
+        name = data.get("name") if isinstance(data.get("name"), str) else record.dist.rsplit("-", 2)[0]
+        name = name.lower()
+        by_name[name] = record.dist
+        listed = data.get("depends")
+        depends[name] = [spec_name(d) for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
+        depends[name].extend(_IMPLIED.get(name, ()))
+    requested = sorted(name for name in history.requested if name in by_name)
+    needed, todo = set(), list(requested)
+    while todo:
+        name = todo.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        todo.extend(depends[name])
+    result.update(checked=True, requested=requested,
+                  packages=sorted(by_name[name] for name in by_name if name not in needed))
+    return result

@@ -25,6 +25,8 @@ description:
     regular files whose size differs from the record (and, with O(mode=full), whose sha256 differs),
     records that cannot be read, and packages the replayed C(conda-meta/history) and the records
     disagree on.
+  - Also lists each environment's orphans - installed packages no requested spec needs any more
+    (what a prune or autoremove would drop), never removing them.
   - Read-only; problems reading single files become warnings and the rest is still returned.
 author:
   - pkgcache.fleet contributors (@pkgcache)
@@ -145,6 +147,16 @@ ansible_facts:
                 kind, up to 100 entries each - C(missing) and C(dangling) (C(package), C(path),
                 C(target) for links), C(altered) (C(package), C(path), C(reason)),
                 C(corrupt_records) (record files), C(not_in_history) and C(not_in_records) (dists).
+              type: dict
+              returned: always
+            orphans:
+              description: >-
+                What a prune would drop, reported and never removed - C(packages) (dists) installed
+                that no spec the user requested (C(requested), names from the history's
+                C(# update specs) and C(# remove specs) comments) needs through the records'
+                C(depends); pip counts as python's dependency, as conda adds it by default.
+                C(checked) is false, and nothing listed, without a history, without a requested spec
+                in it, or with a record that cannot be read.
               type: dict
               returned: always
         unhealthy:

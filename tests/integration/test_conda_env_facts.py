@@ -61,6 +61,7 @@ def test_healthy_hosts_then_each_damage_reported_exactly(fleet_state_factory):
                 assert found["complete"] and found["incomplete_reasons"] == [] and found["warnings"] == [], found
                 assert found["unhealthy"] == [] and len(found["environments"]) >= 3, host
                 assert all(e["health"]["checked_files"] > 0 for e in found["environments"])
+                assert all(e["orphans"]["checked"] and e["orphans"]["requested"] for e in found["environments"])
             assert checksums(fleet.root_of(host) / "opt/conda") == before, "a facts run changed the host"
         kinds = {t for host in fleet.hosts for e in facts(fleet, host)["environments"] for t in e["link_types"]}
         assert kinds == {"hardlink", "copy", "softlink"}

@@ -17,7 +17,7 @@ import pytest
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 from condafab.manifest import COPY, HARDLINK, SOFTLINK
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_envs import gather, replay_history
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_envs import History, gather, spec_name
 
 from .hostroot import host_users, in_root
 
@@ -215,18 +215,65 @@ def test_history_and_records_disagreeing_is_reported_both_ways(tmp_path):
                 not_in_history=[dist], not_in_records=["ghost-1.0-pyh_0"])
 
 
-def test_history_replay():
+def test_history_replay_and_requested_specs():
     text = (
         "==> 2016-01-01 00:00:00 <==\n"
         "python-2.7.11-0\nzlib-1.2.8-0\n"  # conda before 4.4: the whole state
+        "# install specs: python 2.7*, zlib\n"
         "==> 2017-01-01 00:00:00 <==\n# cmd: conda update python\n"
         "-python-2.7.11-0\n+defaults::python-2.7.13-0\n"
-        "==> 2024-01-01 00:00:00 <==\n# update specs: ['numpy']\n"
+        "==> 2024-01-01 00:00:00 <==\n# update specs: ['conda-forge::numpy >=1.26', 'pandas[version=\\'>=2\\']']\n"
         "+conda-forge/linux-64::numpy-1.26.4-py311h_0\n-zlib-1.2.8-0\n"
+        "# remove specs: ['zlib']\n"
     )
-    assert replay_history(io.StringIO(text)) == {"python-2.7.13-0", "numpy-1.26.4-py311h_0"}
-    assert replay_history(io.StringIO("")) is None
-    assert replay_history(io.StringIO("==> 2024-01-01 00:00:00 <==\n# cmd: micromamba create\n")) is None
+    history = History(io.StringIO(text))
+    assert history.installed == {"python-2.7.13-0", "numpy-1.26.4-py311h_0"}
+    assert history.requested == {"python": "python 2.7*", "numpy": "conda-forge::numpy >=1.26", "pandas": "pandas[version='>=2']"}
+    assert History(io.StringIO("")).installed is None
+    empty = History(io.StringIO("==> 2024-01-01 00:00:00 <==\n# cmd: micromamba create\n"))
+    assert empty.installed is None and empty.requested == {}
+    assert [spec_name(s) for s in ("python=3.11", "conda-forge/linux-64::NumPy", "a_b-c>=1,<2", "x|y")] == [
+        "python", "numpy", "a_b-c", "x"]
+
+
+def write_env(root, prefix, packages, history):
+    """An environment of records only: ``packages`` is ``[(name, depends)]``, version 1.0, build 0."""
+    meta = root / prefix.lstrip("/") / "conda-meta"
+    meta.mkdir(parents=True)
+    for name, depends in packages:
+        record = {"name": name, "version": "1.0", "build": "0", "depends": depends, "files": [],
+                  "link": {"type": 1, "source": "/opt/conda/pkgs/%s-1.0-0" % name}}
+        (meta / ("%s-1.0-0.json" % name)).write_text(json.dumps(record))
+    (meta / "history").write_text(history)
+
+
+def test_orphans_are_what_no_requested_spec_needs_any_more(tmp_path):
+    fsroot, _manifest = build(tmp_path, "single_root")
+    prefix = "/opt/conda/envs/proj"
+    write_env(fsroot, prefix, [
+        ("app", ["lib >=1", "__glibc >=2.17"]), ("lib", ["python 3.11.*"]), ("python", []), ("pip", ["python"]),
+        ("tool", ["helper"]), ("helper", []), ("leftover", [])], (
+        "==> 2024-01-01 00:00:00 <==\n# cmd: conda create -p x app tool\n"
+        + "".join("+conda-forge/linux-64::%s-1.0-0\n" % n for n in ("app", "lib", "python", "pip", "tool", "helper", "leftover"))
+        + "# update specs: ['app', 'tool', 'gone']\n"
+        "==> 2024-02-01 00:00:00 <==\n# cmd: conda remove tool\n# remove specs: ['tool']\n"))
+    facts = facts_in(fsroot)
+    env = env_named(facts, prefix)
+    assert env["health"]["healthy"], env["health"]
+    # pip is python's (conda's add_pip_as_python_dependency); a virtual package is no package.
+    assert env["orphans"] == {"checked": True, "requested": ["app"],
+                              "packages": ["helper-1.0-0", "leftover-1.0-0", "tool-1.0-0"]}
+
+
+def test_orphans_are_not_guessed_with_a_corrupt_record_or_no_requested_spec(tmp_path):
+    fsroot, _manifest = build(tmp_path, "single_root")
+    history = "==> 2024-01-01 00:00:00 <==\n+a-1.0-0\n+b-1.0-0\n"
+    write_env(fsroot, "/opt/conda/envs/unasked", [("a", []), ("b", [])], history)
+    write_env(fsroot, "/opt/conda/envs/broken", [("a", []), ("b", [])], history + "# update specs: ['a']\n")
+    (fsroot / "opt/conda/envs/broken/conda-meta/a-1.0-0.json").write_bytes(b"\0" * 10)
+    facts = facts_in(fsroot)
+    for prefix in ("/opt/conda/envs/unasked", "/opt/conda/envs/broken"):
+        assert env_named(facts, prefix)["orphans"] == {"checked": False, "requested": [], "packages": []}
 
 
 def test_an_empty_history_is_not_compared(tmp_path):
