@@ -167,7 +167,8 @@ ansible_facts:
         totals:
           description: >-
             C(environments), C(unhealthy), C(packages), C(disk_bytes) and C(exclusive_bytes) summed
-            over the environments.
+            over the environments (an inode two environments share by a hard link counts in both
+            C(disk_bytes), and in neither C(exclusive_bytes)).
           type: dict
           returned: always
         warnings:
