@@ -8,17 +8,11 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """What the conda cache facts cover: extra roots, environment sizes, per-package lists
-    (``options.CONDA_FACTS``)."""
+    """What the conda cache facts cover: extra roots (section ``roots``, which conda_env_facts
+    uses alone), environment sizes, per-package lists (``options.CONDA_FACTS``)."""
 
     DOCUMENTATION = r"""
 options:
-  roots:
-    description:
-      - Conda root prefixes to include besides the discovered ones.
-    type: list
-    elements: path
-    default: []
   env_sizes:
     description:
       - Also walk every environment and report its on-disk size (expensive on large hosts).
@@ -34,4 +28,15 @@ notes:
     may run on (at most four in all, this process included), while this process reads the
     environments' records. Each helper walks its share and exits; results are the same as a
     walk by one process.
+"""
+
+    # roots alone: the modules that find installations as the facts do (conda_env_facts).
+    ROOTS = r"""
+options:
+  roots:
+    description:
+      - Conda root prefixes to include besides the discovered ones.
+    type: list
+    elements: path
+    default: []
 """

@@ -134,18 +134,33 @@ class PrefixRecord(object):
     @classmethod
     def load(cls, path, warnings):
         """Read a record; a corrupt one still names its dist (its file stem), so it still protects."""
-        try:
-            with open(path, "rb") as handle:
-                data = json.loads(handle.read().decode("utf-8", "surrogateescape"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, IOError) as exc:
-            warnings.path_error(path, exc)
-            return cls(path)
-        except ValueError as exc:
-            warnings.append("%s: corrupt PrefixRecord (%s); its package is treated as in use" % (path, exc))
-            return cls(path)
+        data, error, corrupt = read_record(path)
+        if corrupt:
+            warnings.append("%s: corrupt PrefixRecord (%s); its package is treated as in use" % (path, error))
+        elif error is not None:
+            warnings.path_error(path, error)
         return cls(path, data)
+
+
+def read_record(path):
+    """``(data, error, corrupt)`` of one JSON record file (a PrefixRecord, a
+    ``repodata_record.json``): the object, or None with the OSError or the reason it is not a
+    JSON object (``corrupt``: read, but not a record; a file of NUL bytes, as some installers
+    left them, says so).  Bytes that are not UTF-8 are kept (surrogateescape)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, IOError) as exc:
+        return None, exc, False
+    if not raw.strip(b"\0 \t\r\n"):
+        return None, ("zeroed: %d bytes, all NUL" % len(raw) if b"\0" in raw else "empty"), True
+    try:
+        data = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except ValueError as exc:
+        return None, str(exc), True
+    if not isinstance(data, dict):
+        return None, "not a JSON object", True
+    return data, None, False
 
 
 class Environment(object):

@@ -11,30 +11,35 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_facts, options, pip_cache, self_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_envs, conda_facts, options, pip_cache, self_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
 
 CONDA = "conda"
 PIP = "pip"
-KINDS = (CONDA, PIP)
-FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache"}
+KINDS = (CONDA, PIP)  # what cache_facts gathers
+ENVS = "envs"  # conda_env_facts, a module of its own
+FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", ENVS: "conda_envs"}
 
 
-def _conda_cache(accounts, params, warn):
-    # The conda modules look into the homes that exist, each once; the model's warnings are
-    # returned in the facts and shown as the task's warnings too.
-    facts = conda_facts.gather(
-        with_homes(accounts),
-        roots=params["roots"],
-        env=shell_environment(params["environment"]),
-        env_sizes=params["env_sizes"],
-        list_packages=params["list_packages"],
-    )
+def _conda(gather, accounts, params, warn, **options):
+    """One conda kind's facts.  The conda modules look into the homes that exist, each once; the
+    model's warnings are returned in the facts and shown as the task's warnings too."""
+    facts = gather(with_homes(accounts), roots=params["roots"],
+                   env=shell_environment(params["environment"]), **options)
     for warning in facts["warnings"]:
         warn(warning)
     return facts
+
+
+def _conda_cache(accounts, params, warn):
+    return _conda(conda_facts.gather, accounts, params, warn,
+                  env_sizes=params["env_sizes"], list_packages=params["list_packages"])
+
+
+def _conda_envs(accounts, params, warn):
+    return _conda(conda_envs.gather, accounts, params, warn, mode=params["mode"], workers=params["workers"])
 
 
 def _pip_cache(accounts, params, warn):
@@ -44,11 +49,11 @@ def _pip_cache(accounts, params, warn):
                                   keep_empty=bool(params["users"]))
 
 
-_GATHER = {CONDA: _conda_cache, PIP: _pip_cache}
+_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, ENVS: _conda_envs}
 
 
 def gather(accounts, params, kinds, warn):
-    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``), each saying whether it is
+    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``, ``envs``), each saying whether it is
     ``complete`` and, when not, why (``incomplete_reasons``).
 
     *accounts* are the passwd users of the ``users`` option (``options.select_users``), read
@@ -56,7 +61,7 @@ def gather(accounts, params, kinds, warn):
     """
     result = {}
     blind = options.blind_spot(accounts)
-    for kind in KINDS:
+    for kind in KINDS + (ENVS,):
         if kind not in kinds:
             continue
         problems = []

@@ -45,9 +45,11 @@ CONDA_CACHES = dict(
     roots=dict(type="list", elements="path", default=[]),
     pkgs_dirs=dict(type="list", elements="path", default=[]),
 )
-# Fragment pkgcache.fleet.conda_facts: what the conda cache facts cover.
+# Fragment pkgcache.fleet.conda_facts, section roots: extra roots alone (conda_env_facts).
+ROOTS = dict(roots=CONDA_CACHES["roots"])
+# Fragment pkgcache.fleet.conda_facts (and its section roots): what the conda cache facts cover.
 CONDA_FACTS = dict(
-    roots=CONDA_CACHES["roots"],
+    ROOTS,
     env_sizes=dict(type="bool", default=False),
     list_packages=dict(type="bool", default=True),
 )

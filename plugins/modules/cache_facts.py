@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.users
   - pkgcache.fleet.environment
   - pkgcache.fleet.conda_facts
+  - pkgcache.fleet.conda_facts.roots
   - pkgcache.fleet.printable
 options:
   gather:

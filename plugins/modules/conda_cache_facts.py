@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.users.conda
   - pkgcache.fleet.environment.conda
   - pkgcache.fleet.conda_facts
+  - pkgcache.fleet.conda_facts.roots
   - pkgcache.fleet.printable
 seealso:
   - module: pkgcache.fleet.pip_cache_facts

@@ -25,7 +25,7 @@ OPERATIONS = {
     "clean": {"conda_clean", "pip_clean"},
     "relocate": {"conda_relocate", "conda_relocate_move"},
     "backup": {"conda_backup", "conda_backup_store", "conda_backup_restore", "conda_channel"},
-    "facts": {"conda_facts", "facts"},
+    "facts": {"conda_facts", "conda_envs", "facts"},
     "metrics": {"metrics"},
 }
 MODULE_MAY_USE_GROUND = {"_text"}

@@ -30,7 +30,7 @@ LINK = Path(__file__).resolve().parents[4] / ".build" / "link"
 TARGET_CODE = [LINK / "ansible_collections/pkgcache/fleet/plugins" / d for d in ("module_utils", "modules")]
 SCRIPT = r"""
 import json, os, sys
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage, conda_clean, conda_facts
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _diskusage, conda_clean, conda_envs, conda_facts
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 fsroot, users = json.loads(sys.argv[1])
@@ -42,7 +42,8 @@ facts = conda_facts.gather(users)
 for cache in facts["caches"]:
     cache.pop("filesystem", None)
 plan = conda_clean.clean(Host.load(users), set(conda_clean.TARGETS), conda_clean.Policy(), check_mode=True)
-print(json.dumps({"facts": facts, "plan": plan["plan"], "bytes": plan["planned_bytes"]}, sort_keys=True))
+envs = conda_envs.gather(users, mode="full")
+print(json.dumps({"facts": facts, "plan": plan["plan"], "bytes": plan["planned_bytes"], "envs": envs}, sort_keys=True))
 """
 
 
@@ -78,4 +79,5 @@ def test_facts_and_clean_plan_under_the_oldest_python_equal_this_ones(tmp_path, 
     users = [ROOT_USER] + list(DEFAULT_USERS)
     old, new = run_under(python38, fsroot, users), run_under(sys.executable, fsroot, users)
     assert old["facts"]["totals"]["extracted"] > 0 and old["plan"]
+    assert old["envs"]["environments"] and all(e["health"]["hashed_files"] for e in old["envs"]["environments"])
     assert old == new

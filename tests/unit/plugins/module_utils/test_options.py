@@ -160,7 +160,8 @@ FRAGMENTS = [
     ("environment", "CONDA", options.ENVIRONMENT),
     ("environment", "PIP", options.ENVIRONMENT),
     ("conda_caches", "DOCUMENTATION", options.CONDA_CACHES),
-    ("conda_facts", "DOCUMENTATION", options.CONDA_FACTS),
+    ("conda_facts", "DOCUMENTATION", dict((k, v) for k, v in options.CONDA_FACTS.items() if k not in options.ROOTS)),
+    ("conda_facts", "ROOTS", options.ROOTS),
     ("workers", "DOCUMENTATION", options.WORKERS),
     ("policy_values", "DOCUMENTATION", {}),
 ]

@@ -53,6 +53,7 @@ def state(tmp_path):
 # change it.
 RUNS = {
     "conda_cache_facts": lambda f: {"roots": [f["root"]]},
+    "conda_env_facts": lambda f: {"roots": [f["root"]], "mode": "full"},
     "pip_cache_facts": lambda f: {"environment": f["environment"]},
     "cache_facts": lambda f: {"roots": [f["root"]], "environment": f["environment"]},
     "conda_clean": lambda f: {"roots": [f["root"]], "pkgs_dirs": [f["cache"]], "targets": ["tarballs"]},

@@ -1,0 +1,519 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``ansible_facts.conda_envs``: every known environment with its size, the caches it depends
+on, its last change and its health, checked as ``conda doctor`` checks one environment.
+
+Health compares the prefix with its PrefixRecords (``conda-meta/<dist>.json``):
+
+- a file the record lists (``files``, ``paths_data``) that is not there is *missing*; a symlink
+  that leads nowhere is *dangling*;
+- a regular file whose size differs from ``size_in_bytes`` is *altered*, and in ``full`` mode
+  one whose sha256 differs too (``sha256_in_prefix`` where conda rewrote the prefix into the
+  file, else the package's ``sha256``); files conda rewrote without recording the result are
+  only checked for being there;
+- a soft-linked environment's files are the cache's: the link must point at the record's
+  ``extracted_package_dir`` and the file there is checked the same way;
+- a record that cannot be read is *corrupt* (named, never a crash);
+- ``conda-meta/history`` replayed (``+``/``-`` lines per ``==> date <==`` revision) must name
+  exactly the packages the records name.
+
+Orphans (:func:`orphans`) are what a prune would drop: installed packages that no spec the
+history says was requested needs through the records' ``depends``; reported, never removed.
+
+Files are hashed through descriptors opened without following a symlink, and only when the
+directory they are in resolves inside the environment (or, soft-linked, inside the package's
+extracted directory).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ast
+import errno
+import hashlib
+import os
+import re
+import stat
+import time
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import PrefixRecord, read_record
+
+FAST = "fast"
+FULL = "full"
+MODES = (FAST, FULL)
+# Problems listed per kind and environment; the counts stay exact beyond it.
+MAX_LISTED = 100
+PROBLEM_KINDS = ("missing", "dangling", "altered", "corrupt_records", "not_in_history", "not_in_records")
+_GONE = (errno.ENOENT, errno.ENOTDIR)
+_CHUNK = 1 << 20
+
+
+def gather(users, roots=(), env=None, mode=FAST, workers=1):
+    """The facts of every known environment on this host; problems reading it become warnings."""
+    if mode not in MODES:
+        raise ValueError("mode must be one of %s" % ", ".join(MODES))
+    # Prefixes only: each environment's records are read once, below, with their file lists.
+    host = Host(users, roots, env, tarballs_only=True).resolve_configs().load_environments()
+    pkgs_dirs = set()
+    for inst in host.installations:
+        for config in inst.configs.values():
+            pkgs_dirs.update(os.path.realpath(p) for p in config.pkgs_dirs)
+    prefixes = [os.path.realpath(e.prefix) for e in host.environments]
+    roots_of = dict((os.path.realpath(i.root), i.root) for i in host.installations)
+
+    def one(environment):
+        others = set(p for p in prefixes if p != os.path.realpath(environment.prefix)) | pkgs_dirs
+        return EnvironmentCheck(environment, mode, pkgs_dirs, others).run()
+
+    checked = run_parallel(one, host.environments, workers)
+    warnings = list(host.warnings)
+    environments = []
+    for environment, (facts, problems) in zip(host.environments, checked):
+        facts["root"] = _root_of(environment.prefix, roots_of)
+        environments.append(facts)
+        warnings.extend(problems)
+    unhealthy = [e["path"] for e in environments if not e["health"]["healthy"]]
+    return {
+        "mode": mode,
+        "environments": environments,
+        "totals": {
+            "environments": len(environments),
+            "unhealthy": len(unhealthy),
+            "packages": sum(e["package_count"] for e in environments),
+            "disk_bytes": sum(e["size"]["disk_bytes"] for e in environments),
+            "exclusive_bytes": sum(e["size"]["exclusive_bytes"] for e in environments),
+        },
+        "unhealthy": unhealthy,
+        "warnings": warnings,
+    }
+
+
+def _root_of(prefix, roots_of):
+    real = os.path.realpath(prefix)
+    if real in roots_of:
+        return roots_of[real]
+    parent = os.path.dirname(real)
+    if os.path.basename(parent) == "envs":
+        return roots_of.get(os.path.dirname(parent))
+    return None
+
+
+class Health(object):
+    """Problems found in one environment, counted exactly and listed up to ``MAX_LISTED``."""
+
+    def __init__(self):
+        self.counts = dict((kind, 0) for kind in PROBLEM_KINDS)
+        self.listed = dict((kind, []) for kind in PROBLEM_KINDS)
+        self.checked_files = 0
+        self.hashed_files = 0
+
+    def add(self, kind, item):
+        self.counts[kind] += 1
+        if len(self.listed[kind]) < MAX_LISTED:
+            self.listed[kind].append(item)
+
+    def as_dict(self, mode, history_checked):
+        result = {
+            "healthy": not any(self.counts.values()),
+            "checked_files": self.checked_files,
+            "hashed_files": self.hashed_files,
+            "sha256_checked": mode == FULL,
+            "history_checked": history_checked,
+            "problems": dict(self.counts),
+        }
+        result.update(self.listed)
+        return result
+
+
+class EnvironmentCheck(object):
+    """One environment's facts and health; ``run()`` returns ``(facts, warnings)``."""
+
+    def __init__(self, environment, mode, pkgs_dirs, excluded):
+        self.env = environment
+        self.prefix = environment.prefix
+        self.real_prefix = os.path.realpath(environment.prefix)
+        self.mode = mode
+        self.pkgs_dirs = pkgs_dirs
+        self.excluded = excluded
+        self.warnings = []
+        self.health = Health()
+
+    def warn(self, path, exc):
+        self.warnings.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
+
+    def run(self):
+        records = self._records()
+        self.env.records = [record for record, _data in records]
+        history = self._history()
+        history_checked = self._compare_history(history, [r.dist for r, _data in records])
+        caches = {}
+        for record, data in records:
+            if data is not None:
+                self._check_files(record, data)
+            self._note_cache(caches, record)
+        facts = {
+            "path": self.prefix,
+            "owner": self.env.owner,
+            "package_count": len(records),
+            "link_types": self.env.link_types(),
+            "size": self._size(),
+            "caches": [caches[path] for path in sorted(caches)],
+            "last_change": self._last_change(),
+            "health": self.health.as_dict(self.mode, history_checked),
+            "orphans": orphans(records, history),
+        }
+        return facts, self.warnings
+
+    # -- records and history -----------------------------------------------------------------
+
+    def _records(self):
+        meta = os.path.join(self.prefix, "conda-meta")
+        try:
+            names = sorted(n for n in os.listdir(meta) if n.endswith(".json"))
+        except OSError as exc:
+            self.warn(meta, exc)
+            return []
+        records = []
+        for name in names:
+            path = os.path.join(meta, name)
+            data, error, corrupt = read_record(path)
+            if corrupt:
+                self.health.add("corrupt_records", path)
+                self.warnings.append("%s: corrupt PrefixRecord (%s); its files cannot be checked" % (path, error))
+            elif error is not None:
+                self.warn(path, error)
+            records.append((PrefixRecord(path, data), data))
+        return records
+
+    def _history(self):
+        """``conda-meta/history`` read (:class:`History`), or None when it cannot be read."""
+        path = os.path.join(self.prefix, "conda-meta", "history")
+        try:
+            with open(path, **READ_TEXT) as handle:
+                return History(handle)
+        except (OSError, IOError) as exc:
+            self.warn(path, exc)
+            return None
+
+    def _compare_history(self, history, dists):
+        """History replayed vs the records' dists; False when the history names no package
+        (some tools leave it empty), so nothing can be compared."""
+        if history is None or history.installed is None:
+            return False
+        recorded = set(dists)
+        for dist in sorted(recorded - history.installed):
+            self.health.add("not_in_history", dist)
+        for dist in sorted(history.installed - recorded):
+            self.health.add("not_in_records", dist)
+        return True
+
+    def _last_change(self):
+        path = os.path.join(self.prefix, "conda-meta", "history")
+        try:
+            mtime = os.lstat(path).st_mtime
+        except OSError as exc:
+            self.warn(path, exc)
+            return None
+        return {"timestamp": int(mtime), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime))}
+
+    def _note_cache(self, caches, record):
+        epd = record.extracted_package_dir
+        if not epd:
+            return
+        cache = os.path.dirname(epd)
+        entry = caches.get(cache)
+        if entry is None:
+            entry = caches[cache] = {
+                "path": cache,
+                "configured": os.path.realpath(cache) in self.pkgs_dirs,
+                "packages": 0,
+                "soft_linked": 0,
+                "extracted_present": 0,
+                "needed_at_runtime": False,
+            }
+        entry["packages"] += 1
+        if record.link_type == "softlink":
+            entry["soft_linked"] += 1
+            entry["needed_at_runtime"] = True
+        if os.path.isdir(epd):
+            entry["extracted_present"] += 1
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def _check_files(self, record, data):
+        entries = _path_entries(data)
+        for rel, entry in entries:
+            parts = rel.split("/")
+            if not rel or rel.startswith("/") or ".." in parts:
+                self.warnings.append("%s: lists %r, which is not a path inside the environment; not checked"
+                                     % (record.path, rel))
+                continue
+            self.health.checked_files += 1
+            self._check_one(record, rel, entry)
+
+    def _check_one(self, record, rel, entry):
+        path = os.path.join(self.prefix, rel)
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            if exc.errno in _GONE:
+                self.health.add("missing", {"package": record.dist, "path": rel})
+            else:
+                self.warn(path, exc)
+            return
+        if entry.get("path_type") == "directory":
+            return
+        if stat.S_ISLNK(st.st_mode):
+            self._check_link(record, rel, entry, path)
+        elif stat.S_ISREG(st.st_mode):
+            self._check_content(record, rel, entry, path, st, self.real_prefix)
+        else:
+            self.health.add("altered", {"package": record.dist, "path": rel, "reason": "not a regular file"})
+
+    def _check_link(self, record, rel, entry, path):
+        try:
+            target = os.readlink(path)
+            st = os.stat(path)
+        except OSError as exc:
+            if exc.errno in _GONE + (errno.ELOOP,):
+                self.health.add("dangling", {"package": record.dist, "path": rel, "target": _readlink(path)})
+            else:
+                self.warn(path, exc)
+            return
+        epd = record.extracted_package_dir
+        # Linked from the cache (a soft-linked environment): the file there is this file.
+        if epd and os.path.normpath(target) == os.path.join(epd, rel) and stat.S_ISREG(st.st_mode):
+            self._check_content(record, rel, entry, os.path.normpath(target), st, os.path.realpath(epd))
+
+    def _check_content(self, record, rel, entry, path, st, within):
+        size, sha256 = _expected(entry)
+        if size is not None and st.st_size != size:
+            self.health.add("altered", {"package": record.dist, "path": rel,
+                                        "reason": "size %d, recorded %d" % (st.st_size, size)})
+            return
+        if self.mode != FULL or sha256 is None:
+            return
+        if not inside(os.path.realpath(os.path.dirname(path)), within):
+            self.warnings.append("%s: its directory leads outside %s; not hashed" % (path, within))
+            return
+        try:
+            actual = sha256_nofollow(path)
+        except OSError as exc:
+            self.warn(path, exc)
+            return
+        self.health.hashed_files += 1
+        if actual != sha256.lower():
+            self.health.add("altered", {"package": record.dist, "path": rel, "reason": "sha256 differs"})
+
+    # -- size ----------------------------------------------------------------------------------
+
+    def _size(self):
+        """The prefix's bytes without what lives inside it but is not it (a root prefix holds
+        ``envs/`` and ``pkgs/``): ``exclusive_bytes`` are inodes with every link inside the
+        environment, ``shared_bytes`` the rest (hard links from caches or other environments)."""
+        usage = DiskUsage()
+        _walk_excluding(self.real_prefix, usage, self.excluded, self.warn)
+        exclusive = usage.reclaimable
+        return {
+            "files": usage.files,
+            "apparent_bytes": usage.apparent,
+            "disk_bytes": usage.on_disk,
+            "exclusive_bytes": exclusive,
+            "shared_bytes": usage.on_disk - exclusive,
+        }
+
+
+def _walk_excluding(top, usage, excluded, on_error):
+    """:func:`walk` of ``top`` leaving out the ``excluded`` real paths below it."""
+    below = [e for e in excluded if e.startswith(top + "/")]
+    if not below:
+        walk(top, usage, on_error=on_error)
+        return
+    try:
+        usage.add(os.lstat(top))
+        names = sorted(os.listdir(top))
+    except OSError as exc:
+        on_error(top, exc)
+        return
+    for name in names:
+        child = top + "/" + name
+        if child in excluded:
+            continue
+        if os.path.isdir(child) and not os.path.islink(child):
+            _walk_excluding(child, usage, below, on_error)
+        else:
+            walk(child, usage, on_error=on_error)
+
+
+def _path_entries(data):
+    """``[(relative path, paths_data entry or {})]``: every file the record lists, once."""
+    entries, seen = [], set()
+    paths_data = data.get("paths_data")
+    listed = paths_data.get("paths") if isinstance(paths_data, dict) else None
+    for entry in listed if isinstance(listed, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("_path"), str) and entry["_path"] not in seen:
+            seen.add(entry["_path"])
+            entries.append((entry["_path"], entry))
+    files = data.get("files")
+    for rel in files if isinstance(files, list) else ():
+        if isinstance(rel, str) and rel not in seen:
+            seen.add(rel)
+            entries.append((rel, {}))
+    return entries
+
+
+def _expected(entry):
+    """``(size, sha256)`` a file must have in the prefix, each None when the record does not say.
+
+    A text file conda rewrote the prefix into changes size and hash; conda then records only the
+    new hash (``sha256_in_prefix``).  A binary rewrite pads to the same size."""
+    rewritten = bool(entry.get("prefix_placeholder"))
+    size = entry.get("size_in_bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or (rewritten and entry.get("file_mode") != "binary"):
+        size = None
+    sha256 = entry.get("sha256_in_prefix") or (None if rewritten else entry.get("sha256"))
+    return size, sha256 if isinstance(sha256, str) else None
+
+
+def _readlink(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def sha256_nofollow(path):
+    """sha256 of the regular file ``path``, opened without following a symlink there."""
+    fd = os.open(path, READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        digest = hashlib.sha256()
+        while True:
+            chunk = os.read(fd, _CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+class History(object):
+    """What ``conda-meta/history`` says, as conda's ``History`` reads it.
+
+    ``installed``: the dists installed after the last revision (``==> date <==``), or None when
+    it names no package.  A revision whose package lines all start with ``+``/``-`` changes the
+    state; one with bare lines (conda before 4.4) is the whole state.  A line names its package as
+    ``[channel[/subdir]::]name-version-build``; the dist is what follows ``::``.
+
+    ``requested``: ``{name: spec}`` the user asked for, from the ``# update specs:`` (also
+    ``install``, ``create``) and ``# remove specs:`` (``uninstall``) comments, in order.
+    """
+
+    def __init__(self, lines):
+        self.installed = None
+        self.requested = {}
+        state, revision, seen = set(), [], False
+        for line in lines:
+            line = line.strip()
+            if line.startswith("==>") and line.endswith("<=="):
+                self._apply(state, revision)
+                revision = []
+            elif line.startswith("#"):
+                self._comment(line)
+            elif line:
+                revision.append(line)
+                seen = True
+        self._apply(state, revision)
+        if seen:
+            self.installed = state
+
+    @staticmethod
+    def _apply(state, revision):
+        if not revision:
+            return
+        if all(line[0] in "+-" for line in revision):
+            for line in revision:
+                dist = line[1:].rsplit("::", 1)[-1]
+                if line[0] == "+":
+                    state.add(dist)
+                else:
+                    state.discard(dist)
+        else:
+            state.clear()
+            state.update(line.lstrip("+-").rsplit("::", 1)[-1] for line in revision)
+
+    def _comment(self, line):
+        match = _SPECS.match(line)
+        if not match:
+            return
+        action, text = match.group(1), (match.group(2) or "").strip()
+        if text.startswith("["):
+            try:
+                specs = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return
+            if not isinstance(specs, (list, tuple)):
+                return
+        else:  # conda before 4.4: comma-separated
+            specs = [spec.strip() for spec in text.split(",")]
+        specs = [spec for spec in specs if isinstance(spec, str) and spec and not spec.endswith("@")]
+        for spec in specs:
+            name = spec_name(spec)
+            if not name:
+                continue
+            if action in ("update", "install", "create"):
+                self.requested[name] = spec
+            elif action in ("remove", "uninstall"):
+                self.requested.pop(name, None)
+
+
+_SPECS = re.compile(r"#\s*(\w+)\s*specs:\s*(.+)?$")
+_NAME = re.compile(r"[^\s=<>!~\[(,;|]+")
+# conda's add_pip_as_python_dependency (on by default): pip counts as a dependency of python.
+_IMPLIED = {"python": ("pip",)}
+
+
+def spec_name(spec):
+    """The package name of a match spec (``conda-forge/linux-64::numpy >=1.26`` -> ``numpy``)."""
+    spec = spec.strip().rsplit("::", 1)[-1]
+    match = _NAME.match(spec)
+    return match.group(0).lower() if match else None
+
+
+def orphans(records, history):
+    """What a prune would drop: installed packages no requested spec needs any more, through
+    the records' ``depends``.  Reported, never removed.
+
+    ``checked`` is false (and nothing is listed) when that cannot be known: no history, no
+    requested spec in it, or a record that cannot be read (its dependencies are unknown)."""
+    result = {"checked": False, "requested": [], "packages": []}
+    if history is None or not history.requested or any(data is None for _r, data in records):
+        return result
+    by_name, depends = {}, {}
+    for record, data in records:
+        name = data.get("name") if isinstance(data.get("name"), str) else record.dist.rsplit("-", 2)[0]
+        name = name.lower()
+        by_name[name] = record.dist
+        listed = data.get("depends")
+        depends[name] = [spec_name(d) for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
+        depends[name].extend(_IMPLIED.get(name, ()))
+    requested = sorted(name for name in history.requested if name in by_name)
+    needed, todo = set(), list(requested)
+    while todo:
+        name = todo.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        todo.extend(depends[name])
+    result.update(checked=True, requested=requested,
+                  packages=sorted(by_name[name] for name in by_name if name not in needed))
+    return result
