@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError, groups_of, run_as
+from interpreters import require_python
 
 from .hostroot import require_root
-from .test_oldest_python import LINK, oldest_python
+from .test_oldest_python import LINK, OLDEST
 
 # An account that exists nowhere: the kernel needs only numbers.
 UID, GID, GROUPS = 54321, 54321, [54322, 54323]
@@ -149,9 +150,7 @@ print("ok")
 
 
 def test_the_same_holds_under_the_oldest_python(shared):
-    python = oldest_python()
-    if python is None:
-        pytest.skip("no Python 3.8 interpreter on this machine")
+    python = require_python(OLDEST)
     (shared / "rootdir").mkdir(mode=0o755)
     (shared / "rootdir" / "victim").write_text("x")
     (shared / "mine").mkdir()
