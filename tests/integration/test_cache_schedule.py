@@ -169,7 +169,7 @@ def test_the_systemd_units_verify_and_say_when_and_how_gently_to_run(hosts, tmp_
     root = fleet.root_of(SYSTEMD)
     service, timer = unit(root, "pkgcache-clean.service"), unit(root, "pkgcache-clean.timer")
     assert service["ExecStart"] == ("/usr/local/bin/pkgcache run --policy /etc/pkgcache/policy.json "
-                                    "--record /var/lib/pkgcache/last-run.json")
+                                    "--record /var/lib/pkgcache/last-run.json --metrics-dir /var/lib/node-exporter")
     assert (service["Type"], service["Nice"], service["IOSchedulingClass"]) == ("oneshot", "19", "idle")
     assert "StandardOutput" not in service, "the journal is the log under systemd"
     assert (timer["OnCalendar"], timer["RandomizedDelaySec"], timer["Persistent"]) == ("monthly", "6h", "true")
@@ -197,7 +197,8 @@ def test_the_cron_entry_is_valid_and_logs_to_a_rotated_file(hosts):
     assert when[2:] == ["1", "*", "*"] and 2 <= int(when[1]) <= 5, "monthly, at night"
     assert user == "root"
     assert command == ("nice -n 19 ionice -c 3 /usr/local/bin/pkgcache run --policy /etc/pkgcache/policy.json "
-                       "--record /var/lib/pkgcache/last-run.json >>/var/log/pkgcache.log 2>&1")
+                       "--record /var/lib/pkgcache/last-run.json --metrics-dir /var/lib/node-exporter "
+                       ">>/var/log/pkgcache.log 2>&1")
     rotate = (root / "etc/logrotate.d/pkgcache").read_text()
     assert "/var/log/pkgcache.log {" in rotate and "rotate 12" in rotate and "monthly" in rotate
     assert not (root / UNIT_DIR / "pkgcache-clean.timer").exists()
