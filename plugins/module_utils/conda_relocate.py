@@ -409,7 +409,8 @@ def _switch(plan, mover):
             if plan.after_text is None:
                 os.unlink(request.condarc)
             else:
-                _write_config(request.condarc, plan.after_text, viewer.uid, viewer.gid)
+                owner = plan.actor or viewer  # whoever it is written as keeps it
+                _write_config(request.condarc, plan.after_text, owner.uid, owner.gid)
             plan.done.add("config")
         now = conda_config.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
         if now.pkgs_dirs != plan.after.config.pkgs_dirs:

@@ -309,6 +309,25 @@ def test_comments_and_final_in_our_own_file_survive_and_other_sources_are_warned
     assert any("/tmp/alice-pkgs" in w and host.alice.home + "/.condarc" in w for w in alice.warnings)
 
 
+def test_an_installation_a_service_account_owns_is_edited_and_moved_as_that_account(host):
+    """``/opt/conda`` owned by a service account: its ``.condarc`` is that account's word, so the
+    system-scope change runs as the account; the new file and cache are its own."""
+    os.unlink(host.root + "/.condarc")
+    for top, dirs, files in os.walk(host.root):
+        for name in dirs + files + ["."]:
+            os.lchown(os.path.join(top, name), 4343, 4343)
+    new = host.base + "/data/pkgs"
+    os.makedirs(host.base + "/data")
+    os.chown(host.base + "/data", 4343, 4343)
+    plan = build_plan(host.request([new], migrate=True, link_old=True))
+    assert plan.actor is not None and plan.actor.uid == 4343
+    apply(plan)
+    assert os.stat(host.root + "/.condarc").st_uid == 4343 and os.stat(new).st_uid == 4343
+    assert "pkgs_dirs:\n  - %s\n" % new in open(host.root + "/.condarc").read()
+    assert os.readlink(host.old) == new and os.lstat(host.old).st_uid == 4343, "the link is made as the account"
+    assert {os.stat(os.path.join(new, n)).st_uid for n in os.listdir(new)} == {4343}
+
+
 def test_absent_removes_entries_and_a_missing_first_cache_moves_nothing(host):
     new = host.base + "/data/pkgs"
     run(host.request([new, host.old]))
