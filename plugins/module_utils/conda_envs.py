@@ -32,14 +32,14 @@ __metaclass__ = type
 
 import ast
 import errno
-import hashlib
 import os
 import re
 import stat
 import time
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import sha256_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
@@ -52,7 +52,6 @@ MODES = (FAST, FULL)
 MAX_LISTED = 100
 PROBLEM_KINDS = ("missing", "dangling", "altered", "corrupt_records", "not_in_history", "not_in_records")
 _GONE = (errno.ENOENT, errno.ENOTDIR)
-_CHUNK = 1 << 20
 
 
 def gather(users, roots=(), env=None, mode=FAST, workers=1):
@@ -304,7 +303,7 @@ class EnvironmentCheck(object):
             self.warnings.append("%s: its directory leads outside %s; not hashed" % (path, within))
             return
         try:
-            actual = sha256_nofollow(path)
+            actual = sha256_of(path)
         except OSError as exc:
             self.warn(path, exc)
             return
@@ -387,23 +386,6 @@ def _readlink(path):
         return os.readlink(path)
     except OSError:
         return None
-
-
-def sha256_nofollow(path):
-    """sha256 of the regular file ``path``, opened without following a symlink there."""
-    fd = os.open(path, READ_FLAGS)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        digest = hashlib.sha256()
-        while True:
-            chunk = os.read(fd, _CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
 
 
 class History(object):

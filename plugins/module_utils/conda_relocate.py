@@ -235,11 +235,16 @@ def build_plan(request):
     return plan
 
 
+def _installation(request, host):
+    """The Host's Installation of ``request.root`` (build_plan checked it is one)."""
+    return [i for i in host.installations if os.path.realpath(i.root) == os.path.realpath(request.root)][0]
+
+
 def left_behind(request, host, after_text, move):
     """``[{path, users, disk_bytes}]``: caches some user's conda lists now and no user's would
     after the change, that stay on disk with packages in them (invisible then to conda, to facts
     and to cleaning).  The cache the move takes is not one."""
-    inst = [i for i in host.installations if os.path.realpath(i.root) == os.path.realpath(request.root)][0]
+    inst = _installation(request, host)
     users = dict((user.name, user) for user in host.users)
     before, after = {}, set()
     for name, config in sorted(inst.configs.items()):
@@ -285,7 +290,7 @@ def actor_of(request, homes):
 def _check_source_authority(request, host, config, source, actor):
     """A move only takes a cache that is the config owner's to give: a ``pkgs_dirs`` entry (or a
     symlink) leading to root's or another user's directory is refused, with the reason."""
-    inst = [i for i in host.installations if os.path.realpath(i.root) == os.path.realpath(request.root)][0]
+    inst = _installation(request, host)
     identity, _expect, why = authority(source, config_routes(config, source, inst, request.viewer, host.homes()))
     if why is not None:
         raise RelocateError("%s: not moving it for %s: %s" % (source, request.viewer.name, why))
