@@ -55,6 +55,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import syn
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan, execute
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_envs import record_environments
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
     CHANNEL_DIR, MANIFEST_DIR, TMP_DIR, Manifest, backup_error, object_damage, read_record, utc_stamp, verify_object)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_channel import refresh_channel
@@ -135,6 +136,7 @@ class BackupPlan(object):
         self.warnings = warnings
         self.items = []
         self.carried = []  # manifest entries of pruned tarballs still absent from their cache
+        self.environments = []  # see conda_backup_envs.record_environments
 
     def of(self, *actions):
         return [i for i in self.items if i.action in actions]
@@ -154,8 +156,9 @@ class BackupPlan(object):
         if any(i.repaired for i in self.items):
             return True
         if self.last is None:
-            return bool(self.entries())
-        return self.entries() != sorted(self.last.entries, key=lambda e: e["source"])
+            return bool(self.entries() or self.environments)
+        return (self.entries() != sorted(self.last.entries, key=lambda e: e["source"])
+                or self.environments != self.last.environments)
 
 
 def plan_backup(caches, store, warnings, rehash=False, workers=2):
@@ -404,7 +407,7 @@ def write_manifest(plan, now=None):
         return None
     store = plan.store
     created = utc_stamp(now)
-    manifest = Manifest(store.host_id, created, plan.entries(), repaired=plan.repairs())
+    manifest = Manifest(store.host_id, created, plan.entries(), repaired=plan.repairs(), environments=plan.environments)
     return store.write_json(os.path.join(MANIFEST_DIR, store.host_id, created + ".json"), manifest.as_dict())
 
 
@@ -482,9 +485,10 @@ def authorized(caches, routes_of):
 
 
 def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_source=False, channel=False,
-               routes_of=None, rehash=False):
-    """Plan, read/copy (repairing damaged objects), optionally prune (through the cleanup pipeline,
-    on the authority ``routes_of`` gives each cache), write the manifest, optionally refresh the
+               routes_of=None, rehash=False, environments=()):
+    """Plan, read/copy (repairing damaged objects), record ``environments`` (checked against what
+    the store holds once the copies are in), optionally prune (through the cleanup pipeline, on
+    the authority ``routes_of`` gives each cache), write the manifest, optionally refresh the
     channel.  ``rehash`` (implied by ``prune_source``) re-hashes unchanged tarballs' objects too.
 
     The manifest is written before any tarball leaves its cache, so a run killed while pruning
@@ -498,6 +502,7 @@ def run_backup(store, caches, warnings, check_mode=False, workers=2, prune_sourc
     plan = plan_backup(caches, store, warnings, rehash or prune_source, workers)
     run = BackupRun(execute_backup(plan, check_mode, workers))
     run.skipped = skipped
+    plan.environments = record_environments(environments, plan, store, warnings)
     if prune_source:
         run.prune_items, run.prune_plans, run.prune_failures = plan_prune(run.plan, workers, routes_of, check_mode)
         for item in run.prune_items:

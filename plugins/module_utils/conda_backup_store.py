@@ -36,7 +36,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import (
     CREATE_FLAGS, directory_problem, existing_ancestor, inside)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import strip_tarball_suffix
 
-FORMAT = 1
+FORMAT = 2  # 2 added "environments"; format 1 manifests are read as recording none
+READABLE_FORMATS = (1, 2)
 STORE_DIR = os.path.join("store", "sha256")
 MANIFEST_DIR = "manifests"
 CHANNEL_DIR = "channel"
@@ -77,23 +78,26 @@ def read_record(cache_path, fn):
 # -- the backup directory ------------------------------------------------------------------------
 
 class Manifest(object):
-    """One run's record of a host's tarballs: ``{"format", "host", "created", "entries": [...]}``,
-    and ``"repaired": [...]`` when the run replaced damaged store objects (``sha256``, ``size``,
-    ``source`` it was repaired from, ``damage``)."""
+    """One run's record of a host's tarballs: ``{"format", "host", "created", "entries": [...],
+    "environments": [...]}`` (environments: see ``conda_backup_envs``), and ``"repaired": [...]``
+    when the run replaced damaged store objects (``sha256``, ``size``, ``source`` it was repaired
+    from, ``damage``)."""
 
-    def __init__(self, host, created, entries, path=None, repaired=()):
+    def __init__(self, host, created, entries, path=None, repaired=(), environments=()):
         self.host = host
         self.created = created
         self.entries = entries
         self.path = path
         self.repaired = list(repaired)
+        self.environments = list(environments)
 
     @property
     def by_source(self):
         return dict((e["source"], e) for e in self.entries)
 
     def as_dict(self):
-        data = {"format": FORMAT, "host": self.host, "created": self.created, "entries": self.entries}
+        data = {"format": FORMAT, "host": self.host, "created": self.created, "entries": self.entries,
+                "environments": self.environments}
         if self.repaired:
             data["repaired"] = self.repaired
         return data
@@ -111,14 +115,15 @@ class Manifest(object):
         problem = _manifest_problem(data)
         if problem:
             raise BackupError("manifest %s is not a backup manifest: %s" % (path, problem))
-        return cls(data["host"], data["created"], data["entries"], path, data.get("repaired") or ())
+        return cls(data["host"], data["created"], data["entries"], path, data.get("repaired") or (),
+                   data.get("environments") or ())
 
 
 def _manifest_problem(data):
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         return "no entries list"
-    if data.get("format") != FORMAT:
-        return "format %r, expected %d" % (data.get("format"), FORMAT)
+    if data.get("format") not in READABLE_FORMATS:
+        return "format %r, expected one of %s" % (data.get("format"), ", ".join(str(f) for f in READABLE_FORMATS))
     for index, entry in enumerate(data["entries"]):
         if not isinstance(entry, dict):
             return "entry %d is not an object" % index
@@ -128,6 +133,23 @@ def _manifest_problem(data):
             return "entry %d has no valid fn and source" % index
     if not isinstance(data.get("repaired", []), list):
         return "repaired is not a list"
+    return _environments_problem(data.get("environments", []))
+
+
+def _environments_problem(environments):
+    if not isinstance(environments, list):
+        return "environments is not a list"
+    for index, environment in enumerate(environments):
+        if not isinstance(environment, dict) or not isinstance(environment.get("prefix"), str):
+            return "environment %d has no prefix" % index
+        for key in ("explicit", "missing", "unreadable", "requested"):
+            if not isinstance(environment.get(key), list):
+                return "environment %d has no %s list" % (index, key)
+        for package in environment["explicit"]:
+            if not isinstance(package, dict) or not package.get("fn") or "/" in str(package["fn"]):
+                return "environment %d lists a package without a valid fn" % index
+            if package["fn"] not in environment["missing"] and not _SHA256.match(str(package.get("sha256"))):
+                return "environment %d lists %s without a valid sha256" % (index, package["fn"])
     return None
 
 

@@ -88,16 +88,16 @@ def plan_channel(store, warnings):
         for fn, (entry, _fields) in sorted(packages.items()):
             target = store.path(CHANNEL_DIR, subdir, fn)
             source = store.object_path(entry["sha256"])
-            if not _same_file(source, target):
+            if not same_file(source, target):
                 links.append((source, target))
         relpath = os.path.join(CHANNEL_DIR, subdir, "repodata.json")
         data = repodata(subdir, packages)
-        if _load_json(store.path(relpath)) != data:
+        if load_json(store.path(relpath)) != data:
             indexes.append((relpath, data))
     return links, indexes
 
 
-def _same_file(one, other):
+def same_file(one, other):
     try:
         a, b = os.stat(one), os.lstat(other)
     except OSError:
@@ -105,7 +105,7 @@ def _same_file(one, other):
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _load_json(path):
+def load_json(path):
     try:
         with open(path, "rb") as handle:
             return json.loads(handle.read().decode("utf-8"))
@@ -120,7 +120,7 @@ def write_channel(store, links, indexes):
         try:
             if not os.path.isdir(os.path.dirname(target)):
                 os.makedirs(os.path.dirname(target), 0o755)
-            _place(store, source, target)
+            place(store, source, target)
         except OSError as exc:
             raise backup_error("cannot place channel file", target, exc)
         except WriteFailed as exc:
@@ -132,7 +132,7 @@ def write_channel(store, links, indexes):
         store.write_json(relpath, data)
 
 
-def _place(store, source, target):
+def place(store, source, target):
     """``target`` becomes a hard link of ``source`` (a copy across filesystems), atomically."""
     fd, temp = store.temp()
     try:

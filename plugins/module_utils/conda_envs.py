@@ -94,6 +94,15 @@ def gather(users, roots=(), env=None, mode=FAST, workers=1):
     }
 
 
+def read_history(prefix):
+    """``(History, None)`` of a prefix's ``conda-meta/history``, or ``(None, the OSError)``."""
+    try:
+        with open(os.path.join(prefix, "conda-meta", "history"), **READ_TEXT) as handle:
+            return History(handle), None
+    except (OSError, IOError) as exc:
+        return None, exc
+
+
 def _root_of(prefix, roots_of):
     real = os.path.realpath(prefix)
     if real in roots_of:
@@ -192,14 +201,10 @@ class EnvironmentCheck(object):
         return records
 
     def _history(self):
-        """``conda-meta/history`` read (:class:`History`), or None when it cannot be read."""
-        path = os.path.join(self.prefix, "conda-meta", "history")
-        try:
-            with open(path, **READ_TEXT) as handle:
-                return History(handle)
-        except (OSError, IOError) as exc:
-            self.warn(path, exc)
-            return None
+        history, error = read_history(self.prefix)
+        if error is not None:
+            self.warn(os.path.join(self.prefix, "conda-meta", "history"), error)
+        return history
 
     def _compare_history(self, history, dists):
         """History replayed vs the records' dists; False when the history names no package

@@ -39,6 +39,23 @@ description:
   - V(verified) re-hashes the store (or one manifest's objects) and reports missing and corrupt ones.
   - V(restored) copies a manifest's tarballs back into a cache, verified against the store digests and
     the cache's repodata records, and appends their URLs to C(urls.txt) so conda uses them.
+  - Environments in the backup. V(present) also records, in the manifest (format 2; format 1 manifests
+    stay readable), every environment the host knows (every installation, every user) with its explicit
+    spec (each package's URL, md5, sha256, size and repodata fields, from its PrefixRecord in
+    C(conda-meta); what C(conda list --explicit --md5) prints) and the specs C(conda-meta/history) says
+    were requested. An environment whose packages the store does not hold is reported incomplete in
+    RV(environments), with the missing files.
+  - V(restored) with O(environments) re-creates environments offline, on this host or any other that
+    mounts O(dest) (name the recorded host with O(host_id)). The module does not install packages itself
+    (C(.conda) payloads need zstd, and linking needs conda's prefix rewriting). It builds a restore kit in
+    C(dest/restore/<host>/<manifest>/), a C(channel/<subdir>/) of the environments' tarballs (hard links
+    of store objects re-hashed intact, or copies) with its C(repodata.json), and one explicit file per
+    environment with C(file://) URLs into it. Then, when O(installer) is set or C(conda), C(mamba) or
+    C(micromamba) is on C(PATH), it runs
+    C(<installer> create --offline --yes --prefix <target> --file <explicit file>) and checks the new
+    environment's records name exactly the recorded packages. Without an installer each environment is
+    reported V(needs_conda) with that command (or, by name,
+    C(conda create --offline -n NAME --file <explicit file>)), which works on any host with conda.
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
@@ -52,10 +69,11 @@ attributes:
   check_mode:
     support: full
     description: Reads and verifies what a real run would; reports what would be copied, repaired or
-      restored and its bytes; writes nothing.
+      restored and its bytes, and which environments would be created; writes nothing.
   diff_mode:
     support: full
-    description: Lists the files that are (or would be) added to or repaired in the store, or added to the cache.
+    description: Lists the files that are (or would be) added to or repaired in the store, added to the cache,
+      or added to a restore kit, and the environments created.
 options:
   state:
     description:
@@ -72,6 +90,7 @@ options:
   host_id:
     description:
       - Name of this host's manifest directory under C(dest/manifests/). Defaults to the host name.
+      - With V(restored), whose manifests are read; to rebuild another host's environments, that host's name.
     type: str
   # roots and pkgs_dirs take their type and default from the conda_caches fragment.
   roots:
@@ -117,10 +136,31 @@ options:
         objects (what V(verified) costs for this host's tarballs). O(prune_source) implies it.
     type: bool
     default: false
+  environments:
+    description:
+      - With V(restored), re-create these recorded environments instead of restoring tarballs into a cache.
+        Each is a recorded prefix, or a name (the prefix's last component, C(base) for an installation's
+        root prefix) that must be unambiguous; V(*) means every recorded environment.
+      - An environment that is incomplete in the backup, whose target exists with other packages, or whose
+        target lies inside a package cache or O(dest) is rejected and nothing is written for it. A target
+        that already holds exactly the recorded packages is V(present).
+    type: list
+    elements: str
+    default: []
+  environments_dir:
+    description:
+      - With O(environments), create each environment as C(<environments_dir>/<name>). Default is its
+        recorded prefix.
+    type: path
+  installer:
+    description:
+      - With O(environments), the C(conda), C(mamba) or C(micromamba) executable that creates them; it runs
+        as the module's user. Default is the first of those on C(PATH).
+    type: path
   fail_on_mismatch:
     description:
       - Fail when a tarball does not match its record (V(present)), when objects are missing or corrupt
-        (V(verified)), or when a restored tarball does not match its record (V(restored)).
+        (V(verified)), or when a restored tarball does not match its record or an environment is rejected (V(restored)).
     type: bool
     default: false
 notes:
@@ -156,6 +196,14 @@ EXAMPLES = r"""
   pkgcache.fleet.conda_pkgs_backup:
     dest: /mnt/backup/conda
     state: restored
+
+- name: Rebuild the old host's environments offline under /opt/envs on a new one
+  pkgcache.fleet.conda_pkgs_backup:
+    dest: /mnt/backup/conda
+    state: restored
+    host_id: oldhost
+    environments: ["*"]
+    environments_dir: /opt/envs
 """
 
 RETURN = r"""
@@ -262,6 +310,26 @@ record_mismatch:
   returned: state=restored
   type: list
   elements: dict
+environments:
+  description:
+    - With V(present), every environment recorded in the manifest, with C(prefix), C(name), C(packages)
+      (count), C(requested) (specs from the history), C(complete), C(missing) (tarballs the store lacks)
+      and C(unreadable) (records that cannot be read).
+    - With V(restored) and O(environments), each environment chosen, with C(prefix), C(name), C(target),
+      C(packages), C(action) (V(present), V(create) in check mode, V(created), V(needs_conda), V(rejected)),
+      C(explicit) (the kit's explicit file) and C(command) (how to create it), C(reason) when rejected,
+      C(output) (the installer's last words) when the installer failed.
+  returned: state=present, or state=restored with environments
+  type: list
+  elements: dict
+installer:
+  description: The installer used (null when none was found).
+  returned: state=restored with environments
+  type: str
+kit:
+  description: The restore kit directory (the channel and explicit files).
+  returned: state=restored with environments
+  type: str
 msg:
   description: One-line summary.
   returned: always
@@ -274,10 +342,16 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_envs import (
+    INSTALLERS, Kit, plan_environments, run_installer, summary)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import restore_identity, run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
+
+
+def local_host_id():
+    return socket.gethostname().split(".")[0]
 
 
 def forbidden_places(host, caches, restore_into):
@@ -299,7 +373,7 @@ def run_present(module, host, store, caches):
     if not params["pkgs_dirs"]:
         caches = [c for c in caches if c.conda_writable]
     run = run_backup(store, caches, host.warnings, check, params["workers"], params["prune_source"], params["channel"],
-                     routes_of=host.routes, rehash=params["rehash"])
+                     routes_of=host.routes, rehash=params["rehash"], environments=host.environments)
     plan, copied, repaired = run.plan, run.copied, run.repaired
     rejected = [i.as_dict() for i in plan.of("failed")]
     result = dict(
@@ -315,6 +389,7 @@ def run_present(module, host, store, caches):
         manifest=run.manifest,
         pruned=run.pruned,
         channel=run.channel,
+        environments=[summary(e) for e in plan.environments],
     )
     if module._diff:
         lines = ["%s -> %s (%d bytes)" % (i.path, store.object_path(i.entry["sha256"]), i.size) for i in copied]
@@ -328,6 +403,9 @@ def run_present(module, host, store, caches):
         "; pruned %d" % len(run.pruned) if run.pruned else "")
     if run.skipped:
         result["msg"] += "; %d cache(s) skipped (see skipped_caches)" % len(run.skipped)
+    incomplete = [e for e in result["environments"] if not e["complete"]]
+    result["msg"] += "; %d environment(s) recorded%s" % (
+        len(result["environments"]), ", %d incomplete in the store" % len(incomplete) if incomplete else "")
     return result, bool(rejected)
 
 
@@ -381,6 +459,42 @@ def run_restored(module, host, store, caches):
     return result, bool(rejected or mismatch)
 
 
+def run_restored_environments(module, host, store):
+    """Re-create environments from the manifest (``conda_backup_envs``)."""
+    params, check = module.params, module.check_mode
+    manifest = store.resolve(params["manifest"])
+    forbidden = [("package cache", c.path) for c in host.caches] + [("backup directory", store.dest)]
+    items = plan_environments(store, manifest, params["environments"], params["environments_dir"], forbidden)
+    installer = params["installer"] or next(
+        (found for found in (module.get_bin_path(name) for name in INSTALLERS) if found), None)
+    # Temp files carry this host's name: the manifest's host may be another, alive on a shared dest.
+    kit = Kit(Store(store.dest, local_host_id()), manifest)
+    kit.prepare(items, check)
+    for item in items:
+        if item.action == "create":
+            if installer is None:
+                item.action = "needs_conda"
+            elif not check:
+                run_installer(module, installer, item)
+    built = [i for i in items if i.action in ("create", "created")]
+    rejected = [i for i in items if i.action == "rejected"]
+    result = dict(
+        changed=bool(kit.changes or built),
+        manifest=manifest.path,
+        installer=installer,
+        kit=kit.path,
+        environments=[i.as_dict(installer) for i in items],
+    )
+    if module._diff:
+        result["diff"] = diff(kit.path, kit.changes + ["created %s" % i.target for i in built])
+    counts = dict((action, sum(1 for i in items if i.action == action))
+                  for action in ("present", "create", "created", "needs_conda", "rejected"))
+    result["msg"] = ("%d environment(s) from %s: %d %s, %d present, %d need conda (kit in %s), %d rejected" % (
+        len(items), manifest.path, counts["create"] + counts["created"], "to create" if check else "created",
+        counts["present"], counts["needs_conda"], kit.path, counts["rejected"]))
+    return result, bool(rejected)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
@@ -394,6 +508,9 @@ def main():
             prune_source=dict(type="bool", default=False),
             rehash=dict(type="bool", default=False),
             fail_on_mismatch=dict(type="bool", default=False),
+            environments=dict(type="list", elements="str", default=[]),
+            environments_dir=dict(type="path"),
+            installer=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -405,17 +522,22 @@ def main():
     except options.OptionError as exc:
         module.fail_json(msg=str(exc))
     try:
-        store = Store(params["dest"], params["host_id"] or socket.gethostname().split(".")[0])
+        store = Store(params["dest"], params["host_id"] or local_host_id())
         env = options.shell_environment(params["environment"])
         host = Host.load(accounts, params["roots"], env, tarballs_only=True)
-        if params["skip_without_conda"] and state != "verified" and not (host.installations or params["pkgs_dirs"]):
+        rebuild = state == "restored" and bool(params["environments"])
+        if params["skip_without_conda"] and state != "verified" and not rebuild \
+                and not (host.installations or params["pkgs_dirs"]):
             Results(module).exit(changed=False, skipped=True, msg=options.NO_CONDA)
         caches = host.select_caches(params["roots"], params["pkgs_dirs"])
-        store.check(state == "present", forbidden_places(host, caches, params["cache"]))
+        store.check(state == "present" or (rebuild and not module.check_mode),
+                    forbidden_places(host, caches, params["cache"]))
         if state == "present":
             result, mismatch = run_present(module, host, store, caches)
         elif state == "verified":
             result, mismatch = run_verified(module, store)
+        elif rebuild:
+            result, mismatch = run_restored_environments(module, host, store)
         else:
             result, mismatch = run_restored(module, host, store, caches)
     except (BackupError, ValueError) as exc:

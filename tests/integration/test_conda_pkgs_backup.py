@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from test_conda_pkgs_dirs import call
 from testfleet.fleet import running
 
 LINK = Path(__file__).resolve().parents[2] / ".build" / "link"
@@ -213,3 +214,126 @@ def test_damaged_store_objects_are_repaired_over_ssh(backup_fleet, tmp_path):
     report = run(fleet, host, dest=dest, state="verified")
     assert report["corrupt"] == [] and report["missing"] == [], report["msg"]
     assert run(fleet, host, dest=dest)["changed"] is False
+
+
+# -- environments in the backup (issue 17) --------------------------------------------------------
+
+ENVS_DIR = "/opt/envs"
+
+
+def expected_missing(fleet, host):
+    """``{prefix: sorted dists}`` of each known environment's packages no backed-up cache holds as a
+    tarball (the fixture's answer key; contents are equal across caches of one host)."""
+    fixture = built(fleet, host)
+    held = {dist_of(fn) for cache in fixture["caches"].values() if cache["writable"] for fn in cache["tarballs"]}
+    return {prefix: sorted(d for d in env["packages"] if d not in held)
+            for prefix, env in fixture["envs"].items() if env["known"]}
+
+
+def rattler_rebuild(kit: Path, explicit: Path, target: Path, cache: Path):
+    """What ``conda create --offline --file explicit`` does on the host, done by py-rattler from the
+    controller: the explicit file's packages, as the kit's channel (file://) describes them, installed
+    with no solve and no network."""
+    import asyncio
+
+    import rattler
+
+    urls = [line.split("#", 1)[0] for line in explicit.read_text().splitlines() if line.startswith("file://")]
+    wanted = {url.rsplit("/", 1)[1] for url in urls}
+    channel = rattler.Channel("file://%s/channel" % kit)
+    records = []
+    for subdir in sorted(p.name for p in (kit / "channel").iterdir()):
+        repodata = rattler.SparseRepoData(channel, subdir, kit / "channel" / subdir / "repodata.json")
+        for name in repodata.package_names():
+            records.extend(r for r in repodata.load_records(rattler.PackageName(name)) if r.file_name in wanted)
+    assert sorted(r.file_name for r in records) == sorted(wanted)
+    asyncio.run(rattler.install(records, target_prefix=target, cache_dir=cache, show_progress=False))
+
+
+def test_environments_rebuilt_offline_on_an_empty_host_pass_the_health_check(fleet_state_factory, tmp_path):
+    """h1's environments (every user's) are recorded with the backup; incomplete ones are named with
+    exactly the packages the store lacks.  The backup alone, carried to an empty h2, rebuilds the
+    complete ones there: the module builds the restore kit (no conda on h2: needs_conda), py-rattler
+    plays conda's part offline from the kit, and conda_env_facts on h2 finds every rebuilt environment
+    healthy with the packages it had on h1."""
+    with running(fleet_state_factory("envbackup"), 2, ("multi_user", "bare"), seed=17) as fleet:
+        h1, h2 = fleet.hosts
+        on_host(fleet, h1, DEST).mkdir(parents=True)
+        first = run(fleet, h1)
+        assert first["rejected"] == [], first["msg"]
+        recorded = {e["prefix"]: e for e in first["environments"]}
+        missing = expected_missing(fleet, h1)
+        assert sorted(recorded) == sorted(missing)
+        assert {p: sorted(dist_of(fn) for fn in e["missing"]) for p, e in recorded.items()} == missing
+        assert any(missing.values()) and not all(missing.values()), "the fixture needs both kinds"
+        assert all(e["complete"] == (not missing[p]) and e["unreadable"] == [] for p, e in recorded.items())
+        manifest = json.loads(on_host(fleet, h1, first["manifest"]).read_text())
+        assert manifest["format"] == 2
+        for environment in manifest["environments"]:
+            meta = on_host(fleet, h1, environment["prefix"]) / "conda-meta"
+            records = [json.loads(p.read_text()) for p in meta.glob("*.json")]
+            assert sorted((p["url"], p["md5"], p["sha256"]) for p in environment["explicit"]) == sorted(
+                (r["url"], r["md5"], r["sha256"]) for r in records)
+            assert environment["requested"] == recorded[environment["prefix"]]["requested"] != []
+        assert run(fleet, h1)["changed"] is False
+
+        shutil.copytree(on_host(fleet, h1, DEST), on_host(fleet, h2, DEST))
+        complete = sorted(p for p, dists in missing.items() if not dists)
+        by_name = {}
+        for prefix in recorded:
+            by_name.setdefault(recorded[prefix]["name"], []).append(prefix)
+        unique = sorted(name for name, prefixes in by_name.items() if len(prefixes) == 1)
+        args = {"dest": DEST, "state": "restored", "host_id": h1, "environments": ["*"], "environments_dir": ENVS_DIR}
+        preview = call(fleet, h2, args, tmp_path, check=True, module=MODULE)
+        assert not preview["failed"] and preview["changed"] is True, preview.get("msg")
+        assert not on_host(fleet, h2, DEST + "/restore").exists() and not on_host(fleet, h2, ENVS_DIR).exists()
+        actions = {e["prefix"]: e["action"] for e in preview["environments"]}
+        assert actions == {p: "needs_conda" if recorded[p]["name"] in unique and p in complete else "rejected"
+                           for p in recorded}
+        planned = preview["diff"]["after"].splitlines()
+        assert all(e["explicit"] in planned for e in preview["environments"] if e["action"] == "needs_conda")
+
+        done = call(fleet, h2, args, tmp_path, module=MODULE)
+        assert done["changed"] is True and done["installer"] is None, done.get("msg")
+        results = {e["prefix"]: e for e in done["environments"]}
+        rejected = {p: e["reason"] for p, e in results.items() if e["action"] == "rejected"}
+        assert all(r.startswith("incomplete in the backup: missing ") for p, r in rejected.items() if p not in complete)
+        kit = on_host(fleet, h2, done["kit"])
+        colliding = [p for p in complete if results[p]["action"] == "rejected"]
+        assert colliding and all("at the same target" in results[p]["reason"] for p in colliding)
+        calls = [args]
+        for prefix in colliding:  # named by prefix, each into a directory of its own
+            calls.append(dict(args, environments=[prefix], environments_dir="%s/%s" % (ENVS_DIR, prefix.split("/")[2])))
+            alone = call(fleet, h2, calls[-1], tmp_path, module=MODULE)
+            assert alone["changed"] is True and alone["kit"] == done["kit"], alone.get("msg")
+            results[prefix] = alone["environments"][0]
+        rebuilt = {}
+        for prefix in complete:
+            entry = results[prefix]
+            assert entry["action"] == "needs_conda", entry
+            assert entry["command"] == "conda create --offline --yes --prefix %s/%s --file %s" % (
+                os.path.dirname(entry["target"]), recorded[prefix]["name"], entry["explicit"])
+            target = on_host(fleet, h2, entry["target"])
+            rattler_rebuild(kit, on_host(fleet, h2, entry["explicit"]), target, on_host(fleet, h2, "/var/cache/rattler"))
+            rebuilt[entry["target"]] = prefix
+        assert len(rebuilt) == len(complete) >= 3
+        # conda create registers what it makes; so does the test for py-rattler.
+        registry = on_host(fleet, h2, "/root/.conda/environments.txt")
+        registry.parent.mkdir(parents=True, exist_ok=True)
+        registry.write_text("".join(t + "\n" for t in sorted(rebuilt)))
+
+        found = fleet.run_module(h2, "pkgcache.fleet.conda_env_facts", json.dumps({"mode": "full"}),
+                                 become=True)[h2]["ansible_facts"]["conda_envs"]
+        by_path = {e["path"]: e for e in found["environments"]}
+        assert sorted(by_path) == sorted(rebuilt)
+        for target, prefix in rebuilt.items():
+            health = by_path[target]["health"]
+            assert health["healthy"] and health["hashed_files"] > 0, (target, health)
+            assert set(os.path.basename(p)[:-5] for p in (on_host(fleet, h2, target) / "conda-meta").glob("*.json")) == \
+                set(built(fleet, h1)["envs"][prefix]["packages"])
+
+        present = []
+        for again in (call(fleet, h2, a, tmp_path, module=MODULE) for a in calls):
+            assert again["changed"] is False, again.get("msg")
+            present += [e["target"] for e in again["environments"] if e["action"] == "present"]
+        assert sorted(present) == sorted(rebuilt)
