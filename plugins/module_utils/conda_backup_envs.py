@@ -43,8 +43,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store 
     TMP_DIR, BackupError, backup_error, verify_object)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_channel import (
     NOT_IN_REPODATA, load_json, place, repodata, same_file)
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_envs import read_history
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import is_root_prefix, read_record
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import is_root_prefix, read_history, read_record
 
 RESTORE_DIR = "restore"
 ALL = "*"

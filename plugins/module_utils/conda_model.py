@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ast
 import glob
 import json
 import os
@@ -418,3 +419,93 @@ def find_unused(packages, references):
             reason = "no environment record names it and no file is linked elsewhere"
         verdicts[package.path] = Verdict(package, True, reason)
     return verdicts
+
+
+def read_history(prefix):
+    """``(History, None)`` of a prefix's ``conda-meta/history``, or ``(None, the OSError)``."""
+    try:
+        with open(os.path.join(prefix, "conda-meta", "history"), **READ_TEXT) as handle:
+            return History(handle), None
+    except (OSError, IOError) as exc:
+        return None, exc
+
+
+class History(object):
+    """What ``conda-meta/history`` says, as conda's ``History`` reads it.
+
+    ``installed``: the dists installed after the last revision (``==> date <==``), or None when
+    it names no package.  A revision whose package lines all start with ``+``/``-`` changes the
+    state; one with bare lines (conda before 4.4) is the whole state.  A line names its package as
+    ``[channel[/subdir]::]name-version-build``; the dist is what follows ``::``.
+
+    ``requested``: ``{name: spec}`` the user asked for, from the ``# update specs:`` (also
+    ``install``, ``create``) and ``# remove specs:`` (``uninstall``) comments, in order.
+    """
+
+    def __init__(self, lines):
+        self.installed = None
+        self.requested = {}
+        state, revision, seen = set(), [], False
+        for line in lines:
+            line = line.strip()
+            if line.startswith("==>") and line.endswith("<=="):
+                self._apply(state, revision)
+                revision = []
+            elif line.startswith("#"):
+                self._comment(line)
+            elif line:
+                revision.append(line)
+                seen = True
+        self._apply(state, revision)
+        if seen:
+            self.installed = state
+
+    @staticmethod
+    def _apply(state, revision):
+        if not revision:
+            return
+        if all(line[0] in "+-" for line in revision):
+            for line in revision:
+                dist = line[1:].rsplit("::", 1)[-1]
+                if line[0] == "+":
+                    state.add(dist)
+                else:
+                    state.discard(dist)
+        else:
+            state.clear()
+            state.update(line.lstrip("+-").rsplit("::", 1)[-1] for line in revision)
+
+    def _comment(self, line):
+        match = _SPECS.match(line)
+        if not match:
+            return
+        action, text = match.group(1), (match.group(2) or "").strip()
+        if text.startswith("["):
+            try:
+                specs = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return
+            if not isinstance(specs, (list, tuple)):
+                return
+        else:  # conda before 4.4: comma-separated
+            specs = [spec.strip() for spec in text.split(",")]
+        specs = [spec for spec in specs if isinstance(spec, str) and spec and not spec.endswith("@")]
+        for spec in specs:
+            name = spec_name(spec)
+            if not name:
+                continue
+            if action in ("update", "install", "create"):
+                self.requested[name] = spec
+            elif action in ("remove", "uninstall"):
+                self.requested.pop(name, None)
+
+
+_SPECS = re.compile(r"#\s*(\w+)\s*specs:\s*(.+)?$")
+_NAME = re.compile(r"[^\s=<>!~\[(,;|]+")
+
+
+def spec_name(spec):
+    """The package name of a match spec (``conda-forge/linux-64::numpy >=1.26`` -> ``numpy``)."""
+    spec = spec.strip().rsplit("::", 1)[-1]
+    match = _NAME.match(spec)
+    return match.group(0).lower() if match else None

@@ -24,7 +24,7 @@ MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "co
 OPERATIONS = {
     "clean": {"conda_clean", "pip_clean"},
     "relocate": {"conda_relocate", "conda_relocate_move"},
-    "backup": {"conda_backup", "conda_backup_store", "conda_backup_restore", "conda_channel"},
+    "backup": {"conda_backup", "conda_backup_store", "conda_backup_restore", "conda_backup_envs", "conda_channel"},
     "facts": {"conda_facts", "conda_envs", "facts"},
     "metrics": {"metrics"},
 }

@@ -17,7 +17,8 @@ import pytest
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 from condafab.manifest import COPY, HARDLINK, SOFTLINK
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_envs import History, gather, spec_name
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_envs import gather
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import History, spec_name
 
 from .hostroot import host_users, in_root
 
