@@ -36,8 +36,10 @@ import hashlib
 import os
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, Identity, act_as, path_controllers
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
     TMP_DIR, BackupError, backup_error, verify_object)
@@ -71,35 +73,71 @@ def package_of(record):
 
 
 def record_environment(environment, warnings):
-    """The manifest entry of one environment (``missing`` is filled by :func:`mark_missing`)."""
+    """The manifest entry of one environment (``missing`` is filled by :func:`mark_missing`).
+
+    Its records and history are read with the rights of whoever controls the way to its
+    ``conda-meta`` (root, or the one user who owns it), so a record linked to a file its user may
+    not read can never copy that file into the backup; a ``conda-meta`` that several users, or
+    anyone, can redirect is not read at all."""
     prefix = environment.prefix
     meta = os.path.join(prefix, "conda-meta")
-    explicit, unreadable = [], []
+    entry = {
+        "prefix": prefix,
+        "name": "base" if is_root_prefix(prefix) else os.path.basename(prefix.rstrip("/")),
+        "owner": environment.owner,
+        "platform": "noarch",
+        "requested": [],
+        "explicit": [],
+        "unreadable": [],
+        "missing": [],
+    }
+    identity, why = _reader(meta)
+    if identity is None:
+        entry["unreadable"] = ["conda-meta"]
+        warnings.append("%s: not read (%s); environment %s cannot be rebuilt from the backup" % (meta, why, prefix))
+        return entry
+    try:
+        explicit, unreadable, problems, requested = act_as(identity, _read_environment, prefix)
+    except PrivDropError as exc:
+        explicit, unreadable, problems, requested = [], ["conda-meta"], ["%s: %s" % (meta, exc)], []
+    warnings.extend("%s; environment %s cannot be rebuilt from the backup" % (p, prefix) for p in problems)
+    entry.update(platform=platform_of(explicit), requested=requested, unreadable=unreadable,
+                 explicit=sorted(explicit, key=lambda p: p["fn"]))
+    return entry
+
+
+def _reader(meta):
+    """``(Identity, None)`` to read ``meta`` with, or ``(None, why not)``."""
+    try:
+        real, controllers = path_controllers(meta)
+        st = os.stat(real)
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    users = controllers - set([ROOT])
+    if ANYONE in users or len(users) > 1:
+        return None, "reached through a path several users can change"
+    return Identity.of(users.pop() if users else ROOT, st.st_gid), None
+
+
+def _read_environment(prefix):
+    """``(explicit, unreadable dists, problems, requested specs)`` of a prefix, as JSON values."""
+    meta = os.path.join(prefix, "conda-meta")
+    explicit, unreadable, problems = [], [], []
     try:
         names = sorted(n for n in os.listdir(meta) if n.endswith(".json"))
     except OSError as exc:
-        warnings.path_error(meta, exc)
-        names = []
+        return [], ["conda-meta"], ["%s: %s" % (meta, exc.strerror or exc)], []
     for name in names:
         data, error, _corrupt = read_record(os.path.join(meta, name))
         package = package_of(data) if data is not None else None
         if package is None:
             unreadable.append(name[:-len(".json")])
-            warnings.append("%s: %s; environment %s cannot be rebuilt from the backup" % (
-                os.path.join(meta, name), getattr(error, "strerror", None) or error or "no tarball file name", prefix))
+            problems.append("%s: %s" % (os.path.join(meta, name),
+                                        getattr(error, "strerror", None) or error or "no tarball file name"))
             continue
         explicit.append(package)
     history, _error = read_history(prefix)
-    return {
-        "prefix": prefix,
-        "name": "base" if is_root_prefix(prefix) else os.path.basename(prefix.rstrip("/")),
-        "owner": environment.owner,
-        "platform": platform_of(explicit),
-        "requested": sorted(history.requested.values()) if history is not None else [],
-        "explicit": sorted(explicit, key=lambda p: p["fn"]),
-        "unreadable": unreadable,
-        "missing": [],
-    }
+    return explicit, unreadable, problems, sorted(history.requested.values()) if history is not None else []
 
 
 def platform_of(explicit):
@@ -117,12 +155,17 @@ def mark_missing(environments, stored, store):
         for package in environment["explicit"]:
             sha256 = package.get("sha256") or by_md5.get(str(package.get("md5")).lower())
             size = package.get("size")
-            if not sha256 or not (stored["sha256"].get(sha256) == size or store.has(sha256, size)):
+            if not sha256 or not (stored["sha256"].get(sha256) == size or in_store(store, sha256, size)):
                 missing.append(package["fn"])
             elif not package.get("sha256"):
                 package["sha256"] = sha256
         environment["missing"] = missing
     return environments
+
+
+def in_store(store, sha256, size):
+    """The store holds ``sha256`` (of ``size`` bytes, when the record says)."""
+    return store.has(sha256, size) if size is not None else store.object_size(sha256) is not None
 
 
 def record_environments(host_environments, plan, store, warnings):
@@ -259,7 +302,7 @@ def plan_environments(store, manifest, wanted, environments_dir, forbidden=()):
                     "no readable conda-meta" if found is None else "%d of %d packages differ" % (
                         len(found ^ expected), len(expected)))
         else:
-            lacking = [p["fn"] for p in environment["explicit"] if not store.has(p["sha256"], p.get("size"))]
+            lacking = [p["fn"] for p in environment["explicit"] if not in_store(store, p["sha256"], p.get("size"))]
             if lacking:
                 item.action, item.reason = "rejected", "store objects missing now: %s" % ", ".join(lacking)
             else:
