@@ -168,6 +168,11 @@ notes:
     directory yet to be made in one) runs with that user's credentials, the store's objects opened by the
     module and handed over; a cache that is root's but named only by a user's config, or reached through a
     path someone else can change, is refused with the reason.
+  - An environment's records and history are read with the rights of whoever controls the way to its
+    C(conda-meta) (root, or the one user owning it), so a record linked to a file that user cannot read never
+    reaches the manifest; a C(conda-meta) several users can redirect is not read (the environment is recorded
+    as unreadable).
+  - An environment re-created by O(installer) belongs to the module's user (root with become), wherever it is made.
 seealso:
   - module: pkgcache.fleet.conda_clean
   - module: pkgcache.fleet.conda_cache_facts

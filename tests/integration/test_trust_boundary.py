@@ -291,3 +291,37 @@ def test_a_backup_never_copies_roots_files_a_users_symlink_leads_to(shared):
     assert copied == ["stale-1.0-0.tar.bz2"], result
     [skipped] = result["skipped_caches"]
     assert skipped["cache"] == "/home/alice/.conda/pkgs" and "reached through a path uid 1001" in skipped["reason"]
+
+
+def test_a_backup_never_records_roots_files_a_users_environment_links_to(shared):
+    """Issue 17: environments are recorded in the manifest.  alice's environment has a record that
+    is a symlink to a record-shaped file only root may read, and another environment whose whole
+    conda-meta is a link to root's directory: neither reaches the manifest (it did, read as root);
+    both environments are recorded as unreadable, and her plain record still is."""
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    secret = write(root / "srv/decoy/cache/secret-1.0-0.json", json.dumps(
+        {"fn": "secret-1.0-0.conda", "url": "https://secret.invalid/token-s3cr3t/secret-1.0-0.conda"}).encode())
+    os.chmod(str(secret), 0o600)
+    write(root / "srv/decoy/meta/history", b"")
+    shutil.copy2(str(secret), str(root / "srv/decoy/meta/secret-1.0-0.json"))
+    os.chmod(str(root / "srv/decoy/meta"), 0o700)
+    env = root / "home/alice/.conda/envs/e"
+    write(env / "conda-meta/history", b"", ALICE)
+    write(env / "conda-meta/own-1.0-0.json", json.dumps({"fn": "own-1.0-0.conda", "url": "https://x.invalid/own-1.0-0.conda"}).encode(), ALICE)
+    give(env / "conda-meta", ALICE, root / "home/alice")
+    user_symlink(root, ALICE, "home/alice", ".conda/envs/e/conda-meta/secret-1.0-0.json", "/srv/decoy/cache/secret-1.0-0.json")
+    linked = root / "home/alice/.conda/envs/linked"
+    linked.mkdir()
+    give(linked, ALICE, root / "home/alice")
+    user_symlink(root, ALICE, "home/alice", ".conda/envs/linked/conda-meta", "/srv/decoy/meta")
+    write(root / "home/alice/.conda/environments.txt", b"/home/alice/.conda/envs/e\n/home/alice/.conda/envs/linked\n", ALICE)
+    (root / "srv/backup").mkdir()
+    args = {"dest": "/srv/backup", "users": ["alice"], "roots": ["/srv/r"], "host_id": "h"}
+    result = run_leaving(shared, "srv/decoy", "pkgcache.fleet.conda_pkgs_backup", args)
+    recorded = {e["prefix"]: e for e in result["environments"]}
+    assert recorded["/home/alice/.conda/envs/e"]["unreadable"] == ["secret-1.0-0"], result
+    assert recorded["/home/alice/.conda/envs/e"]["missing"] == ["own-1.0-0.conda"]
+    assert recorded["/home/alice/.conda/envs/linked"]["unreadable"] == ["conda-meta"], result
+    manifest = (root / result["manifest"].lstrip("/")).read_text()
+    assert "own-1.0-0.conda" in manifest and "s3cr3t" not in manifest
