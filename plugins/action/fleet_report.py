@@ -9,11 +9,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
 import os
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError, parse_free_threshold
 from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _history, _render, _report
 
 ARGUMENT_SPEC = dict(
@@ -26,12 +28,15 @@ ARGUMENT_SPEC = dict(
     active_hosts=dict(type="list", elements="str"),
     history=dict(type="bool", default=True),
     history_keep=dict(type="int", default=100),
+    template=dict(type="path"),
+    near_full=dict(type="str", default="10%"),
+    top=dict(type="int", default=10),
 )
 
 # Only these hostvars are read; the rest of a host's variables never enter the report.
 WANTED_VARS = _report.RESULT_VARS + (_report.CLEAN_BEFORE_VAR, _report.CLEAN_CHECK_MODE_VAR,
                                      _report.CLEAN_POLICY_VAR)
-WANTED_FACTS = ("conda_cache", "pip_cache", _report.SELF_CLEAN_FACT)
+WANTED_FACTS = ("conda_cache", "pip_cache", _report.SELF_CLEAN_FACT, _report.ENV_FACT)
 
 DEFAULT_DIRNAME = "pkgcache-report"
 # ansible-runner (and so AWX) names the job's artifacts directory in this variable; its own
@@ -59,6 +64,41 @@ def host_view(hostvars):
     return view
 
 
+def produce(views, active, args, dest, check_mode, writing, warn):
+    """The report over *views* (``[(host, host_view)]``) and the files it goes to; with *writing*
+    the files are written and the history appended.  Everything the action does but read hostvars."""
+    report = _report.build(views, active, args["title"], check_mode=check_mode)
+    files = [os.path.join(dest, "%s.%s" % (args["basename"], _render.EXTENSIONS[fmt])) for fmt in args["formats"]]
+    history = _history.path_for(dest, args["basename"]) if args["history"] else None
+    if writing:
+        os.makedirs(dest, exist_ok=True)
+    # Read (and with the files, appended to) before rendering: the files carry the changes.
+    if history and (writing or os.path.exists(history)):
+        _history.update(history, report, args["history_keep"], warn, append=writing)
+    _report.summarize(report, args["near_full"], args["top"])
+    if writing:
+        renderers = dict(_render.RENDERERS, html=functools.partial(_render.to_html, template=args["template"]))
+        for fmt, path in zip(args["formats"], files):
+            # Readers (a web server, a browser refresh) never see a half-written report.
+            write_atomic(path, renderers[fmt](report), keep_existing=False)
+    return report, files, history
+
+
+def check_args(args):
+    """*args* with ``near_full`` parsed; an error message for a bad value, else None."""
+    if args["history_keep"] < 1:
+        return "history_keep must be at least 1, got %d" % args["history_keep"]
+    if args["top"] < 1:
+        return "top must be at least 1, got %d" % args["top"]
+    if args["template"] is not None and not os.path.isfile(args["template"]):
+        return "template %s is not a file on the controller" % args["template"]
+    try:
+        args["near_full"] = parse_free_threshold(args["near_full"], "near_full")
+    except OptionError as exc:
+        return str(exc)
+    return None
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -68,8 +108,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        if args["history_keep"] < 1:
-            return dict(result, failed=True, msg="history_keep must be at least 1, got %d" % args["history_keep"])
+        error = check_args(args)
+        if error:
+            return dict(result, failed=True, msg=error)
 
         hosts = args["hosts"] if args["hosts"] is not None else task_vars.get("ansible_play_hosts_all", [])
         active = args["active_hosts"] if args["active_hosts"] is not None else task_vars.get("ansible_play_hosts", [])
@@ -78,22 +119,10 @@ class ActionModule(ActionBase):
         # ansible_check_mode is the run's --check (a check job template), also on this task,
         # which the role runs with check_mode=false so that a preview report is written.
         check_mode = bool(task_vars.get("ansible_check_mode")) or self._play_context.check_mode
-        report = _report.build(views, active, args["title"], check_mode=check_mode)
-
         dest = os.path.abspath(args["dest"] or default_dest(os.environ, os.getcwd()))
-        files = [os.path.join(dest, "%s.%s" % (args["basename"], _render.EXTENSIONS[fmt])) for fmt in args["formats"]]
-        writing = not self._play_context.check_mode
         warnings = []
-        history = _history.path_for(dest, args["basename"]) if args["history"] else None
-        if writing:
-            os.makedirs(dest, exist_ok=True)
-        # Read (and with the files, appended to) before rendering: the files carry the changes.
-        if history and (writing or os.path.exists(history)):
-            _history.update(history, report, args["history_keep"], warnings.append, append=writing)
-        if writing:
-            for fmt, path in zip(args["formats"], files):
-                # Readers (a web server, a browser refresh) never see a half-written report.
-                write_atomic(path, _render.RENDERERS[fmt](report), keep_existing=False)
+        report, files, history = produce(views, active, args, dest, check_mode,
+                                         not self._play_context.check_mode, warnings.append)
         result.update(
             changed=not self._play_context.check_mode,
             report=report,
