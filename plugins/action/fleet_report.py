@@ -16,7 +16,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError, parse_free_threshold
-from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _history, _render, _report
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _history, _render, _report, _slices
 
 ARGUMENT_SPEC = dict(
     dest=dict(type="path"),
@@ -31,6 +31,8 @@ ARGUMENT_SPEC = dict(
     template=dict(type="path"),
     near_full=dict(type="str", default="10%"),
     top=dict(type="int", default=10),
+    mode=dict(type="str", default="report", choices=["report", "slice", "merge"]),
+    results_dir=dict(type="path"),
 )
 
 # Only these hostvars are read; the rest of a host's variables never enter the report.
@@ -88,6 +90,8 @@ def check_args(args):
     """*args* with ``near_full`` parsed; an error message for a bad value, else None."""
     if args["history_keep"] < 1:
         return "history_keep must be at least 1, got %d" % args["history_keep"]
+    if args["mode"] != "report" and not args["results_dir"]:
+        return "mode=%s needs results_dir, the directory every slice shares" % args["mode"]
     if args["top"] < 1:
         return "top must be at least 1, got %d" % args["top"]
     if args["template"] is not None and not os.path.isfile(args["template"]):
@@ -114,15 +118,25 @@ class ActionModule(ActionBase):
 
         hosts = args["hosts"] if args["hosts"] is not None else task_vars.get("ansible_play_hosts_all", [])
         active = args["active_hosts"] if args["active_hosts"] is not None else task_vars.get("ansible_play_hosts", [])
-        all_hostvars = task_vars["hostvars"]
-        views = [(name, host_view(all_hostvars[name]) if name in all_hostvars else {}) for name in hosts]
         # ansible_check_mode is the run's --check (a check job template), also on this task,
         # which the role runs with check_mode=false so that a preview report is written.
         check_mode = bool(task_vars.get("ansible_check_mode")) or self._play_context.check_mode
-        dest = os.path.abspath(args["dest"] or default_dest(os.environ, os.getcwd()))
+        writing = not self._play_context.check_mode
         warnings = []
-        report, files, history = produce(views, active, args, dest, check_mode,
-                                         not self._play_context.check_mode, warnings.append)
+        if args["mode"] == "merge":
+            views, active, sliced_check_mode = _slices.read(args["results_dir"], hosts, warnings.append)
+            check_mode = check_mode or sliced_check_mode
+        else:
+            all_hostvars = task_vars["hostvars"]
+            views = [(name, host_view(all_hostvars[name]) if name in all_hostvars else {}) for name in hosts]
+        if args["mode"] == "slice":
+            report = _report.build(views, active, args["title"], check_mode=check_mode)
+            files = _slices.write(args["results_dir"], views, active, check_mode) if writing else []
+            result.update(changed=writing, report=report, stats=_report.stats(report), files=files, history=None,
+                          warnings=warnings, msg="%d host result(s) for the merge in %s" % (len(views), args["results_dir"]))
+            return result
+        dest = os.path.abspath(args["dest"] or default_dest(os.environ, os.getcwd()))
+        report, files, history = produce(views, active, args, dest, check_mode, writing, warnings.append)
         result.update(
             changed=not self._play_context.check_mode,
             report=report,

@@ -109,6 +109,22 @@ options:
       and how many environments its largest and longest-unchanged lists hold.
     type: int
     default: 10
+  mode:
+    description:
+      - V(report) builds the report over O(hosts) from their hostvars and writes it.
+      - V(slice), for each slice of an AWX sliced job, writes each host's result - the variables the
+        report reads, whether it is still in the play, check mode - to O(results_dir) as
+        C(<host>.json) (percent-quoted), atomically (temp file and rename), and no report or history.
+      - V(merge) builds the report over O(hosts) from the files of O(results_dir) instead of hostvars,
+        and writes it as V(report) does; no host is contacted. A host without a file (its slice did
+        not get that far) reads V(no_data), with a warning. Run it after every slice finished, over
+        the whole inventory, for one report equal to a single job's.
+    type: str
+    choices: [report, slice, merge]
+    default: report
+  results_dir:
+    description: Directory the slices and the merge share; needed with O(mode=slice) and O(mode=merge).
+    type: path
 seealso:
   - module: pkgcache.fleet.conda_cache_facts
   - module: pkgcache.fleet.pip_cache_facts
@@ -218,11 +234,13 @@ stats:
   sample: {"pkgcache_hosts": 5, "pkgcache_reclaimable_bytes": 1413120, "pkgcache_hosts_failed": 1,
            "pkgcache_check_mode": false}
 history:
-  description: The history file (null with O(history=false)).
+  description: The history file (null with O(history=false) and with O(mode=slice)).
   returned: always
   type: str
 files:
-  description: Report files written (or that would be written in check mode), the history last.
+  description: >-
+    Report files written (or that would be written in check mode), the history last; with
+    O(mode=slice) the per-host result files.
   returned: always
   type: list
   elements: str
