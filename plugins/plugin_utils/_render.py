@@ -291,7 +291,7 @@ def trend_chart(trend, width=640, height=150):
 def tool_columns(report):
     """Tools with a column of their own, conda and pip first, then every other tool of the fleet."""
     found = list(report["totals"].get("tools") or {})
-    return [tool for tool in ("conda", "pip")] + sorted(tool for tool in found if tool not in ("conda", "pip"))
+    return ["conda", "pip"] + sorted(tool for tool in found if tool not in ("conda", "pip"))
 
 
 def html_environment(template=None):

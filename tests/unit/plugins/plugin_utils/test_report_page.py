@@ -107,7 +107,10 @@ def test_error_rows_are_visible_with_their_message(page, written):
 def test_sorting_by_a_header_orders_the_rows_and_a_second_click_reverses(page, written):
     _out, report = written
     reclaimable = column(report, "reclaimable")
-    value = lambda host: host["reclaimable_bytes"] if seen(host) else None  # noqa: E731
+
+    def value(host):
+        return host["reclaimable_bytes"] if seen(host) else None
+
     ascending = click_header(page, reclaimable)
     assert ascending == expected(report, value)
     assert page.evaluate("document.querySelectorAll('#hosts thead th')[%d].getAttribute('aria-sort')" % reclaimable) == "ascending"

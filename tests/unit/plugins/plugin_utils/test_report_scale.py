@@ -82,8 +82,8 @@ def test_last_clean_is_the_latest_of_this_runs_clean_and_the_hosts_own():
     report = _report.build([("h", ran)], ["h"], "t")
     assert report["hosts"][0]["last_clean"] == {"time": report["generated"], "how": "run", "freed_bytes": 6 * MiB}
     checked = cleaned(after, before, clean_result(6 * MiB), check_mode=True)
-    checked["ansible_facts"]["pkgcache_self_clean"] = {"finished": "2026-01-01T02:00:00+00:00", "exit_code": 0,
-                                                        "runs": {"conda": {"freed_bytes": 5, "exit_code": 0}}}
+    checked["ansible_facts"]["pkgcache_self_clean"] = {
+        "finished": "2026-01-01T02:00:00+00:00", "exit_code": 0, "runs": {"conda": {"freed_bytes": 5, "exit_code": 0}}}
     report = _report.build([("h", checked), ("n", before)], ["h", "n"], "t")
     assert report["hosts"][0]["last_clean"] == {"time": "2026-01-01T02:00:00+00:00", "how": "scheduled", "freed_bytes": 5}
     assert report["hosts"][1]["last_clean"] is None
@@ -91,7 +91,7 @@ def test_last_clean_is_the_latest_of_this_runs_clean_and_the_hosts_own():
 
 def test_top_lists_rank_positive_values_largest_first_and_cut_at_top():
     views = [("h%d" % i, facts(conda=(i * MiB, (9 - i) * MiB))) for i in range(10)]
-    report = _report.build(views, [name for name, _ in views], "t")
+    report = _report.build(views, [name for name, _view in views], "t")
     for index, host in enumerate(report["hosts"]):
         host["change"] = {"cache_bytes": (index - 5) * MiB} if index % 2 else None
     summary = _report.summarize(report, ("percent", 10.0), 3)["summary"]
@@ -109,7 +109,7 @@ def test_environments_view_puts_unhealthy_first_then_the_largest_and_the_longest
         hostvars["ansible_facts"]["conda_envs"] = environments(random.Random(index), 5, 1790000000)
         views.append(("h%d" % index, hostvars))
     views.append(("no-envs", facts(conda=(MiB, 0))))
-    report = _report.build(views, [name for name, _ in views], "t")
+    report = _report.build(views, [name for name, _view in views], "t")
     envs = [env for _name, view in views for env in view["ansible_facts"].get("conda_envs", {}).get("environments", [])]
     view = _report.summarize(report, ("percent", 10.0), 4)["summary"]["environments"]
     assert (view["hosts"], view["count"]) == (4, 20)

@@ -21,9 +21,9 @@ def test_three_slices_merged_build_the_single_jobs_report(tmp_path):
     views, active = synthetic_fleet(60)
     for index in range(3):
         part = views[index::3]
-        _slices.write(str(tmp_path), part, [name for name, _ in part if name in active], False)
+        _slices.write(str(tmp_path), part, [name for name, _view in part if name in active], False)
     warnings = []
-    merged_views, merged_active, check_mode = _slices.read(str(tmp_path), [name for name, _ in views], warnings.append)
+    merged_views, merged_active, check_mode = _slices.read(str(tmp_path), [name for name, _view in views], warnings.append)
     assert warnings == [] and not check_mode
     assert [list(view) for view in merged_views] == json.loads(json.dumps(views)) and merged_active == active
     now = _report.datetime.datetime(2026, 1, 1, tzinfo=_report.datetime.timezone.utc)
