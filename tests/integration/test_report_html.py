@@ -85,3 +85,51 @@ def test_png_reader_decodes_filtered_rows():
     assert png_pixels(png) == (2, 2, {top[:3], top[3:], bottom[:3], bottom[3:]})
     with pytest.raises(AssertionError):
         png_pixels(b"GIF89a")
+
+
+ENV_PLAY = """\
+- name: Environment facts
+  hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: Gather environment facts
+      pkgcache.fleet.conda_env_facts: {{}}
+    - name: Keep them for the test
+      ansible.builtin.copy:
+        content: "{{{{ ansible_facts.conda_envs | to_json }}}}"
+        dest: "{out}/{{{{ inventory_hostname }}}}.json"
+        mode: "0644"
+      delegate_to: localhost
+      become: false
+
+- name: Write the fleet report
+  ansible.builtin.import_playbook: pkgcache.fleet.write_report
+"""
+
+
+def test_the_environments_view_lists_every_environment_the_facts_name(fleet, tmp_path):
+    """Issue 17: with conda_env_facts gathered, the report's environments view covers every
+    environment of every host, unhealthy ones first, then the largest and the longest unchanged."""
+    facts_dir = tmp_path / "facts"
+    facts_dir.mkdir()
+    play = tmp_path / "envs.yml"
+    play.write_text(ENV_PLAY.format(out=facts_dir))
+    done = fleet.playbook(str(play), "-e", "pkgcache_report_dir={0}".format(tmp_path / "report"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    facts = dict((name, json.loads((facts_dir / (name + ".json")).read_text())) for name in fleet.hosts)
+    report = json.loads((tmp_path / "report" / "fleet-report.json").read_text())
+    view = report["summary"]["environments"]
+    envs = [(name, env) for name in fleet.hosts for env in facts[name]["environments"]]
+    assert view["count"] == len(envs) > 0
+    assert view["disk_bytes"] == sum(env["size"]["disk_bytes"] for _name, env in envs)
+    assert sorted((e["host"], e["path"]) for e in view["unhealthy"]) == sorted(
+        (name, env["path"]) for name, env in envs if not env["health"]["healthy"])
+    largest = sorted(envs, key=lambda item: -item[1]["size"]["disk_bytes"])[:report["summary"]["top"]]
+    assert [e["disk_bytes"] for e in view["largest"]] == [env["size"]["disk_bytes"] for _name, env in largest]
+    assert [e["last_change"] for e in view["unchanged"]] == sorted(
+        env["last_change"]["timestamp"] for _name, env in envs if env["last_change"]["timestamp"] is not None)[:len(view["unchanged"])]
+    for host in report["hosts"]:
+        assert host["environments"]["count"] == len(facts[host["host"]]["environments"])
+    dom = browse(tmp_path / "report" / "fleet-report.html", tmp_path / "profile", "--dump-dom")
+    assert dom.count('<tr data-healthy="') == len(view["unhealthy"]) + len(view["largest"]) + len(view["unchanged"])
