@@ -26,6 +26,7 @@ BENCHMARKS = {
     "relocate": "bench.relocate",
     "facts": "bench.facts",
     "rss": "bench.memory",
+    "report": "bench.report",
     "fleet": "bench.fleet",
 }
 # These share the fixtures built in the workdir; every other benchmark gets a directory of its

@@ -89,6 +89,42 @@ options:
     description: How many runs the history keeps; older runs' records are dropped (at least V(1)).
     type: int
     default: 100
+  template:
+    description:
+      - Jinja2 template on the controller for the HTML page. Default is the
+        P(pkgcache.fleet.fleet_report#role) role's C(templates/fleet-report.html.j2), which a template
+        of yours can extend (an C(extends) tag naming C(fleet-report.html.j2)) to override its blocks
+        (C(style), C(header), C(summary), C(trend), C(table), C(environments), C(script)).
+      - Autoescaping is on. The variables and filters it sees are listed in the role's README.
+    type: path
+  near_full:
+    description:
+      - A host is near full when a filesystem holding one of its caches (the caches' C(filesystem)
+        facts) has less available than this - a percentage of its size (V(10%)) or a size (V(20G)).
+      - Near-full hosts come first in the summary (C(summary.near_full)) and are marked C(near_full).
+    type: str
+    default: "10%"
+  top:
+    description: How many hosts the summary's lists hold (most reclaimable, largest caches, grew most),
+      and how many environments its largest and longest-unchanged lists hold.
+    type: int
+    default: 10
+  mode:
+    description:
+      - V(report) builds the report over O(hosts) from their hostvars and writes it.
+      - V(slice), for each slice of an AWX sliced job, writes each host's result - the variables the
+        report reads, whether it is still in the play, check mode - to O(results_dir) as
+        C(<host>.json) (percent-quoted), atomically (temp file and rename), and no report or history.
+      - V(merge) builds the report over O(hosts) from the files of O(results_dir) instead of hostvars,
+        and writes it as V(report) does; no host is contacted. A host without a file (its slice did
+        not get that far) reads V(no_data), with a warning. Run it after every slice finished, over
+        the whole inventory, for one report equal to a single job's.
+    type: str
+    choices: [report, slice, merge]
+    default: report
+  results_dir:
+    description: Directory the slices and the merge share; needed with O(mode=slice) and O(mode=merge).
+    type: path
 seealso:
   - module: pkgcache.fleet.conda_cache_facts
   - module: pkgcache.fleet.pip_cache_facts
@@ -120,14 +156,15 @@ report:
       description: Version of this structure.
       type: int
       returned: always
-      sample: 1
+      sample: 2
     generated:
       description: UTC time the report was built (ISO 8601).
       type: str
       returned: always
     totals:
       description: >-
-        Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes), C(pip_bytes),
+        Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes), C(pip_bytes), C(tools) (per
+        tool C(hosts), C(caches), C(disk_bytes), C(reclaimable_bytes)),
         C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(reduced_bytes), C(hosts_cleaned), C(hosts_skipped)
         (every cache skipped, or nothing to remove), C(hosts_nothing_to_remove), C(hosts_failed), C(hosts_backed_up), C(backup_bytes_copied), C(check_mode).
       type: dict
@@ -151,7 +188,17 @@ report:
         unless the P(pkgcache.fleet.pkgs_backup#role) role ran, else C(copied), C(already_stored),
         C(unchanged), C(bytes_copied), C(failed), C(manifest). C(change) is null unless the history
         has an earlier record of the host with sizes (see O(history)), else C(since) (that record's
-        time), C(cache_bytes) and C(reclaimable_bytes), each now minus then.
+        time), C(cache_bytes) and C(reclaimable_bytes), each now minus then. C(tools) has per tool
+        (C(conda), C(pip), and C(mamba), C(uv), ... by each cache's C(tool) field) C(caches),
+        C(disk_bytes) and C(reclaimable_bytes), each cache's own figures summed. C(filesystems) are
+        the filesystems holding its caches (C(mount), C(total_bytes), C(available_bytes),
+        C(available_percent)), C(free) the fullest of them (null when no cache has filesystem facts)
+        and C(near_full) whether one is below O(near_full). C(last_clean) is null or C(time), C(how)
+        (V(run) - this run's clean, V(scheduled) - the host's own) and C(freed_bytes).
+        C(environments) is null unless C(conda_envs) facts (M(pkgcache.fleet.conda_env_facts)) were
+        gathered, else C(count), C(unhealthy), C(disk_bytes) and C(rows), one per environment -
+        C(host), C(path), C(owner), C(packages), C(disk_bytes), C(exclusive_bytes), C(healthy),
+        C(problems) (count per kind), C(last_change) (seconds), C(last_change_date), C(orphans).
       type: list
       elements: dict
       returned: always
@@ -159,6 +206,23 @@ report:
       description: >-
         The fleet's change since the previous run - C(hosts) (how many hosts had an earlier record),
         C(cache_bytes) and C(reclaimable_bytes) summed over those hosts; null when none had.
+      type: dict
+      returned: always
+    trend:
+      description: >-
+        The fleet per run the history keeps, this run last - C(run), C(time), C(hosts) (with sizes),
+        C(cache_bytes), C(reclaimable_bytes); empty with O(history=false).
+      type: list
+      elements: dict
+      returned: always
+    summary:
+      description: >-
+        What needs attention first - C(near_full) (C(threshold), and C(hosts), the fullest first,
+        each its fullest filesystem and C(host)), C(top) (O(top)), C(top_reclaimable), C(top_cache)
+        and C(top_growth) (C(host), C(bytes), largest first; growth is the change since the last run),
+        C(environments) (null without environment facts, else C(hosts), C(count), C(disk_bytes),
+        C(unhealthy) - every unhealthy environment, most problems first - C(largest) and C(unchanged),
+        the O(top) largest and longest unchanged).
       type: dict
       returned: always
 stats:
@@ -170,11 +234,13 @@ stats:
   sample: {"pkgcache_hosts": 5, "pkgcache_reclaimable_bytes": 1413120, "pkgcache_hosts_failed": 1,
            "pkgcache_check_mode": false}
 history:
-  description: The history file (null with O(history=false)).
+  description: The history file (null with O(history=false) and with O(mode=slice)).
   returned: always
   type: str
 files:
-  description: Report files written (or that would be written in check mode), the history last.
+  description: >-
+    Report files written (or that would be written in check mode), the history last; with
+    O(mode=slice) the per-host result files.
   returned: always
   type: list
   elements: str

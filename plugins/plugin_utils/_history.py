@@ -86,6 +86,20 @@ def annotate(report, history):
     return report
 
 
+def trend(history):
+    """Fleet totals per run, oldest first: ``run``, ``time``, ``hosts`` (with sizes),
+    ``cache_bytes`` and ``reclaimable_bytes`` summed over them (a chart's points)."""
+    runs = {}
+    for record in history:
+        point = runs.setdefault(record["run"], {"run": record["run"], "time": record.get("time"), "hosts": 0,
+                                                "cache_bytes": 0, "reclaimable_bytes": 0})
+        if record.get("cache_bytes") is not None:
+            point["hosts"] += 1
+            for key in COMPARED:
+                point[key] += record.get(key) or 0
+    return list(runs.values())
+
+
 def _lines(items):
     return "".join(json.dumps(dict((key, item.get(key)) for key in FIELDS), sort_keys=True) + "\n"
                    for item in items)
@@ -121,15 +135,17 @@ def _read(fd):
 
 
 def update(path, report, keep, warn, append=True):
-    """Annotate *report* with the changes since the history in *path*, then (with *append*) add
-    its records, keeping the last *keep* runs.  Returns the report."""
+    """Annotate *report* with the changes since the history in *path* and the fleet's trend
+    (this run its last point), then (with *append*) add its records, keeping the last *keep*
+    runs.  Returns the report."""
     with locked(path) as fd:
         data = _read(fd)
         history = parse(data.decode("utf-8", "replace"), os.path.basename(path), warn)
         annotate(report, history)
+        new = records(report, uuid.uuid4().hex)
+        report["trend"] = trend(history + new)
         if not append:
             return report
-        new = records(report, uuid.uuid4().hex)
         runs = []
         for record in history:
             if record["run"] not in runs:

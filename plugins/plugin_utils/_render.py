@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Render a fleet report (see ``_report.build``) as JSON, CSV, Markdown and one HTML page.
 
-The HTML page is self-contained - inline CSS and inline SVG, no scripts, fonts or images from
-anywhere - so it can be mailed, attached to a ticket or opened on an air-gapped admin host.
-Every value that came from a host is escaped.
+The HTML page comes from a Jinja2 template (the fleet_report role's, or the user's) and is
+self-contained - inline CSS, script and SVG, no fonts, images or scripts from anywhere - so it
+can be mailed, attached to a ticket or opened on an air-gapped admin host.  Autoescaping is on:
+every value that came from a host is escaped.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,9 +17,10 @@ import csv
 import datetime
 import io
 import json
-from html import escape
+import os
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils._report import STATUSES
 
 EXTENSIONS = {"json": "json", "csv": "csv", "markdown": "md", "html": "html"}
 
@@ -29,18 +31,18 @@ CSV_COLUMNS = (
     "backup_copied", "backup_bytes_copied",
     "self_clean_finished", "self_clean_exit_code", "self_clean_freed_bytes", "self_clean_removed",
     "previous_run", "cache_bytes_change", "reclaimable_bytes_change",
+    "free_mount", "available_bytes", "available_percent", "near_full", "last_clean", "last_clean_how",
+    "environments", "environments_unhealthy",
 )
 
-BAR_COLOURS = {
-    "cache": "#4e79a7", "reclaimable": "#f28e2b", "before": "#76b7b2", "after": "#59a14f",
-    "would free": "#edc948",
-}
+BAR_COLOURS = {"cache": "#4e79a7", "reclaimable": "#f28e2b", "growth": "#e15759", "free": "#59a14f"}
 STATUS_COLOURS = {"ok": "#2e7d32", "incomplete": "#ef6c00", "no_conda": "#558b2f", "failed": "#c62828",
                   "unreachable": "#6a1b9a", "no_data": "#757575"}
 
 
 def to_json(report):
-    return json.dumps(report, indent=1, sort_keys=True) + "\n"
+    """Compact: the indenting encoder is pure Python, several times slower at thousands of hosts."""
+    return json.dumps(report, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def csv_row(host):
@@ -51,6 +53,9 @@ def csv_row(host):
     backup = host["backup"] or {}
     self_clean = host.get("self_clean") or {}
     change = host.get("change") or {}
+    free = host.get("free") or {}
+    last = host.get("last_clean") or {}
+    envs = host.get("environments") or {}
     return {
         "host": host["host"], "status": host["status"], "error": host["error"] or "",
         "conda_bytes": conda.get("disk_bytes", ""),
@@ -70,16 +75,33 @@ def csv_row(host):
         "self_clean_freed_bytes": self_clean.get("freed_bytes", ""), "self_clean_removed": self_clean.get("removed", ""),
         "previous_run": change.get("since") or "", "cache_bytes_change": change.get("cache_bytes", ""),
         "reclaimable_bytes_change": change.get("reclaimable_bytes", ""),
+        "free_mount": free.get("mount", ""), "available_bytes": free.get("available_bytes", ""),
+        "available_percent": free.get("available_percent", ""), "near_full": str(bool(host.get("near_full"))).lower(),
+        "last_clean": last.get("time", ""), "last_clean_how": last.get("how", ""),
+        "environments": envs.get("count", ""), "environments_unhealthy": envs.get("unhealthy", ""),
     }
 
 
+def _other_tools(report):
+    return [tool for tool in tool_columns(report) if tool not in ("conda", "pip")]
+
+
 def to_csv(report):
+    """One row per host; after the fixed columns, ``<tool>_bytes`` and ``<tool>_reclaimable_bytes``
+    for each tool other than conda and pip that the fleet's caches name."""
+    others = _other_tools(report)
     out = io.StringIO()
     # RFC 4180 line ends: the writer then quotes a field holding either \r or \n (a file name may).
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS + tuple(
+        "%s_%s" % (tool, key) for tool in others for key in ("bytes", "reclaimable_bytes")), lineterminator="\r\n")
     writer.writeheader()
     for host in report["hosts"]:
-        writer.writerow(csv_row(host))
+        row = csv_row(host)
+        for tool in others:
+            part = (host.get("tools") or {}).get(tool) or {}
+            row["%s_bytes" % tool] = part.get("disk_bytes", "")
+            row["%s_reclaimable_bytes" % tool] = part.get("reclaimable_bytes", "")
+        writer.writerow(row)
     return out.getvalue()
 
 
@@ -235,122 +257,102 @@ def to_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def host_bars(host):
-    """(label, bytes) pairs drawn for one host.
-
-    Without cleaning: size vs reclaimable.  After a real clean: before, after and what is still
-    reclaimable.  After a check-mode clean: size, reclaimable and what a real run would free.
-    """
-    clean = host["clean"]
-    if clean and not clean["check_mode"]:
-        return [("before", clean["before_bytes"]), ("after", clean["after_bytes"] or 0),
-                ("reclaimable", host["reclaimable_bytes"])]
-    bars = [("cache", host["cache_bytes"]), ("reclaimable", host["reclaimable_bytes"])]
-    if clean:
-        bars.append(("would free", clean["planned_bytes"]))
-    return bars
+# The HTML page's template: a file of the fleet_report role, which a user's template may extend.
+TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "roles", "fleet_report", "templates")
+DEFAULT_TEMPLATE = "fleet-report.html.j2"
 
 
-def svg_bars(bars, scale, width=420, row=22):
-    """A horizontal bar chart; *scale* is the fleet's largest value so hosts compare at a glance."""
-    label_w, value_w = 90, 80
-    span = width - label_w - value_w
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img">' % (width, row * len(bars))]
-    for index, (label, value) in enumerate(bars):
-        y = index * row
-        length = 0 if not scale else max(1 if value else 0, int(round(span * float(value) / scale)))
-        parts.append(
-            '<text x="0" y="%d" class="l">%s</text>'
-            '<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %d bytes</title></rect>'
-            '<text x="%d" y="%d" class="v">%s</text>' % (
-                y + 15, escape(label), label_w, y + 3, length, row - 6, BAR_COLOURS[label],
-                escape(label), value, label_w + length + 6, y + 15, escape(human_bytes(value))))
-    parts.append("</svg>")
-    return "".join(parts)
+def _blank_bytes(value):
+    return "" if value is None else human_bytes(value)
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;background:#fafafa}
-h1{font-size:22px;margin:0 0 4px}
-.meta{color:#666;margin-bottom:16px}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:20px}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:150px}
-.card b{display:block;font-size:20px}
-.hosts{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:12px}
-.host{background:#fff;border:1px solid #ddd;border-left:6px solid #999;border-radius:6px;padding:10px 14px}
-.host h2{font-size:16px;margin:0 0 6px}
-.badge{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px;margin-left:8px}
-.error{color:#c62828;font-family:monospace;white-space:pre-wrap;word-break:break-word}
-svg text{font-size:12px;fill:#333}
-table{border-collapse:collapse;margin-top:20px;background:#fff}
-td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}
-"""
+def trend_chart(trend, width=640, height=150):
+    """Polyline points of the fleet's cache and reclaimable bytes per run (the history's runs,
+    this one last), scaled into *width* x *height*; ``None`` without a point."""
+    if not trend:
+        return None
+    top = max([point[key] for point in trend for key in ("cache_bytes", "reclaimable_bytes")] + [1])
+    step = float(width) / max(len(trend) - 1, 1)
+
+    def points(key):
+        return " ".join("%.1f,%.1f" % (index * step, height - height * float(point[key]) / top)
+                        for index, point in enumerate(trend))
+    return {
+        "width": width, "height": height, "max_bytes": top, "runs": len(trend),
+        "first": trend[0]["time"], "last": trend[-1]["time"],
+        "series": [{"name": "cache", "colour": BAR_COLOURS["cache"], "points": points("cache_bytes"),
+                    "last": trend[-1]["cache_bytes"]},
+                   {"name": "reclaimable", "colour": BAR_COLOURS["reclaimable"], "points": points("reclaimable_bytes"),
+                    "last": trend[-1]["reclaimable_bytes"]}],
+    }
 
 
-def _card(label, value):
-    return '<div class="card">%s<b>%s</b></div>' % (escape(label), escape(value))
+def tool_columns(report):
+    """Tools with a column of their own, conda and pip first, then every other tool of the fleet."""
+    found = list(report["totals"].get("tools") or {})
+    return ["conda", "pip"] + sorted(tool for tool in found if tool not in ("conda", "pip"))
 
 
-def _host_section(host, scale, generated):
-    colour = STATUS_COLOURS[host["status"]]
-    body = ['<section class="host" id="host-%s" data-status="%s" style="border-left-color:%s">' % (
-        escape(host["host"], quote=True), host["status"], colour),
-        '<h2>%s<span class="badge" style="background:%s">%s</span></h2>' % (
-            escape(host["host"]), colour, escape(_status(host["status"])))]
-    if host["error"]:
-        body.append('<div class="error">%s</div>' % escape(host["error"]))
-    if host["conda"] is not None or host["pip"] is not None:
-        body.append(svg_bars(host_bars(host), scale))
-        body.append('<div class="meta">%s</div>' % escape(_clean_cell(host["clean"])))
+def html_environment(template=None):
+    """A Jinja2 environment for the page: autoescaping on (every host value is escaped), the
+    report's filters, and the default template's directory after the user's own, so a user's
+    template can ``{% extends "fleet-report.html.j2" %}`` and override its blocks."""
+    import jinja2
+
+    dirs = ([os.path.dirname(os.path.abspath(template))] if template else []) + [TEMPLATE_DIR]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(bytes=_blank_bytes, signed=_signed, status=_status, clean=_clean_cell,
+                       backup=_backup_cell, change=_change_cell, ago=_ago, self_clean=_self_clean_cell)
+    return env
+
+
+def host_details(host, generated):
+    """``[label, text]`` pairs the page shows when a host's row is opened."""
+    seen = host["conda"] is not None or host["pip"] is not None
+    pairs = [["error", host["error"]]] if host["error"] else []
+    conda = host["conda"]
+    pairs.append(["cache on disk", (human_bytes(host["cache_bytes"]) if seen else "not gathered") + (
+        "; conda: %d installation(s), %d cache(s), %d environment(s), %d unused package(s)" % (
+            conda["installations"], conda["caches"], conda["environments"], conda["unused_packages"]) if conda else "")])
+    pairs += [[tool, "%d cache(s), %s, %s reclaimable" % (part["caches"], human_bytes(part["disk_bytes"]),
+                                                          human_bytes(part["reclaimable_bytes"]))]
+              for tool, part in sorted(host["tools"].items())]
+    pairs += [["filesystem " + str(fs["mount"]), "%s of %s available (%s%%)" % (
+        human_bytes(fs["available_bytes"]), human_bytes(fs["total_bytes"]), fs["available_percent"])]
+        for fs in host["filesystems"]]
+    pairs.append(["clean", _clean_cell(host["clean"])])
     if host["backup"]:
-        body.append('<div class="meta">backup: %s</div>' % escape(_backup_cell(host["backup"])))
+        pairs.append(["backup", _backup_cell(host["backup"])])
     if host.get("self_clean"):
-        body.append('<div class="meta self-clean">last self-clean: %s</div>' % escape(
-            _self_clean_cell(host["self_clean"], generated)))
-    body.append("</section>")
-    return "".join(body)
+        pairs.append(["last self-clean", _self_clean_cell(host["self_clean"], generated)])
+    if host.get("change"):
+        pairs.append(["since " + str(host["change"]["since"]), _change_cell(host["change"])])
+    envs = host.get("environments")
+    if envs:
+        pairs.append(["environments", "%d, %d unhealthy, %s" % (envs["count"], envs["unhealthy"], human_bytes(envs["disk_bytes"]))])
+    return pairs
 
 
-def _table(report):
-    rows = ["<table><tr><th>host</th><th>status</th><th>conda</th><th>pip</th><th>reclaimable</th>"
-            "<th>since last run</th><th>clean</th><th>error</th></tr>"]
-    for host in report["hosts"]:
-        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                    '<td class="error">%s</td></tr>' % (
-                        escape(host["host"]), escape(_status(host["status"])),
-                        escape(_size((host["conda"] or {}).get("disk_bytes"))),
-                        escape(_size((host["pip"] or {}).get("disk_bytes"))), escape(_reclaimable(host)),
-                        escape(_change_cell(host.get("change"))),
-                        escape(_clean_cell(host["clean"])), escape(host["error"] or "")))
-    rows.append("</table>")
-    return "".join(rows)
+def html_context(report):
+    """What the template sees (documented in the fleet_report role's README)."""
+    return {
+        "report": report, "title": report["title"], "generated": report["generated"],
+        "totals": report["totals"], "hosts": report["hosts"], "summary": report["summary"],
+        "change": report.get("change"), "tools": tool_columns(report), "chart": trend_chart(report.get("trend")),
+        "index": dict((host["host"], position) for position, host in enumerate(report["hosts"])),
+        "summary_lines": _summary_lines(report["totals"]), "colours": BAR_COLOURS,
+        "status_colours": STATUS_COLOURS, "statuses": STATUSES,
+        "details": [host_details(host, report["generated"]) for host in report["hosts"]],
+    }
 
 
-def to_html(report):
-    totals = report["totals"]
-    scale = max([value for host in report["hosts"] for _label, value in host_bars(host)] or [0])
-    cards = [_card("hosts", "%d" % totals["hosts"])]
-    cards += [_card(status, "%d" % n) for status, n in sorted(totals["by_status"].items()) if n]
-    cards += [_card("cache on disk", human_bytes(totals["cache_bytes"])),
-              _card("reclaimable", human_bytes(totals["reclaimable_bytes"]))]
-    if totals["check_mode"]:
-        cards.append(_card("would free", human_bytes(totals["planned_bytes"])))
-    elif totals["hosts_cleaned"] or totals["reduced_bytes"]:
-        cards.append(_card("caches shrank by", human_bytes(totals["reduced_bytes"])))
-    if report.get("change"):
-        cards.append(_card("cache since last run", _signed(report["change"]["cache_bytes"])))
-    return "".join([
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-        "<title>%s</title><style>%s</style></head><body>" % (escape(report["title"]), CSS),
-        "<h1>%s</h1>" % escape(report["title"]),
-        '<div class="meta">Generated %s &middot; %s</div>' % (
-            escape(report["generated"]), escape("; ".join(_summary_lines(totals)))),
-        '<div class="cards" id="totals">%s</div>' % "".join(cards),
-        '<div class="hosts">%s</div>' % "".join(_host_section(host, scale, report["generated"]) for host in report["hosts"]),
-        _table(report),
-        "</body></html>\n",
-    ])
+def to_html(report, template=None):
+    """The page, from *template* (a Jinja2 file on the controller) or the role's default."""
+    env = html_environment(template)
+    name = os.path.basename(template) if template else DEFAULT_TEMPLATE
+    return env.get_template(name).render(html_context(report))
 
 
 RENDERERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown, "html": to_html}

@@ -15,7 +15,7 @@ __metaclass__ = type
 
 import datetime
 
-SCHEMA = 1
+SCHEMA = 2
 
 OK = "ok"
 FAILED = "failed"
@@ -83,6 +83,111 @@ def cache_totals(facts):
     totals["cache_bytes"] = sum(part["disk_bytes"] for part in parts)
     totals["reclaimable_bytes"] = sum(part["reclaimable_bytes"] for part in parts)
     return totals
+
+
+# The facts that list caches, and the tool a cache without a ``tool`` field belongs to.  Caches of
+# other tools (mamba, rattler, uv, ...) carry ``tool`` and are counted under it.
+CACHE_FACTS = {"conda_cache": "conda", "pip_cache": "pip"}
+
+
+def cache_entries(facts):
+    """``(tool, cache)`` for every existing cache the host's facts list, whatever the tool."""
+    for name, default_tool in CACHE_FACTS.items():
+        caches = ((facts or {}).get(name) or {}).get("caches") or ()
+        for cache in caches.values() if isinstance(caches, dict) else caches:
+            if isinstance(cache, dict) and cache.get("exists", True):
+                yield cache.get("tool") or default_tool, cache
+
+
+def tool_usage(facts):
+    """Per tool, ``caches``, ``disk_bytes`` and ``reclaimable_bytes`` summed over its caches.
+
+    Each cache's own figures: an inode two caches share counts in both, where the host's
+    ``cache_bytes`` (the facts' totals) counts it once."""
+    usage = {}
+    for tool, cache in cache_entries(facts):
+        sizes = cache.get("usage") if isinstance(cache.get("usage"), dict) else cache
+        part = usage.setdefault(tool, {"caches": 0, "disk_bytes": 0, "reclaimable_bytes": 0})
+        part["caches"] += 1
+        part["disk_bytes"] += _int(sizes.get("disk_bytes"))
+        part["reclaimable_bytes"] += _int(sizes.get("reclaimable_bytes"))
+    return usage
+
+
+def filesystems(facts):
+    """The filesystems holding the host's caches (each mount once, by mount point), with
+    ``available_percent`` of their size; from the caches' ``filesystem`` facts."""
+    found = {}
+    for _tool, cache in cache_entries(facts):
+        fs = cache.get("filesystem")
+        if isinstance(fs, dict) and _int(fs.get("total_bytes")) > 0:
+            found[fs.get("mount")] = {
+                "mount": fs.get("mount"), "total_bytes": _int(fs["total_bytes"]),
+                "available_bytes": _int(fs.get("available_bytes")),
+                "available_percent": round(100.0 * _int(fs.get("available_bytes")) / _int(fs["total_bytes"]), 1),
+            }
+    return [found[mount] for mount in sorted(found, key=str)]
+
+
+def _fullest(filesystems_, threshold=None):
+    """The filesystem closest to full by the threshold's measure (share of the size by default)."""
+    if not filesystems_:
+        return None
+    key = "available_bytes" if threshold and threshold[0] == "bytes" else "available_percent"
+    return min(filesystems_, key=lambda fs: fs[key])
+
+
+def is_near_full(fs, threshold):
+    """Whether a filesystem has less available than *threshold* (``("percent", 10.0)`` or
+    ``("bytes", n)``, as ``options.parse_free_threshold`` reads it)."""
+    kind, value = threshold
+    return fs["available_percent"] < value if kind == "percent" else fs["available_bytes"] < value
+
+
+def _time(text):
+    try:
+        return datetime.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
+def last_clean(clean, self_clean, generated):
+    """The latest clean that removed something or ran to its end on the host: this run's
+    (``how: run``) or the host's own scheduled one (``how: scheduled``), or ``None``."""
+    found = []
+    if clean and not clean["check_mode"] and clean["outcome"] in (CLEANED, NOTHING):
+        found.append((generated, "run", clean["reduced_bytes"]))
+    if self_clean and not self_clean["check_mode"] and not self_clean["error"] and _time(self_clean["finished"]):
+        found.append((self_clean["finished"], "scheduled", self_clean["freed_bytes"]))
+    if not found:
+        return None
+    when, how, freed = max(found, key=lambda item: _time(item[0]).timestamp())
+    return {"time": when, "how": how, "freed_bytes": freed}
+
+
+# conda_env_facts' facts (pkgcache.fleet.conda_env_facts), read when a play gathered them.
+ENV_FACT = "conda_envs"
+
+
+def environment_rows(host, facts):
+    """One flat row per environment of the host's ``conda_envs`` facts (empty when not gathered)."""
+    rows = []
+    for env in ((facts or {}).get(ENV_FACT) or {}).get("environments") or ():
+        if not isinstance(env, dict):
+            continue
+        size = env.get("size") or {}
+        health = env.get("health") or {}
+        change = env.get("last_change") or {}
+        rows.append({
+            "host": host, "path": env.get("path"), "owner": env.get("owner"),
+            "packages": _int(env.get("package_count")),
+            "disk_bytes": _int(size.get("disk_bytes")), "exclusive_bytes": _int(size.get("exclusive_bytes")),
+            "healthy": bool(health.get("healthy", True)),
+            "problems": dict((kind, n) for kind, n in sorted((health.get("problems") or {}).items()) if n),
+            "last_change": change.get("timestamp"), "last_change_date": change.get("date"),
+            "orphans": len((env.get("orphans") or {}).get("packages") or ()),
+        })
+    return rows
 
 
 def _clean_results(hostvars):
@@ -203,19 +308,22 @@ def self_clean_summary(facts):
 
 def host_record(name, hostvars, active):
     """One host's row.  *active*: still in the play (not failed, not unreachable)."""
-    totals = cache_totals(hostvars.get("ansible_facts"))
+    facts = hostvars.get("ansible_facts")
+    totals = cache_totals(facts)
     status, error = _error_of(hostvars)
     if active:
         # Still in the play: any registered failure was ignored (ignore_errors); a failed clean
         # still shows in ``clean.outcome``.
         status = OK if totals["conda"] is not None or totals["pip"] is not None else NO_DATA
-        reasons = incomplete_reasons(hostvars.get("ansible_facts"))
+        reasons = incomplete_reasons(facts)
         if status == OK and reasons:
             status, error = INCOMPLETE, "; ".join(reasons)
         elif status == OK and totals["conda"] is not None and not totals["conda"]["installations"]:
             status = NO_CONDA
     elif status is None:
         status, error = FAILED, "left the play in a task outside the pkgcache.fleet roles; see the job output"
+    found = filesystems(facts)
+    envs = environment_rows(name, facts)
     return {
         "host": name,
         "status": status,
@@ -226,7 +334,17 @@ def host_record(name, hostvars, active):
         "reclaimable_bytes": totals["reclaimable_bytes"],
         "clean": clean_summary(hostvars, totals),
         "backup": backup_summary(hostvars),
-        "self_clean": self_clean_summary(hostvars.get("ansible_facts")),
+        "self_clean": self_clean_summary(facts),
+        "tools": tool_usage(facts),
+        "filesystems": found,
+        # The fullest of them, and whether one is below the near-full threshold (``summarize``).
+        "free": _fullest(found),
+        "near_full": False,
+        # Set by ``build``, which knows the report's time.
+        "last_clean": None,
+        "environments": None if not envs else {
+            "count": len(envs), "unhealthy": sum(1 for env in envs if not env["healthy"]),
+            "disk_bytes": sum(env["disk_bytes"] for env in envs), "rows": envs},
         # Since the host's previous report run, from the history (``_history.annotate``).
         "change": None,
     }
@@ -261,7 +379,20 @@ def fleet_totals(hosts, check_mode=False):
         "check_mode": bool(check_mode) or any(clean["check_mode"] for clean in cleans),
         "hosts_self_cleaning": sum(1 for host in hosts if host.get("self_clean")),
         "self_clean_freed_bytes": sum((host.get("self_clean") or {}).get("freed_bytes", 0) for host in hosts),
+        "tools": tools_totals(hosts),
     }
+
+
+def tools_totals(hosts):
+    """Per tool over the fleet: ``hosts`` having its caches, ``caches``, ``disk_bytes``, ``reclaimable_bytes``."""
+    found = {}
+    for host in hosts:
+        for tool, part in host["tools"].items():
+            total = found.setdefault(tool, {"hosts": 0, "caches": 0, "disk_bytes": 0, "reclaimable_bytes": 0})
+            total["hosts"] += 1
+            for key in ("caches", "disk_bytes", "reclaimable_bytes"):
+                total[key] += part[key]
+    return dict((tool, found[tool]) for tool in sorted(found))
 
 
 def policies(hosts):
@@ -281,21 +412,87 @@ def policies(hosts):
     return found
 
 
+# Below this much available space a filesystem holding a cache is near full; hosts listed in
+# the summary's top lists.  The action's defaults, options there.
+NEAR_FULL = ("percent", 10.0)
+TOP = 10
+
+
 def build(hostvars_by_host, active_hosts, title, now=None, check_mode=False):
-    """The whole report for the hosts in *hostvars_by_host* (the play's hosts, in order).
+    """The whole report for the hosts in *hostvars_by_host* (the play's hosts, in order), its
+    summary with the default threshold and length (see :func:`summarize`).
     *check_mode*: the run was a check run."""
     active = set(active_hosts)
     hosts = [host_record(name, hostvars, name in active) for name, hostvars in hostvars_by_host]
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return {
+    generated = now.replace(microsecond=0).isoformat()
+    for host in hosts:
+        host["last_clean"] = last_clean(host["clean"], host["self_clean"], generated)
+    return summarize({
         "schema": SCHEMA,
         "title": title,
-        "generated": now.replace(microsecond=0).isoformat(),
+        "generated": generated,
         "totals": fleet_totals(hosts, check_mode),
         "policies": policies(hosts),
         "hosts": hosts,
         # The fleet's change since the previous run, over the hosts the history knows (``_history``).
         "change": None,
+        # Fleet totals per earlier run and this one, from the history (``_history``).
+        "trend": [],
+        # What needs attention first (``summarize``; again once the history set the changes).
+        "summary": None,
+    }, NEAR_FULL, TOP)
+
+
+def _top(hosts, value, count):
+    """The *count* hosts with the largest positive *value*, largest first, ties by name."""
+    ranked = sorted(((value(host), host["host"]) for host in hosts if value(host) and value(host) > 0),
+                    key=lambda item: (-item[0], item[1]))
+    return [{"host": name, "bytes": amount} for amount, name in ranked[:count]]
+
+
+def summarize(report, near_full, top):
+    """Mark hosts with a filesystem below *near_full* (a threshold as
+    ``options.parse_free_threshold`` reads it) and set ``report["summary"]``: those hosts, the
+    top *top* hosts by reclaimable bytes, by cache size and by growth since the last run, and the
+    environments view.  Run after ``_history`` has set the changes."""
+    hosts = report["hosts"]
+    short = []
+    for host in hosts:
+        low = [fs for fs in host["filesystems"] if is_near_full(fs, near_full)]
+        host["near_full"] = bool(low)
+        host["free"] = _fullest(host["filesystems"], near_full)
+        if low:
+            short.append(host)
+    key = "available_bytes" if near_full[0] == "bytes" else "available_percent"
+    short.sort(key=lambda host: (host["free"][key], host["host"]))
+    report["summary"] = {
+        "near_full": {"threshold": list(near_full), "hosts": [
+            dict(host["free"], host=host["host"]) for host in short]},
+        "top": top,
+        "top_reclaimable": _top(hosts, lambda host: host["reclaimable_bytes"], top),
+        "top_cache": _top(hosts, lambda host: host["cache_bytes"], top),
+        "top_growth": _top(hosts, lambda host: (host["change"] or {}).get("cache_bytes"), top),
+        "environments": environments_view(hosts, top),
+    }
+    return report
+
+
+def environments_view(hosts, top):
+    """Unhealthy environments first (all of them), then the *top* largest and the *top* longest
+    unchanged; ``None`` when no host's environment facts were gathered."""
+    rows = [env for host in hosts for env in (host["environments"] or {}).get("rows", ())]
+    if not any(host["environments"] for host in hosts):
+        return None
+    return {
+        "hosts": sum(1 for host in hosts if host["environments"]),
+        "count": len(rows),
+        "disk_bytes": sum(env["disk_bytes"] for env in rows),
+        "unhealthy": sorted((env for env in rows if not env["healthy"]),
+                            key=lambda env: (-sum(env["problems"].values()), env["host"], str(env["path"]))),
+        "largest": sorted(rows, key=lambda env: (-env["disk_bytes"], env["host"], str(env["path"])))[:top],
+        "unchanged": sorted((env for env in rows if env["last_change"] is not None),
+                            key=lambda env: (env["last_change"], env["host"], str(env["path"])))[:top],
     }
 
 

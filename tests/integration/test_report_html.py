@@ -2,89 +2,21 @@
 
 The report playbook runs against the shared test fleet (read-only) plus one inventory host that
 nobody answers for; headless Chromium then takes a screenshot of the page (decoded here with a
-small PNG reader - zlib and the five scanline filters, no imaging library) and dumps the DOM.
+PNG reader of ``tests/browser.py``) and dumps the DOM.
 """
 
 import json
-import shutil
 import struct
-import subprocess
 import zlib
 
 import pytest
 
+from browser import browse, png_pixels, rgb
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.plugin_utils._render import BAR_COLOURS
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils._render import BAR_COLOURS, STATUS_COLOURS
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars")
 WINDOW = (1000, 1000)
 GHOST = "ghost"
-
-
-def chromium():
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        pytest.skip("headless Chromium is missing; run `make apt`")
-    return binary
-
-
-def browse(page, profile, *action):
-    """Run Chromium on *page* with a throw-away profile; return its stdout."""
-    argv = [chromium()] + list(CHROMIUM_FLAGS) + ["--user-data-dir={0}".format(profile)] + list(action)
-    done = subprocess.run(argv + [page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
-def _paeth(left, up, upper_left):
-    estimate = left + up - upper_left
-    dist_left, dist_up, dist_ul = abs(estimate - left), abs(estimate - up), abs(estimate - upper_left)
-    if dist_left <= dist_up and dist_left <= dist_ul:
-        return left
-    return up if dist_up <= dist_ul else upper_left
-
-
-def png_pixels(data):
-    """(width, height, set of distinct RGB(A) tuples) of an 8-bit RGB or RGBA PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    offset, idat, header = 8, [], None
-    while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        body = data[offset + 8:offset + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        offset += 12 + length
-    width, height, depth, colour_type, _comp, _filter, interlace = header
-    assert depth == 8 and colour_type in (2, 6) and interlace == 0, header
-    bpp = 3 if colour_type == 2 else 4
-    raw = zlib.decompress(b"".join(idat))
-    stride = width * bpp
-    previous = bytearray(stride)
-    colours = set()
-    for row in range(height):
-        start = row * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
-        for i in range(stride):
-            left = line[i - bpp] if i >= bpp else 0
-            upper_left = previous[i - bpp] if i >= bpp else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + previous[i]) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + ((left + previous[i]) >> 1)) & 0xFF
-            elif kind == 4:
-                line[i] = (line[i] + _paeth(left, previous[i], upper_left)) & 0xFF
-        colours.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp))
-        previous = line
-    return width, height, colours
-
-
-def rgb(hex_colour):
-    return bytes.fromhex(hex_colour.lstrip("#"))
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +47,7 @@ def test_report_covers_fleet_and_names_the_unreachable_host(fleet, report):
     assert all(host["cache_bytes"] > 0 for host in report["hosts"] if host["status"] == "ok")
 
 
-def test_screenshot_shows_the_page_and_its_bars(report_dir, tmp_path):
+def test_screenshot_shows_the_summary_bars_and_the_table(report_dir, tmp_path):
     shot = tmp_path / "page.png"
     browse(report_dir / "fleet-report.html", tmp_path / "profile",
            "--screenshot={0}".format(shot), "--window-size={0},{1}".format(*WINDOW))
@@ -124,16 +56,19 @@ def test_screenshot_shows_the_page_and_its_bars(report_dir, tmp_path):
     assert len(colours) > 50, "page looks blank: {0} colour(s)".format(len(colours))
     for label in ("cache", "reclaimable"):
         assert rgb(BAR_COLOURS[label]) in colours, "no {0} bar drawn".format(label)
+    for status in ("ok", "unreachable"):
+        assert rgb(STATUS_COLOURS[status]) in colours, "no {0} badge".format(status)
 
 
 def test_dom_carries_every_host_and_the_totals(fleet, report, report_dir, tmp_path):
     dom = browse(report_dir / "fleet-report.html", tmp_path / "profile", "--dump-dom")
     for name in fleet.hosts + [GHOST]:
-        assert 'id="host-{0}"'.format(name) in dom
+        assert 'data-host="{0}"'.format(name) in dom
+    assert dom.count('<tbody class="h"') == len(fleet.hosts) + 1
     assert 'data-status="unreachable"' in dom
     assert human_bytes(report["totals"]["cache_bytes"]) in dom
     assert human_bytes(report["totals"]["reclaimable_bytes"]) in dom
-    assert dom.count("<svg") == len(fleet.hosts)
+    assert '<b id="shown">{0}</b>'.format(len(fleet.hosts) + 1) in dom
 
 
 def _chunk(kind, body):
@@ -150,3 +85,51 @@ def test_png_reader_decodes_filtered_rows():
     assert png_pixels(png) == (2, 2, {top[:3], top[3:], bottom[:3], bottom[3:]})
     with pytest.raises(AssertionError):
         png_pixels(b"GIF89a")
+
+
+ENV_PLAY = """\
+- name: Environment facts
+  hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: Gather environment facts
+      pkgcache.fleet.conda_env_facts: {{}}
+    - name: Keep them for the test
+      ansible.builtin.copy:
+        content: "{{{{ ansible_facts.conda_envs | to_json }}}}"
+        dest: "{out}/{{{{ inventory_hostname }}}}.json"
+        mode: "0644"
+      delegate_to: localhost
+      become: false
+
+- name: Write the fleet report
+  ansible.builtin.import_playbook: pkgcache.fleet.write_report
+"""
+
+
+def test_the_environments_view_lists_every_environment_the_facts_name(fleet, tmp_path):
+    """Issue 17: with conda_env_facts gathered, the report's environments view covers every
+    environment of every host, unhealthy ones first, then the largest and the longest unchanged."""
+    facts_dir = tmp_path / "facts"
+    facts_dir.mkdir()
+    play = tmp_path / "envs.yml"
+    play.write_text(ENV_PLAY.format(out=facts_dir))
+    done = fleet.playbook(str(play), "-e", "pkgcache_report_dir={0}".format(tmp_path / "report"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    facts = dict((name, json.loads((facts_dir / (name + ".json")).read_text())) for name in fleet.hosts)
+    report = json.loads((tmp_path / "report" / "fleet-report.json").read_text())
+    view = report["summary"]["environments"]
+    envs = [(name, env) for name in fleet.hosts for env in facts[name]["environments"]]
+    assert view["count"] == len(envs) > 0
+    assert view["disk_bytes"] == sum(env["size"]["disk_bytes"] for _name, env in envs)
+    assert sorted((e["host"], e["path"]) for e in view["unhealthy"]) == sorted(
+        (name, env["path"]) for name, env in envs if not env["health"]["healthy"])
+    largest = sorted(envs, key=lambda item: -item[1]["size"]["disk_bytes"])[:report["summary"]["top"]]
+    assert [e["disk_bytes"] for e in view["largest"]] == [env["size"]["disk_bytes"] for _name, env in largest]
+    assert [e["last_change"] for e in view["unchanged"]] == sorted(
+        env["last_change"]["timestamp"] for _name, env in envs if env["last_change"]["timestamp"] is not None)[:len(view["unchanged"])]
+    for host in report["hosts"]:
+        assert host["environments"]["count"] == len(facts[host["host"]]["environments"])
+    dom = browse(tmp_path / "report" / "fleet-report.html", tmp_path / "profile", "--dump-dom")
+    assert dom.count('<tr data-healthy="') == len(view["unhealthy"]) + len(view["largest"]) + len(view["unchanged"])

@@ -78,3 +78,78 @@ def cleaned(hostvars, before, result, check_mode=False, pip_result=None):
 UNREACHABLE = {"unreachable": True, "changed": False,
                "msg": "Failed to connect to the host via ssh: connect to host 127.0.0.9 port 22: Connection refused"}
 FAILED = {"failed": True, "changed": False, "msg": "cache /opt/conda/pkgs is locked"}
+
+
+GiB = 1 << 30
+
+
+def _cache(path, disk, reclaimable, fs, tool=None):
+    cache = {"path": path, "exists": True, "disk_bytes": disk, "reclaimable_bytes": reclaimable, "filesystem": fs}
+    if tool:
+        cache["tool"] = tool
+    return cache
+
+
+def environments(rng, count, now):
+    """``conda_envs`` facts (conda_env_facts' RETURN) with *count* environments, some unhealthy."""
+    envs = []
+    for index in range(count):
+        healthy = rng.random() > 0.1
+        problems = {} if healthy else {"missing": rng.randint(1, 9), "altered": rng.randint(0, 3)}
+        changed = now - rng.randint(0, 900) * 86400
+        envs.append({
+            "path": "/opt/conda/envs/env%d" % index, "root": "/opt/conda", "owner": rng.choice(["root", "alice"]),
+            "package_count": rng.randint(10, 300), "link_types": {"hardlink": 10},
+            "size": {"files": 100, "apparent_bytes": 0, "disk_bytes": rng.randint(1, 40) * (GiB // 8),
+                     "exclusive_bytes": rng.randint(0, 8) * (GiB // 16), "shared_bytes": 0},
+            "caches": [], "last_change": {"timestamp": changed, "date": "%d" % changed},
+            "health": {"healthy": healthy, "problems": problems},
+            "orphans": {"checked": True, "packages": ["x-1-0"] * rng.randint(0, 3)},
+        })
+    return {"mode": "fast", "environments": envs,
+            "unhealthy": [env["path"] for env in envs if not env["health"]["healthy"]], "totals": {}, "warnings": [],
+            "complete": True, "incomplete_reasons": []}
+
+
+def synthetic_fleet(count, seed=15, now=1790000000):
+    """``[(host, hostvars)]`` and the active hosts of a fleet of *count* hosts shaped like real
+    runs: conda, pip, uv and mamba caches of random sizes on filesystems of random fullness,
+    some cleaned, some self-cleaning, some with environment facts, ~2% unreachable and ~1% failed."""
+    import random
+
+    rng = random.Random(seed)
+    views, active = [], []
+    for index in range(count):
+        name = "host-%04d.example" % index
+        roll = rng.random()
+        if roll < 0.02:
+            views.append((name, {"cache_facts_result": dict(UNREACHABLE, msg=UNREACHABLE["msg"].replace("9", str(index)))}))
+            continue
+        if roll < 0.03:
+            views.append((name, {"cache_facts_result": FAILED}))
+            continue
+        total = rng.choice([100, 200, 500, 1000]) * GiB
+        fs = {"mount": "/", "total_bytes": total, "free_bytes": 0,
+              "available_bytes": int(total * rng.uniform(0.01, 0.8))}
+        disk = rng.randint(1, 200) * (GiB // 4)
+        reclaimable = rng.randint(0, disk)
+        conda = conda_facts(disk, reclaimable)
+        conda["caches"] = [_cache("/opt/conda/pkgs", disk, reclaimable, fs)]
+        if rng.random() < 0.2:
+            mamba = rng.randint(1, 20) * (GiB // 4)
+            conda["caches"].append(_cache("/root/micromamba/pkgs", mamba, mamba // 2, fs, tool="mamba"))
+        pip_disk = rng.randint(0, 40) * (GiB // 16)
+        pip = pip_facts(pip_disk, pip_disk // 2)
+        if rng.random() < 0.3:
+            pip["caches"]["/root/.cache/uv"] = {"tool": "uv", "users": ["root"], "sections": {},
+                                                "usage": dict(pip["totals"]["pip"], disk_bytes=GiB, reclaimable_bytes=GiB // 3)}
+        found = {"conda_cache": conda, "pip_cache": pip}
+        if rng.random() < 0.5:
+            found["conda_envs"] = environments(rng, rng.randint(1, 6), now)
+        hostvars = {"ansible_facts": found}
+        if rng.random() < 0.3:
+            before = {"ansible_facts": {"conda_cache": conda_facts(disk + reclaimable, reclaimable)}}
+            hostvars = cleaned(hostvars, before, clean_result(reclaimable, removed=["a"], freed={"/": reclaimable}))
+        views.append((name, hostvars))
+        active.append(name)
+    return views, active

@@ -68,7 +68,8 @@ def test_each_run_appends_a_record_per_host_and_the_next_report_carries_the_chan
     assert rows[1]["previous_run"] == first["generated"]
     table = [line for line in _render.to_markdown(third).splitlines() if line.startswith("| h2 |")]
     assert "| cache -1000 B, reclaimable 0 B |" in table[0]
-    assert "<td>cache +200 B, reclaimable 0 B</td>" in _render.to_html(third)
+    assert 'data-v="200" class="grow">+200 B</td>' in _render.to_html(third)
+    assert [(point["hosts"], point["cache_bytes"]) for point in third["trend"]] == [(2, 6000), (3, 2210), (3, 6400)]
 
 
 def test_a_read_only_pass_reports_the_change_and_writes_nothing(tmp_path):

@@ -78,11 +78,11 @@ def test_markdown_table_keeps_one_line_and_column_count_per_host(report):
 def test_html_is_self_contained(report):
     page = parse(_render.to_html(report))
     tags = [tag for tag, _attrs in page.tags]
-    assert "script" not in tags and "link" not in tags and "img" not in tags
+    assert "link" not in tags and "img" not in tags and "iframe" not in tags
     for _tag, attrs in page.tags:
-        for name in ("src", "href"):
-            assert name not in attrs
-    assert "style" in tags
+        assert "src" not in attrs
+        assert attrs.get("href", "#").startswith("#"), attrs
+    assert "style" in tags and "script" in tags
 
 
 def test_html_escapes_host_text(report):
@@ -90,30 +90,51 @@ def test_html_escapes_host_text(report):
     assert "<b>evil</b>" not in html
     assert "&lt;b&gt;evil&lt;/b&gt;|host" in html
     assert "refused | &lt;closed&gt;" in html
+    # In the details (JSON in a script element) no "<" can end the element early.
+    details = html.split('<script type="application/json" id="details">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in details
+    assert json.loads(details)[1][0][0] == "cache on disk"
 
 
-def test_html_has_a_section_and_status_per_host_and_bars_where_there_is_data(report):
+def test_html_has_one_row_group_per_host_with_its_status(report):
     page = parse(_render.to_html(report))
-    sections = [attrs for tag, attrs in page.tags if tag == "section"]
-    assert [s["data-status"] for s in sections] == ["ok", "ok", "unreachable", "no_data"]
-    # web-1, the escaped one and db-1 (facts from before it went away) have charts; new-1 has none.
-    assert sum(1 for tag, _attrs in page.tags if tag == "svg") == 3
+    groups = [attrs for tag, attrs in page.tags if tag == "tbody"]
+    assert [(g["data-host"], g["data-status"]) for g in groups] == [
+        ("web-1", "ok"), ("<b>evil</b>|host", "ok"), ("db-1", "unreachable"), ("new-1", "no_data")]
+    assert [g["id"] for g in groups] == ["h0", "h1", "h2", "h3"]
 
 
-def test_bars_share_one_scale_so_the_largest_value_spans_the_chart(report):
-    page = parse(_render.to_html(report))
-    widths = [int(attrs["width"]) for tag, attrs in page.tags if tag == "rect"]
-    span = 420 - 90 - 80
-    assert max(widths) == span
-    # web-1: before 9 MiB (the fleet's largest), after 3 MiB, reclaimable 1 MiB (pip left).
-    assert widths[:3] == [span, round(span / 3), round(span / 9)]
+def test_host_details_say_what_a_card_said(report):
+    details = dict((host["host"], dict(_render.host_details(host, report["generated"]))) for host in report["hosts"])
+    assert details["web-1"]["clean"] == "9.0 MiB -> 3.0 MiB, 6.0 MiB less (cleaned)"
+    assert details["web-1"]["conda"] == "1 cache(s), 2.0 MiB, 0 B reclaimable"
+    assert details["db-1"]["error"].startswith("refused | <closed>")
+    assert details["new-1"]["cache on disk"] == "not gathered" and "error" not in details["new-1"]
 
 
-def test_check_mode_bars_show_what_would_be_freed():
-    state = facts(conda=(4 * MiB, 2 * MiB))
-    host = _report.host_record("h1", cleaned(state, state, clean_result(2 * MiB), check_mode=True), True)
-    assert _render.host_bars(host) == [("cache", 4 * MiB), ("reclaimable", 2 * MiB), ("would free", 2 * MiB)]
-    assert _render.host_bars(_report.host_record("h2", state, True)) == [("cache", 4 * MiB), ("reclaimable", 2 * MiB)]
+def test_trend_chart_scales_runs_into_the_box():
+    trend = [{"time": "t%d" % i, "cache_bytes": c, "reclaimable_bytes": r}
+             for i, (c, r) in enumerate([(100, 50), (200, 0), (400, 100)])]
+    chart = _render.trend_chart(trend, width=100, height=40)
+    cache, reclaimable = chart["series"]
+    assert cache["points"] == "0.0,30.0 50.0,20.0 100.0,0.0"
+    assert reclaimable["points"] == "0.0,35.0 50.0,40.0 100.0,30.0"
+    assert (chart["max_bytes"], chart["first"], chart["last"], chart["runs"]) == (400, "t0", "t2", 3)
+    assert _render.trend_chart([]) is None
+    assert _render.trend_chart(trend[:1], width=100, height=40)["series"][0]["points"] == "0.0,0.0"
+
+
+def test_a_users_template_extends_the_default_and_sees_the_context(report, tmp_path):
+    own = tmp_path / "ours.html.j2"
+    own.write_text('{% extends "fleet-report.html.j2" %}{% block header %}<h1 id="ours">{{ title }}: '
+                   '{{ totals.hosts }} hosts, {{ tools | join(",") }}</h1>{% endblock %}')
+    html = _render.to_html(report, template=str(own))
+    assert '<h1 id="ours">Caches &amp; more: 4 hosts, conda,pip</h1>' in html
+    assert 'id="hosts"' in html, "the blocks not overridden stay"
+    plain = tmp_path / "plain.j2"
+    plain.write_text("{% for host in hosts %}{{ host.host }}={{ host.reclaimable_bytes | bytes }};{% endfor %}")
+    assert _render.to_html(report, template=str(plain)) == (
+        "web-1=1.0 MiB;&lt;b&gt;evil&lt;/b&gt;|host=1.0 MiB;db-1=7.0 MiB;new-1=0 B;")
 
 
 def test_every_format_has_a_renderer_and_an_extension():
@@ -128,13 +149,13 @@ def test_a_check_run_says_would_not_cleaned():
 
 def test_the_html_table_has_an_error_column_and_no_size_for_a_host_never_seen(report):
     """Issue 14, finding 6: an unreachable host read "0 B reclaimable" and its error was not in the table."""
-    page = parse(_render.to_html(report).split("<table>", 1)[1].join(["<table>", ""]))
-    headers = [text for text in page.text if text in ("host", "status", "clean", "error", "reclaimable")]
-    assert headers == ["host", "status", "reclaimable", "clean", "error"]
-    table = _render.to_html(report).split("<table>", 1)[1]
-    assert "refused | &lt;closed&gt;" in table
-    new = table.split("<td>new-1</td>", 1)[1].split("</tr>", 1)[0]
-    assert new.startswith("<td>no data</td><td></td><td></td><td></td><td></td>") and "0 B" not in new
+    html = _render.to_html(report)
+    head = html.split('<table id="hosts">', 1)[1].split("</thead>", 1)[0]
+    assert [text for text in parse(head).text if text.strip()] == [
+        "host", "status", "free", "conda", "pip", "reclaimable", "last clean", "since last run", "error"]
+    assert "refused | &lt;closed&gt;" in html.split('id="h2"', 1)[1].split("</tbody>", 1)[0]
+    new = html.split('id="h3"', 1)[1].split("</tbody>", 1)[0]
+    assert "0 B" not in new and new.count('<td data-v="">') == 6
     markdown = [line for line in _render.to_markdown(report).splitlines() if line.startswith("| new-1 |")]
     assert markdown == ["| new-1 | no data |  |  |  |  | not run |  |  |"]
 

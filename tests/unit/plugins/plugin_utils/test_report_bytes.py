@@ -6,12 +6,12 @@ returned printable reaches every report format intact, valid UTF-8, escaped for 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import os
 
 from hypothesis import given, settings, strategies as st
+from markupsafe import escape
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, raw
 from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render, _report
@@ -34,7 +34,7 @@ def test_escaped_names_from_a_clean_reach_every_format_intact(names):
     error = json.loads(outputs["json"])["hosts"][0]["error"]
     assert all(path in error for path in paths)
     assert [raw(p) for p in paths] == [os.fsdecode(b"/opt/conda/pkgs/" + n) for n in names]
-    assert all(html.escape(path) in outputs["html"] for path in paths)
+    assert all(str(escape(path)) in outputs["html"] for path in paths)
     rows = list(csv.reader(io.StringIO(outputs["csv"], newline="")))
     assert len(rows) == 2 and all(path in rows[1][2] for path in paths)  # header + one row: no row injected
     table = [line for line in outputs["markdown"].splitlines() if line.startswith("| ")]
