@@ -175,7 +175,10 @@ def test_the_fleet_report_shows_each_hosts_last_self_clean(tmp_path):
     assert "Hosts that clean themselves: 1" in markdown
     rows = list(csv.DictReader(io.StringIO(_render.to_csv(report))))
     assert rows[0]["self_clean_finished"] == record["finished"] and rows[1]["self_clean_finished"] == ""
-    assert "last self-clean: " in _render.to_html(report)
+    page = _render.to_html(report)
+    details = json.loads(page.split('<script type="application/json" id="details">', 1)[1].split("</script>", 1)[0])
+    shown = [text for pairs in details for label, text in pairs if label == "last self-clean"]
+    assert any("(%s): freed " % record["finished"] in text for text in shown)
 
 
 def test_the_report_says_when_a_self_clean_failed_or_its_record_is_unreadable():
