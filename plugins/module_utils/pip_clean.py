@@ -343,7 +343,7 @@ def plan_cache(path, tool, users, routes, request, warn, locks, env):
     ``locks`` and held until the caller closes it when we remove ourselves, released at once when
     the host's ``uv`` does it (it takes the lock itself)."""
     plan = CachePlan(path, tool, users)
-    plan.cleaner = None  # the host's uv that cleans a uv cache, when one is found
+    plan.cleaner = None  # the host's uv that cleans a uv cache, when one is found; else we do
     plan.skipped = owner_reason(path, users)
     if plan.skipped or not plan.authorize(routes):
         return plan
@@ -384,8 +384,7 @@ def clean(users, env, request, warn, check_mode=False):
     for plan, cache in zip(plans, result["caches"]):
         cache["tool"] = cache["kind"]
         cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
-        if plan.kind == "uv":
-            cache["cleaned_by"] = plan.cleaner or "pkgcache.fleet"
+        cache["cleaned_by"] = plan.cleaner or "pkgcache.fleet"
     return result
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 import io
 from pathlib import Path
 
@@ -115,6 +117,44 @@ def build_real_uv_cache(cache: Path, work: Path, seed: int = 0, python: str = sy
     run_uv("pip", "install", "-q", "--python", str(venvs[1] / "bin/python"), *links, "--reinstall-package", "alpha",
            "--refresh-package", "alpha", "alpha==1.1", env=env)
     return {"path": str(cache), "index": str(index), "venvs": [str(v) for v in venvs], "target": str(work / "target")}
+
+
+_TEMPLATE: list = []
+
+
+def real_uv_cache(destination: Path) -> Path:
+    """A copy of one real uv cache built once per process (building takes seconds): for tests
+    that need a real cache but not its hard links into venvs."""
+    if not _TEMPLATE:
+        work = Path(tempfile.mkdtemp(prefix="uvcache-"))
+        _TEMPLATE.append(work / "cache")
+        build_real_uv_cache(work / "cache", work / "work")
+    return copy_cache(_TEMPLATE[0], destination)
+
+
+def manifest(cache: Path) -> dict:
+    """What a cache holds, counted here from ``lstat`` (not by the module under test), in the
+    shape of ``pipcache``'s manifests: per bucket and ``root`` (the files at the top) its items
+    (regular files), files, symlinks, apparent bytes and the span of its files' mtimes."""
+    sections = {}
+    for path in sorted(Path(cache).rglob("*")):
+        st = os.lstat(path)
+        top = path.relative_to(cache).parts[0]
+        name = top if (Path(cache) / top).is_dir() and not (Path(cache) / top).is_symlink() else "root"
+        counts = sections.setdefault(name, {"items": 0, "files": 0, "symlinks": 0, "apparent_bytes": 0,
+                                            "oldest_mtime": None, "newest_mtime": None})
+        if stat.S_ISREG(st.st_mode):
+            mtime = int(st.st_mtime)
+            counts["items"] += 1
+            counts["files"] += 1
+            counts["apparent_bytes"] += st.st_size
+            counts["oldest_mtime"] = mtime if counts["oldest_mtime"] is None else min(counts["oldest_mtime"], mtime)
+            counts["newest_mtime"] = mtime if counts["newest_mtime"] is None else max(counts["newest_mtime"], mtime)
+        elif stat.S_ISLNK(st.st_mode):
+            counts["symlinks"] += 1
+            counts["apparent_bytes"] += st.st_size
+    totals = {key: sum(s[key] for s in sections.values()) for key in ("items", "files", "symlinks", "apparent_bytes")}
+    return {"path": str(cache), "sections": sections, "tool": "uv", **totals}
 
 
 def tree(root: Path) -> dict:

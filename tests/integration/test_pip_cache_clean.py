@@ -52,7 +52,7 @@ def test_preview_refusal_purge_and_nothing_left_to_do(fleet_state_factory):
         tools = {path: manifest["tool"] for path, manifest in built.items()}
         assert sorted(tools.values()).count("pip") >= 3 and "uv" in tools.values()
         real = {path: root / path.lstrip("/") for path in built}
-        args = json.dumps({"purge": True, "uv_min_age": "0"})
+        args = json.dumps({"purge": True, "uv": "prune"})
 
         fleet.run_module(host, "ansible.builtin.ping", become=True)  # ~/.ansible exists before judging
         before, owned, used = homes(root), {p: owners(r) for p, r in real.items()}, {p: du(r) for p, r in real.items()}

@@ -80,7 +80,7 @@ def test_a_clean_sets_its_tools_time_and_freed_bytes_which_later_runs_keep(tmp_p
     fsroot, _manifest = build(tmp_path, "multi_user")
     out = tmp_path / "textfile"
     conda = host_json(fsroot, ["clean", "--targets", "tarballs"])
-    pip = host_json(fsroot, ["clean-pip", "--purge", "--uv-min-age", "0"])
+    pip = host_json(fsroot, ["clean-pip", "--purge", "--uv", "prune"])
     freed = dict((tool, sum(c["freed_bytes"] for r in (conda, pip) for c in r["caches"] if c["kind"] == tool))
                  for tool in ("conda", "pip", "uv"))
     assert freed["conda"] > 0 and freed["pip"] > 0
