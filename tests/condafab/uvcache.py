@@ -86,6 +86,14 @@ def uv_env(home: Path, **extra: str) -> dict:
     return env
 
 
+def user_env(home: Path, **extra: str) -> dict:
+    """:func:`uv_env` reading config files as a user's uv does."""
+    env = uv_env(home, **extra)
+    if "UV_NO_CONFIG" not in extra:
+        del env["UV_NO_CONFIG"]
+    return env
+
+
 def run_uv(*args: str, env: dict, cwd: Path | None = None, binary: str = UV) -> str:
     """``uv <args>``; its stdout, or AssertionError with what it said."""
     proc = subprocess.run([binary, *args], env=env, cwd=cwd or env["HOME"], capture_output=True, text=True,
