@@ -24,7 +24,7 @@ import re
 import stat
 import subprocess
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, path_controllers
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, path_controllers
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 
 LOCK = ".lock"
@@ -93,12 +93,8 @@ def plan_prune(plan, scan, warn, remove):
     links to.  ``scan`` reads a tree (``pip_clean.scan``), ``remove(plan, node, reason)`` plans it."""
     cache = plan.path
     for name in sorted(os.listdir(cache)):
-        if name in MARKERS:
-            continue
-        node = scan(cache, name, warn)
-        if node is None:
-            continue
-        if node.is_dir and name in BUCKETS:
+        node = None if name in MARKERS else scan(cache, name, warn)
+        if node is None or node.is_dir and name in BUCKETS:
             continue
         if node.is_dir and newer_bucket(name):
             plan.keep("bucket of a newer uv than this module knows", posixpath.join(cache, name))
@@ -106,20 +102,25 @@ def plan_prune(plan, scan, warn, remove):
             plan.keep("unreadable or a mount point", posixpath.join(cache, name))
         else:
             remove(plan, node, "not a bucket of this uv" if node.is_dir else "not a file of uv's")
-    for bucket, reason in ((ENVIRONMENTS, "cached environment"), (ARCHIVE, None)):
-        root = scan(cache, bucket, warn)
-        if root is None or not root.is_dir:
-            continue
-        referenced = archive_references(cache, scan, warn) if bucket == ARCHIVE else ()
-        for entry in root.children:
-            if entry.pinned:
-                plan.keep("unreadable or a mount point", posixpath.join(cache, entry.relpath))
-            elif reason is not None:
-                remove(plan, entry, reason)
-            elif os.path.realpath(os.path.join(cache, entry.relpath)) in referenced:
-                plan.keep("archive a cache entry links to")
-            else:
-                remove(plan, entry, "archive no cache entry links to")
+    for entry in _entries(cache, ENVIRONMENTS, plan, scan, warn):
+        remove(plan, entry, "cached environment")
+    archives = list(_entries(cache, ARCHIVE, plan, scan, warn))
+    referenced = archive_references(cache, scan, warn) if archives else set()
+    for entry in archives:
+        if os.path.realpath(os.path.join(cache, entry.relpath)) in referenced:
+            plan.keep("archive a cache entry links to")
+        else:
+            remove(plan, entry, "archive no cache entry links to")
+
+
+def _entries(cache, bucket, plan, scan, warn):
+    """The entries of one bucket that can be acted on; unreadable ones and mount points are kept."""
+    root = scan(cache, bucket, warn)
+    for entry in root.children if root is not None and root.is_dir else ():
+        if entry.pinned:
+            plan.keep("unreadable or a mount point", posixpath.join(cache, entry.relpath))
+        else:
+            yield entry
 
 
 def plan_clean(plan, scan, warn, remove):
@@ -194,19 +195,16 @@ def find_uv(identity, homes, env):
             st = os.stat(real)
         except OSError:
             continue
-        if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111 or ANYONE in controllers:
-            continue
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            continue
-        if controllers - set([ROOT, identity.uid]):
-            continue
-        return candidate
+        replaceable = controllers - set([ROOT, identity.uid]) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 and not replaceable:
+            return candidate
     return None
 
 
 def run_uv(binary, action, path, relpaths, expect=None):
     """``uv cache <action>`` on ``path`` in this process's credentials (the cache owner's, see
-    ``cleanup.execute``); ``(planned relpaths now gone, errors)`` in the pipeline's shape.
+    ``cleanup.execute``); ``(planned relpaths now gone, errors)`` in the pipeline's shape.  A planned
+    path uv left is an error; what uv removed beyond the plan shows only in the freed bytes.
 
     uv reads no config (``--no-config``) and waits at most :data:`LOCK_TIMEOUT` for its lock; the
     directory must still be the one planned (``expect``).
@@ -214,7 +212,10 @@ def run_uv(binary, action, path, relpaths, expect=None):
     st = os.stat(path)
     if expect is not None and (st.st_dev, st.st_ino, st.st_uid) != tuple(expect):
         return [], ["%s: not the directory that was planned (replaced or chowned since)" % path]
-    home = pwd.getpwuid(os.geteuid()).pw_dir if _has_account() else "/"
+    try:
+        home = pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        home = "/"
     env = {"HOME": home, "PATH": DEFAULT_PATH, "LC_ALL": "C", "NO_COLOR": "1", "UV_LOCK_TIMEOUT": str(LOCK_TIMEOUT)}
     proc = subprocess.Popen([binary, "--no-config", "--no-progress", "cache", action, "--cache-dir", path],
                             cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -230,11 +231,3 @@ def run_uv(binary, action, path, relpaths, expect=None):
     if left and not errors:
         errors.append("%s: %s cache %s left %d planned path(s) in place" % (path, binary, action, left))
     return done, errors
-
-
-def _has_account():
-    try:
-        pwd.getpwuid(os.geteuid())
-    except KeyError:
-        return False
-    return True

@@ -13,9 +13,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import pip_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
@@ -245,6 +247,28 @@ def test_a_cache_dir_that_is_not_a_plain_string_is_a_warning(host):
     warnings = []
     found = resolve_uv_cache(str(host / "home"), {}, warnings.append, etc_dir=str(host / "etc"))
     assert found["source"] == "default" and len(warnings) == 1 and "not a plain string" in warnings[0]
+
+
+# Paths as strings TOML can hold: no NUL, and printable enough for a file name.
+toml_paths = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+
+
+@given(toml_paths, st.booleans(), st.sampled_from(["", "  # note", "\t#"]), st.sampled_from(["", "# head\nx = 1\n"]))
+def test_uv_toml_cache_dir_reads_as_a_toml_parser_does(value, literal, comment, before):
+    """Every string TOML accepts as a top-level ``cache-dir`` (basic or literal) reads the same as
+    with tomllib; a key inside a table is not top-level and is not read."""
+    if literal and ("'" in value or "\n" in value):
+        literal = False
+    quoted = "'%s'" % value if literal else json.dumps(value, ensure_ascii=False)
+    text = "%scache-dir = %s%s\n" % (before, quoted, comment)
+    directory = Path(tempfile.mkdtemp(prefix="uvtoml-"))
+    try:
+        path = write(directory / "uv.toml", text)
+        assert pip_cache.read_uv_cache_dir(str(path), [].append) == tomllib.loads(text)["cache-dir"]
+        write(path, "[pip]\n" + text)
+        assert pip_cache.read_uv_cache_dir(str(path), [].append) is None
+    finally:
+        shutil.rmtree(directory)
 
 
 # The same rules through the real uv of this venv (`uv cache dir`), as the user would run it.  The
