@@ -283,7 +283,7 @@ UV_SCENARIOS = {
     "system-first-found": ({"sys2/uv/uv.toml": 'cache-dir = "{root}/system"'},
                            {"XDG_CONFIG_DIRS": "{root}/sys1:{root}/sys2"}),
     "system-skips-empty-entries": ({"sys2/uv/uv.toml": 'cache-dir = "{root}/system"'},
-                              {"XDG_CONFIG_DIRS": "{root}/sys1::{root}/sys2"}),
+                                   {"XDG_CONFIG_DIRS": "{root}/sys1::{root}/sys2"}),
     "user-beats-system": ({"home/.config/uv/uv.toml": '"cache-dir" = "{root}/user"',
                            "sys/uv/uv.toml": 'cache-dir = "{root}/system"'}, {"XDG_CONFIG_DIRS": "{root}/sys"}),
     "user-without-key-then-system": ({"home/.config/uv/uv.toml": "native-tls = true",

@@ -1,5 +1,6 @@
 """pip_clean on real pip and uv caches: pip's own purge/remove as the oracle, ages set by the
-test, uv's lock, symlinks out of a user's cache, exact freed bytes on a tmpfs of its own.
+test, symlinks out of a user's cache, exact freed bytes on a tmpfs of its own (uv's own rules:
+test_uv_clean).
 
 The pip of this venv is run on a ``cp -a`` copy of every fixture cache; what it leaves must be
 exactly what ``pip_clean`` leaves.
@@ -8,7 +9,6 @@ exactly what ``pip_clean`` leaves.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import sys
