@@ -385,6 +385,9 @@ def clean(users, env, request, warn, check_mode=False):
         cache["tool"] = cache["kind"]
         cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
         cache["cleaned_by"] = plan.cleaner or "pkgcache.fleet"
+        removed = set(plan.removed)
+        ran_uv = plan.cleaner and not check_mode
+        cache["left_by_uv"] = [path for path in plan.paths if path not in removed] if ran_uv else []
     return result
 
 

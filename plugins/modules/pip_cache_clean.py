@@ -81,7 +81,8 @@ options:
         files), cached environments, archives no wheel or sdist entry links to - holding uv's exclusive
         lock on C(<cache>/.lock); buckets of a newer uv are kept. V(clean) needs the host's C(uv);
         without it the cache is skipped with the reason.
-      - Either way the plan is made under uv's lock, so check mode lists what a real run removes. A cache
+      - Either way the plan is made under uv's lock, so check mode lists what a real run removes (exactly
+        with the uv release this collection is tested with, see RV(caches[].left_by_uv)). A cache
         whose lock a running uv holds is skipped with the reason; a directory without C(CACHEDIR.TAG)
         is not treated as a uv cache.
     type: str
@@ -142,6 +143,14 @@ caches:
       type: str
       returned: always
       sample: /home/alice/.local/bin/uv
+    left_by_uv:
+      description:
+        - Planned paths the host's C(uv) kept (empty in check mode and when the module cleaned). The plan
+          is what C(uv cache prune) of the uv release this collection is tested with removes; another
+          release may keep some of it, and may remove more, which then shows only in RV(freed_bytes).
+      type: list
+      elements: str
+      returned: always
     users:
       description: Users whose pip or uv resolves to this cache.
       type: list

@@ -21,6 +21,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import Targ
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean
 from condafab.uvcache import UV, build_real_uv_cache, copy_cache, run_uv, tree, uv_env
 
+from .test_conda_relocate import tmpfs
+
 UV_DIR = os.path.dirname(UV)
 NO_UV = ()  # the module's environment: PATH is then a login's default, which has no uv here
 WITH_UV = (("PATH", UV_DIR),)
@@ -90,7 +92,7 @@ def test_check_mode_lists_exactly_what_the_hosts_uv_then_removes(real_cache, tmp
     preview = run(tmp_path, cache, WITH_UV, check_mode=True)
     assert tree(cache) == before and preview["removed"] == []
     done = run(tmp_path, cache, WITH_UV)
-    assert done["errors"] == [] and done["caches"][0]["cleaned_by"] == UV
+    assert done["errors"] == [] and done["caches"][0]["cleaned_by"] == UV and done["caches"][0]["left_by_uv"] == []
     assert done["removed"] == preview["paths"] == done["paths"]
     assert not any(os.path.lexists(p) for p in done["removed"])
     assert done["planned_bytes"] == preview["planned_bytes"] > 0
@@ -196,3 +198,16 @@ def test_a_uv_someone_else_can_replace_is_not_run(tmp_path):
     assert uv_clean.find_uv(alice, [], {"PATH": str(shared.parent)}) is None
     os.chmod(shared.parent, 0o755)
     assert uv_clean.find_uv(alice, [], {"PATH": str(shared.parent)}) == str(shared)
+
+
+@pytest.mark.parametrize("env", [NO_UV, WITH_UV], ids=["ours", "uv"])
+def test_freed_bytes_are_the_planned_bytes_on_a_filesystem_of_their_own(tmp_path, env):
+    need_root()
+    with tmpfs(tmp_path / "fs", size="64m") as mount:
+        fs = Path(mount)
+        # Built there, so the venvs share inodes with the archives: those bytes stay on disk.
+        build_real_uv_cache(fs / "uv", fs / "work")
+        result = run(tmp_path, fs / "uv", env)
+        assert result["errors"] == [] and result["planned_bytes"] > 0
+        assert result["freed_bytes"] == {str(fs): result["planned_bytes"]}
+        assert result["caches"][0]["reclaimable_bytes"] < result["caches"][0]["disk_bytes"]
