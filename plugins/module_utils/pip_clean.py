@@ -125,12 +125,6 @@ class Node(object):
             total.add(node.st)
         return total
 
-    def newest_mtime(self):
-        """Newest modification time of the files and links below (a directory's own time moves
-        whenever an entry is added or removed, so it only counts when there are no files)."""
-        times = [node.st.st_mtime for node in self.walk() if not node.is_dir]
-        return max(times) if times else self.st.st_mtime
-
 
 def scan(cache, relpath, warn):
     """The tree at ``cache/relpath``, or None when absent.  Never follows a symlink and stays on the

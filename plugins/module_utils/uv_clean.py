@@ -225,6 +225,5 @@ def run_uv(binary, action, path, relpaths, expect=None):
     done = [relpath for relpath in relpaths if not os.path.lexists(posixpath.join(path, relpath))]
     if proc.returncode == 0:
         return done, []
-    lines = err.decode("utf-8", "replace").strip().splitlines()
-    return done, ["%s: %s cache %s exited with %d: %s" % (path, binary, action, proc.returncode,
-                                                         lines[-1] if lines else "no message")]
+    lines = err.decode("utf-8", "replace").strip().splitlines() or ["no message"]
+    return done, ["%s: %s cache %s exited with %d: %s" % (path, binary, action, proc.returncode, lines[-1])]
