@@ -80,6 +80,9 @@ class CachePlan(object):
         self.removed = []
         self.identity = None  # whose credentials the removal runs with (see authorize)
         self.expect = None  # (st_dev, st_ino, st_uid) of the directory when it was planned
+        # Removes the planned paths (a kind whose own tool must do it sets it): called as
+        # ``remover(path, relpaths, expect)`` with the plan's identity, returns ``(done, errors)``.
+        self.remover = remove_planned
 
     def authorize(self, routes):
         """Decide whose authority this cache is cleaned with, from the ``(path, namer uid)``
@@ -270,7 +273,7 @@ def execute(plans):
         free_before.setdefault(mount, statvfs_free(mount))
         relpaths = [item.relpath for item in plan.items]
         try:
-            done, failed = act_as(plan.identity, remove_planned, plan.path, relpaths, plan.expect)
+            done, failed = act_as(plan.identity, plan.remover, plan.path, relpaths, plan.expect)
         except Exception as exc:  # pylint: disable=broad-except  # what was removed must still be reported
             done, failed = [], ["%s: %s" % (plan.path, exc)]
         plan.removed.extend(posixpath.join(plan.path, relpath) for relpath in done)

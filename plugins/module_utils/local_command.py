@@ -157,7 +157,7 @@ def validate(command, params):
     if command == "clean":
         conda_clean.policy_from(params)
     elif command == "clean-pip":
-        pip_clean.Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
+        pip_clean.Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv"],
                                        params["include_selfcheck"])
 
 

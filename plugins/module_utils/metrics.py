@@ -64,7 +64,7 @@ def _conda_caches(facts):
 
 
 def _pip_caches(facts):
-    # uv caches have no sections, so no category samples.
+    # A pip cache's categories are its sections, a uv cache's its buckets (``wheels-v8``, ...).
     for path, cache in sorted((facts.get("caches") or {}).items()):
         yield (cache["tool"], path, cache["usage"]["disk_bytes"], cache["usage"]["reclaimable_bytes"],
                sorted((name, part["reclaimable_bytes"]) for name, part in (cache.get("sections") or {}).items()))

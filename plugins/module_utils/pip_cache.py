@@ -15,9 +15,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import configparser
+import json
 import os
 import posixpath
 import pwd
+import re
 import stat
 import time
 
@@ -238,18 +240,75 @@ def pip_cache_location(home, env, warn, etc_dir="/etc"):
     }
 
 
-def resolve_uv_cache(home, env, warn):
+def resolve_uv_cache(home, env, warn, etc_dir="/etc"):
     """:func:`uv_cache_location` with ``path`` made real."""
-    return _resolved(uv_cache_location(home, env, warn))
+    return _resolved(uv_cache_location(home, env, warn, etc_dir))
 
 
-def uv_cache_location(home, env, warn):
-    """uv's cache directory: ``UV_CACHE_DIR``, else ``$XDG_CACHE_HOME/uv`` or ``~/.cache/uv``."""
+# A top-level ``cache-dir`` of a uv.toml, as a TOML basic or literal string (``uv-settings``).
+_UV_CACHE_DIR_KEY = re.compile(
+    r"""^[ \t]*(?:cache-dir|"cache-dir"|'cache-dir')[ \t]*=[ \t]*("(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*(?:#.*)?$""")
+_TOML_TABLE = re.compile(r"^[ \t]*\[")
+
+
+def uv_config_files(home, env, etc_dir="/etc"):
+    """The uv.toml files one user's uv would read, strongest first: ``UV_CONFIG_FILE`` alone, else
+    the user's (``$XDG_CONFIG_HOME/uv``, ``~/.config/uv``) then the system's (the first of
+    ``$XDG_CONFIG_DIRS/uv``, default ``/etc/xdg/uv``, else ``/etc/uv``); none with ``UV_NO_CONFIG``
+    (``uv-dirs`` ``user_uv_config_dir``, ``system_config_file``).  A project's own uv.toml depends on
+    the directory uv runs in and is not considered."""
+    if env.get("UV_NO_CONFIG"):
+        return []
+    if env.get("UV_CONFIG_FILE"):
+        return [env["UV_CONFIG_FILE"]]
+    config_home = _xdg_dir(env, "XDG_CONFIG_HOME") or posixpath.join(home, ".config")
+    files = [posixpath.join(config_home, "uv", "uv.toml")]
+    system = posixpath.join(etc_dir, "uv", "uv.toml")
+    for directory in (env.get("XDG_CONFIG_DIRS") or posixpath.join(etc_dir, "xdg")).split(os.pathsep):
+        if not directory:
+            continue
+        candidate = posixpath.join(directory, "uv", "uv.toml")
+        if os.path.isfile(candidate):
+            system = candidate
+            break
+    return files + [system]
+
+
+def read_uv_cache_dir(path, warn):
+    """The top-level ``cache-dir`` of one uv.toml, or None (no file, no key; unreadable with a warning)."""
+    try:
+        with open(path, **READ_TEXT) as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        warn("uv configuration file %s could not be read and was ignored: %s" % (path, _one_line(exc)))
+        return None
+    for line in text.splitlines():
+        if _TOML_TABLE.match(line):
+            return None
+        match = _UV_CACHE_DIR_KEY.match(line)
+        if match:
+            value = match.group(1)
+            return json.loads(value) if value.startswith('"') else value[1:-1]
+        if re.match(r"^[ \t]*[\"']?cache-dir\b", line):
+            warn("uv configuration file %s: cache-dir is not a plain string here and was ignored" % path)
+    return None
+
+
+def uv_cache_location(home, env, warn, etc_dir="/etc"):
+    """uv's cache directory: ``UV_CACHE_DIR``, else ``cache-dir`` of the user's then the system's
+    uv.toml (:func:`uv_config_files`), else ``$XDG_CACHE_HOME/uv`` or ``~/.cache/uv``.  uv expands
+    nothing in ``cache-dir`` (no ``~``): a relative one is relative to where uv runs, resolved
+    against the home here with a warning."""
     value = env.get("UV_CACHE_DIR")
     if value:
-        path, source = _absolute(value, home, "UV_CACHE_DIR", warn), "UV_CACHE_DIR"
-    else:
-        path, source = _default_cache(home, env, "uv")
+        return {"configured": _absolute(value, home, "UV_CACHE_DIR", warn), "source": "UV_CACHE_DIR"}
+    for path in uv_config_files(home, env, etc_dir):
+        value = read_uv_cache_dir(path, warn)
+        if value:
+            return {"configured": _absolute(value, home, "uv cache-dir from %s" % path, warn), "source": path}
+    path, source = _default_cache(home, env, "uv")
     return {"configured": path, "source": source}
 
 
@@ -358,7 +417,7 @@ def gather_facts(users, env, warn, now=None, keep_empty=False, etc_dir="/etc"):
             warn("home directory %s of user %s does not exist" % (user.home, user.name))
         locations = {
             "pip": resolve_pip_cache(user.home, env, warn, etc_dir),
-            "uv": resolve_uv_cache(user.home, env, warn),
+            "uv": resolve_uv_cache(user.home, env, warn, etc_dir),
         }
         for tool, location in locations.items():
             path = location["path"]

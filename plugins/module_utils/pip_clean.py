@@ -8,8 +8,8 @@ a pattern selects wheel files (``<pattern>-*.whl``, or ``<pattern>*.whl`` when i
 ``*`` (purge) adds every file of ``http-v2`` and ``http``; afterwards every directory left without
 files (``http-v2``, ``http``) or without wheels (``wheels``, where ``origin.json`` goes with its
 wheel) is removed, the part directory included, and the legacy ``selfcheck.json`` too.  Age-based
-pruning applies the same tidy rule to what it selects.  uv pruning removes whole top-level entries
-of uv's buckets under uv's own cache lock.
+pruning applies the same tidy rule to what it selects.  uv caches are pruned or cleared as uv
+itself does it (``uv_clean``).
 
 Everything is decided from one ``lstat`` walk per part (symlinks are entries, never followed), the
 plan lists what goes with its bytes, and execution removes exactly the planned paths through
@@ -20,19 +20,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
 import fnmatch
+import functools
 import os
 import posixpath
-import re
 import stat
 import time
 from contextlib import ExitStack
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options, uv_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError, parse_duration
@@ -45,47 +42,39 @@ WHEELS = "wheels"
 SELFCHECK = "selfcheck"
 LEGACY_SELFCHECK = "selfcheck.json"
 BODY_SUFFIX = ".body"
-UV_LOCK = ".lock"
-UV_TAG = "CACHEDIR.TAG"
-# uv's buckets are versioned directories (`archive-v0`, `wheels-v6`, ...); nothing else at the top
-# (CACHEDIR.TAG, .lock, .gitignore, temporary dirs) is ever an entry.
-UV_BUCKET = re.compile(r"^[a-z]+(?:-[a-z]+)*-v\d+$")
-UV_ARCHIVE = "archive-v0"
-# Files through which a uv entry names its unpacked archive (besides symlinks).
-UV_POINTER_SUFFIXES = (".http", ".rev", ".msgpack")
-UV_POINTER_MAX = 1024 * 1024
 
 
 class Request(object):
-    """What to clean, validated: a pip action (at most one) and/or uv pruning."""
+    """What to clean, validated: a pip action (at most one) and/or a uv action (``uv_clean.ACTIONS``)."""
 
-    def __init__(self, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None,
+    def __init__(self, purge=False, patterns=(), min_age=None, uv=None, include_selfcheck=False, now=None,
                  target=None):
         self.purge = purge
         self.patterns = list(patterns)
         self.min_age = min_age
-        self.uv_min_age = uv_min_age
+        self.uv = uv
         self.include_selfcheck = include_selfcheck
         self.now = time.time() if now is None else now
         self.target = target or None  # a cleanup.Target: what is selected is then taken oldest-first
 
     @classmethod
-    def from_options(cls, purge=False, patterns=(), min_age=None, uv_min_age=None, include_selfcheck=False, now=None,
+    def from_options(cls, purge=False, patterns=(), min_age=None, uv=None, include_selfcheck=False, now=None,
                      target=None):
         """Build a request from user input; OptionError says what is wrong before anything is read."""
         chosen = [name for name, value in (("purge", purge), ("patterns", patterns), ("min_age", min_age is not None))
                   if value]
         if len(chosen) > 1:
             raise OptionError("%s cannot be combined: choose one way to clean pip caches" % " and ".join(chosen))
-        if not chosen and uv_min_age is None:
-            raise OptionError("nothing to do: set purge, patterns, min_age or uv_min_age")
+        if not chosen and not uv:
+            raise OptionError("nothing to do: set purge, patterns, min_age or uv")
+        if uv and uv not in uv_clean.ACTIONS:
+            raise OptionError("uv=%s is not one of %s" % (uv, ", ".join(uv_clean.ACTIONS)))
         if include_selfcheck and not purge:
             raise OptionError("include_selfcheck only applies to purge")
         for pattern in patterns:
             if not pattern or "/" in pattern:
                 raise OptionError("pattern %r is not a wheel file name glob (like numpy, numpy-1.*, *-cp311-*)" % pattern)
-        return cls(purge, patterns, parse_duration(min_age, "min_age"), parse_duration(uv_min_age, "uv_min_age"),
-                   include_selfcheck, now, target)
+        return cls(purge, patterns, parse_duration(min_age, "min_age"), uv or None, include_selfcheck, now, target)
 
     @property
     def cleans_pip(self):
@@ -135,12 +124,6 @@ class Node(object):
         for node in self.walk():
             total.add(node.st)
         return total
-
-    def newest_mtime(self):
-        """Newest modification time of the files and links below (a directory's own time moves
-        whenever an entry is added or removed, so it only counts when there are no files)."""
-        times = [node.st.st_mtime for node in self.walk() if not node.is_dir]
-        return max(times) if times else self.st.st_mtime
 
 
 def scan(cache, relpath, warn):
@@ -305,148 +288,6 @@ def plan_pip(plan, request, warn):
             _remove(plan, selfcheck, "purge with include_selfcheck")
 
 
-def plan_uv(plan, request, warn):
-    """Old top-level entries of uv's buckets; an archive that a kept entry still points to
-    (symlink or pointer file) is kept, so uv never finds a dangling link."""
-    buckets = []
-    for name in sorted(os.listdir(plan.path)):
-        if UV_BUCKET.match(name):
-            root = scan(plan.path, name, warn)
-            if root is not None and root.is_dir and not root.pinned:
-                buckets.append(root)
-    old, kept = [], []
-    for bucket in buckets:
-        for entry in bucket.children:
-            if entry.name.startswith("."):
-                continue
-            if entry.pinned:
-                kept.append(entry)
-                plan.keep("unreadable or a mount point")
-            elif request.now - entry.newest_mtime() >= request.uv_min_age:
-                old.append(entry)
-            else:
-                kept.append(entry)
-                plan.keep("newer than %s" % _duration_text(request.uv_min_age))
-    archives = set(e.name for e in old if e.relpath.startswith(UV_ARCHIVE + "/"))
-    # Only entries that stay can be left with a dangling pointer; removed ones do not count.
-    referenced = _referenced_archives(plan.path, kept, archives)
-    reason = age_reason(request.uv_min_age)
-    units = _uv_units(plan.path, old, archives - referenced) if request.target else {}
-    for entry in old:
-        if entry.relpath.startswith(UV_ARCHIVE + "/") and entry.name in referenced:
-            plan.keep("archive still used by a newer entry")
-        else:
-            _remove(plan, entry, reason, units.get(entry.relpath))
-
-
-def _uv_units(cache, old, archives):
-    """``{relpath: unit}`` joining each old entry with the old ``archives`` it points to, so a
-    target that stops between them never leaves uv a dangling pointer."""
-    unit = {}
-
-    def find(name):
-        while unit.get(name, name) != name:
-            name = unit[name]
-        return name
-
-    for entry in old:
-        if entry.relpath.startswith(UV_ARCHIVE + "/"):
-            continue
-        for archive in _referenced_archives(cache, [entry], archives):
-            unit[find(UV_ARCHIVE + "/" + archive)] = find(entry.relpath)
-    return dict((entry.relpath, find(entry.relpath)) for entry in old)
-
-
-def _referenced_archives(cache, entries, ids):
-    """The subset of archive ``ids`` that the given entries point to, by symlink or pointer file."""
-    found = set()
-    if not ids:
-        return found
-    needles = [(i, os.fsencode(i)) for i in ids]
-    for entry in entries:
-        if entry.relpath.startswith(UV_ARCHIVE + "/"):
-            continue
-        for node in entry.walk():
-            mode = node.st.st_mode
-            if stat.S_ISLNK(mode):
-                target = _link_target(cache, node)
-                parts = target.split("/") if target else []
-                if len(parts) >= 2 and parts[0] == UV_ARCHIVE and parts[1] in ids:
-                    found.add(parts[1])
-            elif stat.S_ISREG(mode) and node.name.endswith(UV_POINTER_SUFFIXES) and node.st.st_size <= UV_POINTER_MAX:
-                data = _read_small(os.path.join(cache, node.relpath))
-                found.update(i for i, needle in needles if needle in data)
-    return found
-
-
-def _link_target(cache, node):
-    """A symlink's target as a path relative to the cache, or None when it leaves the cache."""
-    try:
-        target = os.readlink(os.path.join(cache, node.relpath))
-    except OSError:
-        return None
-    if target.startswith("/"):
-        rel = posixpath.relpath(posixpath.normpath(target), cache)
-    else:
-        rel = posixpath.normpath(posixpath.join(posixpath.dirname(node.relpath), target))
-    return None if rel.startswith("..") else rel
-
-
-def _read_small(path):
-    """A pointer file's first bytes, read without moving its access time where the kernel lets
-    us (the owner or root): the time is the entry's last use a target orders by."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        try:
-            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
-        except PermissionError:
-            fd = os.open(path, flags)
-    except OSError:
-        return b""
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(UV_POINTER_MAX)
-
-
-class UvLock(object):
-    """uv's own exclusive cache lock (``<cache>/.lock``, flock), held while we plan and remove.
-
-    uv takes the same lock to prune, so a running ``uv cache prune``/``clean`` and this module
-    never interleave.  ``held_by_other`` is set when uv holds it; a cache without a lock file
-    (older uv) is used unlocked.
-    """
-
-    def __init__(self, path):
-        self.fd = None
-        self.held_by_other = False
-        dir_fd = open_dir_nofollow(path)
-        try:
-            self.fd = os.open(UV_LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        finally:
-            os.close(dir_fd)
-        if self.fd is not None:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    self.close()
-                    raise
-                self.held_by_other = True
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-
 def owner_reason(path, users):
     """Why a cache must not be cleaned for these users: its directory belongs to someone else
     (a user pointing their cache at another account's files), or None."""
@@ -479,7 +320,7 @@ def locate(users, env, warn, request):
         views = []
         if request.cleans_pip:
             views.append(("pip", pip_cache_location(user.home, env, warn)))
-        if request.uv_min_age is not None:
+        if request.uv:
             views.append(("uv", uv_cache_location(user.home, env, warn)))
         for tool, resolved in views:
             owners, routes = found.setdefault((os.path.realpath(resolved["configured"]), tool), ([], []))
@@ -491,24 +332,38 @@ def locate(users, env, warn, request):
             if os.path.isdir(path)]
 
 
-def plan_cache(path, tool, users, routes, request, warn, locks):
-    """The plan for one cache; a uv cache's lock is entered into ``locks`` and held until the
-    caller closes it, so the plan stays true while it is executed."""
+def plan_cache(path, tool, users, routes, request, warn, locks, env):
+    """The plan for one cache.  A uv cache is planned under uv's lock; that lock is entered into
+    ``locks`` and held until the caller closes it when we remove ourselves, released at once when
+    the host's ``uv`` does it (it takes the lock itself)."""
     plan = CachePlan(path, tool, users)
+    plan.cleaner = None  # the host's uv that cleans a uv cache, when one is found; else we do
     plan.skipped = owner_reason(path, users)
     if plan.skipped or not plan.authorize(routes):
         return plan
     if tool == "pip":
         plan_pip(plan, request, warn)
         return plan
-    if not os.path.isfile(os.path.join(path, UV_TAG)):
-        plan.skipped = "no %s: not a uv cache" % UV_TAG
+    if not os.path.isfile(os.path.join(path, uv_clean.TAG)):
+        plan.skipped = "no %s: not a uv cache" % uv_clean.TAG
         return plan
-    lock = locks.enter_context(UvLock(path))
-    if lock.held_by_other:
-        plan.skipped = "uv holds its cache lock %s" % os.path.join(path, UV_LOCK)
+    binary = uv_clean.find_uv(plan.identity, [(user.uid, user.home) for user in users], env)
+    plan.cleaner = binary
+    if binary is None and request.uv == "clean":
+        plan.skipped = "uv cache clean needs uv on the host for %s; nothing of it is removed" % plan.identity.name
         return plan
-    plan_uv(plan, request, warn)
+    with ExitStack() as held:
+        lock = held.enter_context(uv_clean.UvLock(path))
+        if lock.held_by_other:
+            plan.skipped = "uv holds its cache lock %s" % os.path.join(path, uv_clean.LOCK)
+            return plan
+        planner = uv_clean.plan_prune if request.uv == "prune" else uv_clean.plan_clean
+        unit = "uv cache %s" % request.uv if binary else None
+        planner(plan, scan, warn, lambda p, node, reason: _remove(p, node, reason, unit))
+        if binary:
+            plan.remover = functools.partial(uv_clean.run_uv, binary, request.uv)
+        else:
+            locks.enter_context(held.pop_all())
     return plan
 
 
@@ -517,12 +372,16 @@ def clean(users, env, request, warn, check_mode=False):
     down to the request's target): the pipeline's result (:func:`cleanup.run`); ``planned_bytes``
     counts each inode once over all caches."""
     with ExitStack() as locks:
-        plans = [plan_cache(path, tool, owners, routes, request, warn, locks)
+        plans = [plan_cache(path, tool, owners, routes, request, warn, locks, env)
                  for path, tool, owners, routes in locate(users, env, warn, request)]
         result = cleanup.run(plans, check_mode, target=request.target)
-    for cache in result["caches"]:
+    for plan, cache in zip(plans, result["caches"]):
         cache["tool"] = cache["kind"]
         cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
+        cache["cleaned_by"] = plan.cleaner or "pkgcache.fleet"
+        removed = set(plan.removed)
+        ran_uv = plan.cleaner and not check_mode
+        cache["left_by_uv"] = [path for path in plan.paths if path not in removed] if ran_uv else []
     return result
 
 
@@ -534,13 +393,13 @@ def argument_spec():
         include_selfcheck=dict(type="bool", default=False),
         patterns=dict(type="list", elements="str", default=[]),
         min_age=options.duration(),
-        uv_min_age=options.duration(),
+        uv=dict(type="str", choices=list(uv_clean.ACTIONS)),
     )
 
 
 def clean_from_options(params, warn, check_mode):
     """What pip_cache_clean does with its options; OptionError before anything is read."""
-    request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv_min_age"],
+    request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv"],
                                    params["include_selfcheck"], target=cleanup.Target.from_options(params))
     users = options.select_users(params["users"])
     options.check_sight(users)

@@ -10,12 +10,12 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: pip_cache_clean
-short_description: Purge, pattern and age-based cleanup of every user's pip cache (and uv cache)
+short_description: Purge, pattern and age-based cleanup of every user's pip cache; uv caches pruned as uv does
 version_added: 0.1.0
 description:
   - Finds each user's pip and uv cache as M(pkgcache.fleet.pip_cache_facts) does and cleans it
-    in one of three ways - O(purge), O(patterns) or O(min_age) - and, independently, prunes old
-    entries of uv caches with O(uv_min_age).
+    in one of three ways - O(purge), O(patterns) or O(min_age) - and, independently, prunes or
+    clears uv caches with O(uv).
   - pip's own rules (C(pip cache purge) and C(pip cache remove)) - a purge removes every file of
     C(http-v2) and C(http) and every wheel; then every directory left without files (in C(http-v2),
     C(http)) or without wheels (in C(wheels), so C(origin.json) goes with its wheel) is removed,
@@ -24,7 +24,8 @@ description:
   - Plans first, then removes exactly that plan. Check mode returns the same plan and changes nothing;
     diff mode lists the paths. Freed space is measured per filesystem with C(statvfs).
   - With O(target_free) or O(max_cache_size), what the mode selects is taken entry by entry (an HTTP
-    response with its body, a wheel, a uv entry with the archives it points to) until the target is met.
+    response with its body, a wheel, one item of our own uv prune; everything the host's C(uv) removes
+    is one unit) until the target is met.
   - Removal goes through directory descriptors opened without following symlinks, so a symlink
     inside a user's cache never leads the removal elsewhere; ownership of what stays is untouched.
     A cache whose directory belongs to someone other than root or one of its users is skipped.
@@ -66,15 +67,26 @@ options:
       - A duration with a unit - V(30d), V(12h), V(2w), V(90s).
       - Cannot be combined with O(purge) or O(patterns).
     type: str
-  uv_min_age:
+  uv:
     description:
-      - Also prune uv caches - remove top-level entries of uv's buckets (C(archive-v0/<id>),
-        C(wheels-v6/pypi), ...) whose newest file is older than this. Same format as O(min_age).
-      - Files at the top of the cache (C(CACHEDIR.TAG), C(.lock), C(.gitignore)) and dot entries in
-        buckets are never removed; an archive a kept entry still points to is kept.
-      - uv's exclusive lock on C(<cache>/.lock) is taken for the run; a cache whose lock uv holds is
-        skipped with the reason. A directory without C(CACHEDIR.TAG) is not treated as a uv cache.
+      - Also clean uv caches, the way uv does - V(prune) as C(uv cache prune), V(clean) as C(uv cache clean).
+        uv forbids changing its cache in any other way.
+      - When the host has a C(uv) for the cache's owner, it does the work, run as that owner with
+        C(UV_LOCK_TIMEOUT) and no config files. It is looked for as the owner's shell finds it -
+        C(~/.local/bin/uv) and C(~/.cargo/bin/uv) (uv's installer), then the directories of C(PATH)
+        from O(environment) (by default C(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)).
+        A C(uv) that anyone but root and the owner could replace is not used.
+      - Without one, V(prune) removes exactly what C(uv cache prune) of the uv release this collection
+        is tested with removes - top-level entries that are not its buckets (outdated buckets, stray
+        files), cached environments, archives no wheel or sdist entry links to - holding uv's exclusive
+        lock on C(<cache>/.lock); buckets of a newer uv are kept. V(clean) needs the host's C(uv);
+        without it the cache is skipped with the reason.
+      - Either way the plan is made under uv's lock, so check mode lists what a real run removes (exactly
+        with the uv release this collection is tested with, see RV(caches[].left_by_uv)). A cache
+        whose lock a running uv holds is skipped with the reason; a directory without C(CACHEDIR.TAG)
+        is not treated as a uv cache.
     type: str
+    choices: [prune, clean]
 notes:
   - Run with C(become=true) to reach every user's cache.
 seealso:
@@ -93,10 +105,10 @@ EXAMPLES = r"""
       - numpy
       - "torch-2.0.*"
 
-- name: Prune pip entries older than 30 days and uv entries older than 60 days
+- name: Prune pip entries older than 30 days, and uv caches as uv cache prune does
   pkgcache.fleet.pip_cache_clean:
     min_age: 30d
-    uv_min_age: 60d
+    uv: prune
     environment:
       XDG_CACHE_HOME: /var/cache/users
 
@@ -125,6 +137,19 @@ caches:
     tool:
       description: The same as C(kind) (the name of earlier releases).
       type: str
+      returned: always
+    cleaned_by:
+      description: The host's C(uv) that cleaned this uv cache (as the cache's owner), else C(pkgcache.fleet).
+      type: str
+      returned: always
+      sample: /home/alice/.local/bin/uv
+    left_by_uv:
+      description:
+        - Planned paths the host's C(uv) kept (empty in check mode and when the module cleaned). The plan
+          is what C(uv cache prune) of the uv release this collection is tested with removes; another
+          release may keep some of it, and may remove more, which then shows only in RV(freed_bytes).
+      type: list
+      elements: str
       returned: always
     users:
       description: Users whose pip or uv resolves to this cache.

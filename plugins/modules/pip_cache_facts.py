@@ -24,7 +24,12 @@ description:
   - Without C(cache-dir) the cache is C($XDG_CACHE_HOME/pip), else C(~/.cache/pip). A valid
     C(no-cache-dir) anywhere (even C(false), as in pip) disables the cache; it is still measured
     if it exists, since its bytes are still on disk.
-  - Finds uv's cache at C(UV_CACHE_DIR), else C($XDG_CACHE_HOME/uv) or C(~/.cache/uv).
+  - Finds uv's cache as C(uv cache dir) does for that user - C(UV_CACHE_DIR), else C(cache-dir) of their
+    C(uv.toml) (C($XDG_CONFIG_HOME/uv) or C(~/.config/uv)), then of the system's (the first of
+    C($XDG_CONFIG_DIRS/uv), default C(/etc/xdg/uv), else C(/etc/uv)), else C($XDG_CACHE_HOME/uv) or
+    C(~/.cache/uv). C(UV_CONFIG_FILE) replaces both files, C(UV_NO_CONFIG) skips them; a project's own
+    C(uv.toml) depends on where uv runs and is not read.
+  - uv caches are measured as C(uv cache size) counts them (on-disk bytes, each inode once).
   - Measures each distinct cache once, per top-level part (pip's C(http-v2), C(http), C(wheels),
     C(selfcheck); uv's versioned buckets; C(other) for the rest) in apparent bytes, on-disk bytes
     (each inode once) and reclaimable bytes (inodes with no link outside the part), with the count
@@ -53,9 +58,9 @@ options:
         name homes that were never created.
 notes:
   - Run with C(become=true) to read every user's home.
-  - Config files are read as UTF-8. uv's C(uv.toml) C(cache-dir) setting is not read.
-  - A relative C(cache-dir) depends on the directory pip runs in; it is resolved against the
-    user's home, with a warning.
+  - Config files are read as UTF-8; of a C(uv.toml) only a top-level C(cache-dir) string is read.
+  - A relative C(cache-dir) depends on the directory pip or uv runs in; it is resolved against the
+    user's home, with a warning (uv does not expand C(~) in it).
 seealso:
   - module: pkgcache.fleet.conda_cache_facts
   - module: pkgcache.fleet.cache_facts
@@ -166,7 +171,7 @@ ansible_facts:
                   returned: always
                   sample: /home/alice/.cache/uv
                 source:
-                  description: C(UV_CACHE_DIR), C(XDG_CACHE_HOME) or C(default) (C(~/.cache/uv)).
+                  description: C(UV_CACHE_DIR), the C(uv.toml) that set it, C(XDG_CACHE_HOME) or C(default) (C(~/.cache/uv)).
                   type: str
                   returned: always
                 exists:
@@ -194,7 +199,7 @@ ansible_facts:
             sections:
               description:
                 - Per top-level part. pip - C(http-v2), C(http), C(wheels), C(selfcheck) (always
-                  present) and C(other). uv - one per bucket directory (C(wheels-v6),
+                  present) and C(other). uv - one per bucket directory (C(wheels-v8),
                   C(archive-v0), ...) and C(other) for the files at the top.
               type: dict
               returned: always

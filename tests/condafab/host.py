@@ -345,9 +345,12 @@ class HostBuilder:
         return cache
 
     def pip_caches(self, user, uv=True):
-        """The user's pip cache (and uv cache) in their default places, built by
-        ``condafab.pipcache``; whatever it returns is kept in ``manifest.pip_results``."""
-        from condafab.pipcache import build_pip_cache, build_uv_cache  # pylint: disable=import-outside-toplevel
+        """The user's pip cache (built by ``condafab.pipcache``) and uv cache (a copy of one the
+        real uv wrote, ``condafab.uvcache``) in their default places; their manifests are kept in
+        ``manifest.pip_results``."""
+        # pylint: disable=import-outside-toplevel
+        from condafab.pipcache import build_pip_cache
+        from condafab.uvcache import manifest, real_uv_cache
 
         record = self.manifest.users[user.name]
         seed = self.rng.getrandbits(32)
@@ -355,7 +358,8 @@ class HostBuilder:
         self.manifest.pip_results[record.pip_cache] = build_pip_cache(self.fs.real(record.pip_cache), seed)
         if uv:
             record.uv_cache = f"{user.home}/.cache/uv"
-            self.manifest.pip_results[record.uv_cache] = build_uv_cache(self.fs.real(record.uv_cache), seed)
+            cache = real_uv_cache(self.fs.real(record.uv_cache))
+            self.manifest.pip_results[record.uv_cache] = manifest(cache)
 
     def condarc(self, path, text, owner=None, malformed=False):
         """A conda config file at in-host ``path``."""

@@ -1,11 +1,10 @@
-"""Realistic pip and uv caches on disk, deterministic per seed.
+"""Realistic pip caches on disk, deterministic per seed (uv caches are written by the real uv,
+``condafab.uvcache``).
 
-The layouts are the ones the tools write (pip's ``network/cache.py``, ``cache.py``,
-``self_outdated_check.py``; uv's ``uv-cache`` buckets), so the facts and cleanup modules are
-tested against the real shape: hashed directory fan-out, metadata next to bodies, real zip
-wheels, uv's wheel entries as symlinks into ``archive-v0``.  Each builder returns a manifest of
-what it wrote, counted while writing, so tests compare module output with an independent
-number.
+The layout is the one pip writes (``network/cache.py``, ``cache.py``, ``self_outdated_check.py``),
+so the facts and cleanup modules are tested against the real shape: hashed directory fan-out,
+metadata next to bodies, real zip wheels.  The builder returns a manifest of what it wrote,
+counted while writing, so tests compare module output with an independent number.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import json
 import os
 import random
 import stat
-import string
 import struct
 import time
 import zipfile
@@ -27,8 +25,6 @@ INDEX = "https://index.example.invalid"
 DAY = 86400
 # Real pip sections in the order pip's `cache info` lists them.
 PIP_SECTIONS = ("http-v2", "http", "wheels", "selfcheck")
-UV_BUCKETS = ("archive-v0", "wheels-v6", "sdists-v9", "simple-v24", "interpreter-v4")
-CACHEDIR_TAG = b"Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by uv.\n"
 _WORDS = ("alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega", "lumen", "parse", "tools", "utils", "core")
 # Fixed zip member times keep wheel bytes identical across runs.
 _ZIP_TIME = (2024, 1, 1, 0, 0, 0)
@@ -185,65 +181,6 @@ def build_pip_cache(cache_dir: Path, seed: int, http_entries: int = 12, legacy_h
         name = hashlib.sha224(prefix.encode()).hexdigest()
         out.file("selfcheck", f"selfcheck/{name}.json", json.dumps(state).encode(), _mtime(rng, now, span_days), item=True)
     return out.manifest(tool="pip")
-
-
-def _archive_id(rng: random.Random) -> str:
-    return "".join(rng.choices(string.ascii_letters + string.digits + "-_", k=21))
-
-
-def build_uv_cache(cache_dir: Path, seed: int, wheels: int = 3, sdists: int = 1, simple: int = 4,
-                   now: int | None = None, span_days: int = 120, hardlink_into: Path | None = None,
-                   max_file: int = 32 * 1024) -> dict:
-    """Write a uv cache under ``cache_dir``; return the manifest of what was written.
-
-    Root markers (``CACHEDIR.TAG``, ``.gitignore``, ``.lock``); unpacked wheels in
-    ``archive-v0/<id>/`` with ``wheels-v6/pypi/<name>/<stem>`` symlinks to them and a ``.http``
-    policy file; built sdists in ``sdists-v9``; index pages in ``simple-v24``; interpreter info.
-    With ``hardlink_into``, every archive file is also hard-linked there, as ``uv pip install``
-    does into a venv: those bytes are on disk but not reclaimable by clearing the cache.
-    """
-    rng = random.Random(seed)
-    now = int(time.time()) if now is None else int(now)
-    root = Path(cache_dir)
-    out = _Writer(root, ("root",) + UV_BUCKETS)
-    root.mkdir(parents=True, exist_ok=True)
-    # uv has no item notion inside a bucket: every file counts; markers date from the cache's creation.
-    created = now - span_days * DAY
-    out.file("root", "CACHEDIR.TAG", CACHEDIR_TAG, created, item=True)
-    out.file("root", ".gitignore", b"*", created, item=True)
-    out.file("root", ".lock", b"", created, item=True)
-    out.file("sdists-v9", "sdists-v9/.gitignore", b"", created, item=True)
-    out.file("sdists-v9", "sdists-v9/.git", b"", created, item=True)
-    linked = 0
-    for dist, version in _names(rng, wheels):
-        module = dist.replace("-", "_")
-        stem = f"{module}-{version}-py3-none-any"
-        archive = f"archive-v0/{_archive_id(rng)}"
-        mtime = _mtime(rng, now, span_days)
-        for rel, data in ((f"{module}/__init__.py", rng.randbytes(rng.randint(1, max_file))),
-                          (f"{module}-{version}.dist-info/METADATA", f"Name: {dist}\nVersion: {version}\n".encode())):
-            written = out.file("archive-v0", f"{archive}/{rel}", data, mtime, item=True)
-            if hardlink_into is not None:
-                target = Path(hardlink_into) / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(written, target)
-                linked += 1
-        out.file("wheels-v6", f"wheels-v6/pypi/{dist}/{stem}.http", msgpack({"filename": stem + ".whl", "id": archive[11:]}), mtime, item=True)
-        # Relative, so the link stays right wherever the tree is mounted (a host's root, a copy).
-        out.symlink("wheels-v6", f"wheels-v6/pypi/{dist}/{stem}", f"../../../{archive}")
-    for dist, version in _names(random.Random(seed + 1), sdists):
-        base = f"sdists-v9/pypi/{dist}/{version}"
-        mtime = _mtime(rng, now, span_days)
-        revision = _archive_id(rng)
-        out.file("sdists-v9", f"{base}/revision.http", msgpack({"id": revision}), mtime, item=True)
-        out.file("sdists-v9", f"{base}/{revision}/metadata.msgpack", msgpack({"name": dist, "version": version}), mtime, item=True)
-        whl = wheel_bytes(rng, dist, version, rng.randint(64, max_file // 4))
-        out.file("sdists-v9", f"{base}/{revision}/{dist.replace('-', '_')}-{version}-py3-none-any.whl", whl, mtime, item=True)
-    for dist, _version in _names(random.Random(seed + 2), simple):
-        out.file("simple-v24", f"simple-v24/pypi/{dist}.rkyv", rng.randbytes(rng.randint(64, 4096)), _mtime(rng, now, span_days), item=True)
-    interpreter = hashlib.sha256(str(seed).encode()).hexdigest()[:16]
-    out.file("interpreter-v4", f"interpreter-v4/{interpreter}.msgpack", msgpack({"sys_prefix": "/usr"}), _mtime(rng, now, span_days), item=True)
-    return out.manifest(tool="uv", hardlinked=linked)
 
 
 def snapshot(root: Path) -> dict:

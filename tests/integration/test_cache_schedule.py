@@ -143,7 +143,7 @@ def test_the_role_installs_the_collections_own_code_and_a_checked_policy(hosts, 
         assert set(policy) == {"clean", "clean-pip"}
         assert policy["clean"]["targets"] == ["tarballs", "packages", "index_cache", "logfiles", "trash", "partial"]
         assert policy["clean"]["busy_age"] == "1h" and policy["clean"]["when_free_below"] is None
-        assert policy["clean-pip"] == {"purge": False, "patterns": [], "min_age": "0", "uv_min_age": None,
+        assert policy["clean-pip"] == {"purge": False, "patterns": [], "min_age": "0", "uv": None,
                                        "environment": {}}
         checked = module(fleet, name, "ansible.builtin.command", "/usr/local/bin/pkgcache run --validate "
                          "--policy /etc/pkgcache/policy.json")

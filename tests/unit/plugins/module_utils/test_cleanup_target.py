@@ -26,7 +26,8 @@ from .hostroot import in_root
 from .test_conda_clean import build, run_clean
 from .test_conda_relocate import tmpfs
 from .test_pip_clean import run as run_pip
-from condafab.pipcache import build_pip_cache, build_uv_cache
+from condafab.pipcache import build_pip_cache
+from condafab.uvcache import copy_cache, real_uv_cache
 
 BASE = 1700000000
 HOUR = 3600
@@ -187,15 +188,18 @@ def test_conda_max_cache_size_brings_each_cache_down_oldest_first(conda_fs):
 
 
 def clean_pip(mount, target, check_mode=False, uv=True):
-    return run_pip(Path(mount), pip=os.path.join(mount, "pip"), uv=os.path.join(mount, "uv"), check_mode=check_mode,
-                   min_age="0", uv_min_age="0" if uv else None, target=target)
+    return run_pip(Path(mount), pip=os.path.join(mount, "pip"), uv_dir=os.path.join(mount, "uv"),
+                   check_mode=check_mode, min_age="0", uv="prune" if uv else None, target=target)
 
 
 @pytest.fixture
 def pip_fs(tmp_path):
     with tmpfs(tmp_path / "disk", size="4m") as mount:
         build_pip_cache(tmp_path / "disk" / "pip", seed=3, http_entries=24, wheels=8, now=BASE)
-        build_uv_cache(tmp_path / "disk" / "uv", seed=3, wheels=4, sdists=2, now=BASE)
+        uv = real_uv_cache(tmp_path / "disk" / "uv")
+        # What older uv releases leave: buckets this uv's prune removes, each a unit of its own.
+        for old in ("wheels-v6", "sdists-v9", "simple-v24", "interpreter-v4"):
+            copy_cache(uv / "wheels-v8", uv / old)
         everything = clean_pip(mount, Target(free=("percent", 100.0)), check_mode=True)
         when_of = age_every_unit(everything, lambda path: path, seed=5)
         yield mount, everything, when_of
@@ -245,24 +249,3 @@ def test_no_target_takes_everything_as_before(pip_fs):
     plain = clean_pip(mount, None, check_mode=True)
     assert plain["target"] is None
     assert plain["planned_bytes"] == everything["planned_bytes"]
-
-
-def test_a_uv_archive_is_taken_with_the_entry_pointing_to_it(tmp_path):
-    with tmpfs(tmp_path / "disk", size="4m") as mount:
-        uv = os.path.join(mount, "uv")
-        build_uv_cache(tmp_path / "disk" / "uv", seed=3, wheels=4, sdists=1, now=BASE)
-        for entry in entries_below(uv):
-            os.utime(entry, (BASE, BASE), follow_symlinks=False)
-        archives = sorted(os.path.join(uv, "archive-v0", name) for name in os.listdir(os.path.join(uv, "archive-v0")))
-        for entry in archives + [os.path.join(uv, "wheels-v6", "pypi")]:
-            set_last_use(entry, BASE - 100 * 86400, by_access=False)
-        target = Target(free=("bytes", available(mount) + 1))
-
-        planned = run_pip(tmp_path, uv=uv, check_mode=True, uv_min_age="0", target=target)
-        [first] = units_of(planned)
-        assert set(archives) < set(item["path"] for item in first)
-        assert os.path.join(uv, "wheels-v6", "pypi") in set(item["path"] for item in first)
-        assert planned["target"][0]["taken"] == 1
-
-        run_pip(tmp_path, uv=uv, uv_min_age="0", target=target)
-        assert dangling(uv) == [] and not os.path.exists(archives[0])

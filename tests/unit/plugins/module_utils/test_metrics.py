@@ -71,6 +71,9 @@ def test_each_cache_of_the_facts_is_a_gauge_of_its_size_and_reclaimable_bytes(tm
         assert gauge(samples, metrics.RECLAIMABLE, **labels) == cache["usage"]["reclaimable_bytes"]
         for section, part in cache["sections"].items():
             assert gauge(samples, metrics.CATEGORY_RECLAIMABLE, category=section, **labels) == part["reclaimable_bytes"]
+    # The real uv cache of the layout: labelled uv, its buckets as categories.
+    assert any(key[0] == metrics.CATEGORY_RECLAIMABLE and ("tool", "uv") in key[1] and ("category", "wheels-v8") in key[1]
+               for key in samples)
     sizes = [key for key in samples if key[0] == metrics.SIZE]
     assert len(sizes) == len(conda) + len(pip)
     assert not [key for key in samples if key[0] == metrics.LAST_CLEAN], "no clean yet, no clean time"
@@ -80,7 +83,7 @@ def test_a_clean_sets_its_tools_time_and_freed_bytes_which_later_runs_keep(tmp_p
     fsroot, _manifest = build(tmp_path, "multi_user")
     out = tmp_path / "textfile"
     conda = host_json(fsroot, ["clean", "--targets", "tarballs"])
-    pip = host_json(fsroot, ["clean-pip", "--purge", "--uv-min-age", "0"])
+    pip = host_json(fsroot, ["clean-pip", "--purge", "--uv", "prune"])
     freed = dict((tool, sum(c["freed_bytes"] for r in (conda, pip) for c in r["caches"] if c["kind"] == tool))
                  for tool in ("conda", "pip", "uv"))
     assert freed["conda"] > 0 and freed["pip"] > 0

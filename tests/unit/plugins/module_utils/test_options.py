@@ -36,8 +36,8 @@ def test_a_number_with_a_unit_is_that_many_units(number, unit, space):
 def test_a_bare_number_other_than_zero_is_refused_with_both_readings(number):
     text = str(number)
     with pytest.raises(OptionError) as refused:
-        options.parse_duration(text, "uv_min_age")
-    assert str(refused.value) == "uv_min_age=%s has no unit: write %sd for days or %ss for seconds" % (text, text, text)
+        options.parse_duration(text, "min_age")
+    assert str(refused.value) == "min_age=%s has no unit: write %sd for days or %ss for seconds" % (text, text, text)
 
 
 @pytest.mark.parametrize("zero", ["0", "0.0", " 0 ", "0s", "0d"])

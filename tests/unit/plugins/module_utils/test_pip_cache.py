@@ -13,9 +13,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import pip_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
@@ -26,7 +28,9 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
     resolve_pip_cache,
     resolve_uv_cache,
 )
-from condafab.pipcache import build_pip_cache, build_uv_cache, snapshot
+from condafab.pipcache import build_pip_cache, snapshot
+from condafab.uvcache import build_real_uv_cache, real_uv_cache, run_uv, user_env, uv_env
+from condafab.uvcache import manifest as uv_manifest
 
 NOW = 1_750_000_000
 
@@ -229,6 +233,85 @@ def test_uv_cache_location(host):
     assert resolve_uv_cache(home, {"UV_CACHE_DIR": str(host / "u")}, None) == {"path": str(host / "u"), "source": "UV_CACHE_DIR"}
 
 
+def test_uv_system_config_falls_back_to_etc_uv_and_a_relative_cache_dir_is_warned_about(host):
+    write(host / "etc/uv/uv.toml", "cache-dir = 'relative/cache'\n")
+    warnings = []
+    found = resolve_uv_cache(str(host / "home"), {}, warnings.append, etc_dir=str(host / "etc"))
+    assert found == {"path": str(host / "home/relative/cache"), "source": str(host / "etc/uv/uv.toml")}
+    assert warnings == ["uv cache-dir from %s 'relative/cache' is relative; it depends on the working directory, "
+                        "resolved against %s" % (host / "etc/uv/uv.toml", host / "home")]
+
+
+def test_a_cache_dir_that_is_not_a_plain_string_is_a_warning(host):
+    write(host / "home/.config/uv/uv.toml", "cache-dir = [1]\n")
+    warnings = []
+    found = resolve_uv_cache(str(host / "home"), {}, warnings.append, etc_dir=str(host / "etc"))
+    assert found["source"] == "default" and len(warnings) == 1 and "not a plain string" in warnings[0]
+
+
+# Paths as strings TOML can hold: no NUL, and printable enough for a file name.
+toml_paths = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+
+
+@given(toml_paths, st.booleans(), st.sampled_from(["", "  # note", "\t#"]), st.sampled_from(["", "# head\nx = 1\n"]))
+def test_uv_toml_cache_dir_reads_as_a_toml_parser_does(value, literal, comment, before):
+    """Every string TOML accepts as a top-level ``cache-dir`` (basic or literal) reads the same as
+    with tomllib; a key inside a table is not top-level and is not read."""
+    if literal and ("'" in value or "\n" in value):
+        literal = False
+    quoted = "'%s'" % value if literal else json.dumps(value, ensure_ascii=False)
+    text = "%scache-dir = %s%s\n" % (before, quoted, comment)
+    directory = Path(tempfile.mkdtemp(prefix="uvtoml-"))
+    try:
+        path = write(directory / "uv.toml", text)
+        assert pip_cache.read_uv_cache_dir(str(path), [].append) == tomllib.loads(text)["cache-dir"]
+        write(path, "[pip]\n" + text)
+        assert pip_cache.read_uv_cache_dir(str(path), [].append) is None
+    finally:
+        shutil.rmtree(directory)
+
+
+# The same rules through the real uv of this venv (`uv cache dir`), as the user would run it.  The
+# system file is only reachable through XDG_CONFIG_DIRS here (uv's /etc/uv fallback is this host's).
+UV_SCENARIOS = {
+    "default": ({}, {}),
+    "xdg-cache": ({}, {"XDG_CACHE_HOME": "{root}/xdg"}),
+    "relative-xdg-cache-ignored": ({}, {"XDG_CACHE_HOME": "relative"}),
+    "env": ({}, {"UV_CACHE_DIR": "{root}/env"}),
+    "user-config": ({"home/.config/uv/uv.toml": 'cache-dir = "{root}/user"  # a comment'}, {}),
+    "xdg-config-home": ({"cfg/uv/uv.toml": "cache-dir = '{root}/xdg-config'"}, {"XDG_CONFIG_HOME": "{root}/cfg"}),
+    "system-first-found": ({"sys2/uv/uv.toml": 'cache-dir = "{root}/system"'},
+                           {"XDG_CONFIG_DIRS": "{root}/sys1:{root}/sys2"}),
+    "system-skips-empty-entries": ({"sys2/uv/uv.toml": 'cache-dir = "{root}/system"'},
+                                   {"XDG_CONFIG_DIRS": "{root}/sys1::{root}/sys2"}),
+    "user-beats-system": ({"home/.config/uv/uv.toml": '"cache-dir" = "{root}/user"',
+                           "sys/uv/uv.toml": 'cache-dir = "{root}/system"'}, {"XDG_CONFIG_DIRS": "{root}/sys"}),
+    "user-without-key-then-system": ({"home/.config/uv/uv.toml": "native-tls = true",
+                                      "sys/uv/uv.toml": 'cache-dir = "{root}/system"'}, {"XDG_CONFIG_DIRS": "{root}/sys"}),
+    "env-beats-config": ({"home/.config/uv/uv.toml": 'cache-dir = "{root}/user"'}, {"UV_CACHE_DIR": "{root}/env"}),
+    "no-config": ({"home/.config/uv/uv.toml": 'cache-dir = "{root}/user"'}, {"UV_NO_CONFIG": "1"}),
+    "config-file-alone": ({"home/.config/uv/uv.toml": 'cache-dir = "{root}/user"', "custom.toml": "offline = true"},
+                          {"UV_CONFIG_FILE": "{root}/custom.toml"}),
+    "key-under-a-table-does-not-count": ({"home/.config/uv/uv.toml": '[pip]\nindex-url = "https://x.invalid"'}, {}),
+    "escapes": ({"home/.config/uv/uv.toml": 'cache-dir = "{root}/a\\u0062c"'}, {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UV_SCENARIOS))
+def test_agrees_with_real_uv_cache_dir(host, name):
+    files, env = UV_SCENARIOS[name]
+    env = {key: value.format(root=host) for key, value in env.items()}
+    env.setdefault("XDG_CONFIG_DIRS", str(host / "etc/xdg"))
+    for rel, body in files.items():
+        write(host / rel, body.format(root=host) + "\n")
+    warnings = []
+    ours = resolve_uv_cache(str(host / "home"), env, warnings.append, etc_dir=str(host / "etc"))
+    assert warnings == []
+    (host / "cwd").mkdir()
+    theirs = run_uv("cache", "dir", env=user_env(host / "home", **env), cwd=host / "cwd")
+    assert theirs.strip() == ours["path"]
+
+
 # The same scenarios through the real pip of this venv, as the user would run it.  `pip cache dir`
 # reads [global] (and [cache]), so only [global] cases are comparable.
 PIP_SCENARIOS = {
@@ -307,22 +390,25 @@ def test_missing_sections_are_zero_and_strays_go_to_other(tmp_path):
     assert total.usage.on_disk == du(cache)
 
 
-def test_uv_cache_buckets_and_hard_links_into_a_venv(tmp_path):
-    cache, venv = tmp_path / "uv", tmp_path / "venv/site-packages"
-    manifest = build_uv_cache(cache, seed=3, wheels=5, now=NOW, hardlink_into=venv)
+def test_real_uv_cache_buckets_size_and_hard_links_into_venvs(tmp_path):
+    cache, work = tmp_path / "uv", tmp_path / "work"
+    build_real_uv_cache(cache, work)
     total, parts = measure_cache(str(cache), None, [].append)
-    assert set(parts) == {"other", "archive-v0", "wheels-v6", "sdists-v9", "simple-v24", "interpreter-v4"}
-    assert total.usage.on_disk == du(cache)
-    assert total.usage.apparent == apparent(cache) == manifest["apparent_bytes"]
-    assert parts["other"].items == manifest["sections"]["root"]["items"] == 3
-    for bucket in ("archive-v0", "wheels-v6", "sdists-v9", "simple-v24", "interpreter-v4"):
-        assert parts[bucket].usage.apparent == manifest["sections"][bucket]["apparent_bytes"]
-        assert parts[bucket].items == manifest["sections"][bucket]["items"]
-    # Every archive file is also linked from the venv: its blocks stay when the cache goes.
-    linked = sum(os.lstat(p).st_blocks * 512 for p in venv.rglob("*") if p.is_file())
-    assert manifest["hardlinked"] == 10
-    assert parts["archive-v0"].usage.reclaimable == du(cache / "archive-v0") - linked
-    assert total.usage.reclaimable == du(cache) - linked
+    expected = uv_manifest(cache)
+    assert set(parts) == set(expected["sections"]) - {"root"} | {"other"}
+    assert total.usage.apparent == expected["apparent_bytes"]
+    for bucket, counts in expected["sections"].items():
+        part = parts["other" if bucket == "root" else bucket]
+        assert (part.items, part.usage.apparent) == (counts["items"], counts["apparent_bytes"]), bucket
+    # `uv cache size` counts blocks on disk, each inode once, directories included: as we do.
+    size = run_uv("cache", "size", "--preview-features", "cache-size", "--output-format", "machine",
+                  "--cache-dir", str(cache), env=uv_env(tmp_path))
+    assert total.usage.on_disk == int(size) == du(cache)
+    # uv hard-links installed files into the venvs: du of the cache after the venvs is what is only
+    # the cache's, what removing it would free.
+    listed = subprocess.run(["du", "-sB1", str(work), str(cache)], capture_output=True, text=True, check=True)
+    only_cache = int(listed.stdout.splitlines()[1].split()[0])
+    assert total.usage.reclaimable == only_cache < total.usage.on_disk
 
 
 def test_symlink_out_of_the_cache_is_not_followed_and_loops_are_harmless(tmp_path):
@@ -368,7 +454,7 @@ def users_in(root: Path, *names) -> list:
 def test_facts_per_user_and_a_shared_cache_counted_once(host):
     alice, bob, carol, dave = users_in(host, "alice", "bob", "carol", "dave")
     pip_a = build_pip_cache(Path(alice.home) / ".cache/pip", seed=1, now=NOW)
-    build_uv_cache(Path(alice.home) / ".cache/uv", seed=1, now=NOW)
+    real_uv_cache(Path(alice.home) / ".cache/uv")
     shared = build_pip_cache(host / "shared", seed=2, now=NOW)
     for user in (bob, carol):
         write(Path(user.home) / ".config/pip/pip.conf", "[global]\ncache-dir = %s\n" % (host / "shared"))
@@ -418,7 +504,7 @@ def test_environment_option_applies_to_every_user(host):
 def test_gathering_leaves_the_tree_byte_and_metadata_identical(host):
     (alice,) = users_in(host, "alice")
     build_pip_cache(Path(alice.home) / ".cache/pip", seed=11, now=NOW)
-    build_uv_cache(Path(alice.home) / ".cache/uv", seed=11, now=NOW, hardlink_into=host / "venv")
+    build_real_uv_cache(Path(alice.home) / ".cache/uv", host / "work")
     write(Path(alice.home) / ".config/pip/pip.conf", "[global]\ntimeout = 3\n")
     (Path(alice.home) / ".cache/pip/loop").symlink_to(Path(alice.home) / ".cache/pip/loop")
     before = snapshot(host)

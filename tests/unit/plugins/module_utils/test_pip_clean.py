@@ -1,5 +1,6 @@
 """pip_clean on real pip and uv caches: pip's own purge/remove as the oracle, ages set by the
-test, uv's lock, symlinks out of a user's cache, exact freed bytes on a tmpfs of its own.
+test, symlinks out of a user's cache, exact freed bytes on a tmpfs of its own (uv's own rules:
+test_uv_clean).
 
 The pip of this venv is run on a ``cp -a`` copy of every fixture cache; what it leaves must be
 exactly what ``pip_clean`` leaves.
@@ -8,7 +9,6 @@ exactly what ``pip_clean`` leaves.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import sys
@@ -20,7 +20,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import Us
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError as PolicyError
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import select_users
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import Request, clean
-from condafab.pipcache import build_pip_cache, build_uv_cache, snapshot
+from condafab.pipcache import build_pip_cache, snapshot
+from condafab.uvcache import build_real_uv_cache, real_uv_cache
 
 NOW = 1_750_000_000
 DAY = 86400
@@ -28,11 +29,11 @@ OLD = NOW - 100 * DAY
 YOUNG = NOW - DAY
 
 
-def run(tmp_path, pip=None, uv=None, user=None, check_mode=False, **options):
+def run(tmp_path, pip=None, uv_dir=None, user=None, check_mode=False, **options):
     """``clean`` for one user whose caches are ``pip``/``uv``; warnings must not happen."""
     env = {"PIP_CONFIG_FILE": os.devnull}
     env.update({"PIP_CACHE_DIR": str(pip)} if pip else {"PIP_CACHE_DIR": str(tmp_path / "no-pip-cache")})
-    env.update({"UV_CACHE_DIR": str(uv)} if uv else {"UV_CACHE_DIR": str(tmp_path / "no-uv-cache")})
+    env.update({"UV_CACHE_DIR": str(uv_dir)} if uv_dir else {"UV_CACHE_DIR": str(tmp_path / "no-uv-cache")})
     warnings = []
     result = clean([user or User("root", 0, 0, str(tmp_path))], env, Request.from_options(now=NOW, **options),
                    warnings.append, check_mode)
@@ -173,72 +174,17 @@ def test_min_age_removes_old_entries_whole_and_keeps_young_ones_with_their_parts
 
 
 def test_a_second_run_changes_nothing_and_check_mode_plans_exactly_the_real_removal(tmp_path, pip_tree):
-    uv = tmp_path / "uv"
-    build_uv_cache(uv, seed=7, now=NOW)
-    set_mtimes(uv, OLD)
-    options = dict(purge=True, uv_min_age="7d")
+    uv = real_uv_cache(tmp_path / "uv")
+    options = dict(purge=True, uv="prune")
     before = snapshot(tmp_path)
-    preview = run(tmp_path, pip=pip_tree, uv=uv, check_mode=True, **options)
+    preview = run(tmp_path, pip=pip_tree, uv_dir=uv, check_mode=True, **options)
     assert snapshot(tmp_path) == before
     assert preview["removed"] == [] and preview["freed_bytes"] == {} and preview["changed"] is True
-    done = run(tmp_path, pip=pip_tree, uv=uv, **options)
+    done = run(tmp_path, pip=pip_tree, uv_dir=uv, **options)
     assert done["removed"] == preview["paths"] == done["paths"]
     assert done["planned_bytes"] == preview["planned_bytes"] > 0
-    again = run(tmp_path, pip=pip_tree, uv=uv, **options)
+    again = run(tmp_path, pip=pip_tree, uv_dir=uv, **options)
     assert (again["changed"], again["paths"]) == (False, [])
-
-
-def uv_cache(tmp_path, **kwargs):
-    cache = tmp_path / "uv"
-    manifest = build_uv_cache(cache, seed=11, now=NOW, **kwargs)
-    set_mtimes(cache, OLD)
-    return cache, manifest
-
-
-def test_uv_pruning_removes_old_bucket_entries_but_never_the_markers(tmp_path):
-    cache, _manifest = uv_cache(tmp_path)
-    markers = {rel: content for rel, content in tree(cache).items()
-               if "/" not in rel and content != "dir" or rel.startswith("sdists-v9/.")}
-    entries = sorted(str(p) for bucket in cache.iterdir() if bucket.is_dir() for p in bucket.iterdir()
-                     if not p.name.startswith("."))
-    result = run(tmp_path, uv=cache, uv_min_age="30d")
-    assert sorted(result["removed"]) == entries
-    left = tree(cache)
-    assert {rel: left[rel] for rel in markers} == markers
-    buckets = sorted(rel for rel, content in left.items() if content == "dir")
-    assert buckets == ["archive-v0", "interpreter-v4", "sdists-v9", "simple-v24", "wheels-v6"]
-
-
-def test_uv_archives_still_pointed_to_stay_unreferenced_old_ones_go(tmp_path):
-    cache, _manifest = uv_cache(tmp_path)
-    pointer = sorted((cache / "wheels-v6").rglob("*.http"))[0]
-    os.utime(pointer, (YOUNG, YOUNG))  # wheels-v6/pypi is in use, so are the archives it links
-    stray = cache / "archive-v0" / "stray-archive-id-0001"
-    (stray / "pkg").mkdir(parents=True)
-    (stray / "pkg" / "__init__.py").write_text("")
-    set_mtimes(stray, OLD)
-    linked = sorted(p.name for p in (cache / "archive-v0").iterdir() if p != stray)
-    result = run(tmp_path, uv=cache, uv_min_age="30d")
-    assert sorted(p.name for p in (cache / "archive-v0").iterdir()) == linked
-    assert str(stray) in result["removed"] and (cache / "wheels-v6/pypi").is_dir()
-    assert result["caches"][0]["kept"] == {"newer than 30d": 1, "archive still used by a newer entry": len(linked)}
-    # Once the pointer is old too, the links and their archives go together.
-    os.utime(pointer, (OLD, OLD))
-    run(tmp_path, uv=cache, uv_min_age="30d")
-    assert list((cache / "archive-v0").iterdir()) == [] and not (cache / "wheels-v6/pypi").exists()
-
-
-def test_uv_cache_is_skipped_while_uv_holds_its_lock_or_without_its_tag(tmp_path):
-    cache, _manifest = uv_cache(tmp_path)
-    before = snapshot(cache)
-    with open(cache / ".lock", "rb") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        result = run(tmp_path, uv=cache, uv_min_age="1d")
-    assert result["caches"][0]["skipped"] == "uv holds its cache lock %s" % (cache / ".lock")
-    assert (result["changed"], snapshot(cache)) == (False, before)
-    (cache / "CACHEDIR.TAG").unlink()
-    result = run(tmp_path, uv=cache, uv_min_age="1d")
-    assert result["caches"][0]["skipped"] == "no CACHEDIR.TAG: not a uv cache" and result["removed"] == []
 
 
 def need_root():
@@ -256,19 +202,19 @@ def test_symlinks_never_lead_removal_outside_and_ownership_is_kept(tmp_path, pip
     os.symlink(etc, pip_tree / "http-v2" / "escape")
     os.symlink(etc / "evil-1.0-py3-none-any.whl", pip_tree / "wheels" / "evil-1.0-py3-none-any.whl")
     os.symlink(etc / "sub", pip_tree / "wheels" / "00" / "sub")
-    uv, _manifest = uv_cache(tmp_path)
+    uv = real_uv_cache(tmp_path / "uv")
     os.symlink(etc, uv / "archive-v0" / "escape")
-    os.symlink(etc, uv / "simple-v24" / "escape")
+    os.symlink(etc, uv / "environments-v2" / "escape")
     for root in (pip_tree, uv):
         set_mtimes(root, OLD)
         for path in [root, *root.rglob("*")]:
             os.lchown(path, 1001, 1001)
     outside = snapshot(etc)
     alice = User("alice", 1001, 1001, str(tmp_path))
-    result = run(tmp_path, pip=pip_tree, uv=uv, user=alice, purge=True, uv_min_age="30d")
+    result = run(tmp_path, pip=pip_tree, uv_dir=uv, user=alice, purge=True, uv="prune")
     assert snapshot(etc) == outside
     assert not os.path.lexists(pip_tree / "http-v2") and not os.path.lexists(uv / "archive-v0" / "escape")
-    assert str(uv / "simple-v24") + "/escape" in result["removed"]
+    assert str(uv / "environments-v2") + "/escape" in result["removed"]
     for root in (pip_tree, uv):
         assert {(os.lstat(p).st_uid, os.lstat(p).st_gid) for p in [root, *root.rglob("*")]} == {(1001, 1001)}
         assert not (root / ".trash").exists()
@@ -298,16 +244,14 @@ def test_freed_bytes_equal_the_predicted_reclaimable_bytes_on_a_tmpfs(tmp_path):
     with tmpfs(tmp_path / "fs") as fs:
         pip = fs / "pip"
         build_pip_cache(pip, seed=5, http_entries=30, wheels=8, now=NOW)
-        # uv installs hard-link archive files into venvs: those bytes stay on disk.
+        # uv hard-links archive files into venvs: those bytes stay on disk when the archive goes.
         uv = fs / "uv"
-        build_uv_cache(uv, seed=5, now=NOW, hardlink_into=fs / "venv")
-        set_mtimes(uv, OLD)
-        result = run(tmp_path, pip=pip, uv=uv, purge=True, uv_min_age="30d")
+        build_real_uv_cache(uv, fs / "work")
+        result = run(tmp_path, pip=pip, uv_dir=uv, purge=True, uv="prune")
         assert result["freed_bytes"] == {str(fs): result["planned_bytes"]}
         plans = dict((c["tool"], c) for c in result["caches"])
         assert plans["uv"]["reclaimable_bytes"] < plans["uv"]["disk_bytes"]
         assert result["planned_bytes"] == plans["pip"]["reclaimable_bytes"] + plans["uv"]["reclaimable_bytes"] > 0
-        assert all(p.stat().st_nlink == 1 for p in (fs / "venv").rglob("*") if p.is_file())
 
 
 @pytest.mark.parametrize("options, message", [
@@ -317,7 +261,7 @@ def test_freed_bytes_equal_the_predicted_reclaimable_bytes_on_a_tmpfs(tmp_path):
     (dict(), "nothing to do"),
     (dict(patterns=["numpy"], include_selfcheck=True), "include_selfcheck only applies to purge"),
     (dict(min_age="7 days"), "min_age: '7 days' is not a duration"),
-    (dict(uv_min_age="30"), "uv_min_age=30 has no unit"),
+    (dict(uv="purge"), "uv=purge is not one of prune, clean"),
     (dict(patterns=["wheels/numpy"]), "is not a wheel file name glob"),
     (dict(patterns=[""]), "is not a wheel file name glob"),
 ])
@@ -327,7 +271,7 @@ def test_bad_requests_are_refused_before_anything_is_read(options, message):
 
 
 def test_zero_ages_are_allowed_and_unknown_users_are_refused():
-    assert Request.from_options(min_age="0", uv_min_age="0s").min_age == 0
+    assert Request.from_options(min_age="0", uv="prune").min_age == 0
     with pytest.raises(PolicyError, match="unknown user.*nobody-by-that-name"):
         select_users(["root", "nobody-by-that-name"])
     assert [u.name for u in select_users(["root"])] == ["root"]

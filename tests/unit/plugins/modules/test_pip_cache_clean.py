@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from condafab.pipcache import build_pip_cache, build_uv_cache, snapshot
+from condafab.pipcache import build_pip_cache, snapshot
+from condafab.uvcache import real_uv_cache
 
 REPO = Path(__file__).resolve().parents[4]
 LINK = REPO / ".build" / "link"
 MODULE = LINK / "ansible_collections/pkgcache/fleet/plugins/modules/pip_cache_clean.py"
-OLD = 1_600_000_000
 # One diff line per item: path, size on disk in binary units, reason.
 DIFF_LINE = re.compile(r"^(?P<path>/.+)  \((?P<number>\d+(?:\.\d)?) (?P<unit>B|KiB|MiB|GiB|TiB), (?P<reason>.+)\)$")
 UNIT = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "TiB": 1024 ** 4}
@@ -46,17 +46,15 @@ def run_module(tmp_path: Path, args: dict, check_mode=False, diff=False) -> dict
 
 @pytest.fixture
 def caches(tmp_path):
-    """root's pip and uv caches; the uv entries all old. Returns the module's ``environment``."""
+    """root's pip cache and a real uv cache. Returns the module's ``environment``."""
     build_pip_cache(tmp_path / "pip", seed=31, wheels=4)
-    build_uv_cache(tmp_path / "uv", seed=31)
-    for path in [tmp_path / "uv", *(tmp_path / "uv").rglob("*")]:
-        os.utime(path, (OLD, OLD), follow_symlinks=False)
+    real_uv_cache(tmp_path / "uv")
     return {"PIP_CACHE_DIR": str(tmp_path / "pip"), "UV_CACHE_DIR": str(tmp_path / "uv"),
             "PIP_CONFIG_FILE": os.devnull}
 
 
 def test_check_and_diff_preview_the_real_run_which_a_rerun_does_not_repeat(tmp_path, caches):
-    args = {"users": ["root"], "environment": caches, "purge": True, "uv_min_age": "30d"}
+    args = {"users": ["root"], "environment": caches, "purge": True, "uv": "prune"}
     before = snapshot(tmp_path / "pip"), snapshot(tmp_path / "uv")
     preview = run_module(tmp_path, args, check_mode=True, diff=True)
     assert preview.get("failed") is not True, preview
@@ -64,6 +62,7 @@ def test_check_and_diff_preview_the_real_run_which_a_rerun_does_not_repeat(tmp_p
     assert preview["changed"] is True and preview["removed"] == [] and preview["msg"].startswith("would remove")
     listed = diff_items(preview["diff"]["before"])
     assert str(tmp_path / "pip/http-v2") in listed and str(tmp_path / "uv/archive-v0") not in listed
+    assert len([path for path in listed if path.startswith(str(tmp_path / "uv/environments-v2/"))]) == 1
     assert [c["tool"] for c in preview["caches"]] == ["pip", "uv"]
     planned = [i for c in preview["caches"] for i in c["remove"]]
     assert sorted(listed) == sorted(i["path"] for i in planned)
@@ -80,7 +79,9 @@ def test_check_and_diff_preview_the_real_run_which_a_rerun_does_not_repeat(tmp_p
     assert done["planned_bytes"] == preview["planned_bytes"] > 0
     assert sorted(os.listdir(tmp_path / "pip")) == ["selfcheck"]
     assert sorted(os.listdir(tmp_path / "uv")) == sorted(
-        [".gitignore", ".lock", "CACHEDIR.TAG", "archive-v0", "interpreter-v4", "sdists-v9", "simple-v24", "wheels-v6"])
+        [".gitignore", ".lock", "CACHEDIR.TAG", "archive-v0", "builds-v0", "environments-v2", "interpreter-v5",
+         "sdists-v11", "wheels-v8"])
+    assert [c["cleaned_by"] for c in done["caches"]] == ["pkgcache.fleet", "pkgcache.fleet"]
 
     again = run_module(tmp_path, args, check_mode=True, diff=True)
     assert (again["changed"], again["removed"], again["diff"]["before"]) == (False, [], "")
@@ -92,7 +93,7 @@ def test_check_and_diff_preview_the_real_run_which_a_rerun_does_not_repeat(tmp_p
     ({"users": ["root", "nobody-by-that-name"], "purge": True}, "unknown user(s): nobody-by-that-name"),
     ({"purge": True, "patterns": ["numpy"]}, "purge and patterns cannot be combined"),
     ({"min_age": "a week"}, "min_age: 'a week' is not a duration"),
-    ({"uv_min_age": "30"}, "uv_min_age=30 has no unit"),
+    ({"uv": "purge"}, "value of uv must be one of: prune, clean, got: purge"),
     ({"include_selfcheck": True, "min_age": "1d"}, "include_selfcheck only applies to purge"),
 ])
 def test_bad_input_fails_with_a_clear_message_and_deletes_nothing(tmp_path, caches, bad, message):
@@ -104,8 +105,9 @@ def test_bad_input_fails_with_a_clear_message_and_deletes_nothing(tmp_path, cach
 
 def test_compact_results_carry_counts_and_the_same_removal(tmp_path, caches):
     """``compact``: each cache's items become a count and their bytes, keep groups lose their
-    paths; what is removed, the sizes and the diff stay whole.  Its JSON is a fraction of the full one."""
-    args = {"users": ["root"], "environment": caches, "purge": True, "uv_min_age": "30d"}
+    paths; what is removed, the sizes and the diff stay whole.  Its JSON is a fraction of the full one
+    (a target that is never met lists every entry)."""
+    args = {"users": ["root"], "environment": caches, "purge": True, "uv": "prune", "target_free": "100%"}
     full = run_module(tmp_path, args, check_mode=True, diff=True)
     small = run_module(tmp_path, dict(args, compact=True), check_mode=True, diff=True)
     assert small["diff"] == full["diff"] and small["planned_bytes"] == full["planned_bytes"]

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from condafab.pipcache import build_pip_cache, build_uv_cache
+from condafab.pipcache import build_pip_cache
+from condafab.uvcache import build_real_uv_cache
+from condafab.uvcache import manifest as uv_manifest
 
 REPO = Path(__file__).resolve().parents[4]
 LINK = REPO / ".build" / "link"
@@ -51,7 +53,8 @@ def du(path) -> int:
 @pytest.fixture
 def caches(tmp_path):
     pip = build_pip_cache(tmp_path / "pip", seed=21, http_entries=10, wheels=5)
-    uv = build_uv_cache(tmp_path / "uv", seed=21, hardlink_into=tmp_path / "venv")
+    build_real_uv_cache(tmp_path / "uv", tmp_path / "work")  # its venvs share the archives' inodes
+    uv = uv_manifest(tmp_path / "uv")
     env = {"PIP_CACHE_DIR": str(tmp_path / "pip"), "UV_CACHE_DIR": str(tmp_path / "uv")}
     return pip, uv, env
 

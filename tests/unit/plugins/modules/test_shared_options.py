@@ -108,7 +108,7 @@ def test_fewer_than_one_worker_is_an_error_before_anything_is_read(tmp_path, fix
 
 
 @pytest.mark.parametrize("module, option", [("conda_clean", "min_age"), ("conda_clean", "busy_age"),
-                                            ("pip_cache_clean", "min_age"), ("pip_cache_clean", "uv_min_age")])
+                                            ("pip_cache_clean", "min_age")])
 def test_a_bare_number_of_days_or_seconds_is_refused_by_every_age_option(tmp_path, fixture, module, option):
     args = dict(RUNS[module](fixture), **{option: "7"})
     if module == "pip_cache_clean" and option == "min_age":
