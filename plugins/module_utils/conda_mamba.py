@@ -25,8 +25,10 @@ CONDA = "conda"
 LOCK_SUFFIX = ".lock"
 TRASH_SUFFIX = ".mamba_trash"
 TRASH_INDEX = os.path.join("conda-meta", "mamba_trash.txt")
-# The last folder of a package's place in a channel: its subdir (``noarch``, ``linux-64``, ...).
-SUBDIR = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9_]+)$")
+# The last folder of a package's place in a channel: its subdir, ``noarch`` or a platform of
+# conda's KNOWN_SUBDIRS (``conda/base/constants.py``) by its operating system part, so that a
+# channel named like ``conda-forge`` is not taken for one.
+SUBDIR = re.compile(r"^(noarch|(linux|osx|win|freebsd|emscripten|wasi|zos)-[a-z0-9_]+)$")
 # util.cpp token_regex and remove_secrets_and_login_credentials (``user:password@`` only).
 _TOKEN = re.compile(r"/t/[a-zA-Z0-9_-]+")
 _CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^:@\s]+:[^@\s*]+@")

@@ -338,19 +338,19 @@ def dedupe_real(paths):
 class References(object):
     """Which extracted packages the known environments name in their PrefixRecords.
 
-    A record that says where it was extracted from (``extracted_package_dir``) pins that copy; a
-    record that does not (or is corrupt) protects every cached copy of its dist.
+    A record that says where it was extracted from (``extracted_package_dir``, else its
+    ``package_tarball_full_path``) pins that copy; one that only has a ``url`` pins the places
+    mamba would find it in every cache (its channel folder, and flat); a record with none of
+    them (or corrupt) protects every cached copy of its dist.
     """
 
     def __init__(self, environments):
         self.by_path = {}
         self.by_dist = {}
-        self.by_place = {}  # (mamba cache folder, dist) -> refs: that place in any cache
+        self.by_place = {}  # (cache folder, dist) -> refs: that place in every cache ("" flat)
         self._real_dirs = {}
         for env in environments:
             for record in env.records:
-                if record.cache_folder:
-                    self.by_place.setdefault((record.cache_folder, record.dist), []).append((env, record))
                 if record.extracted_package_dir:
                     real = self._resolve(record.extracted_package_dir)
                     self.by_path.setdefault(real, []).append((env, record))
@@ -358,6 +358,10 @@ class References(object):
                     # copies elsewhere (the cache may have been moved behind a symlink).
                     if not os.path.isdir(record.extracted_package_dir):
                         self.by_dist.setdefault(record.dist, []).append((env, record))
+                elif record.cache_folder:
+                    # Where mamba would look for it in each cache: its channel folder, then flat.
+                    for folder in (record.cache_folder, ""):
+                        self.by_place.setdefault((folder, record.dist), []).append((env, record))
                 else:
                     self.by_dist.setdefault(record.dist, []).append((env, record))
 
@@ -374,9 +378,8 @@ class References(object):
         found = list(self.by_path.get(self._resolve(package.path), ()))
         found.extend(self.by_dist.get(package.dist, ()))
         place = conda_mamba.split_relpath(package.relpath)
-        if place is not None and place[0]:
-            found.extend(r for r in self.by_place.get((conda_mamba.folder_key(place[0]), package.dist), ())
-                         if r not in found)
+        if place is not None:
+            found.extend(self.by_place.get((conda_mamba.folder_key(place[0]), package.dist), ()))
         return found
 
 
