@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from condafab.host import mamba_cache_folder
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, conda_mamba
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, conda_mamba, metrics
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import plan_backup
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_held
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import TARGETS, Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
@@ -113,9 +115,29 @@ def test_micromamba_roots_are_found_where_micromamba_looks_and_their_caches_carr
         assert sorted(p["dist"] for p in cache["unused_packages"]) == intended.orphans, path
         for package in cache["unused_packages"]:
             assert package["path"] == path + "/" + place_of(manifest, path, package["dist"])
+    # the metrics label the caches by tool
+    sizes = metrics.cache_samples({"conda_cache": facts})[metrics.SIZE]
+    assert sorted(line.split('path="')[1].split('"')[0] for line in sizes if 'tool="mamba"' in line) == sorted(
+        p for p, c in caches.items() if c["exists"])
     # /srv/mamba is only MAMBA_ROOT_PREFIX's: without it, micromamba (and we) cannot know it
     without = in_root(fsroot, gather, host_users(USERS))
     assert "/srv/mamba" not in [i["root"] for i in without["installations"]]
+
+
+def _backup_plan(env, dest):
+    host = Host.load(host_users(USERS), (), env, tarballs_only=True)
+    plan = plan_backup(host.caches, Store(dest, "h1"), host.warnings)
+    return sorted(item.path for item in plan.items), list(host.warnings)
+
+
+def test_a_backup_keeps_flat_tarballs_and_says_it_leaves_channel_folders_out(tmp_path):
+    fsroot, manifest = build(tmp_path)
+    (fsroot / "srv" / "backup").mkdir()
+    items, warnings = in_root(fsroot, _backup_plan, manifest.environment, "/srv/backup")
+    flat = [p for p, c in manifest.caches.items() if not c.folders]
+    assert items == sorted("%s/%s" % (p, fn) for p in flat for fn in manifest.caches[p].tarballs)
+    assert sorted(w.split(":")[0] for w in warnings if "not backed up" in w) == sorted(
+        p for p, c in manifest.caches.items() if c.folders)
 
 
 def test_a_mambarc_moves_the_cache_as_micromamba_reads_it(tmp_path):
