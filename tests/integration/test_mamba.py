@@ -9,10 +9,10 @@ frees are measured with ``statvfs`` from the controller; sizes are summed from `
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
+from mambalock import Holder
 from test_conda_pkgs_dirs import call  # pylint: disable=import-error
 from testfleet.fleet import running
 from testfleet.layouts import MICROMAMBA
@@ -40,24 +40,6 @@ def on_disk(paths):
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
     return total
-
-
-class Holder(object):
-    """A process on the controller holding mamba's lock (fcntl ``F_SETLK``, one byte at offset 21)
-    on a host's file: POSIX locks belong to the inode, so the host's processes see it."""
-
-    def __init__(self, path):
-        code = ("import fcntl, os, sys, time\n"
-                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
-                "fcntl.lockf(fd, fcntl.LOCK_EX, 1, 21)\n"
-                "print('locked', flush=True)\n"
-                "time.sleep(600)\n")
-        self.process = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE)
-        assert self.process.stdout.readline().strip() == b"locked"
-
-    def stop(self):
-        self.process.kill()
-        self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +83,8 @@ def test_facts_then_check_then_clean_free_exactly_the_reclaimable_bytes(mamba_ho
                for p in alice["unused_packages"])
     assert alice["disk_bytes"] == on_disk([pkgs])
 
-    holder = Holder(root / LOCKED.lstrip("/") / "pkgs.lock")
-    try:
+    with Holder(root / LOCKED.lstrip("/") / "pkgs.lock"):
         check = call(fleet, host, env, tmp_path, check=True, module="pkgcache.fleet.conda_clean")
-    finally:
-        holder.stop()
     assert not check["failed"], check.get("msg")
     plans = dict((c["path"], c) for c in check["caches"])
     assert plans[LOCKED]["skipped"] == "locked: %s/pkgs.lock is held by another process" % LOCKED

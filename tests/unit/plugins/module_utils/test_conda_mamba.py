@@ -9,8 +9,6 @@ __metaclass__ = type
 
 import fcntl
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,6 +17,7 @@ from hypothesis import strategies as st
 
 from condafab.host import mamba_cache_folder
 from condafab.layouts import DEFAULT_USERS, LAYOUTS, ROOT_USER
+from mambalock import Holder
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, conda_mamba, metrics
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import plan_backup
@@ -195,27 +194,6 @@ def test_clean_removes_channel_folder_orphans_locks_and_mamba_trash_exactly_as_p
             assert (manifest.real(path) / place_of(manifest, path, dist) / "info" / "index.json").is_file(), (path, dist)
     again = in_root(fsroot, run_clean, env)
     assert again["changed"] is False and again["paths"] == [] and again["tempfiles"] == []
-
-
-class Holder(object):
-    """Another process holding mamba's lock on a file: ``fcntl(F_SETLK)`` of one byte at offset 21,
-    a POSIX record lock (libmamba ``core/util.cpp`` ``LockFileOwner``), until it is stopped."""
-
-    def __init__(self, path):
-        code = ("import fcntl, os, sys, time\n"
-                "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
-                "fcntl.lockf(fd, fcntl.LOCK_EX, 1, 21)\n"
-                "print('locked', flush=True)\n"
-                "time.sleep(600)\n")
-        self.process = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE)
-        assert self.process.stdout.readline().strip() == b"locked"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.process.kill()
-        self.process.wait()
 
 
 def test_a_posix_lock_is_invisible_to_flock_but_held_for_us(tmp_path):
