@@ -247,26 +247,30 @@ def plan_tempfiles(environments, caches, policy, warnings, homes, targets=(TEMPF
 
 
 def _leftovers(prefix, suffixes, elsewhere, warnings):
-    """``(prefix-relative path, category)`` of every file under ``prefix`` with one of ``suffixes``
-    and every directory mamba trashed (one item each), skipping the caches and other prefixes
-    inside it."""
-    if not suffixes:
-        return
+    """``(prefix-relative path, category)`` of every file under ``prefix`` whose name ends with one
+    of ``suffixes`` (``{suffix: category}``) and every directory mamba trashed (one item each),
+    skipping the caches and other prefixes inside it."""
     skip = elsewhere - set([os.path.realpath(prefix)])
-    ends = tuple(suffixes)
     for dirpath, dirnames, filenames in os.walk(prefix, onerror=lambda e: warnings.path_error(e.filename, e)):
         kept = []
         for name in dirnames:
             path = os.path.join(dirpath, name)
-            if name.endswith(conda_mamba.TRASH_SUFFIX) and TRASH in suffixes.values() and not os.path.islink(path):
+            if _category_of(name, suffixes) == TRASH and not os.path.islink(path):
                 yield os.path.relpath(path, prefix), TRASH
             elif os.path.realpath(path) not in skip:
                 kept.append(name)
         dirnames[:] = kept
         for name in filenames:
-            if name.endswith(ends):
-                yield os.path.relpath(os.path.join(dirpath, name), prefix), \
-                    suffixes[next(s for s in ends if name.endswith(s))]
+            category = _category_of(name, suffixes)
+            if category:
+                yield os.path.relpath(os.path.join(dirpath, name), prefix), category
+
+
+def _category_of(name, suffixes):
+    for suffix, category in suffixes.items():
+        if name.endswith(suffix):
+            return category
+    return None
 
 
 def _young_or_usage(path, policy, warnings):

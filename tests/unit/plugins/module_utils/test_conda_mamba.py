@@ -56,8 +56,8 @@ def test_a_package_url_gives_the_channel_folder_mamba_uses_and_the_folder_parses
     expected = "%s/%s/%s/%s" % (scheme, netloc.replace(":", "_"), "/".join(channel), subdir)
     assert conda_mamba.cache_folder(plain, fn) == expected == mamba_cache_folder(plain)
     # secrets never reach the path: a token and user:password@ give the same folder
-    secret = "%s://%s%s%s/%s/%s/%s" % (scheme, "%s:%s@" % login if login else "", netloc,
-                                      "/t/" + token if token else "", "/".join(channel), subdir, fn)
+    secret = "%s://%s%s%s/%s/%s/%s" % (
+        scheme, "%s:%s@" % login if login else "", netloc, "/t/" + token if token else "", "/".join(channel), subdir, fn)
     assert conda_mamba.cache_folder(secret, fn) == expected
     assert conda_mamba.cache_folder(secret) == expected  # without the file name: the last part goes
     assert conda_mamba.split_relpath(expected + "/" + dist) == (expected, dist)
@@ -235,4 +235,3 @@ def test_a_cache_mamba_has_locked_is_skipped_and_its_items_locks_keep_them(tmp_p
     assert kept[in_host + ".lock"] == "lock is held"
     assert (manifest.real("/home/bob/.mamba/pkgs") / bob.folders[orphan] / tarball).exists()
     assert not any(os.path.lexists(str(manifest.real(p))) for p in result["removed"])
-
