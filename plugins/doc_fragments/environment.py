@@ -28,7 +28,8 @@ options:
   environment:
     description:
       - Environment variables as the users' shells set them, applied to every user (for example
-        C(CONDA_PKGS_DIRS), C(CONDA_ENVS_DIRS), C(CONDARC), C(XDG_CONFIG_HOME)). A module cannot see
+        C(CONDA_PKGS_DIRS), C(CONDA_ENVS_DIRS), C(CONDARC), C(XDG_CONFIG_HOME); for micromamba
+        C(MAMBA_ROOT_PREFIX), C(MAMBARC), C(XDG_DATA_HOME)). A module cannot see
         a user's login environment, so pass what your fleet sets. A variable set to null is unset.
     type: dict
     default: {}

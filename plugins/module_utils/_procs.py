@@ -63,18 +63,35 @@ def pid_alive(pid):
     return True
 
 
-def lock_is_stale(path):
-    """A lock file nobody holds: we can take an exclusive flock on it right now."""
+def lock_is_held(path):
+    """Whether another process holds a lock on the lock file ``path`` (see :func:`hold_lock`);
+    a missing file (or a symlink in its place) is held by no one, one that cannot be opened is
+    taken as held: what cannot be told stays."""
     try:
         fd = os.open(path, READ_FLAGS)
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return not hold_lock(fd)
+    finally:
+        os.close(fd)  # drops whatever the test took
+
+
+def hold_lock(fd):
+    """Lock an open lock file (read access is enough) against every tool that writes under it,
+    without waiting: an ``flock`` (this collection, and tools that lock so) and a POSIX record
+    lock on the whole file (mamba locks byte 21 with ``fcntl(F_SETLK)``, which ``flock`` neither
+    sees nor conflicts with).  Both are shared: they exclude the exclusive locks those tools take, and
+    need no write access.  False when another process holds either; closing ``fd`` releases them."""
+    return _try_lock(fcntl.lockf, fd, fcntl.LOCK_SH | fcntl.LOCK_NB) and \
+        _try_lock(fcntl.flock, fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+
+
+def _try_lock(lock, fd, flags):
+    try:
+        lock(fd, flags)
         return True
     except (IOError, OSError) as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES):
             return False
         raise
-    finally:
-        os.close(fd)

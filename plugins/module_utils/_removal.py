@@ -20,7 +20,10 @@ import os
 import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS, PathError, open_dir_nofollow
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS, READ_FLAGS, PathError, open_dir_nofollow
+from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import hold_lock
+
+LOCK_SUFFIX = ".lock"
 
 TRASH_DIR = ".trash"
 
@@ -62,7 +65,10 @@ class CacheDir(object):
     """A cache directory held open for removal, with an exclusive lock for our own runs.
 
     The lock is ``flock`` on the directory itself: it serializes runs of this collection and
-    leaves nothing behind in the cache.
+    leaves nothing behind in the cache.  Where the directory has its own lock file,
+    ``<dirname>.lock`` (mamba locks its caches so, for a whole install), that is taken too, without
+    waiting (:func:`_procs.hold_lock`): held by another process, the directory is refused as
+    locked.  A lock file is only ever removed while we hold it (:meth:`remove`).
     """
 
     def __init__(self, path, lock=True, lock_timeout=30.0, expect=None):
@@ -81,6 +87,8 @@ class CacheDir(object):
                 raise RemovalError("%s: not the directory that was planned (replaced or chowned since)" % self.path)
         self.locked = False
         self.created_trash = False
+        self.own_lock = None  # fd of <dirname>.lock while we hold it
+        self.drop_own_lock = False
         if lock:
             deadline = time.time() + lock_timeout
             while True:
@@ -93,8 +101,29 @@ class CacheDir(object):
                         self.close()
                         raise RemovalError("%s: locked by another run of pkgcache.fleet" % self.path)
                     time.sleep(0.2)
+            self._take_own_lock()
+
+    def _own_lock_name(self):
+        return os.path.basename(self.path) + LOCK_SUFFIX
+
+    def _take_own_lock(self):
+        try:
+            self.own_lock = os.open(self._own_lock_name(), READ_FLAGS, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            self.close()
+            raise RemovalError("%s: cannot open its lock file: %s" % (self.path, exc))
+        if not hold_lock(self.own_lock):
+            self.close()
+            raise RemovalError("%s: locked, %s is held by another process" % (self.path, self._own_lock_name()))
 
     def close(self):
+        if self.own_lock is not None:
+            if self.drop_own_lock:
+                os.unlink(self._own_lock_name(), dir_fd=self.fd)  # still held: nobody can be using it
+            os.close(self.own_lock)
+            self.own_lock = None
         if self.fd is not None:
             if self.created_trash:
                 # Leave the cache as we found it: a trash dir we made and emptied goes too.
@@ -120,6 +149,20 @@ class CacheDir(object):
                 raise
         return os.open(TRASH_DIR, DIR_FLAGS, dir_fd=self.fd)
 
+    def _remove_lock(self, parent, name, top):
+        """Unlink a lock file only while holding it ourselves (taken without waiting)."""
+        if top and name == self._own_lock_name() and self.own_lock is not None:
+            self.drop_own_lock = True  # unlinked on close, after everything else
+            return True
+        fd = os.open(name, READ_FLAGS, dir_fd=parent)
+        try:
+            if not hold_lock(fd):
+                raise RemovalError("%s: held by another process, not removed" % name)
+            os.unlink(name, dir_fd=parent)
+        finally:
+            os.close(fd)
+        return True
+
     def remove(self, relpath):
         """Remove ``relpath`` (inside the cache); directories go through the trash first.
 
@@ -142,6 +185,8 @@ class CacheDir(object):
                 if exc.errno == errno.ENOENT:
                     return False
                 raise
+            if stat.S_ISREG(st.st_mode) and name.endswith(LOCK_SUFFIX):
+                return self._remove_lock(parent, name, len(parts) == 1)
             if not stat.S_ISDIR(st.st_mode):
                 os.unlink(name, dir_fd=parent)
                 return True

@@ -171,7 +171,12 @@ def plan_backup(caches, store, warnings, rehash=False, workers=2):
     seen = set()
     urls = {}
     for cache in caches:
+        if any("/" in t.relpath for t in cache.tarballs):
+            warnings.notice("%s: tarballs in mamba's channel folders are not backed up (a backup keeps a "
+                            "cache's top-level tarballs)" % cache.path)
         for tarball in cache.tarballs:
+            if "/" in tarball.relpath:
+                continue
             path = tarball.path
             try:
                 st = os.lstat(path)

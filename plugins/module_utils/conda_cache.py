@@ -2,7 +2,11 @@
 # Copyright: pkgcache.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A conda package cache (one ``pkgs_dir``) and its items: tarballs, extracted packages, index
-cache, logs, trash, partial downloads, locks (``conda/core/package_cache_data.py``)."""
+cache, logs, trash, partial downloads, locks (``conda/core/package_cache_data.py``).
+
+Both layouts are read: conda's flat one (``<pkgs_dir>/<dist>/``, ``<dist>.conda``) and mamba
+>= 2.6's channel folders (``<pkgs_dir>/https/<host>/<channel>/<subdir>/<dist>/``, see
+``conda_mamba.cache_folder``), where an item's ``relpath`` has the folders in it."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,6 +15,7 @@ __metaclass__ = type
 import os
 import stat
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_mamba
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
     CATEGORIES, LOCK_SUFFIX, MAMBA_TRASH_SUFFIX, PARTIAL_SUFFIX, URLS_TXT, strip_tarball_suffix)
@@ -89,6 +94,7 @@ class PackageCache(object):
         self.root_stat = None
         self.unused = []
         self.warnings = None  # where the items' walks report problems; set by the scan
+        self.files_only = False  # scanned by scan_tarballs
         self._usage = {}
 
     @property
@@ -105,50 +111,62 @@ class PackageCache(object):
         urls = os.path.join(self.path, URLS_TXT)
         return os.path.isfile(urls) and os.access(urls, os.W_OK)
 
-    def scan(self, warnings):
+    def scan(self, warnings, files_only=False):
         """List and classify the cache's items (each is sized when first asked, see
-        :attr:`CacheEntry.usage`); never follows a symlink out of the cache."""
+        :attr:`CacheEntry.usage`); never follows a symlink out of the cache.  ``files_only``:
+        see :meth:`scan_tarballs`."""
         if not self.exists:
             return self
         self.warnings = warnings
         self.root_stat = os.stat(self.path)
+        self.files_only = files_only
         for entry, st in _entries(self.path, warnings):
             self._classify(entry, st, warnings)
         return self
 
     def scan_tarballs(self, warnings):
-        """List the cache's top-level files only (tarballs among them), each sized from its own
-        lstat: no extracted package or category directory is walked, so ``extracted`` stays empty
-        and the category totals are partial.  Enough for a backup; facts and cleanup use
-        :meth:`scan`."""
-        if not self.exists:
-            return self
-        self.warnings = warnings
-        self.root_stat = os.stat(self.path)
-        for entry, st in _entries(self.path, warnings):
-            if not stat.S_ISDIR(st.st_mode):
-                self._classify(entry, st, warnings)
-        return self
+        """List the cache's files only (tarballs among them, at its top and in mamba's channel
+        folders), each sized from its own lstat: no extracted package or category directory is
+        walked, so ``extracted`` stays empty and the category totals are partial.  Enough for a
+        backup; facts and cleanup use :meth:`scan`."""
+        return self.scan(warnings, files_only=True)
 
-    def _classify(self, entry, st, warnings):
+    def _classify(self, entry, st, warnings, folder=""):
+        """File one entry of the cache's top (``folder`` empty) or of a mamba channel folder."""
         name = entry.name
+        relpath = folder + name
         if stat.S_ISDIR(st.st_mode):
-            if name in _CATEGORY_DIRS:
-                self.other_usage.add(st)
-                category = _CATEGORY_DIRS[name]
-                for child, child_st in _entries(entry.path, warnings):
-                    self.entries[category].append(
-                        CacheEntry(self, name + "/" + child.name, category, child_st.st_mtime))
+            if not folder and name in _CATEGORY_DIRS:
+                if not self.files_only:
+                    self._scan_category(entry, st, warnings)
             elif os.path.isfile(os.path.join(entry.path, "info", "index.json")):
-                self.entries["extracted"].append(ExtractedPackage(self, name, st.st_mtime))
-            else:
-                self.other.append(CacheEntry(self, name, "other", st.st_mtime))
+                if not self.files_only:
+                    self.entries["extracted"].append(ExtractedPackage(self, relpath, st.st_mtime))
+            elif not name.startswith(".") and (not folder or conda_mamba.split_relpath(relpath) is None):
+                self._scan_folder(entry, st, relpath + "/", warnings)
+            elif not self.files_only:
+                self.other.append(CacheEntry(self, relpath, "other", st.st_mtime))
             return
         category = (_file_category(name) if stat.S_ISREG(st.st_mode) else None) or "other"
         usage = DiskUsage()
         usage.add(st)
-        item = CacheEntry(self, name, category, st.st_mtime, usage)
+        item = CacheEntry(self, relpath, category, st.st_mtime, usage)
         (self.other if category == "other" else self.entries[category]).append(item)
+
+    def _scan_category(self, entry, st, warnings):
+        self.other_usage.add(st)
+        category = _CATEGORY_DIRS[entry.name]
+        for child, child_st in _entries(entry.path, warnings):
+            self.entries[category].append(CacheEntry(self, entry.name + "/" + child.name, category, child_st.st_mtime))
+
+    def _scan_folder(self, entry, st, folder, warnings):
+        """A directory that is not a package: mamba's channel folders (``https/<host>/...``) down
+        to the subdir folders, whose entries are filed like the cache's top ones.  A directory
+        inside a subdir folder that is not a package stays one item of ``other``; the folders
+        themselves count in the cache's total only."""
+        self.other_usage.add(st)
+        for child, child_st in _entries(entry.path, warnings):
+            self._classify(child, child_st, warnings, folder)
 
     def usage(self, category):
         """A category's items merged, each inode once; computed once per scan (merging the

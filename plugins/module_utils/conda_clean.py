@@ -13,12 +13,13 @@ __metaclass__ = type
 
 import fnmatch
 import os
+import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_mamba, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import namer_of
-from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_stale, process_paths, process_using
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem
+from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_held, process_paths, process_using
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
@@ -36,8 +37,8 @@ TARGETS = {
     "tempfiles": None,  # in environment prefixes, not in caches
 }
 TEMPFILE_SUFFIXES = (".c~", ".trash")
-KIND = "conda"
 TEMPFILES = "tempfiles"
+TRASH = "trash"
 
 
 class Policy(object):
@@ -88,7 +89,12 @@ class Policy(object):
 
 
 def busy_reason(cache, policy):
-    """A cache in active use: a fresh ``.partial`` download or a process working inside it."""
+    """A cache in active use: mamba's lock on it held (``<pkgs_dir>/<dirname>.lock``, held by
+    every micromamba install for its whole transaction), a fresh ``.partial`` download, or a
+    process working inside it."""
+    lock = os.path.join(cache.path, conda_mamba.dir_lock_name(cache.path))
+    if lock_is_held(lock):
+        return "locked: %s is held by another process" % lock
     for entry in cache.entries["partial"]:
         if policy.now - entry.mtime < policy.busy_age:
             return "download in progress (%s is %ds old)" % (entry.relpath, int(policy.now - entry.mtime))
@@ -98,19 +104,19 @@ def busy_reason(cache, policy):
     return None
 
 
-def _start_plan(cache, routes, policy):
-    """A plan whose authority is decided (see ``CachePlan.authorize``) and whose gates are open,
-    or one skipped with the reason."""
-    plan = CachePlan(cache.path, KIND)
+def _start_plan(cache, routes, policy, tool):
+    """A plan (of kind ``tool``, conda or mamba) whose authority is decided (see
+    ``CachePlan.authorize``) and whose gates are open, or one skipped with the reason."""
+    plan = CachePlan(cache.path, tool)
     if plan.authorize(routes):
         plan.skipped = policy.gate(cache) or busy_reason(cache, policy)
     return plan
 
 
-def plan_cache(cache, categories, verdicts, policy, routes, unknown_environments=None):
+def plan_cache(cache, categories, verdicts, policy, routes, unknown_environments=None, tool="conda"):
     """The plan for one cache: candidates of the chosen categories minus what must be kept.
     ``unknown_environments`` (why some environments may be unknown) keeps every extracted package."""
-    plan = _start_plan(cache, routes, policy)
+    plan = _start_plan(cache, routes, policy, tool)
     if plan.skipped:
         return plan
     candidates = []
@@ -131,18 +137,14 @@ def plan_cache(cache, categories, verdicts, policy, routes, unknown_environments
                 else:
                     candidates.append((entry, category, "package tarball"))
         elif category == "locks":
-            for entry in cache.entries["locks"]:
-                if lock_is_stale(entry.path):
-                    candidates.append((entry, category, "stale lock (nobody holds it)"))
-                else:
-                    plan.keep("lock is held", entry.path, category)
+            candidates.extend((e, category, "stale lock (nobody holds it)") for e in cache.entries["locks"])
         elif category == "partial":
             candidates.extend((e, category, "stale partial download") for e in cache.entries["partial"])
         else:
             candidates.extend((e, category, category.replace("_", " ")) for e in cache.entries[category])
     kept_by_version = _newest_versions(cache, policy.keep_latest)
     for entry, category, reason in candidates:
-        why = policy.keep_reason(entry) or kept_by_version.get(entry.path)
+        why = policy.keep_reason(entry) or kept_by_version.get(entry.path) or _item_busy(entry)
         if why:
             plan.keep(why, entry.path, category)
         else:
@@ -150,11 +152,22 @@ def plan_cache(cache, categories, verdicts, policy, routes, unknown_environments
     return plan
 
 
-def plan_purge(cache, verdicts, policy, routes):
+def _item_busy(entry):
+    """A lock someone holds, or a package or archive mamba is working on (its own lock,
+    ``<file>.lock`` or ``<dir>/<dir>.lock``, held): kept, whatever else says it may go."""
+    if entry.category == "locks":
+        return "lock is held" if lock_is_held(entry.path) else None
+    if entry.category not in ("tarballs", "extracted"):
+        return None
+    lock = conda_mamba.item_lock(entry.path)
+    return "busy: %s is held by another process" % lock if lock_is_held(lock) else None
+
+
+def plan_purge(cache, verdicts, policy, routes, tool="conda"):
     """Empty a whole cache, like ``conda clean --force-pkgs-dirs``, but keep what would break an
     environment (packages soft-linked environments point into) and the files that make the
     directory a writable cache for conda."""
-    plan = _start_plan(cache, routes, policy)
+    plan = _start_plan(cache, routes, policy, tool)
     if plan.skipped:
         return plan
     for items in list(cache.entries.values()) + [cache.other]:
@@ -165,7 +178,7 @@ def plan_purge(cache, verdicts, policy, routes):
             if verdict is not None and any(r.link_type == "softlink" for _e, r in verdict.referenced_by):
                 plan.keep("a soft-linked environment points into it", entry.path, "purge")
                 continue
-            why = policy.keep_reason(entry)
+            why = policy.keep_reason(entry) or _item_busy(entry)
             if why:
                 plan.keep(why, entry.path, "purge")
             else:
@@ -198,9 +211,12 @@ def split_dist(dist):
     return parts[0], parts[1], parts[2]
 
 
-def plan_tempfiles(environments, caches, policy, warnings, homes):
-    """``*.c~`` and ``*.trash`` files left in environment prefixes by interrupted operations, one
-    plan per prefix, removed with the credentials of the prefix's owner (see ``_authority``).
+def plan_tempfiles(environments, caches, policy, warnings, homes, targets=(TEMPFILES,)):
+    """Leftovers of interrupted operations in environment prefixes, one plan per prefix, removed
+    with the credentials of the prefix's owner (see ``_authority``): for the ``tempfiles``
+    target conda's ``*.c~`` and ``*.trash`` files, for ``trash`` mamba's ``*.mamba_trash`` (what
+    it renamed away because it could not delete it, file or directory) and the entries of
+    ``conda-meta/mamba_trash.txt``, then that list itself once nothing it names remains.
 
     A root prefix contains its ``pkgs/`` and ``envs/``: caches belong to the cache plans and each
     environment is walked once, on its own.
@@ -208,29 +224,87 @@ def plan_tempfiles(environments, caches, policy, warnings, homes):
     plans = []
     elsewhere = set(os.path.realpath(c.path) for c in caches)
     elsewhere.update(os.path.realpath(e.prefix) for e in environments)
+    suffixes = dict((suffix, TEMPFILES) for suffix in TEMPFILE_SUFFIXES) if TEMPFILES in targets else {}
+    if TRASH in targets:
+        suffixes[conda_mamba.TRASH_SUFFIX] = TRASH
     for env in environments:
         plan = CachePlan(env.prefix, TEMPFILES)
         if not plan.authorize([(env.prefix, namer_of(env.prefix, homes))]):
             continue
-        skip = elsewhere - set([os.path.realpath(env.prefix)])
-        for dirpath, dirnames, filenames in os.walk(env.prefix, onerror=lambda e: warnings.path_error(e.filename, e)):
-            dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in skip]
-            for name in filenames:
-                if name.endswith(TEMPFILE_SUFFIXES):
-                    path = os.path.join(dirpath, name)
-                    try:
-                        st = os.lstat(path)
-                    except OSError as exc:
-                        warnings.path_error(path, exc)
-                        continue
-                    if policy.min_age and policy.now - st.st_mtime < policy.min_age:
-                        continue
-                    usage = DiskUsage()
-                    usage.add(st)
-                    plan.remove(os.path.relpath(path, env.prefix), "temporary file", usage, TEMPFILES)
+        found = dict(_leftovers(env.prefix, suffixes, elsewhere, warnings))
+        if TRASH in targets:
+            listed = conda_mamba.trash_entries(env.prefix, warnings)
+            found.update((rel, TRASH) for rel in listed if os.path.lexists(os.path.join(env.prefix, rel)))
+        for rel, category in sorted(found.items()):
+            usage = _young_or_usage(os.path.join(env.prefix, rel), policy, warnings)
+            if usage is not None:
+                plan.remove(rel, "temporary file" if category == TEMPFILES else "mamba trash", usage, category)
+        if TRASH in targets:
+            _plan_trash_index(plan, env.prefix, listed, warnings)
         if plan.items:
             plans.append(plan)
     return plans
+
+
+def _leftovers(prefix, suffixes, elsewhere, warnings):
+    """``(prefix-relative path, category)`` of every file under ``prefix`` whose name ends with one
+    of ``suffixes`` (``{suffix: category}``) and every directory mamba trashed (one item each),
+    skipping the caches and other prefixes inside it."""
+    skip = elsewhere - set([os.path.realpath(prefix)])
+    for dirpath, dirnames, filenames in os.walk(prefix, onerror=lambda e: warnings.path_error(e.filename, e)):
+        kept = []
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if _category_of(name, suffixes) == TRASH and not os.path.islink(path):
+                yield os.path.relpath(path, prefix), TRASH
+            elif os.path.realpath(path) not in skip:
+                kept.append(name)
+        dirnames[:] = kept
+        for name in filenames:
+            category = _category_of(name, suffixes)
+            if category:
+                yield os.path.relpath(os.path.join(dirpath, name), prefix), category
+
+
+def _category_of(name, suffixes):
+    for suffix, category in suffixes.items():
+        if name.endswith(suffix):
+            return category
+    return None
+
+
+def _young_or_usage(path, policy, warnings):
+    """The DiskUsage of a leftover, or None when it is younger than ``min_age`` or unreadable."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        warnings.path_error(path, exc)
+        return None
+    if policy.min_age and policy.now - st.st_mtime < policy.min_age:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return walk(path, on_error=warnings.path_error)
+    usage = DiskUsage()
+    usage.add(st)
+    return usage
+
+
+def _plan_trash_index(plan, prefix, listed, warnings):
+    """``conda-meta/mamba_trash.txt`` goes once everything it lists goes (as mamba's own
+    ``clean_trash_files`` does)."""
+    index = os.path.join(prefix, conda_mamba.TRASH_INDEX)
+    if not os.path.isfile(index):
+        return
+    planned = set(item.relpath for item in plan.items)
+    if all(rel in planned or not os.path.lexists(os.path.join(prefix, rel)) for rel in listed):
+        try:
+            st = os.lstat(index)
+        except OSError as exc:
+            warnings.path_error(index, exc)
+            return
+        usage = DiskUsage()
+        usage.add(st)
+        plan.remove(conda_mamba.TRASH_INDEX, "mamba trash index, nothing it lists remains", usage, TRASH)
 
 
 def _refuse_unknown_state(host):
@@ -269,13 +343,15 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     verdicts = host.verdicts()
     categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
     if purge:
-        plans = [plan_purge(cache, verdicts, policy, host.routes(cache)) for cache in caches]
+        plans = [plan_purge(cache, verdicts, policy, host.routes(cache), host.tool(cache)) for cache in caches]
     else:
-        plans = [plan_cache(cache, categories, verdicts, policy, host.routes(cache), unknown) for cache in caches]
+        plans = [plan_cache(cache, categories, verdicts, policy, host.routes(cache), unknown, host.tool(cache))
+                 for cache in caches]
     # Planning sized the candidates (see CacheEntry.usage): a problem met there stops it too.
     _refuse_unknown_state(host)
-    wants_tempfiles = "tempfiles" in targets and not purge
-    tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings, host.homes()) if wants_tempfiles else []
+    in_prefixes = [] if purge else [t for t in (TEMPFILES, TRASH) if t in targets]
+    tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings, host.homes(),
+                               in_prefixes) if in_prefixes else []
     result = cleanup.run(plans, check_mode, hidden=tempfiles, target=target)
     result["tempfiles"] = [path for plan in tempfiles for path in plan.paths]
     result["skipped_caches"] = sum(1 for p in plans if p.skipped)

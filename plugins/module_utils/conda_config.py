@@ -45,6 +45,47 @@ SEARCH_PATH = (
     "$CONDARC",
 )
 
+# libmamba api/configuration.cpp compute_default_rc_sources, lowest precedence first; ``$CONFIG``
+# is the user config dir ($XDG_CONFIG_HOME, else ~/.config).  A file named twice counts once, where
+# it comes first.
+MAMBA_SEARCH_PATH = (
+    "/etc/conda/.condarc",
+    "/etc/conda/condarc",
+    "/etc/conda/condarc.d/",
+    "/etc/conda/.mambarc",
+    "/var/lib/conda/.condarc",
+    "/var/lib/conda/condarc",
+    "/var/lib/conda/condarc.d/",
+    "/var/lib/conda/.mambarc",
+    "$CONDA_ROOT/.condarc",
+    "$CONDA_ROOT/condarc",
+    "$CONDA_ROOT/condarc.d/",
+    "$CONDA_ROOT/.mambarc",
+    "$CONFIG/conda/.condarc",
+    "$CONFIG/conda/condarc",
+    "$CONFIG/conda/condarc.d/",
+    "~/.conda/.condarc",
+    "~/.conda/condarc",
+    "~/.conda/condarc.d/",
+    "~/.condarc",
+    "$XDG_CONFIG_HOME/conda/.condarc",
+    "$XDG_CONFIG_HOME/conda/condarc",
+    "$XDG_CONFIG_HOME/conda/condarc.d/",
+    "$CONDA_PREFIX/.condarc",
+    "$CONDA_PREFIX/condarc",
+    "$CONDA_PREFIX/condarc.d/",
+    "$CONDARC",
+    "$CONFIG/mamba/.mambarc",
+    "$CONFIG/mamba/mambarc",
+    "$CONFIG/mamba/mambarc.d/",
+    "~/.mamba/.mambarc",
+    "~/.mamba/mambarc",
+    "~/.mamba/mambarc.d/",
+    "~/.mambarc",
+    "$MAMBARC",
+)
+SEARCH_PATHS = {"conda": SEARCH_PATH, "mamba": MAMBA_SEARCH_PATH}
+
 # Setting -> (aliases read from files, environment variables, delimiter for the variables).
 SEQUENCE_SETTINGS = {
     "pkgs_dirs": (("pkgs_dirs",), ("CONDA_PKGS_DIRS",), ","),
@@ -60,6 +101,7 @@ _VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 # Origins of the pkgs_dirs conda uses when no configuration names any.
 DEFAULT_ROOT = "default: <root prefix>/pkgs"
 DEFAULT_HOME = "default: ~/.conda/pkgs"
+DEFAULT_MAMBA_HOME = "default: ~/.mamba/pkgs"
 
 
 class CondarcError(ValueError):
@@ -216,18 +258,20 @@ def expands_absolute(path, home, env):
     return os.path.isabs(_expand_user_vars(path, home, env))
 
 
-def search_path(root_prefix, home, env):
-    """The config files conda would read for this root and user, lowest precedence first."""
+def search_path(root_prefix, home, env, tool="conda"):
+    """The config files conda (or ``tool`` mamba) would read for this root and user, lowest
+    precedence first."""
     variables = dict(env)
     variables["CONDA_ROOT"] = root_prefix
     variables.setdefault("XDG_CONFIG_HOME", "")
+    variables["CONFIG"] = variables["XDG_CONFIG_HOME"] or os.path.join(home, ".config")
     files = []
-    for entry in SEARCH_PATH:
+    for entry in SEARCH_PATHS[tool]:
         if "$XDG_CONFIG_HOME" in entry and not variables["XDG_CONFIG_HOME"]:
             continue
         if entry.startswith("$CONDA_PREFIX") and not variables.get("CONDA_PREFIX"):
             continue
-        if entry == "$CONDARC" and not variables.get("CONDARC"):
+        if entry in ("$CONDARC", "$MAMBARC") and not variables.get(entry[1:]):
             continue
         path = expand(entry, home, variables)
         if entry.endswith("/"):
@@ -333,17 +377,19 @@ def _env_matches(setting, env):
     return matches
 
 
-def resolve(root_prefix, home, env=None, root_writable=True, files=None):
+def resolve(root_prefix, home, env=None, root_writable=True, files=None, tool="conda"):
     """Resolve pkgs_dirs and envs_dirs for ``root_prefix`` as seen by the user whose home is ``home``.
 
     ``env`` stands for the user's environment (CONDA_* and XDG_* variables); ``files`` overrides
-    the search (tests and callers that already listed them).
+    the search (tests and callers that already listed them).  ``tool`` mamba resolves as
+    micromamba does: its search path, and its defaults (``fallback_pkgs_dirs_hook``: the root's
+    ``pkgs`` then ``~/.mamba/pkgs``; ``envs_dirs`` gains only the root's ``envs``).
     """
     env = dict(env or {})
     env.setdefault("HOME", home)
     warnings = []
     if files is None:
-        files = search_path(root_prefix, home, env)
+        files = search_path(root_prefix, home, env, tool)
     parsed_files = read_files(files, warnings)
     result = {}
     sources = set()
@@ -362,10 +408,11 @@ def resolve(root_prefix, home, env=None, root_writable=True, files=None):
         sources.update(relevant)
         result[setting] = [expand(p, home, env) for p in merged]
     pkgs_dirs = list(_unique(result["pkgs_dirs"]))
+    mamba = tool == "mamba"
     if not pkgs_dirs:
-        pkgs_dirs = [os.path.join(root_prefix, "pkgs"), os.path.join(home, ".conda", "pkgs")]
-        origins = {pkgs_dirs[0]: [DEFAULT_ROOT], pkgs_dirs[1]: [DEFAULT_HOME]}
-    fixed = [os.path.join(root_prefix, "envs"), os.path.join(home, ".conda", "envs")]
+        pkgs_dirs = [os.path.join(root_prefix, "pkgs"), os.path.join(home, ".mamba" if mamba else ".conda", "pkgs")]
+        origins = {pkgs_dirs[0]: [DEFAULT_ROOT], pkgs_dirs[1]: [DEFAULT_MAMBA_HOME if mamba else DEFAULT_HOME]}
+    fixed = [os.path.join(root_prefix, "envs")] + ([] if mamba else [os.path.join(home, ".conda", "envs")])
     if not root_writable:
         fixed.reverse()
     envs_dirs = list(_unique(result["envs_dirs"] + [os.path.normpath(p) for p in fixed]))

@@ -44,6 +44,7 @@ def gather(users, roots=(), env=None, env_sizes=False, list_packages=True):
 def _installation_facts(inst):
     return {
         "root": inst.root,
+        "tool": inst.tool,
         "conda_version": inst.conda_version,
         "owner": owner_name(os.stat(inst.root).st_uid),
         "configs": dict((user, config.as_dict()) for user, config in sorted(inst.configs.items())),
@@ -55,6 +56,7 @@ def _cache_facts(host, cache, verdicts, list_packages, host_whole, host_reclaim)
     cache.set_unused(verdicts)
     facts = {
         "path": cache.path,
+        "tool": host.tool(cache),
         "exists": cache.exists,
         "symlink_to": os.path.realpath(cache.path) if os.path.islink(cache.path) else None,
         "used_by": host.cache_users.get(cache.path, []),

@@ -15,7 +15,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import A
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import Walks
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_cache import PackageCache
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
-    CACHE_MARKERS, Environment, Installation, References, Warnings, discover_roots, find_unused, is_prefix,
+    CACHE_MARKERS, Environment, References, Warnings, discover_installations, find_unused, is_prefix,
     read_environments_txt, dedupe_real)
 
 
@@ -27,11 +27,12 @@ class Host(object):
         self.users = users
         self.env = dict(env or {})
         self.tarballs_only = tarballs_only
-        self.installations = [Installation(r) for r in discover_roots(users, explicit_roots, self.warnings)]
+        self.installations = discover_installations(users, explicit_roots, self.env, self.warnings)
         self.environments = []
         self.caches = []
         self.cache_users = {}  # cache path -> sorted "root:user" labels
         self.cache_routes = {}  # real cache path -> [(path as configured, uid that named it)]
+        self.cache_tools = {}  # real cache path -> tools of the installations that name it
 
     def resolve_configs(self):
         """Effective pkgs_dirs/envs_dirs per installation for root and each user with conda state."""
@@ -41,8 +42,9 @@ class Host(object):
             for user in users:
                 env = dict(self.env)
                 env.setdefault("HOME", user.home)
-                files = conda_config.search_path(inst.root, user.home, env)
-                config = conda_config.resolve(inst.root, user.home, env, inst.writable_by(user), files=files)
+                files = conda_config.search_path(inst.root, user.home, env, inst.tool)
+                config = conda_config.resolve(inst.root, user.home, env, inst.writable_by(user), files=files,
+                                              tool=inst.tool)
                 # Only a problem needs to know whose files these are (each costs a walk of its path).
                 own = [f for f in files if user.uid != ROOT and namer_of(f, homes) == user.uid] \
                     if config.warnings else []
@@ -91,6 +93,7 @@ class Host(object):
                     paths.append(path)
                     real = os.path.realpath(path)
                     labels.setdefault(real, set()).add("%s:%s" % (inst.root, user_name))
+                    self.cache_tools.setdefault(real, set()).add(inst.tool)
                     routes = self.cache_routes.setdefault(real, [])
                     for route in config_routes(config, path, inst, users.get(user_name), homes):
                         if route not in routes:
@@ -103,6 +106,12 @@ class Host(object):
     def routes(self, cache):
         """``[(path, namer uid)]``: how the configurations name a cache (see ``cleanup.authorize``)."""
         return list(self.cache_routes.get(os.path.realpath(cache.path), ()))
+
+    def tool(self, cache):
+        """``mamba`` for a cache only micromamba installations name, else ``conda`` (conda's rules
+        are the stricter ones where both read it)."""
+        tools = self.cache_tools.get(os.path.realpath(cache.path)) or set(["conda"])
+        return "mamba" if tools == set(["mamba"]) else "conda"
 
     def homes(self):
         return [(user.uid, user.home) for user in self.users]
@@ -181,7 +190,7 @@ def _origin_namer(origin, inst, user, homes):
     """The uid behind one origin of a pkgs_dir: a file's writer, the installation's owner for
     its default cache, the user for ``~/.conda/pkgs``; the module's ``environment`` is the
     operator's word (root's), though what it names is still checked for who controls the path."""
-    if origin == conda_config.DEFAULT_HOME:
+    if origin in (conda_config.DEFAULT_HOME, conda_config.DEFAULT_MAMBA_HOME):
         return user.uid if user is not None else ANYONE
     if origin == conda_config.DEFAULT_ROOT:
         return namer_of(inst.root, homes)
@@ -192,7 +201,8 @@ def _origin_namer(origin, inst, user, homes):
 
 def _has_conda_state(home):
     return any(os.path.exists(os.path.join(home, p)) for p in (
-        ".conda", ".condarc", ".config/conda"))
+        ".conda", ".condarc", ".config/conda", ".mamba", ".mambarc", ".config/mamba", "micromamba",
+        ".local/share/mamba"))
 
 
 def _list_prefixes(envs_dir):

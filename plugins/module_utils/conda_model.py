@@ -22,12 +22,13 @@ import pwd
 import re
 import stat
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_mamba
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
 
 TARBALL_SUFFIXES = (".conda", ".tar.bz2")
 PARTIAL_SUFFIX = ".partial"
-LOCK_SUFFIX = ".lock"
-MAMBA_TRASH_SUFFIX = ".mamba_trash"
+LOCK_SUFFIX = conda_mamba.LOCK_SUFFIX
+MAMBA_TRASH_SUFFIX = conda_mamba.TRASH_SUFFIX
 # What makes a directory a cache conda writes to (conda: writable only with urls.txt) and cleans.
 URLS_TXT = "urls.txt"
 CACHE_MARKERS = (URLS_TXT, "urls")
@@ -118,10 +119,11 @@ class PrefixRecord(object):
     """One ``conda-meta/<dist>.json``: what an environment links from which extracted package.
 
     Only what references need is kept: the dist (the file stem, so even a corrupt record names
-    its package), the link type and the extracted package dir.
+    its package), the link type, the extracted package dir (else the tarball's path without its
+    suffix) and the folder mamba >= 2.6 caches the package in, from its ``url``.
     """
 
-    __slots__ = ("path", "dist", "link_type", "extracted_package_dir")
+    __slots__ = ("path", "dist", "link_type", "extracted_package_dir", "cache_folder")
 
     def __init__(self, path, data=None):
         self.path = path
@@ -130,7 +132,13 @@ class PrefixRecord(object):
         link = data.get("link") or {}
         self.link_type = LINK_TYPES.get(link.get("type"), "unknown") if isinstance(link, dict) else "unknown"
         epd = data.get("extracted_package_dir") or (link.get("source") if isinstance(link, dict) else None)
-        self.extracted_package_dir = os.path.normpath(epd) if epd else None
+        tarball = data.get("package_tarball_full_path")
+        if not epd and isinstance(tarball, str):
+            epd = strip_tarball_suffix(tarball)
+        self.extracted_package_dir = os.path.normpath(epd) if isinstance(epd, str) and epd else None
+        url = data.get("url")
+        self.cache_folder = conda_mamba.folder_key(conda_mamba.cache_folder(url, data.get("fn"))) \
+            if isinstance(url, str) and "/" in url else None
 
     @classmethod
     def load(cls, path, warnings):
@@ -217,10 +225,12 @@ def is_root_prefix(path):
 
 
 class Installation(object):
-    """A conda root prefix: its version, and the configuration each user sees for it."""
+    """A root prefix: conda's, or micromamba's (``tool`` ``mamba``: no conda in it, found where
+    micromamba keeps its root), its version, and the configuration each user sees for it."""
 
-    def __init__(self, root):
+    def __init__(self, root, tool=conda_mamba.CONDA):
         self.root = root
+        self.tool = tool
         self.configs = {}  # user name -> EffectiveConfig
 
     @property
@@ -299,6 +309,23 @@ def discover_roots(users, explicit=(), warnings=None):
     return dedupe_real(roots)
 
 
+def discover_installations(users, explicit=(), env=None, warnings=None):
+    """Every root prefix on the host: conda's (:func:`discover_roots`) and micromamba's
+    (:func:`conda_mamba.root_candidates` that are roots; a registered ``<dir>/envs/<name>``
+    is not enough, ``~/.conda`` and homes look the same).  A root with conda installed in it is
+    conda's even where micromamba would look."""
+    roots = discover_roots(users, explicit, warnings)
+    mamba = [p for p in conda_mamba.root_candidates(users, env or {}) if conda_mamba.is_root(p)]
+    installations = [Installation(root) for root in roots]
+    mamba_real = set(os.path.realpath(p) for p in mamba)
+    for inst in installations:
+        if os.path.realpath(inst.root) in mamba_real and inst.conda_version is None:
+            inst.tool = conda_mamba.MAMBA
+    known = set(os.path.realpath(r) for r in roots)
+    installations.extend(Installation(p, conda_mamba.MAMBA) for p in dedupe_real(mamba) if os.path.realpath(p) not in known)
+    return installations
+
+
 def dedupe_real(paths):
     seen, result = set(), []
     for path in paths:
@@ -312,13 +339,16 @@ def dedupe_real(paths):
 class References(object):
     """Which extracted packages the known environments name in their PrefixRecords.
 
-    A record that says where it was extracted from (``extracted_package_dir``) pins that copy; a
-    record that does not (or is corrupt) protects every cached copy of its dist.
+    A record that says where it was extracted from (``extracted_package_dir``, else its
+    ``package_tarball_full_path``) pins that copy; one that only has a ``url`` pins the places
+    mamba would find it in every cache (its channel folder, and flat); a record with none of
+    them (or corrupt) protects every cached copy of its dist.
     """
 
     def __init__(self, environments):
         self.by_path = {}
         self.by_dist = {}
+        self.by_place = {}  # (cache folder, dist) -> refs: that place in every cache ("" flat)
         self._real_dirs = {}
         for env in environments:
             for record in env.records:
@@ -329,6 +359,10 @@ class References(object):
                     # copies elsewhere (the cache may have been moved behind a symlink).
                     if not os.path.isdir(record.extracted_package_dir):
                         self.by_dist.setdefault(record.dist, []).append((env, record))
+                elif record.cache_folder:
+                    # Where mamba would look for it in each cache: its channel folder, then flat.
+                    for folder in (record.cache_folder, ""):
+                        self.by_place.setdefault((folder, record.dist), []).append((env, record))
                 else:
                     self.by_dist.setdefault(record.dist, []).append((env, record))
 
@@ -344,6 +378,9 @@ class References(object):
         """``(environment, record)`` pairs that name this extracted package."""
         found = list(self.by_path.get(self._resolve(package.path), ()))
         found.extend(self.by_dist.get(package.dist, ()))
+        place = conda_mamba.split_relpath(package.relpath)
+        if place is not None:
+            found.extend(self.by_place.get((conda_mamba.folder_key(place[0]), package.dist), ()))
         return found
 
 

@@ -58,7 +58,7 @@ def _conda_caches(facts):
     for cache in facts.get("caches") or []:
         if cache.get("exists"):
             categories = cache.get("categories") or {}
-            yield ("conda", cache["path"], cache["disk_bytes"], cache["reclaimable_bytes"],
+            yield (cache.get("tool", "conda"), cache["path"], cache["disk_bytes"], cache["reclaimable_bytes"],
                    [(name, categories[name]["reclaimable_bytes"]) for name in RECLAIMABLE_CATEGORIES
                     if name in categories])
 

@@ -15,8 +15,15 @@ version_added: 0.1.0
 description:
   - Discovers every conda installation on the host without running conda, from standard
     locations, each user's home, every user's C(~/.conda/environments.txt) and O(roots).
+  - Discovers micromamba root prefixes too (C(tool=mamba)) where micromamba looks for them -
+    C(MAMBA_ROOT_PREFIX) from O(environment), each user's C(~/micromamba) and user data dir
+    C(~/.local/share/mamba) (C($XDG_DATA_HOME/mamba)) - and resolves their caches as micromamba
+    does (C(.mambarc) files next to C(.condarc) ones; by default the root's C(pkgs) then
+    C(~/.mamba/pkgs)).
   - Resolves the effective C(pkgs_dirs) and C(envs_dirs) per installation and user exactly as conda
     does (config search path, list merge, C(#!final), C(CONDA_PKGS_DIRS)).
+  - Reads conda's flat cache layout and mamba 2.6's channel folders
+    (C(pkgs/https/<host>/<channel>/<subdir>/<package>)); an item there is listed with its folders.
   - Sizes every package cache by category with apparent bytes, on-disk bytes (each inode once) and
     reclaimable bytes (what C(df) would gain if that category were removed now).
   - An extracted package is unused when no known environment's PrefixRecord names it (any link type,
@@ -66,13 +73,17 @@ ansible_facts:
       type: dict
       contains:
         installations:
-          description: Every conda root prefix found.
+          description: Every conda and micromamba root prefix found.
           type: list
           elements: dict
           returned: always
           contains:
             root:
               description: Root prefix.
+              type: str
+              returned: always
+            tool:
+              description: C(conda), or C(mamba) for a micromamba root prefix (no conda in it).
               type: str
               returned: always
             conda_version:
@@ -97,6 +108,10 @@ ansible_facts:
           contains:
             path:
               description: The cache directory as configured.
+              type: str
+              returned: always
+            tool:
+              description: C(mamba) when only micromamba installations name the cache, else C(conda).
               type: str
               returned: always
             exists:

@@ -24,8 +24,13 @@ description:
   - Removal is relative to directory descriptors opened without following symlinks. Extracted packages
     are renamed into the cache's C(.trash/) before deletion, so a killed run never leaves a
     half-deleted package under its own name; the next run empties the trash.
-  - Each cache is locked for the run, and a cache in active use (a process working inside it, or a
-    partial download younger than O(busy_age)) is skipped with the reason.
+  - Each cache is locked for the run, and a cache in active use (a process working inside it, mamba's
+    lock C(<pkgs_dir>/<dirname>.lock) held, or a partial download younger than O(busy_age)) is skipped
+    with the reason. mamba's locks are POSIX record locks, which C(flock) does not see; both kinds are
+    checked. A package or archive whose own lock (C(<file>.lock), C(<dir>/<dirname>.lock)) is held is
+    kept, and a lock file is removed only while this module holds it.
+  - micromamba caches (C(kind=mamba)) and mamba 2.6's channel-folder layout are cleaned by the same
+    rules.
 author:
   - pkgcache.fleet contributors (@pkgcache)
 extends_documentation_fragment:
@@ -43,7 +48,9 @@ options:
       - What to remove. V(all) means every other choice.
       - V(tarballs) package files (C(*.conda), C(*.tar.bz2)) not hard-linked elsewhere; V(packages)
         unused extracted packages; V(index_cache) C(cache/); V(logfiles) C(.logs/); V(trash) C(.trash/)
-        and C(*.mamba_trash); V(partial) stale C(*.partial) downloads; V(locks) lock files nobody holds;
+        and C(*.mamba_trash) in caches, and in known environment prefixes mamba's C(*.mamba_trash) files
+        and directories, the entries of C(conda-meta/mamba_trash.txt) and that list once nothing it names
+        remains; V(partial) stale C(*.partial) downloads; V(locks) lock files nobody holds;
         V(tempfiles) C(*.c~) and C(*.trash) files inside known environment prefixes.
     type: list
     elements: str
@@ -149,7 +156,7 @@ caches:
       type: str
       returned: always
     kind:
-      description: C(conda).
+      description: C(conda), or C(mamba) for a cache only micromamba installations name.
       type: str
       returned: always
     users:
@@ -202,7 +209,7 @@ plan:
   type: list
   elements: dict
 tempfiles:
-  description: Temporary files in environment prefixes removed (or to remove).
+  description: Temporary files and mamba trash in environment prefixes removed (or to remove).
   returned: always
   type: list
   elements: str

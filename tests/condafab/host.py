@@ -32,6 +32,17 @@ def _channel_name(channel):
     return urlparse(channel).path.strip("/")
 
 
+def mamba_cache_folder(url):
+    """Where mamba >= 2.6 keeps a package inside a cache, from its URL: libmamba
+    ``core/package_cache.cpp`` ``package_cache_folder_relative_path`` takes the URL's directory
+    (token and credentials removed; fixture URLs have none), turns ``://`` into ``/`` and ``:``
+    into ``_``: ``https://conda.anaconda.org/conda-forge/noarch/x.conda`` ->
+    ``https/conda.anaconda.org/conda-forge/noarch``."""
+    parsed = urlparse(url)
+    directory = parsed.path.rsplit("/", 1)[0]
+    return f"{parsed.scheme}/{parsed.netloc.replace(':', '_')}{directory}"
+
+
 def _at_least_one_of_each(items, keep):
     """Small caches must still show both partial states: turn the last free "both" items into
     a tarball-only and an extracted-only one when chance gave none."""
@@ -48,8 +59,9 @@ class CacheBuilder:
     """One package cache directory being filled: archives, extracted dirs and the debris conda,
     mamba and interrupted downloads leave next to them."""
 
-    def __init__(self, host, path, owner=None, writable=True):
+    def __init__(self, host, path, owner=None, writable=True, folders=False):
         self.host = host
+        self.folders = folders  # mamba >= 2.6's channel folders instead of conda's flat layout
         self.fs = host.fs
         self.path = str(path)
         self.owner = owner
@@ -70,6 +82,11 @@ class CacheBuilder:
     def real(self, *parts):
         """Controller path (a string) of the cache or of an entry in it."""
         return str(self.fs.real(os.path.join(self.path, *parts)))
+
+    def place(self, pkg, name=None):
+        """A package's entry (its extracted dir, or ``name``) relative to the cache."""
+        name = name or pkg.dist
+        return f"{mamba_cache_folder(pkg.url)}/{name}" if self.folders else name
 
     def add(self, pkg, tarball=True, extracted=True):
         """Put ``pkg`` in the cache as its archive, its extracted dir, or both."""
@@ -94,6 +111,8 @@ class CacheBuilder:
         for pkg, tarball, extracted in items:
             self._write(pkg, tarball, extracted)
             self.packages[pkg.dist] = pkg
+            if self.folders:
+                self.manifest.folders[pkg.dist] = mamba_cache_folder(pkg.url)
             if tarball:
                 self.tarballs[pkg.dist] = pkg
                 self.manifest.tarballs.append(pkg.fn)
@@ -110,7 +129,7 @@ class CacheBuilder:
     def _write(self, pkg, tarball, extracted):
         ledger = self.ledger
         if tarball:
-            real = self.real(pkg.fn)
+            real = self.real(self.place(pkg, pkg.fn))
             self.fs.write_real(real, pkg.archive.data, ledger)
             downloaded = pkg.timestamp + 86400
             os.utime(real, (downloaded, downloaded))
@@ -120,7 +139,7 @@ class CacheBuilder:
     def _write_extracted(self, pkg, ledger):
         """``<dist>/`` as conda extracts it: info/ (plus repodata_record.json) and the payload,
         internal hard links restored as hard links."""
-        top = self.real(pkg.dist) + "/"
+        top = self.real(self.place(pkg)) + "/"
         for name, data in pkg.info_files():
             self.fs.write_real(top + name, data, ledger)
         self.fs.write_real(top + "info/repodata_record.json", dumps(pkg.repodata_record()), ledger)
@@ -147,9 +166,17 @@ class CacheBuilder:
             os.utime(partial, (interrupted, interrupted))
             m.partial.append(pkg.fn + ".partial")
         for pkg in sorted(rng.sample(list(self.extracted.values()), k=min(2, len(self.extracted))), key=lambda p: p.dist):
-            self.fs.write_real(self.real(pkg.dist + ".lock"), b"", self.ledger)
-            m.locks.append(pkg.dist + ".lock")
+            # mamba >= 2.6 locks an archive while extracting it (<file>.lock, next to it)
+            lock = self.place(pkg, pkg.fn + ".lock") if self.folders else pkg.dist + ".lock"
+            self.fs.write_real(self.real(lock), b"", self.ledger)
+            m.locks.append(lock)
+        if self.folders:  # and the whole cache for an install: <pkgs_dir>/<dirname>.lock
+            lock = os.path.basename(self.path) + ".lock"
+            self.fs.write_real(self.real(lock), b"", self.ledger)
+            m.locks.append(lock)
         name = f"{rng.getrandbits(64):016x}.mamba_trash"
+        if self.folders:
+            name = self.place(rng.choice(list(self.packages.values())), name)
         self.fs.write_real(self.real(name), rng.randbytes(300), self.ledger)
         m.tempfiles.append(name)
         # conda moves what it cannot delete (open files) into .trash/ under random names
@@ -224,9 +251,10 @@ class HostBuilder:
 
     # -- caches and installations --------------------------------------------------------------
 
-    def cache(self, path, owner=None, writable=True):
-        """A package cache at ``path`` (created empty; fill it with ``add``/``add_mix``)."""
-        cache = CacheBuilder(self, path, owner, writable)
+    def cache(self, path, owner=None, writable=True, folders=False):
+        """A package cache at ``path`` (created empty; fill it with ``add``/``add_mix``), in
+        mamba >= 2.6's channel folders when ``folders``."""
+        cache = CacheBuilder(self, path, owner, writable, folders)
         self.caches[cache.path] = cache
         return cache
 
@@ -246,6 +274,39 @@ class HostBuilder:
         inst = Installation(record, cache, None)
         inst.base = self.env(root, base, cache, owner=owner, name="base", requested=["conda", "python"], conda=conda.version, installation=inst)
         return inst
+
+    def micromamba(self, root, owner=None, folders=True, pkgs_dir=None):
+        """A micromamba root prefix as micromamba leaves it: ``pkgs/`` (its cache, mamba >= 2.6's
+        channel folders unless ``folders=False``) and ``envs/``, no base environment and no conda
+        (libmamba ``api/configuration.cpp``: a root needs neither)."""
+        cache = self.caches.get(str(pkgs_dir)) or self.cache(pkgs_dir or f"{root}/pkgs", owner, folders=folders)
+        record = InstallationManifest(root, None, owner.name if owner else None, cache.path, tool="mamba")
+        self.manifest.installations.append(record)
+        self.fs.makedirs(str(self.fs.real(f"{root}/envs")))
+        self.fs.own(root, owner)
+        return Installation(record, cache, None)
+
+    def mamba_trash(self, prefix, leftovers):
+        """What mamba leaves in a prefix when it cannot delete a file in use (``core/util.cpp``
+        ``remove_or_rename``): the file renamed to ``<name>.mamba_trash`` (a directory likewise)
+        and listed, relative to the prefix, in ``conda-meta/mamba_trash.txt``.  ``leftovers``
+        are prefix-relative names; one ending in ``/`` is a directory.  The list also keeps one
+        entry already gone."""
+        env = self.manifest.envs[str(prefix)]
+        real = str(self.fs.real(prefix))
+        listed = []
+        for name in leftovers:
+            trashed = name.rstrip("/") + ".mamba_trash"
+            if name.endswith("/"):
+                self.fs.write_real(f"{real}/{trashed}/payload.bin", self.rng.randbytes(3000), Ledger())
+            else:
+                self.fs.write_real(f"{real}/{trashed}", self.rng.randbytes(700), Ledger())
+            listed.append(trashed)
+            env.mamba_trash.append(trashed)
+        listed.append("lib/gone-already.so.mamba_trash")
+        self.fs.write_real(f"{real}/conda-meta/mamba_trash.txt", "".join(n + "\n" for n in listed).encode(), Ledger())
+        env.mamba_trash.append("conda-meta/mamba_trash.txt")
+        env.mamba_trash.sort()
 
     # -- environments --------------------------------------------------------------------------
 
@@ -280,13 +341,13 @@ class HostBuilder:
 
     def _link_package(self, pkg, cache, real_prefix, link_type, requested, ledger):
         """One package's files and its ``conda-meta/<dist>.json``."""
-        source = cache.real(pkg.dist) + "/"
+        source = cache.real(cache.place(pkg)) + "/"
         target = real_prefix + "/"
         for payload in pkg.files:
             if link_type == HARDLINK:
                 self.fs.link_real(source + payload.path, target + payload.path, len(payload.data), ledger)
             elif link_type == SOFTLINK:
-                self.fs.symlink_real(f"{cache.path}/{pkg.dist}/{payload.path}", target + payload.path, ledger)
+                self.fs.symlink_real(f"{cache.path}/{cache.place(pkg)}/{payload.path}", target + payload.path, ledger)
             else:
                 self.fs.write_real(target + payload.path, payload.data, ledger, payload.mode)
         record = self._prefix_record(pkg, cache, link_type, requested)
@@ -295,7 +356,7 @@ class HostBuilder:
     @staticmethod
     def _prefix_record(pkg, cache, link_type, requested):
         """``conda-meta/<dist>.json``: the repodata record plus where and how it was linked."""
-        extracted = f"{cache.path}/{pkg.dist}"
+        extracted = f"{cache.path}/{cache.place(pkg)}"
         # conda keeps the source's path type for hard links and copies, "softlink" for symlinks
         paths = pkg.paths_json("softlink" if link_type == SOFTLINK else "hardlink")
         record = pkg.repodata_record()
@@ -304,7 +365,7 @@ class HostBuilder:
                 "extracted_package_dir": extracted,
                 "files": [entry["_path"] for entry in paths["paths"]],
                 "link": {"source": extracted, "type": link_type},
-                "package_tarball_full_path": f"{cache.path}/{pkg.fn}",
+                "package_tarball_full_path": f"{cache.path}/{cache.place(pkg, pkg.fn)}",
                 "paths_data": paths,
                 "requested_spec": pkg.name if requested else "None",
             }

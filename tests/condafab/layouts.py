@@ -153,10 +153,46 @@ def softlinked_env(fsroot, seed, users, malformed=False):
     return _finish(host, users, malformed)
 
 
+def micromamba(fsroot, seed, users, malformed=False):
+    """micromamba without conda: the first user's root in the mamba 2 user data dir
+    (``~/.local/share/mamba``) with mamba >= 2.6's channel-folder cache, hard- and soft-linked
+    envs and mamba's trash in one; the second user's mamba 1 root ``~/micromamba`` (flat cache)
+    plus leftovers in ``~/.mamba/pkgs`` (channel folders); a root-owned ``/srv/mamba`` that only
+    ``MAMBA_ROOT_PREFIX`` (in ``/etc/environment``) names."""
+    users = list(users or DEFAULT_USERS)
+    host, catalog = _host(fsroot, seed, "micromamba")
+    first, second = users[0], users[1]
+    data = host.micromamba(f"{first.home}/.local/share/mamba", owner=first)
+    data.cache.add_mix(catalog.packages, keep=[catalog.python])
+    data.cache.add_debris()
+    hard = _env(host, catalog, data, "ml", 0.3, owner=first)
+    in_hard = set(hard.packages)
+    only_soft = [p for p in data.cache.extracted_packages if p.dist not in in_hard and p.files and not p.internal_hardlinks]
+    soft = _env(host, catalog, data, "tools", 0.2, link_type=SOFTLINK, always=only_soft[:2], owner=first)
+    host.mamba_trash(hard.prefix, ["lib/libold.so", "share/olddocs/"])
+    host.user(first, environments=[hard.prefix, soft.prefix])
+    old = host.micromamba(f"{second.home}/micromamba", owner=second, folders=False)
+    old.cache.add_mix(catalog.pick(host.rng, 0.4, always=[catalog.python]), keep=[catalog.python])
+    old.cache.add_debris()
+    dev = _env(host, catalog, old, "dev", 0.5, owner=second)
+    leftovers = host.cache(f"{second.home}/.mamba/pkgs", owner=second, folders=True)
+    leftovers.add_mix(catalog.pick(host.rng, 0.3))
+    leftovers.add_debris()
+    host.user(second, environments=[dev.prefix])
+    service = host.micromamba("/srv/mamba")
+    service.cache.add_mix(catalog.pick(host.rng, 0.4, always=[catalog.python]), keep=[catalog.python])
+    service.cache.add_debris()
+    svc = _env(host, catalog, service, "svc", 0.3)
+    host.environment_file({"MAMBA_ROOT_PREFIX": "/srv/mamba"})
+    host.user(ROOT_USER, environments=[svc.prefix])
+    return _finish(host, users, malformed)
+
+
 LAYOUTS = {
     "single_root": single_root,
     "multi_user": multi_user,
     "two_installs": two_installs,
     "relocated_pkgs": relocated_pkgs,
     "softlinked_env": softlinked_env,
+    "micromamba": micromamba,
 }

@@ -39,6 +39,7 @@ class CacheManifest:
     multiply_linked: List[str] = field(default_factory=list)  # extracted dists with a file st_nlink > 1
     softlink_only: List[str] = field(default_factory=list)  # referenced only by soft-linked envs (conda#16614)
     tarball_bytes: Dict[str, int] = field(default_factory=dict)  # fn -> size
+    folders: Dict[str, str] = field(default_factory=dict)  # dist -> its mamba >= 2.6 channel folder, when not flat
     apparent_bytes: int = 0  # st_size of every file/symlink name under the cache
     unique_bytes: int = 0  # st_size of every non-directory inode once
     disk_bytes: int = 0  # measured: st_blocks*512 of every inode once, directories included
@@ -68,6 +69,7 @@ class EnvManifest:
     sources: Dict[str, str] = field(default_factory=dict)  # dist -> cache the files came from
     files: int = 0
     apparent_bytes: int = 0  # payload names + conda-meta, as `find -printf %s` sums them
+    mamba_trash: List[str] = field(default_factory=list)  # prefix-relative leftovers of mamba (files, dirs)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class InstallationManifest:
     owner: Optional[str]
     pkgs_dir: str
     envs: List[str] = field(default_factory=list)
+    tool: str = "conda"  # "mamba": a micromamba root prefix, no conda in it
 
 
 @dataclass

@@ -84,7 +84,7 @@ def parser():
     up.add_argument("--hosts", type=int, required=True)
     up.add_argument("--state", required=True, help="state directory (trees, keys, inventory)")
     up.add_argument("--layouts", default=layouts.BARE,
-                    help="comma-separated, assigned round-robin; known: " + ",".join(layouts.NAMES + (layouts.BIG_CACHE,)))
+                    help="comma-separated, assigned round-robin; known: " + ",".join(layouts.NAMES + layouts.BY_NAME))
     up.add_argument("--seed", type=int, default=0, help="fixture seed base (host N gets base+N)")
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop hosts, unmount trees; safe on partial state")

@@ -16,13 +16,16 @@ NAMES = (BARE,) + CONDA_LAYOUTS
 # for the facts to size it with forked walkers (condafab's scalable installation, kept small).
 BIG_CACHE = "big_cache"
 BIG_CACHE_PACKAGES = 160
+# Also by name only: micromamba without conda (condafab's ``micromamba`` layout).
+MICROMAMBA = "micromamba"
+BY_NAME = (BIG_CACHE, MICROMAMBA)
 
 
 def validate(names):
-    unknown = sorted(set(names) - set(NAMES) - {BIG_CACHE})
+    unknown = sorted(set(names) - set(NAMES) - set(BY_NAME))
     if unknown:
         raise ValueError("unknown layout(s) {0}; known: {1}".format(
-            ", ".join(unknown), ", ".join(NAMES + (BIG_CACHE,))))
+            ", ".join(unknown), ", ".join(NAMES + BY_NAME)))
     return list(names)
 
 

@@ -29,7 +29,8 @@ def test_layout_builds_registered_envs_and_parseable_config(tmp_path, name):
     manifest = _build(tmp_path, name)
     assert manifest.layout == name and manifest.installations
     for inst in manifest.installations:
-        assert _conda_versions(manifest)[inst.root] == [inst.conda_version]
+        # a micromamba root has no conda, and no base environment to hold it
+        assert _conda_versions(manifest)[inst.root] == ([inst.conda_version] if inst.tool == "conda" else [])
         assert (manifest.real(inst.pkgs_dir) / "urls.txt").is_file()
     for cache in manifest.caches.values():  # every cache shows every state a cleaner must handle
         for key in ("tarball_only", "extracted_only", "orphans", "unused_tarballs", "partial", "locks", "index_cache", "trash", "logs"):

@@ -20,7 +20,7 @@ UTILS = PLUGINS / "module_utils"
 PREFIX = "ansible_collections.pkgcache.fleet.plugins.module_utils"
 
 SHARED = {"options", "cleanup", "self_clean"}
-MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "conda_host", "pip_cache"}
+MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "conda_host", "conda_mamba", "pip_cache"}
 OPERATIONS = {
     "clean": {"conda_clean", "pip_clean", "uv_clean"},
     "relocate": {"conda_relocate", "conda_relocate_move"},

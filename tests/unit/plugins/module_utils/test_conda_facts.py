@@ -49,7 +49,7 @@ def cache_named(facts, path):
                          ids=sorted(LAYOUTS) + ["single_root-without-urls.txt"])
 def test_disk_bytes_match_du_and_unused_matches_the_builders_orphans(tmp_path, layout, options):
     fsroot, manifest = build(tmp_path, layout, **options)
-    facts = facts_in(fsroot)
+    facts = facts_in(fsroot, env=manifest.environment)
     assert facts["installations"], "no installation discovered"
     for path, intended in manifest.caches.items():
         cache = cache_named(facts, path)

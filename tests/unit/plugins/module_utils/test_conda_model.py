@@ -17,8 +17,8 @@ from .hostroot import host_users, in_root
 USERS = [ROOT_USER] + list(DEFAULT_USERS)
 
 
-def _load(users, tarballs_only):
-    host = Host.load(users, tarballs_only=tarballs_only)
+def _load(users, tarballs_only, env):
+    host = Host.load(users, env=env, tarballs_only=tarballs_only)
     try:
         host.verdicts()
         verdicts = "computed"
@@ -40,8 +40,8 @@ def test_tarballs_only_load_finds_the_same_caches_tarballs_and_environments(tmp_
     fsroot = tmp_path / "host"
     manifest = LAYOUTS[layout](fsroot, 7, list(DEFAULT_USERS))
     users = host_users(USERS)
-    full = in_root(fsroot, _load, users, False)
-    light = in_root(fsroot, _load, users, True)
+    full = in_root(fsroot, _load, users, False, manifest.environment)
+    light = in_root(fsroot, _load, users, True, manifest.environment)
     assert full["caches"], "the fixture has caches"
     assert [c[:4] for c in light["caches"]] == [c[:4] for c in full["caches"]]
     assert sum(len(c[3]) for c in full["caches"]) == sum(len(t) for t in manifest_tarballs(manifest))
