@@ -1,0 +1,504 @@
+# -*- coding: utf-8 -*-
+# Copyright: pkgcache.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pixi / rattler package caches: where they are, which environments use them, and what may go.
+
+Location follows pixi's ``get_cache_dir`` (pixi_config): ``PIXI_CACHE_DIR``, ``RATTLER_CACHE_DIR``,
+``<cache dir>/pixi`` when it exists, else rattler's ``<cache dir>/rattler/cache``, where the cache
+dir is ``$XDG_CACHE_HOME`` or ``~/.cache``.  pixi's ``[cache]`` config section is not read.  The
+cache root holds kinds (``pkgs``, ``repodata``, ``run-exports``, ``exec``, and pixi's ``uv-cache``,
+``conda-pypi-mapping``, ...); only ``pkgs`` is cleaned.
+
+A package entry is ``pkgs/<name>-<version>-<build>[-<origin hash>]/`` with a sibling
+``<entry>.lock`` (a big-endian u64 revision and optionally the archive's sha256, rattler_cache
+``cache_lock.rs``).  An install holds ``pkgs/.cache.lock`` with ``flock`` (fs4, ``package_cache/
+mod.rs`` ``acquire_global_lock``); a cleanup takes it non-blocking and skips the cache when it is held.
+
+rattler links reflink first, so a file in a prefix has one link whatever it shares: whether an
+entry is used comes only from the PrefixRecords (``conda-meta/*.json``: ``extracted_package_dir``,
+``package_tarball_full_path``, ``link.source``) of the environments found -- pixi workspaces'
+``.pixi/envs/*`` under the search roots, pixi global tools (``$PIXI_HOME/envs``, default
+``~/.pixi/envs``), the prefixes of ``~/.conda/environments.txt`` and prefixes named by the operator.
+Extents an entry shares by reflink are counted from FIEMAP where the filesystem reports them, and
+are never reclaimable.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import json
+import os
+import posixpath
+import stat
+import struct
+import time
+from contextlib import ExitStack
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of, open_dir_nofollow
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
+    Part, _absolute, _default_cache, expand_user, measure_cache)
+
+TOOL = "rattler"
+PKGS = "pkgs"
+GLOBAL_LOCK = ".cache.lock"
+ENTRY_LOCK_SUFFIX = ".lock"
+TARBALL_SUFFIXES = (".conda", ".tar.bz2")
+ENV_SOURCES = ("PIXI_CACHE_DIR", "RATTLER_CACHE_DIR")
+REVISION = struct.Struct(">Q")
+SHA256_LEN = 32
+RECORD_KEYS = ("extracted_package_dir", "package_tarball_full_path")
+# Filesystems whose files can share extents (reflinks); elsewhere FIEMAP is not asked.
+REFLINK_FILESYSTEMS = ("xfs", "btrfs", "bcachefs", "ocfs2")
+
+# linux/fs.h and linux/fiemap.h
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_HEADER = struct.Struct("=QQLLLL")
+FIEMAP_EXTENT = struct.Struct("=QQQQQLLLL")
+FIEMAP_EXTENT_LAST = 0x1
+FIEMAP_EXTENT_SHARED = 0x2000
+FIEMAP_BATCH = 64
+
+DEFAULT_SEARCH_DEPTH = 4
+DEFAULT_SEARCH_SECONDS = 60
+
+
+# -- location ----------------------------------------------------------------------------------
+
+
+def cache_location(home, env, warn):
+    """The cache root pixi would use for the user whose home is ``home``, as configured
+    (``configured``) and from where (``source``)."""
+    for var in ENV_SOURCES:
+        if env.get(var):
+            return {"configured": _absolute(expand_user(env[var], home), home, var, warn), "source": var}
+    path, source = _default_cache(home, env, "pixi")
+    if not os.path.isdir(path):
+        path, source = _default_cache(home, env, "rattler/cache")
+    return {"configured": path, "source": source}
+
+
+def pixi_home(home, env):
+    """``$PIXI_HOME`` or ``~/.pixi``: where pixi global keeps its tools' environments."""
+    value = expand_user(env.get("PIXI_HOME") or "", home)
+    return value if posixpath.isabs(value) else posixpath.join(home, ".pixi")
+
+
+# -- environments ------------------------------------------------------------------------------
+
+
+class Search(object):
+    """Where environments are looked for: the search roots (None: every user's home), how deep
+    below a root a workspace may sit, how long the search may take, extra prefixes."""
+
+    def __init__(self, roots=None, depth=DEFAULT_SEARCH_DEPTH, seconds=DEFAULT_SEARCH_SECONDS, prefixes=()):
+        self.roots = roots
+        self.depth = depth
+        self.seconds = seconds
+        self.prefixes = list(prefixes)
+
+    @classmethod
+    def from_options(cls, params):
+        for name in ("search_depth", "search_seconds"):
+            if params[name] < 0:
+                raise options.OptionError("%s must not be negative" % name)
+        for path in (params["search_roots"] or []) + params["prefixes"]:
+            if not posixpath.isabs(path):
+                raise options.OptionError("%r is not an absolute path" % path)
+        return cls(params["search_roots"] or None, params["search_depth"], params["search_seconds"], params["prefixes"])
+
+
+class Environments(object):
+    """The prefixes found and the cache paths their records name; ``incomplete`` says why some
+    references may be missing (then nothing may be called unused)."""
+
+    def __init__(self):
+        self.prefixes = []
+        self.referenced = {}  # path named by a record -> [prefixes]
+        self.incomplete = []
+
+    def add_prefix(self, prefix):
+        meta = posixpath.join(prefix, "conda-meta")
+        if prefix in self.prefixes or not os.path.isdir(meta):
+            return
+        self.prefixes.append(prefix)
+        try:
+            names = sorted(n for n in os.listdir(meta) if n.endswith(".json"))
+        except OSError as exc:
+            self.incomplete.append("cannot list %s: %s" % (meta, exc))
+            return
+        for name in names:
+            path = posixpath.join(meta, name)
+            try:
+                with open(path, **READ_TEXT) as handle:
+                    record = json.load(handle)
+                named = [record.get(key) for key in RECORD_KEYS] + [(record.get("link") or {}).get("source")]
+            except (OSError, ValueError, AttributeError) as exc:
+                self.incomplete.append("cannot read the record %s: %s" % (path, " ".join(str(exc).split())))
+                continue
+            for value in named:
+                if isinstance(value, str) and value:
+                    for key in set((posixpath.normpath(value), os.path.realpath(value))):
+                        self.referenced.setdefault(key, []).append(prefix)
+
+    def users_of(self, path):
+        """Prefixes whose records name ``path`` (the entry as found, or its real path)."""
+        found = self.referenced.get(path, []) + self.referenced.get(os.path.realpath(path), [])
+        return sorted(set(found))
+
+
+def _workspaces(root, depth, deadline, found):
+    """Prefixes ``<workspace>/.pixi/envs/<env>`` below ``root`` at most ``depth`` directories down;
+    symlinks are not followed.  Returns why the search stopped short, or None."""
+    stack = [(root, 0)]
+    while stack:
+        path, level = stack.pop()
+        if time.time() > deadline:
+            return "the search for pixi workspaces stopped at its time limit in %s" % root
+        try:
+            with os.scandir(path) as listing:
+                dirs = sorted(e.name for e in listing if e.is_dir(follow_symlinks=False))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and path == root:
+                return None
+            return "cannot search %s: %s" % (path, " ".join(str(exc).split()))
+        if ".pixi" in dirs:
+            envs = posixpath.join(path, ".pixi", "envs")
+            for name in _subdirs(envs):
+                found.append(posixpath.join(envs, name))
+        if level < depth:
+            stack.extend((posixpath.join(path, name), level + 1) for name in reversed(dirs) if name != ".pixi")
+    return None
+
+
+def _subdirs(path):
+    try:
+        with os.scandir(path) as listing:
+            return sorted(e.name for e in listing if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+
+
+def _conda_registry(home):
+    """Prefixes listed in a user's ``~/.conda/environments.txt`` (conda's and mamba's registry)."""
+    try:
+        with open(posixpath.join(home, ".conda", "environments.txt"), **READ_TEXT) as handle:
+            return [line.strip() for line in handle if line.strip().startswith("/")]
+    except OSError:
+        return []
+
+
+def find_environments(users, env, search, now=None):
+    """:class:`Environments` of ``users`` as :class:`Search` says."""
+    found = Environments()
+    deadline = (time.time() if now is None else now) + search.seconds
+    candidates = list(search.prefixes)
+    roots = search.roots if search.roots is not None else sorted(set(user.home for user in users))
+    for user in users:
+        envs = posixpath.join(pixi_home(user.home, env), "envs")
+        candidates.extend(posixpath.join(envs, name) for name in _subdirs(envs))
+        candidates.extend(_conda_registry(user.home))
+    for root in roots:
+        stopped = _workspaces(root, search.depth, deadline, candidates)
+        if stopped:
+            found.incomplete.append(stopped)
+    for prefix in candidates:
+        found.add_prefix(posixpath.normpath(prefix))
+    return found
+
+
+# -- the cache ---------------------------------------------------------------------------------
+
+
+def read_entry_lock(path):
+    """``(revision, sha256 hex or None)`` of an entry's ``.lock`` file, or None when it is absent,
+    short or not a regular file (rattler treats those as an entry to validate again)."""
+    try:
+        fd = os.open(path, READ_FLAGS | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        data = handle.read(REVISION.size + SHA256_LEN)
+    if len(data) < REVISION.size:
+        return None
+    sha256 = data[REVISION.size:].hex() if len(data) == REVISION.size + SHA256_LEN else None
+    return REVISION.unpack(data[:REVISION.size])[0], sha256
+
+
+def shared_extent_bytes(path):
+    """Bytes of the regular file ``path`` in extents it shares with other files (FIEMAP's
+    ``FIEMAP_EXTENT_SHARED``), or None when the filesystem does not say."""
+    try:
+        fd = os.open(path, READ_FLAGS | os.O_NONBLOCK)
+    except OSError:
+        return None
+    shared, start = 0, 0
+    try:
+        while True:
+            request = bytearray(FIEMAP_HEADER.size + FIEMAP_BATCH * FIEMAP_EXTENT.size)
+            FIEMAP_HEADER.pack_into(request, 0, start, 0xFFFFFFFFFFFFFFFF - start, 0, 0, FIEMAP_BATCH, 0)
+            try:
+                fcntl.ioctl(fd, FS_IOC_FIEMAP, request, True)
+            except (IOError, OSError):
+                return None
+            mapped = FIEMAP_HEADER.unpack_from(request, 0)[3]
+            if not mapped:
+                return shared
+            for index in range(mapped):
+                logical, _physical, length, _r1, _r2, flags = FIEMAP_EXTENT.unpack_from(
+                    request, FIEMAP_HEADER.size + index * FIEMAP_EXTENT.size)[:6]
+                if flags & FIEMAP_EXTENT_SHARED:
+                    shared += length
+                if flags & FIEMAP_EXTENT_LAST:
+                    return shared
+                start = logical + length
+    finally:
+        os.close(fd)
+
+
+class Entry(object):
+    """One package of ``pkgs/``: an extracted directory (with its ``.lock``) or an archive."""
+
+    __slots__ = ("name", "path", "lock", "usage", "shared_known", "users")
+
+    def __init__(self, name, path, lock):
+        self.name = name
+        self.path = path
+        self.lock = lock  # the sibling .lock's name, when there is one
+        self.usage = DiskUsage()
+        self.shared_known = True
+        self.users = []
+
+    def measure(self, reflinks, on_error):
+        """Account the entry and its ``.lock``; with ``reflinks``, the shared extents of its files
+        whose every link lies in the entry (a file linked from outside is not freed anyway)."""
+        inodes = {}  # (st_dev, st_ino) -> [shared bytes, st_nlink, links seen]
+
+        def on_entry(path, st):
+            if not (reflinks and stat.S_ISREG(st.st_mode) and st.st_blocks):
+                return
+            seen = inodes.get((st.st_dev, st.st_ino))
+            if seen is not None:
+                seen[2] += 1
+                return
+            shared = shared_extent_bytes(path)
+            if shared is None:
+                self.shared_known = False
+            else:
+                inodes[(st.st_dev, st.st_ino)] = [min(shared, st.st_blocks * 512), st.st_nlink, 1]
+
+        walk(self.path, self.usage, on_error=on_error, on_entry=on_entry)
+        self.usage.shared += sum(shared for shared, nlink, seen in inodes.values() if seen >= nlink)
+        if self.lock:
+            self.usage.add(os.lstat(posixpath.join(posixpath.dirname(self.path), self.lock)))
+
+    def as_dict(self):
+        result = self.usage.as_dict()
+        result.update(name=self.name, shared_bytes=self.usage.shared if self.shared_known else None,
+                      lock=read_entry_lock(self.path + ENTRY_LOCK_SUFFIX) if self.lock else None,
+                      used_by=self.users)
+        if result["lock"] is not None:
+            result["lock"] = dict(zip(("revision", "sha256"), result["lock"]))
+        return result
+
+
+def package_entries(pkgs, environments, warn):
+    """The :class:`Entry` of every package in ``pkgs``, measured, with the prefixes using it."""
+
+    def on_error(where, exc):
+        warn("cannot read %s: %s" % (where, " ".join(str(exc).split())))
+
+    found = mount_of(pkgs)
+    reflinks = found is not None and found[1] in REFLINK_FILESYSTEMS
+    with os.scandir(pkgs) as listing:
+        children = dict((e.name, e.is_dir(follow_symlinks=False)) for e in listing)
+    entries = []
+    for name in sorted(children):
+        is_dir = children[name]
+        if name.startswith(".") or not (is_dir or name.endswith(TARBALL_SUFFIXES)):
+            continue
+        lock = name + ENTRY_LOCK_SUFFIX if is_dir and children.get(name + ENTRY_LOCK_SUFFIX) is False else None
+        entry = Entry(name, posixpath.join(pkgs, name), lock)
+        entry.measure(reflinks, on_error)
+        entry.users = environments.users_of(entry.path)
+        entries.append(entry)
+    return entries
+
+
+class GlobalLock(object):
+    """rattler's cache lock (``pkgs/.cache.lock``, flock), held exclusively while we plan and
+    remove; ``held_by_other`` when an install holds it.  A cache without the file (never
+    installed into by a rattler that locks) is used unlocked."""
+
+    def __init__(self, pkgs):
+        self.fd = None
+        self.held_by_other = False
+        dir_fd = open_dir_nofollow(pkgs)
+        try:
+            self.fd = os.open(GLOBAL_LOCK, READ_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        finally:
+            os.close(dir_fd)
+        if self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    self.close()
+                    raise
+                self.held_by_other = True
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def locate(users, env, warn, locations=None):
+    """``[(root, [users], [routes])]`` of the existing cache roots, each once; ``locations``
+    (a dict) receives each user's :func:`cache_location`."""
+    found = {}
+    for user in users:
+        location = cache_location(user.home, env, warn)
+        if locations is not None:
+            locations[user.name] = dict(location, uid=user.uid, home=user.home)
+        owners, routes = found.setdefault(os.path.realpath(location["configured"]), ([], []))
+        owners.append(user)
+        # The operator's environment names a cache as root; a default location its user.
+        route = (location["configured"], ROOT if location["source"] in ENV_SOURCES else user.uid)
+        if route not in routes:
+            routes.append(route)
+    return [(path, owners, routes) for path, (owners, routes) in sorted(found.items()) if os.path.isdir(path)]
+
+
+# -- facts -------------------------------------------------------------------------------------
+
+
+def gather_facts(users, env, search, warn, now=None):
+    """``ansible_facts.rattler_cache``: per cache root its kinds with bytes and its packages with
+    the environments using them; ``totals`` count each inode once."""
+    now = time.time() if now is None else now
+    environments = find_environments(users, env, search, now)
+    for reason in environments.incomplete:
+        warn(reason)
+    caches, total, locations = {}, Part(), {}
+    for root, owners, _routes in locate(users, env, warn, locations):
+        measured = measure_cache(root, None, warn)
+        if measured is None:
+            continue
+        whole, parts = measured
+        total.update(whole)
+        pkgs = posixpath.join(root, PKGS)
+        entries = package_entries(pkgs, environments, warn) if os.path.isdir(pkgs) else []
+        unused = [e for e in entries if not e.users]
+        caches[root] = {
+            "tool": TOOL,
+            "users": [user.name for user in owners],
+            "usage": whole.as_dict(now),
+            "sections": dict((name, part.as_dict(now)) for name, part in sorted(parts.items())),
+            "packages": [entry.as_dict() for entry in entries],
+            "in_use": len(entries) - len(unused),
+            "unused": len(unused),
+            "unused_reclaimable_bytes": cleanup.usage_of(unused).reclaimable,
+            "shared_bytes": sum(e.usage.shared for e in entries) if all(e.shared_known for e in entries) else None,
+        }
+    reclaimable = sum(c["unused_reclaimable_bytes"] for c in caches.values())
+    return {
+        "users": dict((name, location) for name, location in locations.items()
+                      if any(name in cache["users"] for cache in caches.values())),
+        "caches": caches,
+        "environments": environments.prefixes,
+        "totals": {TOOL: total.as_dict(now)},
+        "summary": "rattler: %d cache(s), %s on disk, %s in unused packages; %d environment(s) found" % (
+            len(caches), human_bytes(total.usage.on_disk), human_bytes(reclaimable), len(environments.prefixes)),
+        "search_incomplete": environments.incomplete,
+    }
+
+
+# -- cleanup -----------------------------------------------------------------------------------
+
+
+def plan_cache(root, owners, routes, environments, warn, locks):
+    """The plan for one cache's ``pkgs``: every package no environment found uses, with its
+    ``.lock``; rattler's lock is entered into ``locks`` and held until the caller closes it."""
+    pkgs = posixpath.join(root, PKGS)
+    plan = CachePlan(pkgs, TOOL, owners)
+    if not os.path.isdir(pkgs):
+        plan.skipped = "no %s directory" % PKGS
+        return plan
+    if environments.incomplete:
+        plan.skipped = "environments may be missing (%s); nothing is called unused" % "; ".join(environments.incomplete[:3])
+        return plan
+    # The routes name the cache root; what is emptied, and must be theirs to empty, is its pkgs.
+    if not plan.authorize([(posixpath.join(named, PKGS), namer) for named, namer in routes]):
+        return plan
+    lock = locks.enter_context(GlobalLock(pkgs))
+    if lock.held_by_other:
+        plan.skipped = "rattler holds its cache lock %s (an install is running)" % posixpath.join(pkgs, GLOBAL_LOCK)
+        return plan
+    for entry in package_entries(pkgs, environments, warn):
+        if entry.users:
+            for prefix in entry.users:
+                plan.keep("used by an environment", prefix, "package")
+            continue
+        whole = entry.usage
+        if entry.lock:
+            # The directory and its .lock go together; the lock's bytes ride on the directory's item.
+            plan.remove(entry.name, "no environment found uses it", whole, "package", entry.name)
+            plan.remove(entry.lock, "the lock of %s" % entry.name, DiskUsage(), "package", entry.name)
+        else:
+            plan.remove(entry.name, "no environment found uses it", whole, "package")
+    return plan
+
+
+def clean(users, env, search, warn, check_mode=False, target=None):
+    """Plan the cleanup of the users' rattler caches and, unless ``check_mode``, execute it: the
+    pipeline's result (:func:`cleanup.run`) with the ``environments`` searched."""
+    environments = find_environments(users, env, search)
+    for reason in environments.incomplete:
+        warn(reason)
+    with ExitStack() as locks:
+        plans = [plan_cache(root, owners, routes, environments, warn, locks)
+                 for root, owners, routes in locate(users, env, warn)]
+        result = cleanup.run(plans, check_mode, target=target)
+    result["environments"] = environments.prefixes
+    return result
+
+
+SEARCH = dict(
+    search_roots=dict(type="list", elements="str"),
+    search_depth=dict(type="int", default=DEFAULT_SEARCH_DEPTH),
+    search_seconds=dict(type="int", default=DEFAULT_SEARCH_SECONDS),
+    prefixes=dict(type="list", elements="str", default=[]),
+)
+
+
+def argument_spec():
+    """rattler_cache_clean's options."""
+    return options.argument_spec(options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET, SEARCH)
+
+
+def clean_from_options(params, warn, check_mode):
+    """What rattler_cache_clean does with its options; OptionError before anything is read."""
+    search = Search.from_options(params)
+    target = cleanup.Target.from_options(params)
+    users = options.select_users(params["users"])
+    options.check_sight(users)
+    return clean(users, options.shell_environment(params["environment"]), search, warn, check_mode, target)
