@@ -26,15 +26,18 @@ extends_documentation_fragment:
   - pkgcache.fleet.environment
   - pkgcache.fleet.conda_facts
   - pkgcache.fleet.conda_facts.roots
+  - pkgcache.fleet.rattler
   - pkgcache.fleet.printable
 options:
   gather:
     description:
       - Which facts to gather. V(conda) sets C(ansible_facts.conda_cache), V(pip) sets
-        C(ansible_facts.pip_cache) (pip's and uv's caches).
+        C(ansible_facts.pip_cache) (pip's and uv's caches), V(rattler) sets C(ansible_facts.rattler_cache)
+        (pixi / rattler caches; only when asked for, since it searches every home for pixi workspaces,
+        see O(search_roots)).
     type: list
     elements: str
-    choices: [conda, pip]
+    choices: [conda, pip, rattler]
     default: [conda, pip]
   # users and environment take their type and default from their fragments; the texts say
   # what they select for each kind of facts.
@@ -75,6 +78,11 @@ EXAMPLES = r"""
       conda {{ ansible_facts.conda_cache.totals.reclaimable_bytes | ansible.builtin.human_readable }};
       {{ ansible_facts.pip_cache.summary }}
 
+- name: pixi / rattler caches too, with workspaces also under /srv/projects
+  pkgcache.fleet.cache_facts:
+    gather: [conda, pip, rattler]
+    search_roots: [/home, /srv/projects]
+
 - name: Only pip and uv caches, with the cache location the fleet's profile sets
   pkgcache.fleet.cache_facts:
     gather: [pip]
@@ -95,6 +103,17 @@ ansible_facts:
     pip_cache:
       description: The same as RV(pkgcache.fleet.pip_cache_facts#module:ansible_facts.pip_cache).
       returned: when O(gather) contains V(pip)
+      type: dict
+    rattler_cache:
+      description:
+        - pixi / rattler caches (the roots pixi would use for each user, see M(pkgcache.fleet.rattler_cache_clean)).
+        - C(caches) by root path, each with C(tool=rattler), its C(users), C(usage), C(sections) (its kinds -
+          C(pkgs), C(repodata), C(uv-cache), ... - with bytes), C(packages) (each C(name), sizes, C(shared_bytes)
+          in extents shared by reflink or null when the filesystem does not say, its C(lock) revision and sha256,
+          and C(used_by), the prefixes whose records name it), C(in_use), C(unused), C(unused_reclaimable_bytes)
+          and C(shared_bytes); C(users) with each user's cache location and its C(source); C(environments),
+          the prefixes found; C(search_incomplete), why some may be missing; C(totals) and a C(summary).
+      returned: when O(gather) contains V(rattler)
       type: dict
     pkgcache_self_clean:
       description:
