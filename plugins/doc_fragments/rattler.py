@@ -16,7 +16,8 @@ options:
     description:
       - Directories searched for pixi workspaces (a directory holding C(.pixi/envs/<env>/conda-meta)); rattler keeps no
         list of its environments, so they are found by searching.
-      - Null (the default) means the home of every selected user. Symlinks are not followed.
+      - Null (the default) means the home of every selected user that exists (C(/) left out), each once. Symlinks are not
+        followed.
       - Besides these, pixi global tools (C($PIXI_HOME/envs), default C(~/.pixi/envs)) and the prefixes in each user's
         C(~/.conda/environments.txt) are always read.
     type: list

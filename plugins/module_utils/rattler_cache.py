@@ -38,6 +38,7 @@ import time
 from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
+from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of, open_dir_nofollow
@@ -200,7 +201,7 @@ def find_environments(users, env, search, now=None):
     found = Environments()
     deadline = (time.time() if now is None else now) + search.seconds
     candidates = list(search.prefixes)
-    roots = search.roots if search.roots is not None else sorted(set(user.home for user in users))
+    roots = search.roots if search.roots is not None else [user.home for user in with_homes(users)]
     for user in users:
         envs = posixpath.join(pixi_home(user.home, env), "envs")
         candidates.extend(posixpath.join(envs, name) for name in _subdirs(envs))

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import rattler_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
@@ -144,6 +146,19 @@ def test_a_prefix_named_by_the_operator_protects_its_packages(alice, channel, tm
     assert str(elsewhere) in result["environments"]
     removed = {os.path.basename(i["path"]) for i in result["caches"][0]["remove"]}
     assert not any(name.startswith("git-") for name in removed)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=64))
+def test_any_lock_file_reads_as_rattlers_layout_or_as_none(tmp_path, content):
+    lock = tmp_path / "any.lock"
+    lock.write_bytes(content)
+    read = read_entry_lock(str(lock))
+    if len(content) < 8:
+        assert read is None
+    else:
+        sha = content[8:40].hex() if len(content) >= 40 else None
+        assert read == (int.from_bytes(content[:8], "big"), sha)
 
 
 def test_entry_lock_layout_and_short_files(tmp_path):
