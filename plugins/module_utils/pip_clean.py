@@ -20,8 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
 import fnmatch
 import os
 import posixpath
@@ -32,7 +30,7 @@ from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
+from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import ToolLock
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError, parse_duration
@@ -407,46 +405,6 @@ def _read_small(path):
         return handle.read(UV_POINTER_MAX)
 
 
-class UvLock(object):
-    """uv's own exclusive cache lock (``<cache>/.lock``, flock), held while we plan and remove.
-
-    uv takes the same lock to prune, so a running ``uv cache prune``/``clean`` and this module
-    never interleave.  ``held_by_other`` is set when uv holds it; a cache without a lock file
-    (older uv) is used unlocked.
-    """
-
-    def __init__(self, path):
-        self.fd = None
-        self.held_by_other = False
-        dir_fd = open_dir_nofollow(path)
-        try:
-            self.fd = os.open(UV_LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        finally:
-            os.close(dir_fd)
-        if self.fd is not None:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    self.close()
-                    raise
-                self.held_by_other = True
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-
 def owner_reason(path, users):
     """Why a cache must not be cleaned for these users: its directory belongs to someone else
     (a user pointing their cache at another account's files), or None."""
@@ -504,7 +462,7 @@ def plan_cache(path, tool, users, routes, request, warn, locks):
     if not os.path.isfile(os.path.join(path, UV_TAG)):
         plan.skipped = "no %s: not a uv cache" % UV_TAG
         return plan
-    lock = locks.enter_context(UvLock(path))
+    lock = locks.enter_context(ToolLock(path, UV_LOCK))
     if lock.held_by_other:
         plan.skipped = "uv holds its cache lock %s" % os.path.join(path, UV_LOCK)
         return plan

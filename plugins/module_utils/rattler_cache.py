@@ -41,7 +41,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, opt
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of, open_dir_nofollow
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of
+from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import ToolLock
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
@@ -335,43 +336,6 @@ def package_entries(pkgs, environments, warn):
     return entries
 
 
-class GlobalLock(object):
-    """rattler's cache lock (``pkgs/.cache.lock``, flock), held exclusively while we plan and
-    remove; ``held_by_other`` when an install holds it.  A cache without the file (never
-    installed into by a rattler that locks) is used unlocked."""
-
-    def __init__(self, pkgs):
-        self.fd = None
-        self.held_by_other = False
-        dir_fd = open_dir_nofollow(pkgs)
-        try:
-            self.fd = os.open(GLOBAL_LOCK, READ_FLAGS, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        finally:
-            os.close(dir_fd)
-        if self.fd is not None:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    self.close()
-                    raise
-                self.held_by_other = True
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-
 def locate(users, env, warn, locations=None):
     """``[(root, [users], [routes])]`` of the existing cache roots, each once; ``locations``
     (a dict) receives each user's :func:`cache_location`."""
@@ -450,7 +414,7 @@ def plan_cache(root, owners, routes, environments, warn, locks):
     # The routes name the cache root; what is emptied, and must be theirs to empty, is its pkgs.
     if not plan.authorize([(posixpath.join(named, PKGS), namer) for named, namer in routes]):
         return plan
-    lock = locks.enter_context(GlobalLock(pkgs))
+    lock = locks.enter_context(ToolLock(pkgs, GLOBAL_LOCK))
     if lock.held_by_other:
         plan.skipped = "rattler holds its cache lock %s (an install is running)" % posixpath.join(pkgs, GLOBAL_LOCK)
         return plan

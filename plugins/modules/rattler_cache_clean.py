@@ -73,25 +73,25 @@ environments:
   type: list
   elements: str
 removed:
-  description: Paths actually removed (empty in check mode), escaped as the notes say.
+  description: The paths a real run removed (none in check mode), escaped as the notes say.
   returned: always
   type: list
   elements: str
 planned_bytes:
-  description: Reclaimable bytes of the whole plan, each inode once, extents shared by reflink left out.
+  description: What the plan frees, each inode once over every cache; extents a package shares by reflink do not count.
   returned: always
   type: int
 freed_bytes:
-  description: Free space gained per filesystem mount point, measured with statvfs (empty in check mode).
+  description: Per filesystem mount point, how much free space grew (C(statvfs) before and after); empty in check mode.
   returned: always
   type: dict
 target:
-  description: The shape of RV(pkgcache.fleet.conda_clean#module:target) of M(pkgcache.fleet.conda_clean).
+  description: Per filesystem, how the target was met, as RV(pkgcache.fleet.conda_clean#module:target) says.
   returned: always
   type: list
   elements: dict
 msg:
-  description: One-line summary.
+  description: What was (or would be) removed from how many caches, in one line.
   returned: always
   type: str
   sample: removed 6 path(s), 48.0 KiB reclaimable, from 1 cache(s); 0 cache(s) skipped
@@ -99,19 +99,13 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import clean_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import argument_spec, clean_from_options
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    out = Results(module)
-    try:
-        result = clean_from_options(module.params, out.warn, module.check_mode)
-    except ValueError as exc:
-        out.fail(str(exc))
-    exit_module(module, result, "rattler caches")
+    clean_module(module, clean_from_options, "rattler caches")
 
 
 if __name__ == "__main__":

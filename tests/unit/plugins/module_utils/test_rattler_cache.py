@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import rattler_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import (
     Search, cache_location, clean, find_environments, gather_facts, read_entry_lock, shared_extent_bytes)
@@ -89,7 +88,7 @@ def test_environments_are_found_by_their_records_and_decide_what_is_in_use(alice
     assert sorted(found.prefixes) == [user.home + "/.pixi/envs/tool", user.home + "/src/app/.pixi/envs/default"]
     assert found.incomplete == []
     facts = gather_facts([user], {}, Search(), pytest.fail)
-    [(root, cache)] = facts["caches"].items()
+    [(root, cache)] = list(facts["caches"].items())
     assert root == str(pkgs.parent) and cache["tool"] == "rattler" and cache["users"] == ["root"]
     used = {p["name"] for p in cache["packages"] if p["used_by"]}
     unused = {p["name"] for p in cache["packages"] if not p["used_by"]}
@@ -123,7 +122,7 @@ def test_clean_removes_exactly_the_unused_packages_with_their_locks_and_is_idemp
     assert not done["errors"], done["errors"]
     assert sorted(done["removed"]) == sorted(expected) and done["planned_bytes"] == planned["planned_bytes"]
     assert sorted(n for n in os.listdir(str(pkgs)) if not n.startswith(".")) == sorted(
-        [n for n in live] + [n + ".lock" for n in live])
+        list(live) + [n + ".lock" for n in live])
     # what stays still installs offline into a new prefix without fetching: the cache is whole
     again = clean([user], {}, Search(), pytest.fail)
     assert again["changed"] is False and again["planned_bytes"] == 0
@@ -218,7 +217,7 @@ def test_reflinked_packages_have_one_link_yet_are_in_use_and_their_shared_extent
     assert any(shared_extent_bytes(str(p)) for p in reflinked)
 
     facts = gather_facts([user], {}, Search(), pytest.fail)
-    [cache] = facts["caches"].values()
+    [cache] = list(facts["caches"].values())
     assert cache["shared_bytes"] > 0
     by_name = {p["name"]: p for p in cache["packages"]}
     git = [n for n in by_name if n.startswith("git-")]
