@@ -362,7 +362,6 @@ def exit_module(module, result, what, warnings=()):
     out.exit(warnings=warnings, **result)
 
 
-
 def clean_module(module, clean_from_options, what):
     """The run of a cleaning module whose kind plans from its options alone
     (``clean_from_options(params, warn, check_mode)``): a bad option fails the task before

@@ -32,6 +32,7 @@ import fcntl
 import json
 import os
 import posixpath
+import re
 import stat
 import struct
 import time
@@ -39,14 +40,14 @@ from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
-from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import ToolLock
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
-    Part, _absolute, _default_cache, expand_user, measure_cache)
+    DEFAULT_SOURCES, Part, _absolute, _default_cache, expand_user, measure_cache)
 
 TOOL = "rattler"
 PKGS = "pkgs"
@@ -68,6 +69,12 @@ FIEMAP_EXTENT_LAST = 0x1
 FIEMAP_EXTENT_SHARED = 0x2000
 FIEMAP_BATCH = 64
 
+CONFIG_FILE = "config.toml"
+_TOML_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\- \t]+?)\s*\]\s*(?:#.*)?$")
+_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=\s*")
+# A basic string without escapes, or a literal string.
+_TOML_STRING = re.compile(r"""\s*(?:"([^"\\]*)"|'([^']*)')\s*(?:#.*)?$""")
+
 DEFAULT_SEARCH_DEPTH = 4
 DEFAULT_SEARCH_SECONDS = 60
 
@@ -75,16 +82,62 @@ DEFAULT_SEARCH_SECONDS = 60
 # -- location ----------------------------------------------------------------------------------
 
 
-def cache_location(home, env, warn):
+def cache_location(home, env, warn, etc_dir="/etc"):
     """The cache root pixi would use for the user whose home is ``home``, as configured
-    (``configured``) and from where (``source``)."""
+    (``configured``), and from where (``source``: a variable, a config file, ``XDG_CACHE_HOME``
+    or ``default``)."""
     for var in ENV_SOURCES:
         if env.get(var):
             return {"configured": _absolute(expand_user(env[var], home), home, var, warn), "source": var}
+    for path in reversed(config_files(home, env, etc_dir)):
+        root = read_cache_root(path, warn)
+        if root is not None:
+            return {"configured": _absolute(expand_user(root, home), home, "[cache] root in %s" % path, warn),
+                    "source": path}
     path, source = _default_cache(home, env, "pixi")
     if not os.path.isdir(path):
         path, source = _default_cache(home, env, "rattler/cache")
     return {"configured": path, "source": source}
+
+
+def config_files(home, env, etc_dir="/etc"):
+    """pixi's global config files in load order, a later one winning (pixi_config
+    ``load_global_with``): ``/etc/pixi/config.toml``, the user's config dir's ``pixi/config.toml``,
+    ``$PIXI_HOME/config.toml``; ``PIXI_CONFIG_FILE`` alone when set, none with ``PIXI_NO_CONFIG``."""
+    if (env.get("PIXI_NO_CONFIG") or "").lower() in ("1", "true", "yes", "on"):
+        return []
+    if env.get("PIXI_CONFIG_FILE"):
+        return [expand_user(env["PIXI_CONFIG_FILE"], home)]
+    config_home = env.get("XDG_CONFIG_HOME", "").strip()
+    config_home = config_home if posixpath.isabs(config_home) else posixpath.join(home, ".config")
+    return [posixpath.join(etc_dir, "pixi", CONFIG_FILE), posixpath.join(config_home, "pixi", CONFIG_FILE),
+            posixpath.join(pixi_home(home, env), CONFIG_FILE)]
+
+
+def read_cache_root(path, warn):
+    """``root`` of the ``[cache]`` table (or the dotted key ``cache.root``) of a pixi config file,
+    or None.  Only this key is read, from a line of its own holding a TOML string; a value in any
+    other form is warned about and ignored (pixi would still honour it)."""
+    try:
+        with open(path, **READ_TEXT) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    table, found = "", None
+    for number, line in enumerate(lines, 1):
+        if line.lstrip().startswith("["):
+            heading = _TOML_TABLE.match(line)  # an array of tables ([[...]]) is no table we read
+            table = "".join(heading.group(1).split()) if heading else None
+            continue
+        key = _TOML_KEY.match(line)
+        if not key or (table, "".join(key.group(1).split())) not in (("cache", "root"), ("", "cache.root")):
+            continue
+        value = _TOML_STRING.match(line, key.end())
+        if value is None:
+            warn("%s:%d: [cache] root is not a plain TOML string; ignored here" % (path, number))
+            continue
+        found = value.group(1) if value.group(1) is not None else value.group(2)
+    return found
 
 
 def pixi_home(home, env):
@@ -207,6 +260,11 @@ def find_environments(users, env, search, now=None):
         envs = posixpath.join(pixi_home(user.home, env), "envs")
         candidates.extend(posixpath.join(envs, name) for name in _subdirs(envs))
         candidates.extend(_conda_registry(user.home))
+        # pixi's detached-environments: <cache root>/envs/<workspace>-<hash>/envs/<env>
+        detached = posixpath.join(cache_location(user.home, env, lambda message: None)["configured"], "envs")
+        for workspace in _subdirs(detached):
+            inner = posixpath.join(detached, workspace, "envs")
+            candidates.extend(posixpath.join(inner, name) for name in _subdirs(inner))
     for root in roots:
         stopped = _workspaces(root, search.depth, deadline, candidates)
         if stopped:
@@ -336,18 +394,27 @@ def package_entries(pkgs, environments, warn):
     return entries
 
 
+def _namer(source, user, homes):
+    """Whose word a cache root is: the operator's (root's) for a variable of the module's
+    environment, the writer's for a config file, the user's for a default location."""
+    if source in ENV_SOURCES:
+        return ROOT
+    if source in DEFAULT_SOURCES:
+        return user.uid
+    return namer_of(source, homes)
+
+
 def locate(users, env, warn, locations=None):
     """``[(root, [users], [routes])]`` of the existing cache roots, each once; ``locations``
     (a dict) receives each user's :func:`cache_location`."""
-    found = {}
+    found, homes = {}, [(user.uid, user.home) for user in users]
     for user in users:
         location = cache_location(user.home, env, warn)
         if locations is not None:
             locations[user.name] = dict(location, uid=user.uid, home=user.home)
         owners, routes = found.setdefault(os.path.realpath(location["configured"]), ([], []))
         owners.append(user)
-        # The operator's environment names a cache as root; a default location its user.
-        route = (location["configured"], ROOT if location["source"] in ENV_SOURCES else user.uid)
+        route = (location["configured"], _namer(location["source"], user, homes))
         if route not in routes:
             routes.append(route)
     return [(path, owners, routes) for path, (owners, routes) in sorted(found.items()) if os.path.isdir(path)]

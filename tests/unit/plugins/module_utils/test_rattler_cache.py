@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils import rattler_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import (
     Search, cache_location, clean, find_environments, gather_facts, read_entry_lock, shared_extent_bytes)
@@ -80,6 +82,62 @@ def test_the_cache_is_where_pixi_looks(tmp_path):
     assert cache_location(home, {"RATTLER_CACHE_DIR": "/r"}, warn) == {"configured": "/r", "source": "RATTLER_CACHE_DIR"}
     both = {"RATTLER_CACHE_DIR": "/r", "PIXI_CACHE_DIR": "~/p"}
     assert cache_location(home, both, warn) == {"configured": home + "/p", "source": "PIXI_CACHE_DIR"}
+
+
+def test_pixis_config_files_name_the_cache_root_in_pixis_order(tmp_path):
+    home, etc = str(tmp_path / "home"), str(tmp_path / "etc")
+    warnings = []
+    for path, root in ((etc + "/pixi/config.toml", "/from/etc"), (home + "/.config/pixi/config.toml", "/from/user")):
+        os.makedirs(os.path.dirname(path))
+        with open(path, "w") as handle:
+            handle.write("[mirrors]\nroot = '/not/this'\n[cache]\nnetfs-redirect = \"never\"\nroot = \"%s\"  # here\n" % root)
+
+    def where(env):
+        return cache_location(home, env, warnings.append, etc_dir=etc)
+
+    assert where({}) == {"configured": "/from/user", "source": home + "/.config/pixi/config.toml"}
+    os.makedirs(home + "/.pixi")
+    with open(home + "/.pixi/config.toml", "w") as handle:
+        handle.write("cache.root = '~/big'\n")
+    assert where({})["configured"] == home + "/big"
+    assert where({"PIXI_NO_CONFIG": "1"})["configured"] == home + "/.cache/rattler/cache"
+    assert where({"PIXI_CONFIG_FILE": etc + "/pixi/config.toml"})["configured"] == "/from/etc"
+    assert where({"RATTLER_CACHE_DIR": "/r"})["configured"] == "/r"
+    with open(home + "/.pixi/config.toml", "w") as handle:
+        handle.write("[cache]\nroot = \"\"\"\n/multi\"\"\"\n")
+    assert where({})["configured"] == "/from/user" and "not a plain TOML string" in warnings[-1]
+
+
+KEYS = st.sampled_from(["root", "conda-packages", "cache.root", "cache . root"])
+TABLES = st.sampled_from(["", "[cache]", "[ cache ]", "[other]", "[cache.sub]", "[[cache]]"])
+VALUES = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\"'\\"), max_size=12)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.tuples(TABLES, KEYS, VALUES, st.booleans(), st.booleans()), max_size=4))
+def test_the_cache_root_read_is_the_one_tomllib_reads(tmp_path, lines):
+    text, seen_tables, seen_keys = "", set(), set()
+    for table, key, value, literal, comment in lines:
+        if table:
+            name = table.strip("[] ")
+            if name in seen_tables:
+                continue  # TOML forbids defining a table twice
+            seen_tables.add(name)
+            text += table + "\n"
+        if (table, key.replace(" ", "")) in seen_keys:
+            continue
+        seen_keys.add((table, key.replace(" ", "")))
+        quote = "'" if literal else '"'
+        text += "%s = %s%s%s%s\n" % (key, quote, value, quote, "  # note" if comment else "")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return
+    cache = data.get("cache")
+    expected = cache.get("root") if isinstance(cache, dict) else None
+    assert rattler_cache.read_cache_root(str(path), pytest.fail) == expected
 
 
 def test_environments_are_found_by_their_records_and_decide_what_is_in_use(alice):
