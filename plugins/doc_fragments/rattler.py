@@ -18,8 +18,8 @@ options:
         list of its environments, so they are found by searching.
       - Null (the default) means the home of every selected user that exists (C(/) left out), each once. Symlinks are not
         followed.
-      - Besides these, pixi global tools (C($PIXI_HOME/envs), default C(~/.pixi/envs)) and the prefixes in each user's
-        C(~/.conda/environments.txt) are always read.
+      - Besides these, pixi global tools (C($PIXI_HOME/envs), default C(~/.pixi/envs)), detached environments under the
+        cache root (C(<root>/envs/*/envs/*)) and the prefixes in each user's C(~/.conda/environments.txt) are always read.
     type: list
     elements: str
   search_depth:
@@ -36,7 +36,8 @@ options:
   prefixes:
     description:
       - More environment prefixes (absolute paths) whose records protect what they use, such as pixi environments
-        kept outside the workspace (C(detached-environments)) or conda prefixes using a rattler cache.
+        detached to a directory of their own (C(detached-environments) set to a path) or conda prefixes using a rattler
+        cache.
     type: list
     elements: str
     default: []

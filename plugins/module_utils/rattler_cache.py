@@ -3,24 +3,26 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """pixi / rattler package caches: where they are, which environments use them, and what may go.
 
-Location follows pixi's ``get_cache_dir`` (pixi_config): ``PIXI_CACHE_DIR``, ``RATTLER_CACHE_DIR``,
-``<cache dir>/pixi`` when it exists, else rattler's ``<cache dir>/rattler/cache``, where the cache
-dir is ``$XDG_CACHE_HOME`` or ``~/.cache``.  pixi's ``[cache]`` config section is not read.  The
+Location follows pixi's ``resolve_cache_root`` (pixi_config): ``PIXI_CACHE_DIR``, ``RATTLER_CACHE_DIR``,
+``[cache] root`` of pixi's global config files, ``<cache dir>/pixi`` when it exists, else rattler's
+``<cache dir>/rattler/cache``, where the cache dir is ``$XDG_CACHE_HOME`` or ``~/.cache``.  Per-kind
+overrides and the network-filesystem redirect are not followed.  The
 cache root holds kinds (``pkgs``, ``repodata``, ``run-exports``, ``exec``, and pixi's ``uv-cache``,
 ``conda-pypi-mapping``, ...); only ``pkgs`` is cleaned.
 
 A package entry is ``pkgs/<name>-<version>-<build>[-<origin hash>]/`` with a sibling
 ``<entry>.lock`` (a big-endian u64 revision and optionally the archive's sha256, rattler_cache
 ``cache_lock.rs``).  An install holds ``pkgs/.cache.lock`` with ``flock`` (fs4, ``package_cache/
-mod.rs`` ``acquire_global_lock``); a cleanup takes it non-blocking and skips the cache when it is held.
+mod.rs`` ``acquire_global_lock``).
 
 rattler links reflink first, so a file in a prefix has one link whatever it shares: whether an
 entry is used comes only from the PrefixRecords (``conda-meta/*.json``: ``extracted_package_dir``,
 ``package_tarball_full_path``, ``link.source``) of the environments found -- pixi workspaces'
 ``.pixi/envs/*`` under the search roots, pixi global tools (``$PIXI_HOME/envs``, default
-``~/.pixi/envs``), the prefixes of ``~/.conda/environments.txt`` and prefixes named by the operator.
+``~/.pixi/envs``), detached environments (``<cache root>/envs/*/envs/*``), the prefixes of
+``~/.conda/environments.txt`` and prefixes named by the operator.
 Extents an entry shares by reflink are counted from FIEMAP where the filesystem reports them, and
-are never reclaimable.
+are never reclaimable.  What a cleanup removes is decided in ``rattler_clean``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,16 +38,13 @@ import re
 import stat
 import struct
 import time
-from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of
-from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import ToolLock
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
     DEFAULT_SOURCES, Part, _absolute, _default_cache, expand_user, measure_cache)
 
@@ -168,6 +167,15 @@ class Search(object):
             if not posixpath.isabs(path):
                 raise options.OptionError("%r is not an absolute path" % path)
         return cls(params["search_roots"] or None, params["search_depth"], params["search_seconds"], params["prefixes"])
+
+
+# The options of the search (doc fragment pkgcache.fleet.rattler), read by Search.from_options.
+SEARCH = dict(
+    search_roots=dict(type="list", elements="str"),
+    search_depth=dict(type="int", default=DEFAULT_SEARCH_DEPTH),
+    search_seconds=dict(type="int", default=DEFAULT_SEARCH_SECONDS),
+    prefixes=dict(type="list", elements="str", default=[]),
+)
 
 
 class Environments(object):
@@ -462,75 +470,3 @@ def gather_facts(users, env, search, warn, now=None):
             len(caches), human_bytes(total.usage.on_disk), human_bytes(reclaimable), len(environments.prefixes)),
         "search_incomplete": environments.incomplete,
     }
-
-
-# -- cleanup -----------------------------------------------------------------------------------
-
-
-def plan_cache(root, owners, routes, environments, warn, locks):
-    """The plan for one cache's ``pkgs``: every package no environment found uses, with its
-    ``.lock``; rattler's lock is entered into ``locks`` and held until the caller closes it."""
-    pkgs = posixpath.join(root, PKGS)
-    plan = CachePlan(pkgs, TOOL, owners)
-    if not os.path.isdir(pkgs):
-        plan.skipped = "no %s directory" % PKGS
-        return plan
-    if environments.incomplete:
-        plan.skipped = "environments may be missing (%s); nothing is called unused" % "; ".join(environments.incomplete[:3])
-        return plan
-    # The routes name the cache root; what is emptied, and must be theirs to empty, is its pkgs.
-    if not plan.authorize([(posixpath.join(named, PKGS), namer) for named, namer in routes]):
-        return plan
-    lock = locks.enter_context(ToolLock(pkgs, GLOBAL_LOCK))
-    if lock.held_by_other:
-        plan.skipped = "rattler holds its cache lock %s (an install is running)" % posixpath.join(pkgs, GLOBAL_LOCK)
-        return plan
-    for entry in package_entries(pkgs, environments, warn):
-        if entry.users:
-            for prefix in entry.users:
-                plan.keep("used by an environment", prefix, "package")
-            continue
-        whole = entry.usage
-        if entry.lock:
-            # The directory and its .lock go together; the lock's bytes ride on the directory's item.
-            plan.remove(entry.name, "no environment found uses it", whole, "package", entry.name)
-            plan.remove(entry.lock, "the lock of %s" % entry.name, DiskUsage(), "package", entry.name)
-        else:
-            plan.remove(entry.name, "no environment found uses it", whole, "package")
-    return plan
-
-
-def clean(users, env, search, warn, check_mode=False, target=None):
-    """Plan the cleanup of the users' rattler caches and, unless ``check_mode``, execute it: the
-    pipeline's result (:func:`cleanup.run`) with the ``environments`` searched."""
-    environments = find_environments(users, env, search)
-    for reason in environments.incomplete:
-        warn(reason)
-    with ExitStack() as locks:
-        plans = [plan_cache(root, owners, routes, environments, warn, locks)
-                 for root, owners, routes in locate(users, env, warn)]
-        result = cleanup.run(plans, check_mode, target=target)
-    result["environments"] = environments.prefixes
-    return result
-
-
-SEARCH = dict(
-    search_roots=dict(type="list", elements="str"),
-    search_depth=dict(type="int", default=DEFAULT_SEARCH_DEPTH),
-    search_seconds=dict(type="int", default=DEFAULT_SEARCH_SECONDS),
-    prefixes=dict(type="list", elements="str", default=[]),
-)
-
-
-def argument_spec():
-    """rattler_cache_clean's options."""
-    return options.argument_spec(options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET, SEARCH)
-
-
-def clean_from_options(params, warn, check_mode):
-    """What rattler_cache_clean does with its options; OptionError before anything is read."""
-    search = Search.from_options(params)
-    target = cleanup.Target.from_options(params)
-    users = options.select_users(params["users"])
-    options.check_sight(users)
-    return clean(users, options.shell_environment(params["environment"]), search, warn, check_mode, target)

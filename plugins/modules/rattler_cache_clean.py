@@ -13,10 +13,14 @@ module: rattler_cache_clean
 short_description: Remove the packages of every user's pixi / rattler cache that no environment uses
 version_added: 0.1.0
 description:
-  - Finds each user's pixi / rattler cache as pixi does - C(PIXI_CACHE_DIR), C(RATTLER_CACHE_DIR), C(~/.cache/pixi)
-    (C($XDG_CACHE_HOME/pixi)) when it exists, else C(~/.cache/rattler/cache) - and removes from its C(pkgs) the
-    extracted packages (C(<name>-<version>-<build>[-<hash>]/) with their C(.lock)) that no environment found uses.
-    pixi's C([cache]) configuration is not read; name such caches with O(environment).
+  - Finds each user's pixi / rattler cache root as pixi does - C(PIXI_CACHE_DIR), C(RATTLER_CACHE_DIR), C(root) of the
+    C([cache]) table of pixi's global config files (C(/etc/pixi/config.toml), C(~/.config/pixi/config.toml),
+    C($PIXI_HOME/config.toml), or C(PIXI_CONFIG_FILE) alone), C(~/.cache/pixi) (C($XDG_CACHE_HOME/pixi)) when it exists,
+    else C(~/.cache/rattler/cache) - and removes from its C(pkgs) the extracted packages
+    (C(<name>-<version>-<build>[-<hash>]/) with their C(.lock)) that no environment found uses.
+  - Not read - per-kind locations (C([cache] conda-packages) and its variable), the redirect away from network
+    filesystems, and a C(root) that is not a plain TOML string on one line (warned about). Name such caches with
+    O(environment).
   - A package is in use when the records (C(conda-meta/*.json)) of an environment name it in
     C(extracted_package_dir), C(package_tarball_full_path) or C(link.source). Link counts decide nothing - rattler
     links by reflink first, and a reflinked file has one link.
@@ -100,7 +104,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import clean_module
-from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import argument_spec, clean_from_options
+from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_clean import argument_spec, clean_from_options
 
 
 def main():

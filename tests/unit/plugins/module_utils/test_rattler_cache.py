@@ -4,6 +4,7 @@ records, what goes is removed through the cleanup pipeline under rattler's own l
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -17,7 +18,9 @@ from hypothesis import strategies as st
 from ansible_collections.pkgcache.fleet.plugins.module_utils import rattler_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import (
-    Search, cache_location, clean, find_environments, gather_facts, read_entry_lock, shared_extent_bytes)
+    Search, cache_location, find_environments, gather_facts, read_entry_lock, shared_extent_bytes)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError
+from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_clean import argument_spec, clean, clean_from_options
 from condafab.channel import file_channel, rattler_install
 from condafab.host import HostBuilder
 
@@ -216,6 +219,29 @@ def test_any_lock_file_reads_as_rattlers_layout_or_as_none(tmp_path, content):
     else:
         sha = content[8:40].hex() if len(content) >= 40 else None
         assert read == (int.from_bytes(content[:8], "big"), sha)
+
+
+def test_detached_environments_under_the_cache_root_protect_their_packages(alice, channel):
+    user, pkgs, _live, _gone = alice
+    detached = pkgs.parent / "envs" / "gone-5f3a" / "envs" / "default"
+    rattler_install(channel, ["git"], detached, pkgs)
+    result = clean([user], {}, Search(), pytest.fail, check_mode=True)
+    assert str(detached) in result["environments"]
+    assert not any(os.path.basename(i["path"]).startswith("git-") for i in result["caches"][0]["remove"])
+
+
+@pytest.mark.parametrize("bad, message", [({"search_roots": ["src"]}, "'src' is not an absolute path"),
+                                          ({"prefixes": ["~/env"]}, "'~/env' is not an absolute path"),
+                                          ({"search_depth": -1}, "search_depth must not be negative"),
+                                          ({"users": ["nobody-by-that-name"]}, "unknown user(s)")])
+def test_bad_options_fail_before_anything_is_read(alice, bad, message):
+    _user, pkgs, _live, _gone = alice
+    before = sorted(os.listdir(str(pkgs)))
+    params = dict((name, spec.get("default")) for name, spec in argument_spec().items())
+    params.update(bad)
+    with pytest.raises(OptionError, match=re.escape(message)):
+        clean_from_options(params, pytest.fail, check_mode=False)
+    assert sorted(os.listdir(str(pkgs))) == before
 
 
 def test_entry_lock_layout_and_short_files(tmp_path):
