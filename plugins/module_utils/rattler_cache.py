@@ -186,6 +186,7 @@ class Environments(object):
         self.prefixes = []
         self.referenced = {}  # path named by a record -> [prefixes]
         self.incomplete = []
+        self._real_dirs = {}
 
     def add_prefix(self, prefix):
         meta = posixpath.join(prefix, "conda-meta")
@@ -208,12 +209,20 @@ class Environments(object):
                 continue
             for value in named:
                 if isinstance(value, str) and value:
-                    for key in set((posixpath.normpath(value), os.path.realpath(value))):
+                    for key in set((posixpath.normpath(value), self.real(value))):
                         self.referenced.setdefault(key, []).append(prefix)
+
+    def real(self, path):
+        """``path`` with its directory's symlinks resolved; the directory is the same cache for
+        most records, so it is resolved once."""
+        parent, name = posixpath.split(posixpath.normpath(path))
+        if parent not in self._real_dirs:
+            self._real_dirs[parent] = os.path.realpath(parent)
+        return posixpath.join(self._real_dirs[parent], name)
 
     def users_of(self, path):
         """Prefixes whose records name ``path`` (the entry as found, or its real path)."""
-        found = self.referenced.get(path, []) + self.referenced.get(os.path.realpath(path), [])
+        found = self.referenced.get(path, []) + self.referenced.get(self.real(path), [])
         return sorted(set(found))
 
 
@@ -346,12 +355,14 @@ class Entry(object):
         self.shared_known = True
         self.users = []
 
-    def measure(self, reflinks, on_error):
-        """Account the entry and its ``.lock``; with ``reflinks``, the shared extents of its files
-        whose every link lies in the entry (a file linked from outside is not freed anyway)."""
+    def measure(self, reflinks, on_error, see):
+        """Account the entry and its ``.lock`` (``see(path, st)`` sees every entry too); with
+        ``reflinks``, the shared extents of its files whose every link lies in the entry (a file
+        linked from outside is not freed anyway)."""
         inodes = {}  # (st_dev, st_ino) -> [shared bytes, st_nlink, links seen]
 
         def on_entry(path, st):
+            see(path, st)
             if not (reflinks and stat.S_ISREG(st.st_mode) and st.st_blocks):
                 return
             seen = inodes.get((st.st_dev, st.st_ino))
@@ -367,7 +378,10 @@ class Entry(object):
         walk(self.path, self.usage, on_error=on_error, on_entry=on_entry)
         self.usage.shared += sum(shared for shared, nlink, seen in inodes.values() if seen >= nlink)
         if self.lock:
-            self.usage.add(os.lstat(posixpath.join(posixpath.dirname(self.path), self.lock)))
+            lock = self.path + ENTRY_LOCK_SUFFIX
+            st = os.lstat(lock)
+            self.usage.add(st)
+            see(lock, st)
 
     def as_dict(self):
         result = self.usage.as_dict()
@@ -379,27 +393,42 @@ class Entry(object):
         return result
 
 
+def is_real_dir(path):
+    """A directory, not a symlink to one: a cache's ``pkgs`` is never followed elsewhere."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def package_entries(pkgs, environments, warn):
-    """The :class:`Entry` of every package in ``pkgs``, measured, with the prefixes using it."""
+    """``([Entry], Part)``: every package in ``pkgs``, measured, with the prefixes using it, and
+    ``pkgs`` as a whole (its packages, their locks and everything else), from the same walk."""
 
     def on_error(where, exc):
         warn("cannot read %s: %s" % (where, " ".join(str(exc).split())))
 
     found = mount_of(pkgs)
     reflinks = found is not None and found[1] in REFLINK_FILESYSTEMS
+    whole = Part()
+    whole.usage.add(os.lstat(pkgs))
     with os.scandir(pkgs) as listing:
         children = dict((e.name, e.is_dir(follow_symlinks=False)) for e in listing)
-    entries = []
+    entries, locks = [], set()
     for name in sorted(children):
         is_dir = children[name]
         if name.startswith(".") or not (is_dir or name.endswith(TARBALL_SUFFIXES)):
             continue
         lock = name + ENTRY_LOCK_SUFFIX if is_dir and children.get(name + ENTRY_LOCK_SUFFIX) is False else None
         entry = Entry(name, posixpath.join(pkgs, name), lock)
-        entry.measure(reflinks, on_error)
+        entry.measure(reflinks, on_error, whole.see)
+        whole.usage.update(entry.usage)
         entry.users = environments.users_of(entry.path)
         entries.append(entry)
-    return entries
+        locks.add(lock)
+    for name in sorted(set(children) - set(e.name for e in entries) - locks):
+        walk(posixpath.join(pkgs, name), whole.usage, on_error=on_error, on_entry=whole.see)
+    return entries, whole
 
 
 def _namer(source, user, homes):
@@ -440,13 +469,13 @@ def gather_facts(users, env, search, warn, now=None):
         warn(reason)
     caches, total, locations = {}, Part(), {}
     for root, owners, _routes in locate(users, env, warn, locations):
-        measured = measure_cache(root, None, warn)
+        pkgs = posixpath.join(root, PKGS)
+        entries, pkgs_part = package_entries(pkgs, environments, warn) if is_real_dir(pkgs) else ([], None)
+        measured = measure_cache(root, None, warn, {PKGS: pkgs_part} if pkgs_part else None)
         if measured is None:
             continue
         whole, parts = measured
         total.update(whole)
-        pkgs = posixpath.join(root, PKGS)
-        entries = package_entries(pkgs, environments, warn) if os.path.isdir(pkgs) else []
         unused = [e for e in entries if not e.users]
         caches[root] = {
             "tool": TOOL,

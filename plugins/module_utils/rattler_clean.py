@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import posixpath
 from contextlib import ExitStack
 
@@ -23,7 +22,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import D
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import ToolLock
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import (
-    GLOBAL_LOCK, PKGS, SEARCH, TOOL, Search, find_environments, locate, package_entries)
+    GLOBAL_LOCK, PKGS, SEARCH, TOOL, Search, find_environments, is_real_dir, locate, package_entries)
 
 
 def plan_cache(root, owners, routes, environments, warn, locks):
@@ -31,8 +30,8 @@ def plan_cache(root, owners, routes, environments, warn, locks):
     ``.lock``; rattler's lock is entered into ``locks`` and held until the caller closes it."""
     pkgs = posixpath.join(root, PKGS)
     plan = CachePlan(pkgs, TOOL, owners)
-    if not os.path.isdir(pkgs):
-        plan.skipped = "no %s directory" % PKGS
+    if not is_real_dir(pkgs):
+        plan.skipped = "no %s directory (a symlink is not followed)" % PKGS
         return plan
     if environments.incomplete:
         plan.skipped = "environments may be missing (%s); nothing is called unused" % "; ".join(environments.incomplete[:3])
@@ -44,7 +43,7 @@ def plan_cache(root, owners, routes, environments, warn, locks):
     if lock.held_by_other:
         plan.skipped = "rattler holds its cache lock %s (an install is running)" % posixpath.join(pkgs, GLOBAL_LOCK)
         return plan
-    for entry in package_entries(pkgs, environments, warn):
+    for entry in package_entries(pkgs, environments, warn)[0]:
         if entry.users:
             for prefix in entry.users:
                 plan.keep("used by an environment", prefix, "package")

@@ -244,6 +244,20 @@ def test_bad_options_fail_before_anything_is_read(alice, bad, message):
     assert sorted(os.listdir(str(pkgs))) == before
 
 
+def test_a_pkgs_symlinked_elsewhere_is_neither_walked_nor_cleaned(alice, tmp_path):
+    user, pkgs, _live, _gone = alice
+    moved = tmp_path / "elsewhere"
+    pkgs.rename(moved)
+    pkgs.symlink_to(moved)
+    before = sorted(os.listdir(str(moved)))
+    facts = gather_facts([user], {}, Search(), pytest.fail)
+    [cache] = list(facts["caches"].values())
+    assert cache["packages"] == [] and cache["usage"]["disk_bytes"] < lstat_bytes([str(moved)])
+    result = clean([user], {}, Search(), pytest.fail)
+    assert result["changed"] is False and "symlink is not followed" in result["caches"][0]["skipped"]
+    assert sorted(os.listdir(str(moved))) == before
+
+
 def test_entry_lock_layout_and_short_files(tmp_path):
     lock = tmp_path / "a.lock"
     lock.write_bytes((7).to_bytes(8, "big") + bytes(range(32)))
