@@ -53,7 +53,8 @@ def _pip_cache(accounts, params, warn):
 
 def _rattler_cache(accounts, params, warn):
     return rattler_cache.gather_facts(accounts, shell_environment(params["environment"]),
-                                      rattler_cache.Search.from_options(params), warn)
+                                      rattler_cache.Search.from_options(params), warn,
+                                      list_packages=params["list_packages"])
 
 
 _GATHER = {CONDA: _conda_cache, PIP: _pip_cache, RATTLER: _rattler_cache, ENVS: _conda_envs}

@@ -460,9 +460,10 @@ def locate(users, env, warn, locations=None):
 # -- facts -------------------------------------------------------------------------------------
 
 
-def gather_facts(users, env, search, warn, now=None):
-    """``ansible_facts.rattler_cache``: per cache root its kinds with bytes and its packages with
-    the environments using them; ``totals`` count each inode once."""
+def gather_facts(users, env, search, warn, now=None, list_packages=True):
+    """``ansible_facts.rattler_cache``: per cache root its kinds with bytes, its packages counted
+    (and with ``list_packages`` listed, with the environments using them); ``totals`` count each
+    inode once."""
     now = time.time() if now is None else now
     environments = find_environments(users, env, search, now)
     for reason in environments.incomplete:
@@ -482,7 +483,7 @@ def gather_facts(users, env, search, warn, now=None):
             "users": [user.name for user in owners],
             "usage": whole.as_dict(now),
             "sections": dict((name, part.as_dict(now)) for name, part in sorted(parts.items())),
-            "packages": [entry.as_dict() for entry in entries],
+            "packages": [entry.as_dict() for entry in entries] if list_packages else None,
             "in_use": len(entries) - len(unused),
             "unused": len(unused),
             "unused_reclaimable_bytes": cleanup.usage_of(unused).reclaimable,

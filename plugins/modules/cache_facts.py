@@ -16,7 +16,8 @@ description:
   - Gathers C(ansible_facts.conda_cache) exactly as M(pkgcache.fleet.conda_cache_facts) does and
     C(ansible_facts.pip_cache) exactly as M(pkgcache.fleet.pip_cache_facts) does, in one module run -
     one connection and one transfer per host instead of two.
-  - O(roots), O(env_sizes) and O(list_packages) shape the conda facts only.
+  - O(roots) and O(env_sizes) shape the conda facts only, O(list_packages) the conda and rattler facts, O(search_roots),
+    O(search_depth), O(search_seconds) and O(prefixes) the rattler facts.
   - Read-only; problems with single files become warnings and the rest is still returned.
 author:
   - pkgcache.fleet contributors (@pkgcache)
@@ -108,11 +109,12 @@ ansible_facts:
       description:
         - pixi / rattler caches (the roots pixi would use for each user, see M(pkgcache.fleet.rattler_cache_clean)).
         - C(caches) by root path, each with C(tool=rattler), its C(users), C(usage), C(sections) (its kinds -
-          C(pkgs), C(repodata), C(uv-cache), ... - with bytes), C(packages) (each C(name), sizes, C(shared_bytes)
-          in extents shared by reflink or null when the filesystem does not say, its C(lock) revision and sha256,
-          and C(used_by), the prefixes whose records name it), C(in_use), C(unused), C(unused_reclaimable_bytes)
-          and C(shared_bytes); C(users) with each user's cache location and its C(source); C(environments),
-          the prefixes found; C(search_incomplete), why some may be missing; C(totals) and a C(summary).
+          C(pkgs), C(repodata), C(uv-cache), ... - with bytes), C(in_use), C(unused), C(unused_reclaimable_bytes),
+          C(shared_bytes) (in extents shared by reflink; null when the filesystem does not say) and C(packages).
+        - C(packages) is null unless O(list_packages); else each package's C(name), sizes, C(shared_bytes), its C(lock)
+          (C(revision) and C(sha256)) and C(used_by), the prefixes whose records name it.
+        - C(users) with each user's cache location and its C(source); C(environments), the prefixes found;
+          C(search_incomplete), why some may be missing; C(totals) and a C(summary).
       returned: when O(gather) contains V(rattler)
       type: dict
     pkgcache_self_clean:

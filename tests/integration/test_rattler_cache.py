@@ -64,7 +64,7 @@ def test_facts_and_clean_as_root_for_alices_cache_with_exact_bytes(pixi_host, tm
     expected_local = [str(pkgs / n) for n in gone] + [str(pkgs / n) + ".lock" for n in gone]
     expected = sorted(p.replace(str(pkgs), ROOT_OF_CACHE + "/pkgs") for p in expected_local)
 
-    facts = call(fleet, host, {"gather": ["rattler"], "users": ["alice"]}, tmp_path, module="pkgcache.fleet.cache_facts")
+    facts = call(fleet, host, {"gather": ["rattler"], "users": ["alice"], "list_packages": True}, tmp_path, module="pkgcache.fleet.cache_facts")
     assert not facts["failed"], facts.get("msg")
     rattler = facts["ansible_facts"]["rattler_cache"]
     # alice's conda environments (her environments.txt) are read too; the deleted workspace is gone.

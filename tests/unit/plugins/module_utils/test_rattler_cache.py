@@ -148,7 +148,7 @@ def test_environments_are_found_by_their_records_and_decide_what_is_in_use(alice
     found = find_environments([user], {}, Search())
     assert sorted(found.prefixes) == [user.home + "/.pixi/envs/tool", user.home + "/src/app/.pixi/envs/default"]
     assert found.incomplete == []
-    facts = gather_facts([user], {}, Search(), pytest.fail)
+    facts = gather_facts([user], {}, Search(), pytest.fail, list_packages=True)
     [(root, cache)] = list(facts["caches"].items())
     assert root == str(pkgs.parent) and cache["tool"] == "rattler" and cache["users"] == ["root"]
     used = {p["name"] for p in cache["packages"] if p["used_by"]}
@@ -156,6 +156,8 @@ def test_environments_are_found_by_their_records_and_decide_what_is_in_use(alice
     assert (used, unused) == (live, gone)
     assert cache["unused_reclaimable_bytes"] == lstat_bytes([str(pkgs / n) for n in gone] + [str(pkgs / n) + ".lock" for n in gone])
     assert cache["sections"]["pkgs"]["disk_bytes"] == lstat_bytes([str(pkgs)])
+    brief = gather_facts([user], {}, Search(), pytest.fail, list_packages=False)["caches"][root]
+    assert brief["packages"] is None and (brief["in_use"], brief["unused"]) == (len(live), len(gone))
     for package in cache["packages"]:
         # rattler's .lock: a u64 revision and the archive's sha256, as cache_lock.rs writes them
         assert package["lock"]["revision"] >= 1 and len(package["lock"]["sha256"]) == 64
@@ -250,7 +252,7 @@ def test_a_pkgs_symlinked_elsewhere_is_neither_walked_nor_cleaned(alice, tmp_pat
     pkgs.rename(moved)
     pkgs.symlink_to(moved)
     before = sorted(os.listdir(str(moved)))
-    facts = gather_facts([user], {}, Search(), pytest.fail)
+    facts = gather_facts([user], {}, Search(), pytest.fail, list_packages=True)
     [cache] = list(facts["caches"].values())
     assert cache["packages"] == [] and cache["usage"]["disk_bytes"] < lstat_bytes([str(moved)])
     result = clean([user], {}, Search(), pytest.fail)
@@ -314,7 +316,7 @@ def test_reflinked_packages_have_one_link_yet_are_in_use_and_their_shared_extent
     assert reflinked and all(os.lstat(str(p)).st_nlink == 1 for p in reflinked), "rattler reflinks on XFS"
     assert any(shared_extent_bytes(str(p)) for p in reflinked)
 
-    facts = gather_facts([user], {}, Search(), pytest.fail)
+    facts = gather_facts([user], {}, Search(), pytest.fail, list_packages=True)
     [cache] = list(facts["caches"].values())
     assert cache["shared_bytes"] > 0
     by_name = {p["name"]: p for p in cache["packages"]}
