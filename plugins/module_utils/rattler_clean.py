@@ -45,8 +45,9 @@ def plan_cache(root, owners, routes, environments, warn, locks):
         return plan
     for entry in package_entries(pkgs, environments, warn)[0]:
         if entry.users:
-            for prefix in entry.users:
-                plan.keep("used by an environment", prefix, "package")
+            more = len(entry.users) - 1
+            plan.keep("used by %s%s" % (entry.users[0], " and %d more environment(s)" % more if more else ""),
+                      entry.path, "package")
             continue
         whole = entry.usage
         if entry.lock:

@@ -67,7 +67,8 @@ caches:
   description:
     - Per cache (its C(pkgs) directory), what is (or would be) removed and what is kept, with reasons and bytes - the
       shape of RV(pkgcache.fleet.pip_cache_clean#module:caches) without C(tool) and C(kept); C(kind) is C(rattler).
-    - C(keep) lists the packages environments use, one path per using prefix.
+    - C(keep) groups the packages environments use by the first environment using each (C(used by <prefix>)), with
+      their paths.
   returned: always
   type: list
   elements: dict

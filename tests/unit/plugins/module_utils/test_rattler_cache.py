@@ -179,8 +179,8 @@ def test_clean_removes_exactly_the_unused_packages_with_their_locks_and_is_idemp
     expected = sorted(str(pkgs / n) for n in gone) + sorted(str(pkgs / n) + ".lock" for n in gone)
     assert sorted(i["path"] for i in planned["caches"][0]["remove"]) == sorted(expected)
     assert planned["planned_bytes"] == lstat_bytes(expected)
-    kept = [g for g in planned["caches"][0]["keep"] if g["reason"] == "used by an environment"]
-    assert sum(g["count"] for g in kept) >= len(live)
+    kept = {os.path.basename(p): g["reason"] for g in planned["caches"][0]["keep"] for p in g["paths"]}
+    assert sorted(kept) == sorted(live) and all(reason.startswith("used by " + user.home) for reason in kept.values())
     done = clean([user], {}, Search(), pytest.fail)
     assert not done["errors"], done["errors"]
     assert sorted(done["removed"]) == sorted(expected) and done["planned_bytes"] == planned["planned_bytes"]
