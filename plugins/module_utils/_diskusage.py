@@ -43,12 +43,15 @@ class DiskUsage(object):
     proportional to the hard links rather than to the files.
     """
 
-    __slots__ = ("entries", "files", "apparent", "_single_disk", "_multi_disk", "_multi")
+    __slots__ = ("entries", "files", "apparent", "shared", "_single_disk", "_multi_disk", "_multi")
 
     def __init__(self):
         self.entries = 0
         self.files = 0
         self.apparent = 0
+        # Bytes of files (all their links in the set) in extents shared with other files
+        # (reflinks), as FIEMAP tells them (``rattler_cache``): on disk, but not freed with them.
+        self.shared = 0
         self._single_disk = 0
         self._multi_disk = 0  # blocks of the multiply-linked inodes, each once
         self._multi = {}  # st_dev -> {st_ino: packed}
@@ -101,6 +104,7 @@ class DiskUsage(object):
         self.entries += other.entries
         self.files += other.files
         self.apparent += other.apparent
+        self.shared += other.shared
         self._single_disk += other._single_disk
         self._multi_disk += other._multi_disk
         for dev, theirs in other._multi.items():
@@ -132,8 +136,9 @@ class DiskUsage(object):
 
     @property
     def reclaimable(self):
-        """Bytes freed if every entry were removed: inodes with no link outside the set."""
-        total = self._single_disk
+        """Bytes freed if every entry were removed: inodes with no link outside the set, less
+        the extents they share with other files."""
+        total = self._single_disk - self.shared
         for inodes in self._multi.values():
             for packed in inodes.values():
                 if packed & _SEEN >= (packed >> _NLINK_SHIFT) & _SEEN:

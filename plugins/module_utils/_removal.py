@@ -204,3 +204,41 @@ class CacheDir(object):
             return True
         finally:
             os.close(parent)
+
+
+class ToolLock(object):
+    """A package tool's own exclusive lock on its cache (``flock`` on ``<directory>/<name>``: uv's
+    ``.lock``, rattler's ``pkgs/.cache.lock``), held while we plan and remove, so the tool and this
+    collection never interleave.  ``held_by_other`` is set when the tool holds it; a cache without
+    the lock file (a tool version that does not lock) is used unlocked."""
+
+    def __init__(self, directory, name):
+        self.fd = None
+        self.held_by_other = False
+        dir_fd = open_dir_nofollow(directory)
+        try:
+            self.fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        finally:
+            os.close(dir_fd)
+        if self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    self.close()
+                    raise
+                self.held_by_other = True
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -363,3 +363,15 @@ def exit_module(module, result, what, warnings=()):
         out.fail("removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), warnings=warnings,
                  **result)
     out.exit(warnings=warnings, **result)
+
+
+def clean_module(module, clean_from_options, what):
+    """The run of a cleaning module whose kind plans from its options alone
+    (``clean_from_options(params, warn, check_mode)``): a bad option fails the task before
+    anything is read, the result ends it as :func:`exit_module` says (*what* heads the diff)."""
+    out = Results(module)
+    try:
+        result = clean_from_options(module.params, out.warn, module.check_mode)
+    except ValueError as exc:
+        out.fail(str(exc))
+    exit_module(module, result, what)

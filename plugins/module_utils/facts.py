@@ -11,16 +11,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_envs, conda_facts, options, pip_cache, self_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_envs, conda_facts, options, pip_cache, rattler_cache, self_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
 
 CONDA = "conda"
 PIP = "pip"
-KINDS = (CONDA, PIP)  # what cache_facts gathers
+RATTLER = "rattler"
+KINDS = (CONDA, PIP)  # what cache_facts gathers by default
+ON_REQUEST = (RATTLER,)  # what it gathers when asked (rattler searches every home for pixi workspaces)
 ENVS = "envs"  # conda_env_facts, a module of its own
-FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", ENVS: "conda_envs"}
+FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", RATTLER: "rattler_cache", ENVS: "conda_envs"}
 
 
 def _conda(gather, accounts, params, warn, **options):
@@ -49,7 +51,13 @@ def _pip_cache(accounts, params, warn):
                                   keep_empty=bool(params["users"]))
 
 
-_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, ENVS: _conda_envs}
+def _rattler_cache(accounts, params, warn):
+    return rattler_cache.gather_facts(accounts, shell_environment(params["environment"]),
+                                      rattler_cache.Search.from_options(params), warn,
+                                      list_packages=params["list_packages"])
+
+
+_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, RATTLER: _rattler_cache, ENVS: _conda_envs}
 
 
 def gather(accounts, params, kinds, warn):
@@ -61,7 +69,7 @@ def gather(accounts, params, kinds, warn):
     """
     result = {}
     blind = options.blind_spot(accounts)
-    for kind in KINDS + (ENVS,):
+    for kind in KINDS + ON_REQUEST + (ENVS,):
         if kind not in kinds:
             continue
         problems = []
@@ -83,15 +91,17 @@ def gather(accounts, params, kinds, warn):
 def argument_spec():
     """cache_facts' options (the module's argument spec, and the local command's flags)."""
     return options.argument_spec(
-        options.USERS, options.ENVIRONMENT, options.CONDA_FACTS,
-        gather=dict(type="list", elements="str", choices=list(KINDS), default=list(KINDS)),
+        options.USERS, options.ENVIRONMENT, options.CONDA_FACTS, rattler_cache.SEARCH,
+        gather=dict(type="list", elements="str", choices=list(KINDS + ON_REQUEST), default=list(KINDS)),
     )
 
 
 def select(params):
     """The accounts the ``users`` option names (an unknown one is an OptionError)."""
     if not params.get("gather", KINDS):
-        raise options.OptionError("gather is empty; name conda, pip or both")
+        raise options.OptionError("gather is empty; name conda, pip, rattler or several")
+    if RATTLER in params.get("gather", ()):
+        rattler_cache.Search.from_options(params)
     return options.select_users(params["users"])
 
 

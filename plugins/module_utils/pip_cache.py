@@ -356,13 +356,14 @@ class Part(object):
         return result
 
 
-def measure_cache(path, known, warn):
+def measure_cache(path, known, warn, measured=None):
     """Account the cache at ``path`` in one pass; ``(total Part, {name: Part})`` or None if absent.
 
     ``known`` maps top-level directory names to item rules and those parts are always
     reported; with ``known=None`` every top-level directory is its own part (uv's versioned
     buckets).  Anything else at the top goes to ``other``.  Unreadable entries are warned
-    about by path and the walk goes on.
+    about by path and the walk goes on.  ``measured`` maps top-level names to the Parts a
+    kind's own walk already accounted (rattler's ``pkgs``); they are not walked again.
     """
 
     def on_error(where, exc):
@@ -387,6 +388,9 @@ def measure_cache(path, known, warn):
         on_error(path, exc)
         children = []
     for name, child, is_dir in children:
+        if measured and name in measured:
+            parts[name] = measured[name]
+            continue
         if not is_dir:
             part = parts[OTHER]
         elif known is None:

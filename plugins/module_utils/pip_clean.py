@@ -30,6 +30,7 @@ from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options, uv_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
+from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import ToolLock
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError, parse_duration
@@ -353,7 +354,7 @@ def plan_cache(path, tool, users, routes, request, warn, locks, env):
         plan.skipped = "uv cache clean needs uv on the host for %s; nothing of it is removed" % plan.identity.name
         return plan
     with ExitStack() as held:
-        lock = held.enter_context(uv_clean.UvLock(path))
+        lock = held.enter_context(ToolLock(path, uv_clean.LOCK))
         if lock.held_by_other:
             plan.skipped = "uv holds its cache lock %s" % os.path.join(path, uv_clean.LOCK)
             return plan

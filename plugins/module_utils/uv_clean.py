@@ -15,8 +15,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
 import os
 import posixpath
 import pwd
@@ -25,7 +23,6 @@ import stat
 import subprocess
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, path_controllers
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 
 LOCK = ".lock"
 TAG = "CACHEDIR.TAG"
@@ -129,46 +126,6 @@ def plan_clean(plan, scan, warn, remove):
         node = scan(plan.path, name, warn) if name != LOCK else None
         if node is not None:
             remove(plan, node, "uv cache clean")
-
-
-class UvLock(object):
-    """uv's own exclusive cache lock (``<cache>/.lock``, flock), held while we plan and remove.
-
-    uv takes the same lock to prune, so a running ``uv cache prune``/``clean`` and this module
-    never interleave.  ``held_by_other`` is set when uv holds it; a cache without a lock file
-    (older uv) is used unlocked.
-    """
-
-    def __init__(self, path):
-        self.fd = None
-        self.held_by_other = False
-        dir_fd = open_dir_nofollow(path)
-        try:
-            self.fd = os.open(LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        finally:
-            os.close(dir_fd)
-        if self.fd is not None:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    self.close()
-                    raise
-                self.held_by_other = True
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 def find_uv(identity, homes, env):

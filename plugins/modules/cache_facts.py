@@ -16,7 +16,8 @@ description:
   - Gathers C(ansible_facts.conda_cache) exactly as M(pkgcache.fleet.conda_cache_facts) does and
     C(ansible_facts.pip_cache) exactly as M(pkgcache.fleet.pip_cache_facts) does, in one module run -
     one connection and one transfer per host instead of two.
-  - O(roots), O(env_sizes) and O(list_packages) shape the conda facts only.
+  - O(roots) and O(env_sizes) shape the conda facts only, O(list_packages) the conda and rattler facts, O(search_roots),
+    O(search_depth), O(search_seconds) and O(prefixes) the rattler facts.
   - Read-only; problems with single files become warnings and the rest is still returned.
 author:
   - pkgcache.fleet contributors (@pkgcache)
@@ -26,15 +27,18 @@ extends_documentation_fragment:
   - pkgcache.fleet.environment
   - pkgcache.fleet.conda_facts
   - pkgcache.fleet.conda_facts.roots
+  - pkgcache.fleet.rattler
   - pkgcache.fleet.printable
 options:
   gather:
     description:
       - Which facts to gather. V(conda) sets C(ansible_facts.conda_cache), V(pip) sets
-        C(ansible_facts.pip_cache) (pip's and uv's caches).
+        C(ansible_facts.pip_cache) (pip's and uv's caches), V(rattler) sets C(ansible_facts.rattler_cache)
+        (pixi / rattler caches; only when asked for, since it searches every home for pixi workspaces,
+        see O(search_roots)).
     type: list
     elements: str
-    choices: [conda, pip]
+    choices: [conda, pip, rattler]
     default: [conda, pip]
   # users and environment take their type and default from their fragments; the texts say
   # what they select for each kind of facts.
@@ -75,6 +79,11 @@ EXAMPLES = r"""
       conda {{ ansible_facts.conda_cache.totals.reclaimable_bytes | ansible.builtin.human_readable }};
       {{ ansible_facts.pip_cache.summary }}
 
+- name: pixi / rattler caches too, with workspaces also under /srv/projects
+  pkgcache.fleet.cache_facts:
+    gather: [conda, pip, rattler]
+    search_roots: [/home, /srv/projects]
+
 - name: Only pip and uv caches, with the cache location the fleet's profile sets
   pkgcache.fleet.cache_facts:
     gather: [pip]
@@ -95,6 +104,18 @@ ansible_facts:
     pip_cache:
       description: The same as RV(pkgcache.fleet.pip_cache_facts#module:ansible_facts.pip_cache).
       returned: when O(gather) contains V(pip)
+      type: dict
+    rattler_cache:
+      description:
+        - pixi / rattler caches (the roots pixi would use for each user, see M(pkgcache.fleet.rattler_cache_clean)).
+        - C(caches) by root path, each with C(tool=rattler), its C(users), C(usage), C(sections) (its kinds -
+          C(pkgs), C(repodata), C(uv-cache), ... - with bytes), C(in_use), C(unused), C(unused_reclaimable_bytes),
+          C(shared_bytes) (in extents shared by reflink; null when the filesystem does not say) and C(packages).
+        - C(packages) is null unless O(list_packages); else each package's C(name), sizes, C(shared_bytes), its C(lock)
+          (C(revision) and C(sha256)) and C(used_by), the prefixes whose records name it.
+        - C(users) with each user's cache location and its C(source); C(environments), the prefixes found;
+          C(search_incomplete), why some may be missing; C(totals) and a C(summary).
+      returned: when O(gather) contains V(rattler)
       type: dict
     pkgcache_self_clean:
       description:

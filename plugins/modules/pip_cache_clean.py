@@ -229,19 +229,13 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import clean_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import argument_spec, clean_from_options
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    out = Results(module)
-    try:
-        result = clean_from_options(module.params, out.warn, module.check_mode)
-    except ValueError as exc:
-        out.fail(str(exc))
-    exit_module(module, result, "pip/uv caches")
+    clean_module(module, clean_from_options, "pip/uv caches")
 
 
 if __name__ == "__main__":

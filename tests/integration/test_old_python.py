@@ -41,6 +41,7 @@ def adhoc(interpreter, module, args, *flags):
     ("conda_cache_facts", {"users": ["root"]}, ()),
     ("conda_clean", {"users": ["root"]}, ("--check", "--diff")),
     ("pip_cache_clean", {"users": ["root"], "purge": True}, ("--check",)),
+    ("rattler_cache_clean", {"users": ["root"]}, ("--check",)),
 ])
 def test_a_python_37_host_is_named_with_its_version(python37, module, args, flags):
     version = subprocess.run([python37, "-c", "import platform; print(platform.python_version())"],

@@ -3,7 +3,8 @@
 set -euo pipefail
 # podman, runc: the podman molecule scenario (crun refuses cgroup v1 hybrid hosts, runc does not).
 # systemd: systemd-analyze checks the cache_schedule role's units (the test hosts do not run systemd).
-pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium systemd podman runc)
+# xfsprogs: an XFS image with reflink=1 on a loop device, where rattler's reflinked caches are tested.
+pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium systemd podman runc xfsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

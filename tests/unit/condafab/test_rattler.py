@@ -1,14 +1,13 @@
 """Keep the builder honest: a real installer (py-rattler) installs the same archives from a local
 channel, and its PrefixRecords must have the shape of the ones condafab writes by hand."""
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from condafab.channel import file_channel, rattler_install
 from condafab.host import HostBuilder
-from condafab.packages import dumps
 
 from .ondisk import records
 
@@ -20,31 +19,11 @@ CONDA_ONLY = {"package_tarball_full_path", "requested_spec"}
 RATTLER_ONLY = {"requested_specs"}
 
 
-def _channel(catalog, top):
-    """A file:// channel serving the catalog's archives, with repodata.json per subdir."""
-    repodata = {sub: {"info": {"subdir": sub}, "packages": {}, "packages.conda": {}, "repodata_version": 1} for sub in ("linux-64", "noarch")}
-    for pkg in catalog.packages:
-        (top / pkg.subdir).mkdir(parents=True, exist_ok=True)
-        (top / pkg.subdir / pkg.fn).write_bytes(pkg.archive.data)
-        entry = dict(pkg.index_json(), md5=pkg.archive.md5, sha256=pkg.archive.sha256, size=pkg.archive.size)
-        repodata[pkg.subdir]["packages.conda" if pkg.ext == ".conda" else "packages"][pkg.fn] = entry
-    for sub, data in repodata.items():
-        (top / sub).mkdir(parents=True, exist_ok=True)
-        (top / sub / "repodata.json").write_bytes(dumps(data))
-    return top.as_uri()
-
-
-async def _rattler_install(channel, specs, prefix, cache_dir):
-    solved = await rattler.solve(sources=[channel], specs=specs, platforms=["linux-64", "noarch"])
-    await rattler.install(solved, target_prefix=prefix, cache_dir=cache_dir, show_progress=False)
-    return [r.file_name for r in solved]
-
-
 def test_prefix_records_have_rattlers_shape(tmp_path):
     host = HostBuilder(tmp_path / "host", seed=21)
     catalog = host.catalog(packages=16, files=4)
-    channel = _channel(catalog, tmp_path / "channel")
-    fns = asyncio.run(_rattler_install(channel, ["python", "git", "numpy", "conda"], tmp_path / "rattler-env", tmp_path / "rattler-pkgs"))
+    channel = file_channel(catalog, tmp_path / "channel")
+    fns = rattler_install(channel, ["python", "git", "numpy", "conda"], tmp_path / "rattler-env", tmp_path / "rattler-pkgs")
     chosen = [p for p in catalog.packages if p.fn in fns]
     assert len(chosen) == len(fns) >= 5
     inst = host.install("/opt/conda", catalog)
