@@ -2,8 +2,9 @@
 # Debian packages the test fleet and the gates need; installs only what is missing.
 set -euo pipefail
 # podman, runc: the podman molecule scenario (crun refuses cgroup v1 hybrid hosts, runc does not).
+# acl: getfacl reads back the default ACLs the shared_cache module writes as xattrs.
 # systemd: systemd-analyze checks the cache_schedule role's units (the test hosts do not run systemd).
-pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium systemd podman runc)
+pkgs=(mmdebstrap acl uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium systemd podman runc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
