@@ -432,6 +432,8 @@ def _plan_creation(walker):
     """The missing cache's Change; whether its filesystem takes ACLs is asked of its parent."""
     policy, audit = walker.policy, walker.audit
     parent = os.path.dirname(policy.path)
+    if not os.path.isdir(parent):
+        raise SharedCacheError("%s: its parent directory does not exist" % policy.path)
     try:
         fd = open_dir_nofollow(parent)
     except (OSError, PathError) as exc:
