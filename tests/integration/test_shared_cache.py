@@ -113,7 +113,8 @@ def test_two_users_share_a_writable_cache_and_its_drift_is_found_and_repaired(ho
     assert whats[SHARED + "/scipy-1.0-0.tar.bz2"] == ["mode"]
     assert whats[SHARED + "/numpy-1.0-0.tar.bz2"] == ["owner", "group"]
     assert whats[SHARED + "/urls.txt"] == ["mode"]
-    assert whats[SHARED + "/numpy-1.0-0"] == ["setgid", "mode"]
+    assert whats[SHARED + "/numpy-1.0-0/info"] == ["setgid", "mode"]  # the archive's 0755, applied by chmod
+    assert SHARED + "/numpy-1.0-0" not in whats  # made by extraction, not in the archive: the ACL's bits
     assert found["conda_writable"] == {"alice": False, "bob": False, "root": True}
 
     before = checksums(shared)
@@ -126,9 +127,9 @@ def test_two_users_share_a_writable_cache_and_its_drift_is_found_and_repaired(ho
     role(host, tmp_path, shared_cache_path=SHARED, shared_cache_group="conda", shared_cache_users=["alice", "bob"])
     after = checksums(shared)
     assert set(p for p in before if before[p] != after[p]) == set(
-        os.path.relpath(d["path"], SHARED) if d["path"] != SHARED else "." for d in found["drift"])
-    assert after["numpy-1.0-0.tar.bz2"][1] == 0, "carol's file goes to the declared owner, nobody else"
-    assert after["scipy-1.0-0.tar.bz2"][1] == BOB, "a member keeps what is theirs"
+        os.fsencode(os.path.relpath(d["path"], SHARED)) for d in found["drift"])
+    assert after[b"numpy-1.0-0.tar.bz2"][1] == 0, "carol's file goes to the declared owner, nobody else"
+    assert after[b"scipy-1.0-0.tar.bz2"][1] == BOB, "a member keeps what is theirs"
     again = audit(host, tmp_path, SHARED, state="fixed")
     assert not again["changed"] and again["drift_count"] == 0
     assert again["conda_writable"] == {"alice": True, "bob": True, "root": True}
