@@ -154,6 +154,9 @@ def test_read_only_cache_sends_downloads_to_each_users_own_cache(host, tmp_path)
     assert (root / "home/alice/.conda/pkgs/numpy-1.0-0/info/index.json").stat().st_uid == ALICE
     found = audit(host, tmp_path, readonly, access="read_only")
     assert found["drift_count"] == 0 and found["conda_writable"] == {"alice": False, "bob": False, "root": True}
+    recap = role(host, tmp_path, shared_cache_path=readonly, shared_cache_group="conda", shared_cache_access="read_only",
+                 shared_cache_root="/opt/conda", shared_cache_users=["alice", "bob"])
+    assert "changed=0" in recap, "idempotent"
 
 
 def bobs_environment(root, prefix, dist, cache):
@@ -186,16 +189,20 @@ def test_conda_clean_of_a_shared_cache_runs_as_its_owner_and_keeps_what_bobs_env
     args = {"pkgs_dirs": [team], "targets": ["packages"]}
     cache = root / team.lstrip("/")
 
-    # The cache is carol's: removal runs as carol, and alice's 0755 package directories stop her.
+    # The cache is carol's: removal runs as carol.  The package leaves its name whole (renamed into the
+    # trash), but alice's 0755 directories inside it stop carol, as they would not stop root.
     refused = call(fleet, name, dict(args), tmp_path, module="pkgcache.fleet.conda_clean")
-    assert (cache / "numpy-1.0-0/lib").is_dir(), refused
-    assert refused["failed"] and "Permission denied" in json.dumps(refused), refused
-
-    role(host, tmp_path, **variables)
-    done = call(fleet, name, dict(args), tmp_path, module="pkgcache.fleet.conda_clean")
-    assert not done["failed"], done.get("msg")
-    assert done["removed"] == [team + "/numpy-1.0-0"]
+    assert refused["failed"] and "Permission denied" in refused["msg"], refused
     assert not (cache / "numpy-1.0-0").exists()
+    assert [p.name for p in (cache / ".trash").glob("numpy-1.0-0.*/lib/numpy.py")], "left as carol could not remove it"
+    assert (cache / "scipy-1.0-0/info/index.json").is_file()
+
+    # The fix gives the group its bits back (in the trash too); now carol's clean finishes the job.
+    role(host, tmp_path, **variables)
+    done = call(fleet, name, dict(args, targets=["packages", "trash"]), tmp_path, module="pkgcache.fleet.conda_clean")
+    assert not done["failed"], done.get("msg")
+    assert [p.rsplit(".", 2)[0] for p in done["removed"]] == [team + "/.trash/numpy-1.0-0"], done["removed"]
+    assert not list((cache / ".trash").glob("numpy-1.0-0.*"))
     assert (cache / "scipy-1.0-0/info/index.json").is_file()
     kept = [k for plan in done["caches"] for k in plan["keep"] if team + "/scipy-1.0-0" in k["paths"]]
     assert kept and "referenced by 1 environment record" in kept[0]["reason"], done["caches"]
