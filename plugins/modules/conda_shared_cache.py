@@ -235,7 +235,8 @@ def main():
     if module._diff and fixing:
         result["diff"] = audit.diff()
     if audit.failed and not module.check_mode:
-        Results(module).fail("%s: %d fix(es) refused: %s" % (policy.path, len(audit.failed), "; ".join(audit.failed)), **result)
+        Results(module).fail("%d fix(es) refused: %s (%s)" % (len(audit.failed), "; ".join(audit.failed[:5]), result.pop("msg")),
+                             **result)
     Results(module).exit(**result)
 
 

@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 """What conda does to put one package into a package cache, offline, run on a test host as a user.
 
-Usage: conda_style_install.py TARBALL URL PKGS_DIR...   (prints {"cache": ..., "extracted": ...})
+Usage: python3 conda_style_install.py TARBALL URL PKGS_DIR...   (prints {"cache": ..., "extracted": ...})
 
 The steps and rules are conda's: the first writable ``pkgs_dirs`` entry
 (``PackageCacheData.first_writable``: writable when ``urls.txt`` opens for append, and a cache

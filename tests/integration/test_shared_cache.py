@@ -25,7 +25,7 @@ from testfleet.fleet import running
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import read_items
 
 ALICE, BOB, CAROL = 1001, 1002, 1003
-INSTALLER = "/usr/local/bin/conda-style-install"
+INSTALLER = "/usr/local/lib/conda_style_install.py"
 CHANNEL = "/srv/channel"
 SHARED = "/srv/conda/pkgs"
 
@@ -52,7 +52,6 @@ def host(fleet_state_factory):
         name = fleet.hosts[0]
         root = fleet.root_of(name)
         shutil.copyfile(os.path.join(os.path.dirname(__file__), "conda_style_install.py"), str(root) + INSTALLER)
-        os.chmod(str(root) + INSTALLER, 0o755)
         os.makedirs(str(root) + CHANNEL)
         for dist in ("numpy-1.0-0", "scipy-1.0-0", "pandas-1.0-0"):
             with open("%s%s/%s.tar.bz2" % (root, CHANNEL, dist), "wb") as handle:
@@ -74,7 +73,7 @@ def role(host, tmp_path, **variables):
 def install(host, user, dist, pkgs_dirs):
     """``user`` installs ``dist`` conda's way; the cache it went to, or the failure text."""
     fleet, name, _root = host
-    command = "su %s -c '%s %s/%s.tar.bz2 https://repo.invalid/%s.tar.bz2 %s'" % (
+    command = "su %s -c 'python3 %s %s/%s.tar.bz2 https://repo.invalid/%s.tar.bz2 %s'" % (
         user, INSTALLER, CHANNEL, dist, dist, " ".join(pkgs_dirs))
     result = fleet.run_module(name, "ansible.builtin.command", command, become=True)[name]
     if result.get("rc") != 0:

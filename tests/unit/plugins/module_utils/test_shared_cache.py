@@ -229,3 +229,21 @@ def test_unknown_group_or_owner_and_a_relative_path_are_refused(acl_fs):
     with pytest.raises(SharedCacheError, match="parent directory does not exist"):
         run(Policy(os.path.join(acl_fs, "no/pkgs"), "daemon"), fix=True)
     assert shared_cache.conda_writable(os.path.join(acl_fs, "nothing")) is None
+
+
+def fix_as_caller(cache):
+    audit = run(Policy(cache, "daemon"), fix=True)
+    return [len(audit.changes), audit.failed]
+
+
+def test_a_fix_the_kernel_refuses_is_reported_and_the_rest_still_done(acl_fs):
+    cache = os.path.join(acl_fs, "pkgs")
+    run(Policy(cache, "daemon"), fix=True)
+    as_member(install_like_conda, cache, "numpy-1.0-0")
+    roots = os.path.join(cache, "roots.json")
+    with open(roots, "w"):
+        pass
+    os.chmod(roots, 0o644)
+    drifted, failed = as_member(fix_as_caller, cache)
+    assert drifted == 4 and failed == ["%s: Operation not permitted" % roots]
+    assert stat.S_IMODE(os.stat(os.path.join(cache, "numpy-1.0-0/info")).st_mode) == 0o2775  # the member's own
