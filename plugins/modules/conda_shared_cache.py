@@ -165,8 +165,8 @@ acl_supported:
 conda_writable:
   description:
     - For every member of O(group) and O(owner), whether their conda would download into the cache
-      (C(urls.txt) opens for append with their credentials), as the cache is after the run; null when the
-      run cannot take their credentials (not root) or C(urls.txt) is missing.
+      (C(urls.txt) opens for append with their credentials), as the cache is after the fix (before it in check
+      mode); null when the run cannot take their credentials (not root) or C(urls.txt) is missing.
   returned: always
   type: dict
 created:
