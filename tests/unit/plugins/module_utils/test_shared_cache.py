@@ -8,6 +8,7 @@ umask 022, as conda run by that user would.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import stat
@@ -16,12 +17,15 @@ import subprocess
 import pytest
 from hypothesis import given, strategies as st
 
+from interpreters import require_python
+
 from ansible_collections.pkgcache.fleet.plugins.module_utils import shared_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import Identity, act_as
 from ansible_collections.pkgcache.fleet.plugins.module_utils.shared_cache import (
     READ_ONLY, Policy, SharedCacheError, conda_writable, decode_acl, encode_acl, run, writability)
 
 from .test_conda_relocate import tmpfs
+from .test_oldest_python import LINK, OLDEST
 
 MEMBER, STRANGER = 1, 2  # daemon (group daemon), bin (not in it)
 GROUP = 1
@@ -247,3 +251,28 @@ def test_a_fix_the_kernel_refuses_is_reported_and_the_rest_still_done(acl_fs):
     drifted, failed = as_member(fix_as_caller, cache)
     assert drifted == 4 and failed == ["%s: Operation not permitted" % roots]
     assert stat.S_IMODE(os.stat(os.path.join(cache, "numpy-1.0-0/info")).st_mode) == 0o2775  # the member's own
+
+
+OLDEST_RUN = r"""
+import json, sys
+from ansible_collections.pkgcache.fleet.plugins.module_utils import shared_cache
+policy = shared_cache.Policy(sys.argv[1], "daemon")
+audit = shared_cache.run(policy, fix=True)
+print(json.dumps([[c.as_dict() for c in audit.changes], audit.failed, shared_cache.writability(policy)]))
+"""
+
+
+def test_the_oldest_supported_python_fixes_the_same_drift(tmp_path):
+    python = require_python(OLDEST)
+    with tmpfs(tmp_path / "a", size="4m") as first, tmpfs(tmp_path / "b", size="4m") as second:
+        for mount in (first, second):
+            os.makedirs(os.path.join(mount, "pkgs/numpy-1.0-0/info"))
+            os.chown(os.path.join(mount, "pkgs/numpy-1.0-0"), STRANGER, STRANGER)
+        here = run(Policy(os.path.join(first, "pkgs"), "daemon"), fix=True)
+        assert len(here.changes) == 5  # the stranger's dir, its info/, the top, urls.txt, urls
+        out = subprocess.check_output([python, "-c", OLDEST_RUN, os.path.join(second, "pkgs")], text=True,
+                                      env=dict(os.environ, PYTHONPATH=str(LINK)))
+        changes, failed, writable = json.loads(out)
+        assert [dict(c, path=c["path"].replace(second, first)) for c in changes] == [c.as_dict() for c in here.changes]
+        assert failed == [] and writable == {"daemon": True, "root": True}
+        assert run(Policy(os.path.join(second, "pkgs"), "daemon"), fix=False).changes == []
