@@ -230,14 +230,13 @@ def main():
         acl_supported=audit.acl_supported,
         conda_writable=writability(policy) if not (audit.created and module.check_mode) else {},
         created=audit.created,
-        msg=summary(audit, fixing, module.check_mode),
     )
+    msg = summary(audit, fixing, module.check_mode)
     if module._diff and fixing:
         result["diff"] = audit.diff()
     if audit.failed and not module.check_mode:
-        Results(module).fail("%d fix(es) refused: %s (%s)" % (len(audit.failed), "; ".join(audit.failed[:5]), result.pop("msg")),
-                             **result)
-    Results(module).exit(**result)
+        Results(module).fail("%d fix(es) refused: %s (%s)" % (len(audit.failed), "; ".join(audit.failed[:5]), msg), **result)
+    Results(module).exit(msg=msg, **result)
 
 
 if __name__ == "__main__":
