@@ -360,8 +360,8 @@ def exit_module(module, result, what, warnings=()):
         result["diff"] = dict(before="".join(line + "\n" for line in listing), after="",
                               before_header=what, after_header=what)
     if errors:
-        out.fail("removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])), warnings=warnings,
-                 **result)
+        out.fail("removal failed for %d path(s): %s (%s)" % (len(errors), "; ".join(errors[:5]), result.pop("msg")),
+                 warnings=warnings, **result)
     out.exit(warnings=warnings, **result)
 
 

@@ -135,7 +135,10 @@ class Host(object):
                     if not any(os.path.isfile(os.path.join(real, n)) for n in CACHE_MARKERS):
                         raise ValueError("%s is not a conda package cache (not configured for any "
                                          "installation, no urls.txt)" % path)
+                    # Known from now on: the verdicts on extracted packages cover its packages too.
                     cache = self._scan(PackageCache(path))
+                    self.caches.append(cache)
+                    known[real] = cache
                 # Named by the operator: root's word, still subject to who controls the path.
                 routes = self.cache_routes.setdefault(real, [])
                 if (path, ROOT) not in routes:

@@ -2,9 +2,10 @@
 # Debian packages the test fleet and the gates need; installs only what is missing.
 set -euo pipefail
 # podman, runc: the podman molecule scenario (crun refuses cgroup v1 hybrid hosts, runc does not).
+# acl: getfacl reads back the default ACLs the shared_cache module writes as xattrs.
 # systemd: systemd-analyze checks the cache_schedule role's units (the test hosts do not run systemd).
 # xfsprogs: an XFS image with reflink=1 on a loop device, where rattler's reflinked caches are tested.
-pkgs=(mmdebstrap uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium systemd podman runc xfsprogs)
+pkgs=(mmdebstrap acl uidmap openssh-client e2fsprogs util-linux iproute2 rsync sshpass shellcheck chromium systemd podman runc xfsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -28,6 +28,7 @@ OPERATIONS = {
     "backup": {"conda_backup", "conda_backup_store", "conda_backup_restore", "conda_backup_envs", "conda_channel"},
     "facts": {"conda_facts", "conda_envs", "facts"},
     "metrics": {"metrics"},
+    "shared cache": {"shared_cache"},
 }
 MODULE_MAY_USE_GROUND = {"_text"}
 # Entry points in module_utils (the local command): like modules, they sit on top of everything.

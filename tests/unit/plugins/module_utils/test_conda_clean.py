@@ -183,6 +183,21 @@ def test_bad_input_fails_and_deletes_nothing(tmp_path):
         in_root(fsroot, run_clean, pkgs_dirs=["/srv/notacache"])
 
 
+def test_a_named_cache_no_config_lists_is_judged_like_the_others(tmp_path):
+    """A shared cache named by the operator alone (pkgs_dirs option, urls.txt present): its unused
+    packages are planned, not a KeyError, and what an environment names stays."""
+    fsroot, manifest = build(tmp_path, "single_root")
+    source = manifest.real("/opt/conda/pkgs")
+    team = fsroot / "srv" / "team" / "pkgs"
+    team.mkdir(parents=True)
+    (team / "urls.txt").write_text("")
+    used = manifest.cache("/opt/conda/pkgs").extracted[0]
+    os.system("cp -a %s %s" % (source / used, team / "orphan-1.0-0"))
+    result = in_root(fsroot, run_clean, targets=["packages"], pkgs_dirs=["/srv/team/pkgs"])
+    assert removed_of(result, "unused") == ["orphan-1.0-0"]
+    assert not (team / "orphan-1.0-0").exists() and (source / used).is_dir()
+
+
 def test_symlinks_inside_user_caches_never_lead_removal_outside(tmp_path):
     require_root()
     fsroot, manifest = build(tmp_path, "multi_user")
