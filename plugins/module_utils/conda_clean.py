@@ -233,13 +233,14 @@ def plan_tempfiles(environments, caches, policy, warnings, homes):
     return plans
 
 
-def _refuse_unknown_state(host):
+def refuse_unknown_state(host):
+    """Nothing is changed in caches when reading the host met problems: what is unknown might be in use."""
     if host.warnings.blocking():
-        raise ValueError("refusing to clean, the host's conda state is not fully known: %s"
+        raise ValueError("refusing to change caches, the host's conda state is not fully known: %s"
                          % "; ".join(host.warnings.blocking()))
 
 
-def _unknown_environments(host):
+def why_environments_unknown(host):
     """Why environments may be unknown, or None: a user's own conda config that cannot be read
     hides the ``envs_dirs`` it names, whose environments may soft-link into any cache.  What stays
     safe is cleaned (tarballs, index cache, logs, trash, stale partial downloads and locks: no
@@ -261,8 +262,8 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     malformed config, an unreadable directory or record): what is unknown might be in use, so
     nothing is deleted.
     """
-    _refuse_unknown_state(host)
-    unknown = _unknown_environments(host)
+    refuse_unknown_state(host)
+    unknown = why_environments_unknown(host)
     if unknown and purge:
         raise ValueError("refusing to purge: %s" % unknown)
     caches = host.select_caches(roots, pkgs_dirs)
@@ -273,7 +274,7 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     else:
         plans = [plan_cache(cache, categories, verdicts, policy, host.routes(cache), unknown) for cache in caches]
     # Planning sized the candidates (see CacheEntry.usage): a problem met there stops it too.
-    _refuse_unknown_state(host)
+    refuse_unknown_state(host)
     wants_tempfiles = "tempfiles" in targets and not purge
     tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings, host.homes()) if wants_tempfiles else []
     result = cleanup.run(plans, check_mode, hidden=tempfiles, target=target)

@@ -38,14 +38,16 @@ import posixpath
 import stat
 import tarfile
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import act_as, authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import hash_copy
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CREATE_FLAGS, DIR_FLAGS, READ_FLAGS
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import Store, json_text, object_damage, utc_stamp
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_integrity import (
-    FULL, IDENTITY, RECORD, CacheAudit, PackageAudit, check_tarball, dump_record, record_for)
+    FAST, FULL, IDENTITY, MODES, RECORD, CacheAudit, PackageAudit, check_tarball, dump_record, record_for)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import refuse_unknown_state, why_environments_unknown
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 QUARANTINE_DIR = ".quarantine"
 QUARANTINE_RECORD = "quarantine.json"
@@ -410,3 +412,62 @@ def _make_parents(dest, name):
             fd = child
     finally:
         os.close(fd)
+
+
+def argument_spec():
+    """conda_cache_repair's options."""
+    return options.argument_spec(
+        options.USERS, options.ENVIRONMENT, options.CONDA_CACHES,
+        mode=dict(type="str", choices=list(MODES), default=FAST),
+        re_extract=dict(type="bool", default=True),
+        backup_dest=dict(type="path"),
+    )
+
+
+def repair_from_options(params, check_mode):
+    """What conda_cache_repair does with its options: ``(result, warnings)``.  OptionError before
+    anything is read; ValueError when the host's state is not fully known (nothing changed)."""
+    accounts = options.select_homes(params["users"])
+    options.check_sight(accounts)
+    host = Host.load(accounts, params["roots"], options.shell_environment(params["environment"]))
+    return repair(host, params, check_mode), host.warnings
+
+
+def repair(host, params, check_mode):
+    """Audit, plan and (unless ``check_mode``) repair the caches ``params`` select on ``host``."""
+    refuse_unknown_state(host)
+    unknown = why_environments_unknown(host)
+    if unknown:
+        raise ValueError("refusing to move packages: %s" % unknown)
+    plans = plan(host, params["mode"], host.select_caches(params["roots"], params["pkgs_dirs"]),
+                 params["re_extract"], params["backup_dest"])
+    if not check_mode:
+        execute(plans)
+    return result_of(plans, params["mode"], check_mode)
+
+
+def result_of(plans, mode, check_mode):
+    """The module's result: per cache its plan and what was done, the diff's lines, a summary."""
+    steps = [(p, s) for p in plans if not p.skipped for s in p.steps]
+    acting = [s for _p, s in steps if s.action != "keep"]
+    before, after = [], []
+    for cache_plan, step in steps:
+        lines = step.lines(cache_plan.cache.path)
+        before.extend(lines[0])
+        after.extend(lines[1])
+    done = [d for p in plans for d in p.done]
+    errors = [e for p in plans for e in p.errors]
+    counts = dict((action, sum(1 for _p, s in steps if s.action == action)) for action in ("repair", "quarantine", "keep"))
+    return {
+        "changed": bool(acting) if check_mode else bool(done),
+        "mode": mode,
+        "caches": [p.as_dict() for p in plans],
+        "quarantined": [m for d in done for m in d["moved"]],
+        "re_extracted": [d["re_extracted"] for d in done if d["re_extracted"]],
+        "errors": errors,
+        "before": before,
+        "after": after,
+        "msg": "%s %d damaged dist(s): %d re-extracted, %d quarantined, %d kept; %d cache(s) skipped" % (
+            "would handle" if check_mode else "handled", len(steps), counts["repair"], counts["quarantine"],
+            counts["keep"], sum(1 for p in plans if p.skipped)),
+    }

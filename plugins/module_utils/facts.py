@@ -11,7 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_envs, conda_facts, options, pip_cache, self_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import (
+    conda_envs, conda_facts, conda_integrity, options, pip_cache, self_clean)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
@@ -20,7 +21,8 @@ CONDA = "conda"
 PIP = "pip"
 KINDS = (CONDA, PIP)  # what cache_facts gathers
 ENVS = "envs"  # conda_env_facts, a module of its own
-FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", ENVS: "conda_envs"}
+INTEGRITY = "integrity"  # cache_facts' opt-in audit of the conda caches (it reads every package)
+FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", ENVS: "conda_envs", INTEGRITY: "conda_cache_integrity"}
 
 
 def _conda(gather, accounts, params, warn, **options):
@@ -42,6 +44,10 @@ def _conda_envs(accounts, params, warn):
     return _conda(conda_envs.gather, accounts, params, warn, mode=params["mode"], workers=params["workers"])
 
 
+def _conda_integrity(accounts, params, warn):
+    return _conda(conda_integrity.gather, accounts, params, warn, mode=params["integrity_mode"])
+
+
 def _pip_cache(accounts, params, warn):
     # Named users are reported even without a cache (keep_empty); with the default every
     # account is looked at and only owners of a cache are reported.
@@ -49,11 +55,11 @@ def _pip_cache(accounts, params, warn):
                                   keep_empty=bool(params["users"]))
 
 
-_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, ENVS: _conda_envs}
+_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, ENVS: _conda_envs, INTEGRITY: _conda_integrity}
 
 
 def gather(accounts, params, kinds, warn):
-    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``, ``envs``), each saying whether it is
+    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``, ``envs``, ``integrity``), each saying whether it is
     ``complete`` and, when not, why (``incomplete_reasons``).
 
     *accounts* are the passwd users of the ``users`` option (``options.select_users``), read
@@ -61,7 +67,7 @@ def gather(accounts, params, kinds, warn):
     """
     result = {}
     blind = options.blind_spot(accounts)
-    for kind in KINDS + (ENVS,):
+    for kind in KINDS + (ENVS, INTEGRITY):
         if kind not in kinds:
             continue
         problems = []
@@ -84,7 +90,8 @@ def argument_spec():
     """cache_facts' options (the module's argument spec, and the local command's flags)."""
     return options.argument_spec(
         options.USERS, options.ENVIRONMENT, options.CONDA_FACTS,
-        gather=dict(type="list", elements="str", choices=list(KINDS), default=list(KINDS)),
+        gather=dict(type="list", elements="str", choices=list(KINDS) + [INTEGRITY], default=list(KINDS)),
+        integrity_mode=dict(type="str", choices=list(conda_envs.MODES), default=conda_envs.FAST),
     )
 
 
