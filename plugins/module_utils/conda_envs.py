@@ -148,14 +148,9 @@ class EnvironmentCheck(object):
         self.warnings.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
 
     def run(self):
-        records = self._records()
-        self.env.records = [record for record, _data in records]
-        history = self._history()
-        history_checked = self._compare_history(history, [r.dist for r, _data in records])
+        records, history, history_checked = self._check()
         caches = {}
-        for record, data in records:
-            if data is not None:
-                self._check_files(record, data)
+        for record, _data in records:
             self._note_cache(caches, record)
         facts = {
             "path": self.prefix,
@@ -169,6 +164,21 @@ class EnvironmentCheck(object):
             "orphans": orphans(records, history),
         }
         return facts, self.warnings
+
+    def check_health(self):
+        """The health alone (no sizes, no orphans): what a check after a cleanup needs."""
+        _records, _history, history_checked = self._check()
+        return self.health.as_dict(self.mode, history_checked)
+
+    def _check(self):
+        records = self._records()
+        self.env.records = [record for record, _data in records]
+        history = self._history()
+        history_checked = self._compare_history(history, [r.dist for r, _data in records])
+        for record, data in records:
+            if data is not None:
+                self._check_files(record, data)
+        return records, history, history_checked
 
     # -- records and history -----------------------------------------------------------------
 
@@ -193,12 +203,10 @@ class EnvironmentCheck(object):
 
     def _history(self):
         """``conda-meta/history`` read (:class:`History`), or None when it cannot be read."""
-        path = os.path.join(self.prefix, "conda-meta", "history")
         try:
-            with open(path, **READ_TEXT) as handle:
-                return History(handle)
+            return read_history(self.prefix)
         except (OSError, IOError) as exc:
-            self.warn(path, exc)
+            self.warn(os.path.join(self.prefix, "conda-meta", "history"), exc)
             return None
 
     def _compare_history(self, history, dists):
@@ -398,11 +406,15 @@ class History(object):
 
     ``requested``: ``{name: spec}`` the user asked for, from the ``# update specs:`` (also
     ``install``, ``create``) and ``# remove specs:`` (``uninstall``) comments, in order.
+
+    ``revisions``: the dists installed after each revision that names a package, oldest first
+    (what ``conda install --rev N`` goes back to).
     """
 
     def __init__(self, lines):
         self.installed = None
         self.requested = {}
+        self.revisions = []
         state, revision, seen = set(), [], False
         for line in lines:
             line = line.strip()
@@ -418,10 +430,14 @@ class History(object):
         if seen:
             self.installed = state
 
-    @staticmethod
-    def _apply(state, revision):
+    def _apply(self, state, revision):
         if not revision:
             return
+        self._replay(state, revision)
+        self.revisions.append(frozenset(state))
+
+    @staticmethod
+    def _replay(state, revision):
         if all(line[0] in "+-" for line in revision):
             for line in revision:
                 dist = line[1:].rsplit("::", 1)[-1]
@@ -456,6 +472,12 @@ class History(object):
                 self.requested[name] = spec
             elif action in ("remove", "uninstall"):
                 self.requested.pop(name, None)
+
+
+def read_history(prefix):
+    """The environment's :class:`History`; raises OSError when it cannot be read."""
+    with open(os.path.join(prefix, "conda-meta", "history"), **READ_TEXT) as handle:
+        return History(handle)
 
 
 _SPECS = re.compile(r"#\s*(\w+)\s*specs:\s*(.+)?$")
