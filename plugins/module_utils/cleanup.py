@@ -361,5 +361,6 @@ def exit_module(module, result, what, warnings=(), failure=None):
         failure = "; ".join(filter(None, ["removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])),
                                           failure]))
     if failure:
-        out.fail(failure, warnings=warnings, **result)
+        summary = result.pop("msg")
+        out.fail("%s (%s)" % (failure, summary), warnings=warnings, **result)
     out.exit(warnings=warnings, **result)
