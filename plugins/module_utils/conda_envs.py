@@ -143,9 +143,17 @@ class EnvironmentCheck(object):
         self.excluded = excluded
         self.warnings = []
         self.health = Health()
+        self._real_dirs = {}
 
     def warn(self, path, exc):
         self.warnings.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
+
+    def _real_dir(self, directory):
+        """``realpath`` once per directory: packages put many files in one."""
+        real = self._real_dirs.get(directory)
+        if real is None:
+            real = self._real_dirs[directory] = os.path.realpath(directory)
+        return real
 
     def run(self):
         records, history, history_checked = self._check()
@@ -307,7 +315,7 @@ class EnvironmentCheck(object):
             return
         if self.mode != FULL or sha256 is None:
             return
-        if not inside(os.path.realpath(os.path.dirname(path)), within):
+        if not inside(self._real_dir(os.path.dirname(path)), within):
             self.warnings.append("%s: its directory leads outside %s; not hashed" % (path, within))
             return
         try:

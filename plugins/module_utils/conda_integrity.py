@@ -77,6 +77,14 @@ class PackageAudit(object):
         self.index = None
         self.checked_files = 0
         self.hashed_files = 0
+        self._real_dirs = {}
+
+    def _real_dir(self, directory):
+        """``realpath`` once per directory: packages put many files in one."""
+        real = self._real_dirs.get(directory)
+        if real is None:
+            real = self._real_dirs[directory] = os.path.realpath(directory)
+        return real
 
     def run(self):
         self.index = self._json("info/index.json", required=True)
@@ -160,8 +168,9 @@ class PackageAudit(object):
         if self.mode != FULL or not isinstance(sha256, str):
             return
         # Hashed only where the directory resolves inside the package: no link leads out of it.
-        if not inside(os.path.realpath(os.path.dirname(path)), os.path.realpath(self.path)):
-            self.add(path, "outside", "a path inside the package", os.path.realpath(os.path.dirname(path)))
+        real = self._real_dir(os.path.dirname(path))
+        if not inside(real, self._real_dir(self.path)):
+            self.add(path, "outside", "a path inside the package", real)
             return
         actual = sha256_of(path)
         self.hashed_files += 1
