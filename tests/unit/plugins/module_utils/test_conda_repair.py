@@ -12,15 +12,17 @@ __metaclass__ = type
 import io
 import json
 import os
+import posixpath
 import subprocess
 import tarfile
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import STORE_DIR
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_integrity import gather
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_repair import (
-    NEEDS_CONDA, QUARANTINE_DIR, RepairError, repair, safe_extract)
+    NEEDS_CONDA, QUARANTINE_DIR, RepairError, _inside_link, _member_target, repair, safe_extract)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 from .hostroot import host_users, in_root
@@ -164,3 +166,23 @@ def test_a_sound_archive_with_links_inside_is_extracted(tmp_path):
                           ("bin/tool", "hardlink", "lib/a.so.1")), str(dest))
     assert (dest / "lib/a.so").read_bytes() == b"elf" and os.readlink(str(dest / "lib/a.so")) == "a.so.1"
     assert os.stat(str(dest / "bin/tool")).st_ino == os.stat(str(dest / "lib/a.so.1")).st_ino
+
+
+_PART = st.sampled_from(["a", "b", ".", "..", "", "lib", "x.so"])
+_REL = st.lists(_PART, min_size=1, max_size=5).map("/".join)
+
+
+@given(name=_REL, target=st.one_of(_REL, _REL.map(lambda p: "/" + p)))
+@settings(max_examples=500, deadline=None)
+def test_a_member_or_link_target_accepted_stays_inside_the_package(name, target):
+    """The path rule of safe_extract: whatever a member's name and link target, what is accepted
+    resolves (as the kernel would, no link followed) below the package directory."""
+    try:
+        accepted = _member_target(tarfile.TarInfo(name))
+    except RepairError:
+        return
+    parts = posixpath.normpath("/pkg/" + accepted).split("/")
+    assert parts[:2] == ["", "pkg"] and len(parts) > 2
+    if _inside_link(accepted, target):
+        resolved = posixpath.normpath(posixpath.join("/pkg", posixpath.dirname(accepted), target))
+        assert resolved == "/pkg" or resolved.startswith("/pkg/")
