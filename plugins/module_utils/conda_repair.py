@@ -86,12 +86,11 @@ class Step(object):
         return "keep"
 
     def as_dict(self, cache):
-        join = lambda rel: posixpath.join(cache, rel) if rel else None  # noqa: E731
         return {
             "dist": self.dist,
             "action": self.action,
-            "package": join(self.package),
-            "tarball": join(self.tarball),
+            "package": posixpath.join(cache, self.package) if self.package else None,
+            "tarball": posixpath.join(cache, self.tarball) if self.tarball else None,
             "quarantine_package": self.quarantine_package,
             "quarantine_tarball": self.quarantine_tarball,
             "restore_tarball_from": self.restore[0] if self.restore else None,

@@ -135,8 +135,8 @@ def main():
                               before_header="conda caches", after_header="conda caches")
     errors = result.pop("errors")
     if errors:
-        out.fail("repair failed for %d entr(ies): %s" % (len(errors), "; ".join(errors[:5])), warnings=warnings,
-                 **result)
+        out.fail("repair failed for %d entr(ies): %s (%s)" % (len(errors), "; ".join(errors[:5]), result.pop("msg")),
+                 warnings=warnings, **result)
     out.exit(warnings=warnings, **result)
 
 

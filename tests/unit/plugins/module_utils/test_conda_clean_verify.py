@@ -30,8 +30,8 @@ def test_a_clean_that_leaves_environments_whole_verifies_those_it_touched(tmp_pa
     fsroot, manifest = build(tmp_path, "single_root")
     preview = in_root(fsroot, run_clean, ["packages", "tarballs"], True)
     linked_from_cache = sorted(p for p, e in manifest.envs.items() if e.known and e.packages)
-    assert preview["verified_environments"] == {"environments": linked_from_cache, "checked": False,
-                                                 "unhealthy_before": [], "broken": []}
+    expected = {"environments": linked_from_cache, "checked": False, "unhealthy_before": [], "broken": []}
+    assert preview["verified_environments"] == expected
     result = in_root(fsroot, run_clean, ["packages", "tarballs"])
     assert result["removed"] and result["verified_environments"] == dict(preview["verified_environments"], checked=True)
     assert broken_environments(result) is None
