@@ -43,6 +43,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import a
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import hash_copy
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CREATE_FLAGS, DIR_FLAGS, READ_FLAGS
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import Store, json_text, object_damage, utc_stamp
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_integrity import (
     FAST, FULL, IDENTITY, MODES, RECORD, CacheAudit, PackageAudit, check_tarball, dump_record, record_for)
@@ -470,3 +471,20 @@ def result_of(plans, mode, check_mode):
             "would handle" if check_mode else "handled", len(steps), counts["repair"], counts["quarantine"],
             counts["keep"], sum(1 for p in plans if p.skipped)),
     }
+
+
+def exit_module(module, result, warnings):
+    """End conda_cache_repair: the diff shows each damaged entry before and what became of it
+    after; an entry that could not be handled fails the task, with all that was done."""
+    out = Results(module)
+    before, after = result.pop("before"), result.pop("after")
+    if module._diff:
+        result["diff"] = dict(before="".join(line + "\n" for line in before),
+                              after="".join(line + "\n" for line in after),
+                              before_header="conda caches", after_header="conda caches")
+    errors = result.pop("errors")
+    if errors:
+        summary = result.pop("msg")
+        out.fail("repair failed for %d entr(ies): %s (%s)" % (len(errors), "; ".join(errors[:5]), summary),
+                 warnings=warnings, **result)
+    out.exit(warnings=warnings, **result)

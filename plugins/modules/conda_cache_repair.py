@@ -117,27 +117,18 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_repair import argument_spec, repair_from_options
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_repair import (
+    argument_spec, exit_module, repair_from_options)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    out = Results(module)
     try:
         result, warnings = repair_from_options(module.params, module.check_mode)
     except ValueError as exc:
-        out.fail(str(exc))
-    before, after = result.pop("before"), result.pop("after")
-    if module._diff:
-        result["diff"] = dict(before="".join(line + "\n" for line in before),
-                              after="".join(line + "\n" for line in after),
-                              before_header="conda caches", after_header="conda caches")
-    errors = result.pop("errors")
-    if errors:
-        out.fail("repair failed for %d entr(ies): %s (%s)" % (len(errors), "; ".join(errors[:5]), result.pop("msg")),
-                 warnings=warnings, **result)
-    out.exit(warnings=warnings, **result)
+        Results(module).fail(str(exc))
+    exit_module(module, result, warnings)
 
 
 if __name__ == "__main__":
