@@ -39,7 +39,7 @@ import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import sha256_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import RealDirs, inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
@@ -143,17 +143,10 @@ class EnvironmentCheck(object):
         self.excluded = excluded
         self.warnings = []
         self.health = Health()
-        self._real_dirs = {}
+        self._real_dirs = RealDirs()
 
     def warn(self, path, exc):
         self.warnings.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
-
-    def _real_dir(self, directory):
-        """``realpath`` once per directory: packages put many files in one."""
-        real = self._real_dirs.get(directory)
-        if real is None:
-            real = self._real_dirs[directory] = os.path.realpath(directory)
-        return real
 
     def run(self):
         records, history, history_checked = self._check()
@@ -315,7 +308,7 @@ class EnvironmentCheck(object):
             return
         if self.mode != FULL or sha256 is None:
             return
-        if not inside(self._real_dir(os.path.dirname(path)), within):
+        if not inside(self._real_dirs[os.path.dirname(path)], within):
             self.warnings.append("%s: its directory leads outside %s; not hashed" % (path, within))
             return
         try:

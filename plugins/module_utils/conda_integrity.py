@@ -34,7 +34,7 @@ import re
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import hash_copy, sha256_of
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import RealDirs, inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_envs import FAST, FULL, MODES
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
@@ -77,14 +77,7 @@ class PackageAudit(object):
         self.index = None
         self.checked_files = 0
         self.hashed_files = 0
-        self._real_dirs = {}
-
-    def _real_dir(self, directory):
-        """``realpath`` once per directory: packages put many files in one."""
-        real = self._real_dirs.get(directory)
-        if real is None:
-            real = self._real_dirs[directory] = os.path.realpath(directory)
-        return real
+        self._real_dirs = RealDirs()
 
     def run(self):
         self.index = self._json("info/index.json", required=True)
@@ -168,8 +161,8 @@ class PackageAudit(object):
         if self.mode != FULL or not isinstance(sha256, str):
             return
         # Hashed only where the directory resolves inside the package: no link leads out of it.
-        real = self._real_dir(os.path.dirname(path))
-        if not inside(real, self._real_dir(self.path)):
+        real = self._real_dirs[os.path.dirname(path)]
+        if not inside(real, self._real_dirs[self.path]):
             self.add(path, "outside", "a path inside the package", real)
             return
         actual = sha256_of(path)
