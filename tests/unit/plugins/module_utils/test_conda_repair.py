@@ -45,15 +45,16 @@ def tree(path):
     return subprocess.check_output(["find", str(path), "-printf", "%P %y %s %i\n"]).decode().splitlines()
 
 
-def damaged_package(manifest, ext, used_by=None):
-    """``(dist, fn)`` of an extracted package with its ``ext`` tarball and a payload file, truncated."""
-    cache = manifest.caches[CACHE]
+def damaged_package(manifest, ext, used_by=None, where=CACHE):
+    """``(dist, fn)`` of an extracted package of the cache ``where`` with its tarball (ending in
+    ``ext``) and a payload file, truncated."""
+    cache = manifest.caches[where]
     for dist, fn in sorted(with_tarball(cache).items()):
         users = [p for p, e in manifest.envs.items() if dist in e.packages]
-        paths = json.loads((manifest.real(CACHE) / dist / "info/paths.json").read_text())["paths"]
+        paths = json.loads((manifest.real(where) / dist / "info/paths.json").read_text())["paths"]
         wanted = used_by is None or any(manifest.envs[p].link_type == used_by for p in users)
         if fn.endswith(ext) and paths and wanted:
-            victim = manifest.real(CACHE) / dist / paths[0]["_path"]
+            victim = manifest.real(where) / dist / paths[0]["_path"]
             fresh = victim.with_name(victim.name + ".new")  # a new inode: environments keep theirs
             fresh.write_bytes(victim.read_bytes()[:1])
             os.rename(str(fresh), str(victim))
@@ -123,6 +124,41 @@ def test_a_damaged_tarball_is_copied_back_from_the_backup_store(tmp_path):
     assert step["restore_tarball_from"] == "/backup/%s/%s/%s" % (STORE_DIR, record["sha256"][:2], record["sha256"])
     assert tarball.read_bytes() == good and audit(fsroot)["sound"]
     assert done["quarantined"][0].endswith("/" + fn)
+
+
+def test_a_zeroed_record_is_rebuilt_when_urls_txt_verifies_the_tarball(tmp_path):
+    fsroot, manifest = build(tmp_path)
+    dist, fn = next((d, f) for d, f in sorted(with_tarball(manifest.caches[CACHE]).items()) if f.endswith(".tar.bz2"))
+    record_path = manifest.real(CACHE) / dist / "info/repodata_record.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_bytes(bytes(record_path.stat().st_size))
+    url = record["url"]
+    with open(str(manifest.real(CACHE) / "urls.txt"), "a") as handle:
+        handle.write("%s#sha256:%s\n" % (url, record["sha256"]))
+    done = run_repair(fsroot)
+    assert done["re_extracted"] == ["%s/%s" % (CACHE, dist)]
+    rebuilt = json.loads(record_path.read_text())
+    index = json.loads((manifest.real(CACHE) / dist / "info/index.json").read_text())
+    assert rebuilt == dict(index, fn=fn, url=url, channel=url.rsplit("/", 2)[0], md5=record["md5"],
+                           sha256=record["sha256"], size=record["size"])
+    assert audit(fsroot)["sound"]
+
+
+def test_a_users_cache_is_repaired_as_that_user(tmp_path):
+    fsroot, manifest = build(tmp_path, "multi_user")
+    where = manifest.users["alice"].pkgs_dirs[0]
+    fns = with_tarball(manifest.caches[where])
+    ext = ".tar.bz2" if any(f.endswith(".tar.bz2") for f in fns.values()) else ".conda"
+    dist, _fn = damaged_package(manifest, ext, where=where)
+    done = run_repair(fsroot)
+    [moved] = done["quarantined"]
+    assert moved.startswith(where + "/" + QUARANTINE_DIR + "/") and moved.endswith("/" + dist)
+    for path in (os.path.dirname(moved), moved, os.path.dirname(moved) + "/quarantine.json"):
+        assert os.lstat(str(fsroot) + path).st_uid == 1001, path
+    if ext == ".tar.bz2":
+        assert done["re_extracted"] == ["%s/%s" % (where, dist)]
+        assert os.lstat(str(manifest.real(where) / dist / "info/repodata_record.json")).st_uid == 1001
+    assert audit(fsroot)["sound"]
 
 
 def _archive(tmp_path, *members):
