@@ -197,3 +197,23 @@ def test_a_urls_txt_fragment_verifies_a_tarball_without_record(tmp_path):
     where = "%s/%s" % (CACHE, fn)
     only(audit(fsroot, "full"), found(where, where, "md5", md5, hashlib.md5(data).hexdigest()))
     assert audit(fsroot, "full")["totals"]["unverified_tarballs"] == before["totals"]["unverified_tarballs"]
+
+
+def test_a_packaged_symlink_is_checked_for_its_target(tmp_path):
+    """paths.json lists a package's own symlinks as ``softlink``: one leading to a file of the
+    package is sound, one leading nowhere is dangling."""
+    fsroot, manifest = build(tmp_path)
+    dist, rel, _entry = extracted_file(manifest)
+    package = manifest.real(CACHE) / dist
+    listing = json.loads((package / "info/paths.json").read_text())
+    directory = os.path.dirname(rel)
+    target = os.path.basename(rel)
+    for name, points_to in (("sound.link", target), ("dangling.link", "gone.so")):
+        os.symlink(points_to, str(package / directory / name))
+        listing["paths"].append({"_path": os.path.join(directory, name), "path_type": "softlink",
+                                 "sha256": "0" * 64, "size_in_bytes": 0})
+    (package / "info/paths.json").write_text(json.dumps(listing))
+    entry = "%s/%s" % (CACHE, dist)
+    for mode in ("fast", "full"):
+        only(audit(fsroot, mode), found(entry, "%s/%s" % (entry, os.path.join(directory, "dangling.link")),
+                                        "dangling", "an existing target", "gone.so"))
