@@ -25,14 +25,15 @@ BENCHMARKS = {
     "backup": "bench.backup",
     "relocate": "bench.relocate",
     "facts": "bench.facts",
+    "envs": "bench.envs",
     "rss": "bench.memory",
     "report": "bench.report",
     "fleet": "bench.fleet",
 }
 # These share the fixtures built in the workdir; every other benchmark gets a directory of its
 # own, removed when it is done (tmpfs is memory).
-SHARED_WORKDIR = {"clean", "facts", "rss", "fleet"}
-USES_FIXTURES = {"clean", "facts", "rss"}
+SHARED_WORKDIR = {"clean", "facts", "envs", "rss", "fleet"}
+USES_FIXTURES = {"clean", "facts", "envs", "rss"}
 RESULTS = Path(__file__).resolve().parent / "results"
 # Fixtures are millions of small files; on a memory filesystem building and measuring them is
 # not dominated by the disk's journal.  --workdir picks another place.

@@ -16,6 +16,7 @@ import stat
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CREATE_FLAGS, READ_FLAGS
 
 CHUNK = 1 << 20
+SMALL_CHUNK = 1 << 16
 # copy_file_range errors that mean "not here", not "failed": fall back to writing the buffer.
 NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
 
@@ -52,7 +53,9 @@ def hash_copy(src_path, dst_fd=None, want_md5=True, sync=True):
         if not stat.S_ISREG(before.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", src_path)
         sha, md5 = hashlib.sha256(), (hashlib.md5() if want_md5 else None)
-        buf = bytearray(CHUNK)
+        # Sized to the file (a file that grew is read in more chunks): zeroing a 1 MiB buffer
+        # for each of thousands of small package files cost more than hashing them.
+        buf = bytearray(min(CHUNK, max(before.st_size + 1, SMALL_CHUNK)))
         view = memoryview(buf)
         size = 0
         kernel_copy = dst_fd is not None and hasattr(os, "copy_file_range")

@@ -53,6 +53,14 @@ def open_dir_nofollow(path):
     return fd
 
 
+class RealDirs(dict):
+    """``realpath`` of directories, each resolved once: packages put many files in one directory."""
+
+    def __missing__(self, directory):
+        real = self[directory] = os.path.realpath(directory)
+        return real
+
+
 def inside(path, top):
     """Whether normalized ``path`` is ``top`` or below it (string rule: resolve links first)."""
     return path == top or path.startswith(top.rstrip("/") + "/")

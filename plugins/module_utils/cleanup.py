@@ -345,11 +345,12 @@ def compact(cache):
     return small
 
 
-def exit_module(module, result, what, warnings=()):
+def exit_module(module, result, what, warnings=(), failure=None):
     """End a cleaning module: the diff lists what goes, one line per item with its size on disk
     and why (:func:`describe`); *before* is what a run would remove, *after* what of it remains
-    (nothing), so a rerun with nothing left to remove shows no diff.  A failed removal fails the
-    task with everything that was removed still in the result (printable, see ``_text``)."""
+    (nothing), so a rerun with nothing left to remove shows no diff.  A failed removal, or a
+    *failure* the kind found afterwards (environments no longer whole), fails the task with
+    everything that was removed still in the result (printable, see ``_text``)."""
     out = Results(module)
     result.pop("paths")
     listing = result.pop("listing")
@@ -360,8 +361,11 @@ def exit_module(module, result, what, warnings=()):
         result["diff"] = dict(before="".join(line + "\n" for line in listing), after="",
                               before_header=what, after_header=what)
     if errors:
-        out.fail("removal failed for %d path(s): %s (%s)" % (len(errors), "; ".join(errors[:5]), result.pop("msg")),
-                 warnings=warnings, **result)
+        failure = "; ".join(filter(None, ["removal failed for %d path(s): %s" % (len(errors), "; ".join(errors[:5])),
+                                          failure]))
+    if failure:
+        summary = result.pop("msg")
+        out.fail("%s (%s)" % (failure, summary), warnings=warnings, **result)
     out.exit(warnings=warnings, **result)
 
 

@@ -13,17 +13,19 @@ __metaclass__ = type
 
 import fnmatch
 import os
+import posixpath
 import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_mamba, options
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_envs, conda_mamba, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import lock_is_held, process_paths, process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, version_key
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host, refuse_unknown_state, why_environments_unknown
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
+    CACHE_MARKERS, read_history, strip_tarball_suffix, version_key)
 
 # Module targets -> cache categories.
 TARGETS = {
@@ -45,9 +47,11 @@ class Policy(object):
     """Which candidates to keep anyway, and when to leave a cache alone."""
 
     def __init__(self, min_age=0, keep_latest=0, exclude=(), busy_age=3600, when_free_below=None,
-                 when_cache_above=None, now=None):
+                 when_cache_above=None, now=None, keep_revisions=0):
         self.min_age = min_age
         self.keep_latest = keep_latest
+        self.keep_revisions = keep_revisions
+        self.rollback = {}  # dist -> why a rollback needs it (see rollback_dists)
         self.exclude = list(exclude)
         self.busy_age = busy_age
         self.when_free_below = when_free_below
@@ -82,10 +86,33 @@ class Policy(object):
         for pattern in self.exclude:
             if fnmatch.fnmatchcase(entry.dist, pattern):
                 return "excluded by pattern %r" % pattern
+        if entry.dist in self.rollback:
+            return self.rollback[entry.dist]
         age = self.now - entry.mtime
         if self.min_age and age < self.min_age:
             return "newer than min_age (%ds old)" % int(age)
         return None
+
+
+def rollback_dists(environments, keep_revisions, warnings):
+    """``{dist: reason}``: what ``conda install --rev`` needs to take an environment back to any of
+    its ``keep_revisions`` revisions before the current one (``conda-meta/history``; conda#5347).
+    The current one needs nothing more: its records keep its packages."""
+    kept = {}
+    if not keep_revisions:
+        return kept
+    for env in environments:
+        history, error = read_history(env.prefix)
+        if error is not None:
+            warnings.path_error(os.path.join(env.prefix, "conda-meta", "history"), error)
+            continue
+        earlier = history.revisions[:-1][-keep_revisions:]
+        for offset, state in enumerate(earlier):
+            back = len(earlier) - offset
+            for dist in state:
+                kept.setdefault(dist, "needed to roll %s back %d revision(s) (keep_revisions=%d)" % (
+                    env.prefix, back, keep_revisions))
+    return kept
 
 
 def busy_reason(cache, policy):
@@ -307,40 +334,70 @@ def _plan_trash_index(plan, prefix, listed, warnings):
         plan.remove(conda_mamba.TRASH_INDEX, "mamba trash index, nothing it lists remains", usage, TRASH)
 
 
-def _refuse_unknown_state(host):
-    if host.warnings.blocking():
-        raise ValueError("refusing to clean, the host's conda state is not fully known: %s"
-                         % "; ".join(host.warnings.blocking()))
+def touched_environments(environments, plans):
+    """Environments whose packages the plans touch: linked from a cache they remove from, or
+    naming a dist they remove (by its record's file name, which even a corrupt record has)."""
+    caches = set(os.path.realpath(plan.path) for plan in plans if plan.items and not plan.skipped)
+    dists = set(split_tarball(posixpath.basename(item.relpath)) for plan in plans for item in plan.items)
+    touched = []
+    for env in environments:
+        for record in env.records:
+            epd = record.extracted_package_dir
+            if record.dist in dists or (epd and os.path.realpath(os.path.dirname(epd)) in caches):
+                touched.append(env)
+                break
+    return touched
 
 
-def _unknown_environments(host):
-    """Why environments may be unknown, or None: a user's own conda config that cannot be read
-    hides the ``envs_dirs`` it names, whose environments may soft-link into any cache.  What stays
-    safe is cleaned (tarballs, index cache, logs, trash, stale partial downloads and locks: no
-    environment links to them, and a hard link keeps a tarball); extracted packages are kept."""
-    users = host.warnings.degraded_users()
-    if not users:
-        return None
-    return "the conda config of %s cannot be read (see warnings); environments it names are unknown, so no " \
-        "extracted package is removed" % ", ".join(users)
+def split_tarball(name):
+    return strip_tarball_suffix(name) or name
 
 
-def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False, target=None):
+def environment_health(environments):
+    """``{prefix: health}`` of each environment in ``fast`` mode (``conda_envs``)."""
+    return dict((env.prefix, conda_envs.EnvironmentCheck(env, conda_envs.FAST, set(), set()).check_health())
+                for env in environments)
+
+
+def verify_environments(environments, before, check_mode):
+    """The ``verified_environments`` result: in check mode what would be verified; else each
+    environment checked again, and ``broken`` the ones that were whole before and are not now."""
+    prefixes = sorted(env.prefix for env in environments)
+    result = {"environments": prefixes, "checked": not check_mode, "unhealthy_before": [], "broken": []}
+    if check_mode:
+        return result
+    after = environment_health(environments)
+    result["unhealthy_before"] = [p for p in prefixes if not before[p]["healthy"]]
+    for prefix in prefixes:
+        if before[prefix]["healthy"] and not after[prefix]["healthy"]:
+            health = after[prefix]
+            broken = dict((kind, health[kind]) for kind in conda_envs.PROBLEM_KINDS if health["problems"][kind])
+            broken.update(path=prefix, problems=dict((k, v) for k, v in health["problems"].items() if v))
+            result["broken"].append(broken)
+    return result
+
+
+def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False, target=None,
+          verify=False):
     """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan,
-    cut down to ``target`` (:class:`cleanup.Target`) when one is given.
+    cut down to ``target`` (:class:`cleanup.Target`) when one is given.  With ``verify``, the
+    environments whose packages the plan touches are checked before and after (see
+    :func:`verify_environments`; in check mode only listed).
 
-    Returns the pipeline's result (:func:`cleanup.run`) plus ``tempfiles`` and ``skipped_caches``.
+    Returns the pipeline's result (:func:`cleanup.run`) plus ``tempfiles``, ``skipped_caches`` and
+    ``verified_environments`` (None without ``verify``).
     ``purge`` empties whole caches instead of applying ``targets`` (see :func:`plan_purge`).
     Raises ValueError for a bad cache selection, and when reading the host met problems (a
     malformed config, an unreadable directory or record): what is unknown might be in use, so
     nothing is deleted.
     """
-    _refuse_unknown_state(host)
-    unknown = _unknown_environments(host)
+    refuse_unknown_state(host)
+    unknown = why_environments_unknown(host)
     if unknown and purge:
         raise ValueError("refusing to purge: %s" % unknown)
     caches = host.select_caches(roots, pkgs_dirs)
     verdicts = host.verdicts()
+    policy.rollback = rollback_dists(host.environments, policy.keep_revisions, host.warnings)
     categories = [TARGETS[t] for t in sorted(targets) if TARGETS[t]]
     if purge:
         plans = [plan_purge(cache, verdicts, policy, host.routes(cache), host.tool(cache)) for cache in caches]
@@ -348,16 +405,29 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
         plans = [plan_cache(cache, categories, verdicts, policy, host.routes(cache), unknown, host.tool(cache))
                  for cache in caches]
     # Planning sized the candidates (see CacheEntry.usage): a problem met there stops it too.
-    _refuse_unknown_state(host)
+    refuse_unknown_state(host)
     in_prefixes = [] if purge else [t for t in (TEMPFILES, TRASH) if t in targets]
     tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings, host.homes(),
                                in_prefixes) if in_prefixes else []
+    verified = touched_environments(host.environments, plans) if verify else []
+    before = environment_health(verified) if verified and not check_mode else {}
     result = cleanup.run(plans, check_mode, hidden=tempfiles, target=target)
+    result["verified_environments"] = verify_environments(verified, before, check_mode) if verify else None
     result["tempfiles"] = [path for plan in tempfiles for path in plan.paths]
     result["skipped_caches"] = sum(1 for p in plans if p.skipped)
     result["restricted"] = unknown
     result["plan"] = [_legacy_plan(cache) for cache in result["caches"]]
     return result
+
+
+def broken_environments(result):
+    """The failure a clean that broke environments ends with, or None."""
+    broken = (result.get("verified_environments") or {}).get("broken")
+    if not broken:
+        return None
+    return "environment(s) no longer whole after the clean: %s" % "; ".join(
+        "%s (%s)" % (env["path"], ", ".join("%d %s" % (n, kind) for kind, n in sorted(env["problems"].items())))
+        for env in broken)
 
 
 def _legacy_plan(cache):
@@ -373,9 +443,11 @@ def argument_spec():
     """conda_clean's options (the module's argument spec, and the local command's flags)."""
     return options.argument_spec(
         options.USERS, options.ENVIRONMENT, options.CONDA_CACHES, options.COMPACT, options.TARGET,
+        options.VERIFY_ENVIRONMENTS,
         targets=dict(type="list", elements="str", default=["all"], choices=["all"] + sorted(TARGETS)),
         min_age=options.duration("0"),
         keep_latest=dict(type="int", default=0),
+        keep_revisions=dict(type="int", default=0),
         exclude=dict(type="list", elements="str", default=[]),
         when_free_below=options.size(),
         when_cache_above=options.size(),
@@ -389,6 +461,7 @@ def policy_from(params):
     return Policy(
         min_age=options.parse_duration(params["min_age"], "min_age"),
         keep_latest=params["keep_latest"],
+        keep_revisions=params["keep_revisions"],
         exclude=params["exclude"],
         busy_age=options.parse_duration(params["busy_age"], "busy_age"),
         when_free_below=options.parse_free_threshold(params["when_free_below"] or None, "when_free_below"),
@@ -401,8 +474,9 @@ def clean_from_options(params, check_mode):
     anything is read; ValueError when what was read leaves the state unknown (nothing removed)."""
     if params["purge"] and not params["confirm_purge"]:
         raise options.OptionError("purge removes whole caches; set confirm_purge=true to mean it")
-    if params["keep_latest"] < 0:
-        raise options.OptionError("keep_latest must be 0 or more")
+    for name in ("keep_latest", "keep_revisions"):
+        if params[name] < 0:
+            raise options.OptionError("%s must be 0 or more" % name)
     policy = policy_from(params)
     target = cleanup.Target.from_options(params)
     accounts = options.select_homes(params["users"])
@@ -410,5 +484,5 @@ def clean_from_options(params, check_mode):
     targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
     host = Host.load(accounts, params["roots"], options.shell_environment(params["environment"]))
     result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], check_mode, purge=params["purge"],
-                   target=target)
+                   target=target, verify=params["verify_environments"])
     return result, host.warnings

@@ -37,7 +37,7 @@ import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import sha256_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import RealDirs, inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
@@ -141,19 +141,15 @@ class EnvironmentCheck(object):
         self.excluded = excluded
         self.warnings = []
         self.health = Health()
+        self._real_dirs = RealDirs()
 
     def warn(self, path, exc):
         self.warnings.append("%s: %s" % (path, getattr(exc, "strerror", None) or exc))
 
     def run(self):
-        records = self._records()
-        self.env.records = [record for record, _data in records]
-        history = self._history()
-        history_checked = self._compare_history(history, [r.dist for r, _data in records])
+        records, history, history_checked = self._check()
         caches = {}
-        for record, data in records:
-            if data is not None:
-                self._check_files(record, data)
+        for record, _data in records:
             self._note_cache(caches, record)
         facts = {
             "path": self.prefix,
@@ -167,6 +163,21 @@ class EnvironmentCheck(object):
             "orphans": orphans(records, history),
         }
         return facts, self.warnings
+
+    def check_health(self):
+        """The health alone (no sizes, no orphans): what a check after a cleanup needs."""
+        _records, _history, history_checked = self._check()
+        return self.health.as_dict(self.mode, history_checked)
+
+    def _check(self):
+        records = self._records()
+        self.env.records = [record for record, _data in records]
+        history = self._history()
+        history_checked = self._compare_history(history, [r.dist for r, _data in records])
+        for record, data in records:
+            if data is not None:
+                self._check_files(record, data)
+        return records, history, history_checked
 
     # -- records and history -----------------------------------------------------------------
 
@@ -293,7 +304,7 @@ class EnvironmentCheck(object):
             return
         if self.mode != FULL or sha256 is None:
             return
-        if not inside(os.path.realpath(os.path.dirname(path)), within):
+        if not inside(self._real_dirs[os.path.dirname(path)], within):
             self.warnings.append("%s: its directory leads outside %s; not hashed" % (path, within))
             return
         try:

@@ -214,3 +214,22 @@ def _list_prefixes(envs_dir):
     except OSError:
         return []
     return [os.path.join(envs_dir, n) for n in names]
+
+
+def refuse_unknown_state(host):
+    """Nothing is changed in caches when reading the host met problems: what is unknown might be in use."""
+    if host.warnings.blocking():
+        raise ValueError("refusing to change caches, the host's conda state is not fully known: %s"
+                         % "; ".join(host.warnings.blocking()))
+
+
+def why_environments_unknown(host):
+    """Why environments may be unknown, or None: a user's own conda config that cannot be read
+    hides the ``envs_dirs`` it names, whose environments may soft-link into any cache.  What stays
+    safe is cleaned (tarballs, index cache, logs, trash, stale partial downloads and locks: no
+    environment links to them, and a hard link keeps a tarball); extracted packages are kept."""
+    users = host.warnings.degraded_users()
+    if not users:
+        return None
+    return "the conda config of %s cannot be read (see warnings); environments it names are unknown, so no " \
+        "extracted package is removed" % ", ".join(users)

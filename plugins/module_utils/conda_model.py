@@ -477,11 +477,15 @@ class History(object):
 
     ``requested``: ``{name: spec}`` the user asked for, from the ``# update specs:`` (also
     ``install``, ``create``) and ``# remove specs:`` (``uninstall``) comments, in order.
+
+    ``revisions``: the dists installed after each revision that names a package, oldest first
+    (what ``conda install --rev N`` goes back to).
     """
 
     def __init__(self, lines):
         self.installed = None
         self.requested = {}
+        self.revisions = []
         state, revision, seen = set(), [], False
         for line in lines:
             line = line.strip()
@@ -497,10 +501,14 @@ class History(object):
         if seen:
             self.installed = state
 
-    @staticmethod
-    def _apply(state, revision):
+    def _apply(self, state, revision):
         if not revision:
             return
+        self._replay(state, revision)
+        self.revisions.append(frozenset(state))
+
+    @staticmethod
+    def _replay(state, revision):
         if all(line[0] in "+-" for line in revision):
             for line in revision:
                 dist = line[1:].rsplit("::", 1)[-1]

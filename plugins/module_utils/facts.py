@@ -11,7 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_envs, conda_facts, options, pip_cache, rattler_cache, self_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import (
+    conda_envs, conda_facts, conda_integrity, options, pip_cache, rattler_cache, self_clean)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import shell_environment
@@ -20,9 +21,13 @@ CONDA = "conda"
 PIP = "pip"
 RATTLER = "rattler"
 KINDS = (CONDA, PIP)  # what cache_facts gathers by default
-ON_REQUEST = (RATTLER,)  # what it gathers when asked (rattler searches every home for pixi workspaces)
+INTEGRITY = "integrity"
+# What it gathers only when asked: rattler searches every home for pixi workspaces, the integrity
+# audit of the conda caches reads every package.
+ON_REQUEST = (RATTLER, INTEGRITY)
 ENVS = "envs"  # conda_env_facts, a module of its own
-FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", RATTLER: "rattler_cache", ENVS: "conda_envs"}
+FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", RATTLER: "rattler_cache", ENVS: "conda_envs",
+              INTEGRITY: "conda_cache_integrity"}
 
 
 def _conda(gather, accounts, params, warn, **options):
@@ -44,6 +49,10 @@ def _conda_envs(accounts, params, warn):
     return _conda(conda_envs.gather, accounts, params, warn, mode=params["mode"], workers=params["workers"])
 
 
+def _conda_integrity(accounts, params, warn):
+    return _conda(conda_integrity.gather, accounts, params, warn, mode=params["integrity_mode"])
+
+
 def _pip_cache(accounts, params, warn):
     # Named users are reported even without a cache (keep_empty); with the default every
     # account is looked at and only owners of a cache are reported.
@@ -57,11 +66,12 @@ def _rattler_cache(accounts, params, warn):
                                       list_packages=params["list_packages"])
 
 
-_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, RATTLER: _rattler_cache, ENVS: _conda_envs}
+_GATHER = {CONDA: _conda_cache, PIP: _pip_cache, RATTLER: _rattler_cache, ENVS: _conda_envs,
+           INTEGRITY: _conda_integrity}
 
 
 def gather(accounts, params, kinds, warn):
-    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``, ``envs``), each saying whether it is
+    """``{fact name: facts}`` for each of *kinds* (``conda``, ``pip``, ``envs``, ``integrity``), each saying whether it is
     ``complete`` and, when not, why (``incomplete_reasons``).
 
     *accounts* are the passwd users of the ``users`` option (``options.select_users``), read
@@ -93,6 +103,7 @@ def argument_spec():
     return options.argument_spec(
         options.USERS, options.ENVIRONMENT, options.CONDA_FACTS, rattler_cache.SEARCH,
         gather=dict(type="list", elements="str", choices=list(KINDS + ON_REQUEST), default=list(KINDS)),
+        integrity_mode=dict(type="str", choices=list(conda_envs.MODES), default=conda_envs.FAST),
     )
 
 

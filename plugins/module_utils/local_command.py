@@ -203,7 +203,8 @@ def run(command, params, check_mode, warn):
             warn(warning)
     else:
         result = pip_clean.clean_from_options(params, warn, check_mode)
-    return result, FAILED_REMOVALS if result.get("errors") else OK
+    failed = result.get("errors") or (command == "clean" and conda_clean.broken_environments(result))
+    return result, FAILED_REMOVALS if failed else OK
 
 
 def compacted(params, result):

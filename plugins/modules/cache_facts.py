@@ -36,10 +36,27 @@ options:
         C(ansible_facts.pip_cache) (pip's and uv's caches), V(rattler) sets C(ansible_facts.rattler_cache)
         (pixi / rattler caches; only when asked for, since it searches every home for pixi workspaces,
         see O(search_roots)).
+      - V(integrity) sets C(ansible_facts.conda_cache_integrity), an audit of every conda cache -
+        each extracted package against its C(info/paths.json) (every file there, of its type and
+        size; its sha256 with O(integrity_mode=full)), its C(info/repodata_record.json) against its
+        C(info/index.json) (zeroed as mamba 2.1.1 to 2.3.2 left them, truncated, or naming another
+        package), and each tarball against the size and sha256 (else md5) recorded for it in its
+        dist's C(repodata_record.json) or as a C(#md5)/C(#sha256:) fragment in C(urls.txt).
+        It reads every package, so it is not gathered by default.
+        M(pkgcache.fleet.conda_cache_repair) quarantines or repairs what it finds.
     type: list
     elements: str
-    choices: [conda, pip, rattler]
+    choices: [conda, pip, rattler, integrity]
     default: [conda, pip]
+  integrity_mode:
+    description:
+      - V(fast) checks sizes and types (reads metadata and records, no file content).
+      - V(full) also hashes every extracted file with a recorded sha256 and every tarball with a
+        recorded hash, which finds a file altered without changing its size.
+      - Only with V(integrity) in O(gather).
+    type: str
+    choices: [fast, full]
+    default: fast
   # users and environment take their type and default from their fragments; the texts say
   # what they select for each kind of facts.
   users:
@@ -84,6 +101,16 @@ EXAMPLES = r"""
     gather: [conda, pip, rattler]
     search_roots: [/home, /srv/projects]
 
+- name: Audit every conda cache, hashing every file
+  pkgcache.fleet.cache_facts:
+    gather: [integrity]
+    integrity_mode: full
+
+- name: Fail when a cache holds damaged packages
+  ansible.builtin.assert:
+    that: ansible_facts.conda_cache_integrity.sound
+    fail_msg: "Damaged: {{ ansible_facts.conda_cache_integrity.damaged | join(', ') }}"
+
 - name: Only pip and uv caches, with the cache location the fleet's profile sets
   pkgcache.fleet.cache_facts:
     gather: [pip]
@@ -117,6 +144,63 @@ ansible_facts:
           C(search_incomplete), why some may be missing; C(totals) and a C(summary).
       returned: when O(gather) contains V(rattler)
       type: dict
+    conda_cache_integrity:
+      description: The audit of the conda caches, when O(gather) contains V(integrity).
+      returned: when O(gather) contains V(integrity)
+      type: dict
+      contains:
+        mode:
+          description: The O(integrity_mode) of the audit.
+          type: str
+          returned: always
+        sound:
+          description: True when nothing was found.
+          type: bool
+          returned: always
+        findings:
+          description: >-
+            What is wrong, up to 1000 - C(entry) (the extracted package directory or tarball a
+            repair works on), C(path) (the file concerned), C(what) (V(missing), V(not_a_file),
+            V(not_a_directory), V(dangling), V(size), V(sha256), V(md5), V(zeroed), V(invalid_json),
+            V(record_mismatch), V(outside), V(unreadable)), C(expected) and C(found).
+          type: list
+          elements: dict
+          returned: always
+        findings_count:
+          description: How many findings there are, also beyond those listed.
+          type: int
+          returned: always
+        damaged:
+          description: Every entry (extracted directory or tarball) with a finding.
+          type: list
+          elements: str
+          returned: always
+        caches:
+          description: >-
+            Per cache - C(path), C(packages) and C(tarballs) checked, C(checked_files),
+            C(hashed_files), C(unverified_tarballs) (no recorded hash to check them against) and its
+            C(damaged) entries.
+          type: list
+          elements: dict
+          returned: always
+        totals:
+          description: C(caches), C(packages), C(tarballs), C(damaged) and C(unverified_tarballs) over every cache.
+          type: dict
+          returned: always
+        warnings:
+          description: Problems met reading the host, each naming its path.
+          type: list
+          elements: str
+          returned: always
+        complete:
+          description: Whether everything could be read (see RV(pkgcache.fleet.conda_cache_facts#module:ansible_facts.conda_cache.complete)).
+          type: bool
+          returned: always
+        incomplete_reasons:
+          description: What kept the audit from being complete; an empty list when it is.
+          type: list
+          elements: str
+          returned: always
     pkgcache_self_clean:
       description:
         - The host's last scheduled clean (the P(pkgcache.fleet.cache_schedule#role) role's timer or

@@ -42,6 +42,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.target
   - pkgcache.fleet.printable
   - pkgcache.fleet.compact
+  - pkgcache.fleet.verify_environments
 options:
   targets:
     description:
@@ -84,6 +85,14 @@ options:
         packages. V(0) disables.
     type: int
     default: 0
+  keep_revisions:
+    description:
+      - Keep what C(conda install --rev) needs to take any environment back to one of its last N
+        revisions before the current one, as C(conda-meta/history) records them (conda#5347) - tarballs
+        and extracted packages of every dist installed at those revisions, with that reason in the
+        plan. V(0) disables. The current revision needs nothing more; its records keep its packages.
+    type: int
+    default: 0
   exclude:
     description:
       - Shell patterns on dist names (C(name-version-build)) never to remove.
@@ -124,6 +133,11 @@ EXAMPLES = r"""
     exclude:
       - "cudatoolkit-*"
 
+- name: Keep what rolling any environment back two revisions needs, and fail if a clean broke one
+  pkgcache.fleet.conda_clean:
+    keep_revisions: 2
+    verify_environments: true
+
 - name: Only when the disk is getting full
   pkgcache.fleet.conda_clean:
     when_free_below: "10%"
@@ -143,6 +157,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+verified_environments:
+  description: >-
+    With O(verify_environments) - C(environments) (the prefixes whose packages the plan touched),
+    C(checked) (false in check mode, where they are only listed), C(unhealthy_before) and C(broken)
+    (whole before, not after - C(path), C(problems) counted per kind, and per kind the problems as
+    RV(pkgcache.fleet.conda_env_facts#module:ansible_facts.conda_envs.environments[].health) lists them).
+    Null without O(verify_environments).
+  returned: always
+  type: dict
 caches:
   description:
     - Per cache, what is (or would be) removed and what is kept, with reasons and bytes.
@@ -257,7 +280,8 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import argument_spec, clean_from_options
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import (
+    argument_spec, broken_environments, clean_from_options)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
@@ -268,7 +292,7 @@ def main():
         result, warnings = clean_from_options(module.params, module.check_mode)
     except ValueError as exc:
         Results(module).fail(str(exc))
-    exit_module(module, result, "conda caches", warnings=warnings)
+    exit_module(module, result, "conda caches", warnings=warnings, failure=broken_environments(result))
 
 
 if __name__ == "__main__":

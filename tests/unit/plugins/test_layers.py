@@ -20,13 +20,14 @@ UTILS = PLUGINS / "module_utils"
 PREFIX = "ansible_collections.pkgcache.fleet.plugins.module_utils"
 
 SHARED = {"options", "cleanup", "self_clean"}
-MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "conda_host", "conda_mamba", "pip_cache",
-          "rattler_cache"}
+MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "conda_host", "conda_mamba", "conda_envs",
+          "conda_integrity", "conda_backup_store", "pip_cache", "rattler_cache"}
 OPERATIONS = {
     "clean": {"conda_clean", "pip_clean", "uv_clean", "rattler_clean"},
     "relocate": {"conda_relocate", "conda_relocate_move"},
-    "backup": {"conda_backup", "conda_backup_store", "conda_backup_restore", "conda_backup_envs", "conda_channel"},
-    "facts": {"conda_facts", "conda_envs", "facts"},
+    "backup": {"conda_backup", "conda_backup_restore", "conda_backup_envs", "conda_channel"},
+    "repair": {"conda_repair"},
+    "facts": {"conda_facts", "facts"},
     "metrics": {"metrics"},
     "shared cache": {"shared_cache"},
 }

@@ -59,6 +59,8 @@ RUNS = {
     "conda_clean": lambda f: {"roots": [f["root"]], "pkgs_dirs": [f["cache"]], "targets": ["tarballs"]},
     "pip_cache_clean": lambda f: {"environment": f["environment"], "purge": True},
     "conda_pkgs_backup": lambda f: {"dest": f["dest"], "roots": [f["root"]], "host_id": "h1"},
+    # The fixture's caches are sound: nothing to repair, so it changes nothing even when accepted.
+    "conda_cache_repair": lambda f: {"roots": [f["root"]], "pkgs_dirs": [f["cache"]], "mode": "full"},
 }
 MUTATING = ("conda_clean", "pip_cache_clean", "conda_pkgs_backup")
 
