@@ -19,27 +19,23 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import copy
 import os
-import tempfile
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import (
     KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import (
-    ANYONE, ROOT, Identity, act_as, authority, namer_of)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import existing_ancestor, inside
-from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host, config_routes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, Installation, is_prefix
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import (
-    CONFIG_TEMP, STEPS, Journal, Mover, RelocateError, check_destination, check_room, check_writable,
-    describe_error, make_cache_dir, plan_move, read_text_file, text_sha256)
+    STEPS, Journal, RelocateError, actor_of, carry_out_as_actor, check_config_link, check_destination, check_path_links,
+    check_room, check_writable, make_cache_dir, plan_move, read_text_file)
 
 
 class Request(object):
@@ -118,6 +114,30 @@ class Plan(object):
         return self.before_text != self.after_text
 
     @property
+    def config(self):
+        return self.request.condarc
+
+    @property
+    def owner(self):
+        """Whoever the config is written as keeps it."""
+        return self.actor or self.request.viewer
+
+    @property
+    def expected(self):
+        return list(self.after.config.pkgs_dirs)
+
+    @contextlib.contextmanager
+    def holding(self):
+        """conda has no cache lock of its own: the mover's CacheDir locks keep other runs out."""
+        yield
+
+    def resolve(self):
+        """The pkgs_dirs conda resolves now for the viewer."""
+        request, viewer = self.request, self.request.viewer
+        return list(conda_config.resolve(request.root, viewer.home, request.env,
+                                         Installation(request.root).writable_by(viewer)).pkgs_dirs)
+
+    @property
     def resumes(self):
         """Whether the move is the journal's, finished rather than started."""
         return self.journal is not None and self.journal.step in STEPS[1:]
@@ -151,32 +171,11 @@ class Plan(object):
         return diffs
 
 
-def _check_symlink(path):
-    """A config that is a symlink to someone else's file is neither read nor replaced: as root,
-    following a user's ``~/.condarc`` link could show or overwrite any file on the host."""
-    if os.path.islink(path) and os.path.exists(path) and os.lstat(path).st_uid != os.stat(path).st_uid:
-        raise RelocateError("%s is a symlink to %s, which its owner does not own" % (path, os.path.realpath(path)))
-
-
-def _check_path_links(path):
-    """Directories root creates (and may give to a user) are never reached through a symlink
-    someone else could have planted: only root-owned links are followed on the way.  (Without
-    root nothing is gained by a planted link.)"""
-    if os.geteuid() != 0:
-        return
-    current = "/"
-    for part in [p for p in path.split("/") if p]:
-        current = os.path.join(current, part)
-        if os.path.islink(current) and os.lstat(current).st_uid != 0:
-            raise RelocateError("refusing to create %s through %s, a symlink owned by uid %d" % (
-                path, current, os.lstat(current).st_uid))
-
-
 def build_plan(request):
     """Read, decide, refuse: the plan :func:`apply` executes (and check mode returns)."""
     if not is_prefix(request.root):
         raise RelocateError("%s is not a conda installation (no conda-meta/history)" % request.root)
-    _check_symlink(request.condarc)
+    check_config_link(request.condarc)
     before_text = read_text_file(request.condarc)
     try:
         current = read_items(before_text or "", KEY, request.condarc)
@@ -194,12 +193,13 @@ def build_plan(request):
     roots = set(os.path.realpath(i.root) for i in host.installations) | set([os.path.realpath(request.root)])
     wanted = expand_all(request, items)
     create = [d for d in wanted if not os.path.lexists(d)] if request.state == "present" else []
-    actor = actor_of(request, host.homes())
+    actor = actor_of(request.condarc, host.homes())
     journal = None
     if request.state == "present" and after.config.pkgs_dirs:
         journal = Journal.find(after.config.pkgs_dirs[0], os.geteuid() if actor is None else actor.uid)
         if journal is not None and journal.record is not None and not journal.check_request(
-                request, before_text, after_text, before.config.pkgs_dirs[0] if before.config.pkgs_dirs else None):
+                request.condarc, before_text, after_text, before.config.pkgs_dirs[0] if before.config.pkgs_dirs else None,
+                request.migrate, request.link_old, "same root, condarc, pkgs_dirs, migrate and link_old"):
             warnings.append("%s: the old copy of %s is left (%s); run that task again to remove it" % (
                 journal.staging, journal.describe(), journal.record.get("aside", journal.record["move"]["source"])))
             journal = None
@@ -224,7 +224,7 @@ def build_plan(request):
             check_room(move, walk(journal.staging).on_disk if journal is not None else 0)
     for path in create:
         check_destination(path, host.environments, roots)
-        _check_path_links(path)
+        check_path_links(path)
         check_writable(path, "create the cache")
     if before_text != after_text:
         check_writable(os.path.dirname(os.path.realpath(request.condarc)), "write %s" % request.condarc, actor)
@@ -272,21 +272,6 @@ def describe_left_behind(entry):
         entry["path"], human_bytes(entry["disk_bytes"]), ", ".join(entry["users"]))
 
 
-def actor_of(request, homes):
-    """Whose credentials a run for ``request`` acts with: those of whoever's word the config file
-    is (a user's own ``.condarc``, an installation a service account owns), so the kernel refuses
-    whatever they could not do themselves; None for root's files or when this process is not root."""
-    if os.geteuid() != ROOT:
-        return None
-    path = existing_ancestor(request.condarc)  # a file yet to be written is the word of whoever holds its dir
-    uid = namer_of(path, homes)
-    if uid == ROOT:
-        return None
-    if uid == ANYONE:
-        raise RelocateError("%s is reached through a directory anyone may write: not editing it as root" % request.condarc)
-    return Identity.of(uid, os.lstat(path).st_gid)
-
-
 def _check_source_authority(request, host, config, source, actor):
     """A move only takes a cache that is the config owner's to give: a ``pkgs_dirs`` entry (or a
     symlink) leading to root's or another user's directory is refused, with the reason."""
@@ -322,28 +307,6 @@ def _refuse_busy(root, source):
             raise RelocateError("%s is in use by process %s: not moving its cache now" % (path, user))
 
 
-def _write_config(path, text, uid=None, gid=None):
-    """The atomic write with a temp file named by our pid: a killed run's temp is swept by the
-    next one, not left beside the config."""
-    directory = os.path.dirname(os.path.realpath(path))
-    sweep_dead_temps(directory, CONFIG_TEMP)
-    write_atomic(path, text, uid, gid, temp=lambda: tempfile.mkstemp(
-        prefix="%s%d." % (CONFIG_TEMP, os.getpid()), dir=directory))
-
-
-def _restore_config(path, text):
-    if text is not None:
-        _write_config(path, text)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
-def _clear_staging(journal):
-    """A staging dir that holds nothing to finish: no journal (debris), or a killed copy."""
-    with CacheDir(journal.dest) as cache:
-        journal.discard(cache.fd)
-
-
 def apply(plan):
     """Execute ``plan``; returns the pkgs_dirs conda now resolves.  ``plan.done`` says what
     changed and stayed changed, also when this raises.
@@ -357,77 +320,4 @@ def apply(plan):
     for path in plan.create:
         make_cache_dir(path, uid, gid, request.mode)
         plan.done.add("created")
-    if plan.actor is None:
-        return _carry_out(plan)
-    try:
-        answer = act_as(plan.actor, _carry_out_reporting, plan)
-    except PrivDropError as exc:
-        raise RelocateError("moving the cache as %s: %s" % (plan.actor.name, exc))
-    plan.done = set(answer["done"])
-    if "error" in answer:
-        raise RelocateError(answer["error"])
-    return answer["pkgs_dirs"]
-
-
-def _carry_out_reporting(plan):
-    """:func:`_carry_out` in a child: its answer and what stayed changed, as plain values."""
-    try:
-        return {"pkgs_dirs": _carry_out(plan), "done": sorted(plan.done)}
-    except (RelocateError, OSError, IOError) as exc:
-        return {"error": describe_error(exc), "done": sorted(plan.done)}
-
-
-def _carry_out(plan):
-    """Recovery, the move, the config switch, the removal of the old copy."""
-    request = plan.request
-    if plan.journal is not None and not plan.resumes:
-        _clear_staging(plan.journal)
-        plan.done.add("recovery")
-    mover = None
-    if plan.resumes:
-        mover = Mover(plan.move, plan.journal)
-        mover.resume()
-        plan.done.update(("recovery", "move"))
-    elif plan.move:
-        mover = Mover(plan.move, Journal(plan.move.dest))
-        mover.stage({"condarc": request.condarc, "before_sha256": text_sha256(plan.before_text),
-                     "after_sha256": text_sha256(plan.after_text)})
-        plan.done.add("move")
-    viewer = request.viewer
-    if mover is not None and mover.journal.step == "remove":
-        # The killed run had switched and checked the config; only the removal is left.
-        now = conda_config.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
-    else:
-        now = _switch(plan, mover)
-    if mover:
-        mover.finish()
-    return list(now.pkgs_dirs)
-
-
-def _switch(plan, mover):
-    """Write the config and check what conda now resolves; on failure undo it and the move."""
-    request, viewer = plan.request, plan.request.viewer
-    try:
-        if mover:
-            mover.journal.save("switch")
-        if plan.config_changes:
-            if plan.after_text is None:
-                os.unlink(request.condarc)
-            else:
-                owner = plan.actor or viewer  # whoever it is written as keeps it
-                _write_config(request.condarc, plan.after_text, owner.uid, owner.gid)
-            plan.done.add("config")
-        now = conda_config.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
-        if now.pkgs_dirs != plan.after.config.pkgs_dirs:
-            raise RelocateError("after writing %s conda resolves pkgs_dirs to %s, expected %s" % (
-                request.condarc, now.pkgs_dirs, plan.after.config.pkgs_dirs))
-    except (OSError, IOError, RelocateError) as exc:
-        if plan.config_changes:
-            _restore_config(request.condarc, plan.before_text)
-            plan.done.discard("config")
-        if mover:
-            mover.rollback()
-            plan.done.discard("move")
-        raise RelocateError("config switch failed, %s restored%s: %s" % (
-            request.condarc, " and the move undone" if mover else "", describe_error(exc)))
-    return now
+    return carry_out_as_actor(plan)

@@ -136,19 +136,21 @@ def pip_config_files(home, env, etc_dir="/etc"):
     return files
 
 
-def read_pip_config(path, warn):
-    """``{section: {key: value}}`` of one pip config file, keys normalised as pip does.
+def read_pip_config(path, warn, text=None):
+    """``{section: {key: value}}`` of one pip config file, keys normalised as pip does (of
+    ``text`` instead of the file's content when given: a file as an edit would leave it).
 
     Returns None when the file does not exist, or (after a warning naming it) cannot be read or
     parsed: pip itself would stop with an error there, we report everything else.
     """
-    if not os.path.exists(path):
+    if text is None and not os.path.exists(path):
         return None
     parser = configparser.RawConfigParser()
     parser.optionxform = _normalize_name
     try:
-        with open(path, **READ_TEXT) as handle:
-            text = handle.read()
+        if text is None:
+            with open(path, **READ_TEXT) as handle:
+                text = handle.read()
         if not is_clean(text):
             raise ValueError("bytes that are not UTF-8")
         parser.read_string(text, source=path)
@@ -162,19 +164,23 @@ def _one_line(exc):
     return " ".join(str(exc).split())
 
 
-def _option_layers(home, env, warn, etc_dir):
-    """pip's precedence as layers (global, install, environment), each ``{key: (value, source)}``.
+def _option_layers(home, env, warn, etc_dir, command=COMMAND_SECTION, texts=None):
+    """pip's precedence as layers (global, ``command``, environment), each ``{key: (value, source)}``.
 
     Within a section a later file overrides an earlier one, even with an empty value, and empty
-    values are then dropped -- exactly pip's ``_get_ordered_configuration_items``.
+    values are then dropped -- exactly pip's ``_get_ordered_configuration_items``.  ``texts``
+    (``{path: text or None for no file}``) stands in for files as an edit would leave them.
     """
+    texts = texts or {}
     loaded = {}
     for path in pip_config_files(home, env, etc_dir):
-        data = read_pip_config(path, warn)
+        if path in texts and texts[path] is None:
+            continue
+        data = read_pip_config(path, warn, texts.get(path))
         if data is not None:
             loaded[path] = data
     layers = []
-    for section in ("global", COMMAND_SECTION):
+    for section in ("global", command):
         layer = {}
         for path, data in loaded.items():
             for key, value in data.get(section, {}).items():
@@ -207,14 +213,15 @@ def _resolved(location):
     return location
 
 
-def pip_cache_location(home, env, warn, etc_dir="/etc"):
-    """The cache directory pip would use for the user whose home is ``home``, as configured
-    (``configured``, symlinks not resolved: who controls them matters to a cleanup).
+def pip_cache_location(home, env, warn, etc_dir="/etc", command=COMMAND_SECTION, texts=None):
+    """The cache directory pip's ``command`` would use for the user whose home is ``home``, as
+    configured (``configured``, symlinks not resolved: who controls them matters to a cleanup).
 
     ``cache-dir`` from the highest layer wins; a valid ``no-cache-dir`` anywhere disables the
-    cache, whatever its value and order (pip's late-evaluated callback).
+    cache, whatever its value and order (pip's late-evaluated callback).  ``texts``: see
+    :func:`_option_layers`.
     """
-    config_files, layers = _option_layers(home, env, warn, etc_dir)
+    config_files, layers = _option_layers(home, env, warn, etc_dir, command, texts)
     value, source, disabled_by = None, "default", None
     for layer in layers:
         if "cache-dir" in layer:
