@@ -32,7 +32,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
     CONFIG_BASENAME, _normalize_name, expand_user, pip_cache_location, uv_cache_location)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import UvLock
 
-ENVIRONMENT_FILE = "/etc/environment"  # read by pam_env for every login, ssh and sudo session
+ENVIRONMENT_FILE = "/etc/environment"  # read by pam_env for ssh, su and console logins
 # Commands whose cache pip resolves: each applies its own section over [global].
 PIP_COMMANDS = ("install", "download", "wheel", "cache")
 VARIABLE = {"pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}

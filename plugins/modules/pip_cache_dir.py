@@ -88,8 +88,8 @@ options:
     default: false
   env_file:
     description:
-      - The file O(scope=environment) writes. C(/etc/environment) is read by every login, ssh and sudo session
-        (pam_env). A file ending in C(.sh), such as C(/etc/profile.d/pip-cache.sh), gets C(export NAME="value")
+      - The file O(scope=environment) writes. C(/etc/environment) is read by pam_env for ssh, su and console
+        logins. A file ending in C(.sh), such as C(/etc/profile.d/pip-cache.sh), gets C(export NAME="value")
         lines and applies to login shells only.
     type: path
     default: /etc/environment
