@@ -7,6 +7,7 @@ own pip package, run by the host's python3; uv is the ``uv`` package's binary.  
 Each cache sits on a tmpfs of its own, so what the move reports is checked against ``statvfs``.
 """
 
+import fcntl
 import io
 import os
 import shutil
@@ -206,3 +207,44 @@ def test_a_higher_precedence_setting_is_named_and_nothing_changes(host, tmp_path
         assert as_alice(fleet, name, "pip cache dir") == "/tmp/elsewhere"
     finally:
         environment.write_text(before)
+
+
+def uv_install(fleet, host, project):
+    """``uv pip install`` from the local index as alice: uv builds the sdist and caches it."""
+    return as_alice(fleet, host, "uv pip install --no-index --find-links %s %s --target /tmp/uv-alice-%s "
+                                 "--python python3" % (INDEX, project, project))
+
+
+def test_a_users_uv_cache_moves_under_uvs_lock_and_uv_uses_the_new_one(host, disks, tmp_path):
+    fleet, name, root = host
+    old_fs = disks.tmpfs(root / "home/alice/.cache", "size=64m,uid=1001,gid=1001,mode=0700")
+    new_fs = disks.tmpfs(root / "srv/uvdisk", "size=64m")
+    uv_install(fleet, name, "pkgcache_demo")
+    assert as_alice(fleet, name, "uv cache dir") == "/home/alice/.cache/uv"
+    archives = sorted(os.listdir(str(old_fs / "uv/archive-v0")))
+    assert len(archives) == 1
+    args = {"tool": "uv", "user": "alice", "cache_dir": "/srv/uvdisk/alice", "migrate": True}
+
+    with open(str(old_fs / "uv/.lock")) as lock:  # as a running uv holds it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        refused = call(fleet, name, args, tmp_path)
+    assert refused["failed"] and "locked by a running uv" in refused["msg"], refused
+    assert not (root / "home/alice/.config/uv/uv.toml").exists()
+
+    old_used, new_used = used_bytes(old_fs), used_bytes(new_fs)
+    done = call(fleet, name, args, tmp_path)
+    assert done["changed"] and not done["failed"], done.get("msg")
+    move = done["migration"]
+    assert move["method"] == "copy"
+    assert used_bytes(new_fs) - new_used == move["copy_bytes"] > 0
+    assert old_used - used_bytes(old_fs) == move["old_fs_gain_bytes"] == move["cache_disk_bytes"]
+    assert (root / "home/alice/.config/uv/uv.toml").read_text() == 'cache-dir = "/srv/uvdisk/alice"\n'
+    assert os.stat(str(root / "home/alice/.config/uv/uv.toml")).st_uid == 1001
+    assert not (old_fs / "uv").exists()
+
+    assert as_alice(fleet, name, "uv cache dir") == "/srv/uvdisk/alice"
+    uv_install(fleet, name, "pkgcache_other")
+    assert len(os.listdir(str(new_fs / "alice/archive-v0"))) == 2
+    assert archives[0] in os.listdir(str(new_fs / "alice/archive-v0"))
+    assert not (old_fs / "uv").exists()
+    assert call(fleet, name, args, tmp_path)["changed"] is False
