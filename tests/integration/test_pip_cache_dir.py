@@ -20,6 +20,7 @@ import pip
 import pytest
 
 import test_conda_pkgs_dirs
+from test_playbooks import run_job, task_results
 from testfleet.fleet import running
 
 MODULE = "pkgcache.fleet.pip_cache_dir"
@@ -104,14 +105,15 @@ def shell(fleet, host, command):
     return result["stdout"]
 
 
-def as_alice(fleet, host, command):
-    """A command in alice's own session: su runs pam_env, as ssh does, so /etc/environment applies."""
-    return shell(fleet, host, "cd /home/alice && su alice -s /bin/sh -c '%s'" % command)
+def as_alice(fleet, host, command, user="alice"):
+    """A command in a user's own session: su runs pam_env, as ssh does, so /etc/environment applies."""
+    return shell(fleet, host, "cd /home/%s && su %s -s /bin/sh -c '%s'" % (user, user, command))
 
 
-def wheel(fleet, host, project):
-    """``pip wheel`` from the local index as alice: builds the sdist and caches the built wheel."""
-    return as_alice(fleet, host, "pip wheel --no-index --find-links file://%s %s -w /tmp/wheels-alice" % (INDEX, project))
+def wheel(fleet, host, project, user="alice"):
+    """``pip wheel`` from the local index as a user: builds the sdist and caches the built wheel."""
+    return as_alice(fleet, host, "pip wheel --no-index --find-links file://%s %s -w /tmp/wheels-%s" % (
+        INDEX, project, user), user)
 
 
 def used_bytes(path):
@@ -209,10 +211,10 @@ def test_a_higher_precedence_setting_is_named_and_nothing_changes(host, tmp_path
         environment.write_text(before)
 
 
-def uv_install(fleet, host, project):
-    """``uv pip install`` from the local index as alice: uv builds the sdist and caches it."""
-    return as_alice(fleet, host, "uv pip install --no-index --find-links %s %s --target /tmp/uv-alice-%s "
-                                 "--python python3" % (INDEX, project, project))
+def uv_install(fleet, host, project, user="alice"):
+    """``uv pip install`` from the local index as a user: uv builds the sdist and caches it."""
+    return as_alice(fleet, host, "uv pip install --no-index --find-links %s %s --target /tmp/uv-%s-%s "
+                                 "--python python3" % (INDEX, project, user, project), user)
 
 
 def test_a_users_uv_cache_moves_under_uvs_lock_and_uv_uses_the_new_one(host, disks, tmp_path):
@@ -248,3 +250,30 @@ def test_a_users_uv_cache_moves_under_uvs_lock_and_uv_uses_the_new_one(host, dis
     assert archives[0] in os.listdir(str(new_fs / "alice/archive-v0"))
     assert not (old_fs / "uv").exists()
     assert call(fleet, name, args, tmp_path)["changed"] is False
+
+
+def test_the_relocate_role_moves_pip_and_uv_caches_in_one_run_after_a_check_mode_plan(host, tmp_path):
+    fleet, name, root = host
+    wheel(fleet, name, "pkgcache_demo", "bob")
+    uv_install(fleet, name, "pkgcache_demo", "bob")
+    before = dict((tool, cached_wheels(root / "home/bob/.cache" / tool)) for tool in ("pip", "uv"))
+    assert before["pip"] and os.listdir(str(root / "home/bob/.cache/uv/archive-v0"))
+    variables = {"pkgcache_target": name, "pkgs_relocate_tool_caches": [
+        {"user": "bob", "cache_dir": "/srv/bob/pip"}, {"tool": "uv", "user": "bob", "cache_dir": "/srv/bob/uv"}]}
+
+    preview = run_job(fleet, tmp_path / "preview", "relocate", check=True, extravars=variables)
+    assert (preview.status, preview.rc) == ("successful", 0), preview.stdout[-3000:]
+    plan = task_results(preview, "Show the relocation plan")[name]["msg"]
+    assert plan == ["/home/bob/.config/pip/pip.conf: pip cache /srv/bob/pip; would create /srv/bob/pip; would move "
+                    "/home/bob/.cache/pip -> /srv/bob/pip by rename, old filesystem gains 0 B",
+                    "/home/bob/.config/uv/uv.toml: uv cache /srv/bob/uv; would create /srv/bob/uv; would move "
+                    "/home/bob/.cache/uv -> /srv/bob/uv by rename, old filesystem gains 0 B"], plan
+    assert not (root / "srv/bob").exists()
+
+    job = run_job(fleet, tmp_path / "real", "relocate", extravars=variables)
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    assert as_alice(fleet, name, "pip cache dir", "bob") == "/srv/bob/pip"
+    assert as_alice(fleet, name, "uv cache dir", "bob") == "/srv/bob/uv"
+    assert cached_wheels(root / "srv/bob/pip") == before["pip"]
+    assert not (root / "home/bob/.cache/pip").exists() and not (root / "home/bob/.cache/uv").exists()
+    assert os.stat(str(root / "srv/bob/uv")).st_uid == 1002
