@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import copy
 import os
 
@@ -28,14 +27,14 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit i
     KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import existing_ancestor, inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host, config_routes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, Installation, is_prefix
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import (
-    STEPS, Journal, RelocateError, actor_of, carry_out_as_actor, check_config_link, check_destination, check_path_links,
-    check_room, check_writable, make_cache_dir, plan_move, read_text_file)
+    RelocateError, RelocationPlan, actor_of, carry_out_as_actor, check_config_link, check_destination, check_path_links,
+    check_room, check_writable, earlier_run, make_cache_dir, plan_move, read_text_file)
 
 
 class Request(object):
@@ -91,45 +90,20 @@ def condarc_path(scope, root, home=None, explicit=None):
 # -- the whole plan --------------------------------------------------------------------------
 
 
-class Plan(object):
+class Plan(RelocationPlan):
     """Everything one task run will do, computed before anything is done."""
 
     def __init__(self, request, before_text, after_text, before, after, create, move, warnings, journal=None,
                  actor=None):
-        self.request = request
-        self.before_text = before_text  # None: the file does not exist
-        self.after_text = after_text
+        super(Plan, self).__init__(request, request.condarc, before_text, after_text, create, move, warnings, journal,
+                                   actor)
         self.before = before
         self.after = after
-        self.create = create
-        self.move = move
-        self.warnings = warnings
-        self.journal = journal  # what an earlier, killed run left in the new cache (Journal.find)
-        self.actor = actor  # whose credentials the move and the config write run with (None: ours)
         self.left_behind = []  # caches no config will name any more, still holding packages
-        self.done = set()  # what apply() changed and kept: "created", "config", "move", "recovery"
-
-    @property
-    def config_changes(self):
-        return self.before_text != self.after_text
-
-    @property
-    def config(self):
-        return self.request.condarc
-
-    @property
-    def owner(self):
-        """Whoever the config is written as keeps it."""
-        return self.actor or self.request.viewer
 
     @property
     def expected(self):
         return list(self.after.config.pkgs_dirs)
-
-    @contextlib.contextmanager
-    def holding(self):
-        """conda has no cache lock of its own: the mover's CacheDir locks keep other runs out."""
-        yield
 
     def resolve(self):
         """The pkgs_dirs conda resolves now for the viewer."""
@@ -137,38 +111,28 @@ class Plan(object):
         return list(conda_config.resolve(request.root, viewer.home, request.env,
                                          Installation(request.root).writable_by(viewer)).pkgs_dirs)
 
-    @property
-    def resumes(self):
-        """Whether the move is the journal's, finished rather than started."""
-        return self.journal is not None and self.journal.step in STEPS[1:]
-
-    @property
-    def changed(self):
-        return bool(self.config_changes or self.create or self.move or self.journal)
-
     def as_dict(self):
-        return {
+        result = super(Plan, self).as_dict()
+        result.update({
             "condarc": self.request.condarc,
-            "config_changed": self.config_changes,
             "pkgs_dirs_before": list(self.before.config.pkgs_dirs),
             "pkgs_dirs": list(self.after.config.pkgs_dirs),
             "sources": list(self.after.config.sources),
-            "created": list(self.create),
-            "migration": self.move.as_dict() if self.move else None,
-            "recovery": self.journal.as_dict() if self.journal else None,
             "left_behind": list(self.left_behind),
-        }
+        })
+        return result
 
-    def diff(self):
-        diffs = [{"before_header": self.request.condarc, "after_header": self.request.condarc,
-                  "before": self.before_text or "", "after": self.after_text or ""}]
-        steps = "".join("create cache %s\n" % d for d in self.create) + (self.move.describe() if self.move else "")
-        steps += "".join(describe_left_behind(entry) + "\n" for entry in self.left_behind)
-        if self.journal:
-            steps = "%s: %s\n" % (self.journal.staging, self.journal.as_dict()["action"]) + steps
-        if steps:
-            diffs.append({"before_header": "move plan", "after_header": "move plan", "before": "", "after": steps})
-        return diffs
+    def more_steps(self):
+        return "".join(describe_left_behind(entry) + "\n" for entry in self.left_behind)
+
+    def summary(self, check_mode):
+        parts = ["%s: pkgs_dirs %s" % (self.request.condarc, " ".join(self.after.config.pkgs_dirs))]
+        parts.extend(super(Plan, self).summary(check_mode))
+        if self.left_behind:
+            parts.append("%s %d cache(s) (%s) in no pkgs_dirs" % (
+                "would leave" if check_mode else "left", len(self.left_behind),
+                human_bytes(sum(entry["disk_bytes"] for entry in self.left_behind))))
+        return parts
 
 
 def build_plan(request):
@@ -194,20 +158,13 @@ def build_plan(request):
     wanted = expand_all(request, items)
     create = [d for d in wanted if not os.path.lexists(d)] if request.state == "present" else []
     actor = actor_of(request.condarc, host.homes())
-    journal = None
+    journal = move = None
     if request.state == "present" and after.config.pkgs_dirs:
-        journal = Journal.find(after.config.pkgs_dirs[0], os.geteuid() if actor is None else actor.uid)
-        if journal is not None and journal.record is not None and not journal.check_request(
-                request.condarc, before_text, after_text, before.config.pkgs_dirs[0] if before.config.pkgs_dirs else None,
-                request.migrate, request.link_old, "same root, condarc, pkgs_dirs, migrate and link_old"):
-            warnings.append("%s: the old copy of %s is left (%s); run that task again to remove it" % (
-                journal.staging, journal.describe(), journal.record.get("aside", journal.record["move"]["source"])))
-            journal = None
-    move = None
-    if journal is not None and journal.step in STEPS[1:]:
-        move = journal.move
-        warnings.append("finishing %s" % journal.describe())
-    elif request.migrate and before.config.pkgs_dirs and after.config.pkgs_dirs:
+        journal, move = earlier_run(
+            after.config.pkgs_dirs[0], actor, request.condarc, before_text, after_text,
+            before.config.pkgs_dirs[0] if before.config.pkgs_dirs else None, request.migrate, request.link_old,
+            "same root, condarc, pkgs_dirs, migrate and link_old", warnings)
+    if move is None and request.migrate and before.config.pkgs_dirs and after.config.pkgs_dirs:
         source, dest = before.config.pkgs_dirs[0], after.config.pkgs_dirs[0]
         _refuse_taking_a_shared_cache(request, host, source)
         if os.path.lexists(source) and os.geteuid() == ROOT:

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -29,7 +30,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import swe
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, READ_FLAGS, inside, directory_problem, existing_ancestor
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError, rmtree_fd
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import options
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, Results, human_bytes, is_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
     CACHE_MARKERS, URLS_TXT, strip_tarball_suffix, TARBALL_SUFFIXES)
 
@@ -607,6 +609,135 @@ class Mover(object):
 
 
 # -- a whole relocation -------------------------------------------------------------------------
+
+
+class RelocationPlan(object):
+    """One relocation, decided before anything is done; :func:`carry_out` executes it.
+
+    ``config`` is the file switched, ``before_text``/``after_text`` its content (None: no file),
+    ``create`` the cache directories to make, ``move`` a MovePlan or None, ``journal`` what a
+    killed run left in the new cache (:func:`earlier_run`), ``actor`` whose credentials the move
+    and the write run with (None: ours).  A tool's plan adds ``resolve()`` and ``expected`` (its
+    resolution after the switch, and what it must be) and may hold the tool's own lock
+    (``holding``).
+    """
+
+    def __init__(self, request, config, before_text, after_text, create, move, warnings, journal=None, actor=None):
+        self.request = request
+        self.config = config
+        self.before_text = before_text
+        self.after_text = after_text
+        self.create = create
+        self.move = move
+        self.warnings = warnings
+        self.journal = journal
+        self.actor = actor
+        self.done = set()  # what apply() changed and kept: "created", "config", "move", "recovery"
+
+    @property
+    def config_changes(self):
+        return self.before_text != self.after_text
+
+    @property
+    def owner(self):
+        """Whoever the config is written as keeps it."""
+        return self.actor or self.request.viewer
+
+    @property
+    def resumes(self):
+        """Whether the move is the journal's, finished rather than started."""
+        return self.journal is not None and self.journal.step in STEPS[1:]
+
+    @property
+    def changed(self):
+        return bool(self.config_changes or self.create or self.move or self.journal)
+
+    @contextlib.contextmanager
+    def holding(self):
+        """No lock of the tool's own: the mover's CacheDir locks keep other runs of ours out."""
+        yield
+
+    def as_dict(self):
+        return {
+            "config_changed": self.config_changes,
+            "created": list(self.create),
+            "migration": self.move.as_dict() if self.move else None,
+            "recovery": self.journal.as_dict() if self.journal else None,
+        }
+
+    def more_steps(self):
+        """Lines a tool adds to the move plan."""
+        return ""
+
+    def diff(self):
+        diffs = [{"before_header": self.config, "after_header": self.config,
+                  "before": self.before_text or "", "after": self.after_text or ""}]
+        steps = "".join("create cache %s\n" % d for d in self.create) + (self.move.describe() if self.move else "")
+        steps += self.more_steps()
+        if self.journal:
+            steps = "%s: %s\n" % (self.journal.staging, self.journal.as_dict()["action"]) + steps
+        if steps:
+            diffs.append({"before_header": "move plan", "after_header": "move plan", "before": "", "after": steps})
+        return diffs
+
+    def summary(self, check_mode):
+        """The recovery, the new directories and the move, for the module's one-line message."""
+        parts = []
+        if self.journal:
+            parts.append("%s: %s" % (self.journal.staging, self.journal.as_dict()["action"] if check_mode else "recovered"))
+        if self.create:
+            parts.append("%s %s" % ("would create" if check_mode else "created", " ".join(self.create)))
+        if self.move:
+            move = self.move
+            parts.append("%s %s -> %s by %s, old filesystem gains %s" % (
+                "would move" if check_mode else "moved", move.source, move.dest, move.method,
+                human_bytes(move.old_fs_gain)))
+        return parts
+
+
+def earlier_run(dest, actor, config, before_text, after_text, source, migrate, link_old, same, warnings):
+    """``(journal, move)``: what a killed run left in the new cache ``dest`` (None: nothing), and
+    the journal's move when this run is to finish it rather than plan its own (None).  A journal
+    of another task is refused (:meth:`Journal.check_request`), or left alone with a warning when
+    only the old copy's removal is left of it."""
+    journal = Journal.find(dest, os.geteuid() if actor is None else actor.uid)
+    if journal is not None and journal.record is not None and not journal.check_request(
+            config, before_text, after_text, source, migrate, link_old, same):
+        warnings.append("%s: the old copy of %s is left (%s); run that task again to remove it" % (
+            journal.staging, journal.describe(), journal.record.get("aside", journal.record["move"]["source"])))
+        return None, None
+    if journal is not None and journal.step in STEPS[1:]:
+        warnings.append("finishing %s" % journal.describe())
+        return journal, journal.move
+    return journal, None
+
+
+def run_module(module, plan_of, apply, now_key=None):
+    """A relocation module's run: the plan (a refusal fails the task and changes nothing), its
+    diff, then unless in check mode :func:`apply`; a failure reports only what stayed changed.
+    ``now_key``: the result key that gets what ``apply`` returns."""
+    try:
+        plan = plan_of(module.params)
+    except options.OptionError as exc:
+        module.fail_json(msg=str(exc))
+    except (KeyError, ValueError) as exc:
+        Results(module).fail("bad parameter: %s" % exc)
+    except RelocateError as exc:
+        Results(module).fail(str(exc))
+    result = dict(changed=plan.changed, **plan.as_dict())
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = plan.diff()
+    if plan.changed and not module.check_mode:
+        try:
+            now = apply(plan)
+        except (RelocateError, OSError, IOError) as exc:
+            # What stayed changed, not what was planned: a rolled-back move changed nothing.
+            result.update(changed=bool(plan.done), config_changed="config" in plan.done)
+            Results(module).fail(str(exc), warnings=plan.warnings, **result)
+        if now_key:
+            result[now_key] = now
+    result["msg"] = "; ".join(plan.summary(module.check_mode)) + ("" if plan.changed else " (unchanged)")
+    Results(module).exit(warnings=plan.warnings, **result)
 
 
 def actor_of(config, homes):

@@ -26,8 +26,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import R
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import (
-    KINDS, STEPS, Journal, RelocateError, actor_of, check_config_link, check_path_links, check_room,
-    check_writable, make_cache_dir, plan_move, read_text_file, carry_out_as_actor)
+    KINDS, RelocateError, RelocationPlan, actor_of, carry_out_as_actor, check_config_link, check_path_links,
+    check_room, check_writable, earlier_run, make_cache_dir, plan_move, read_text_file)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
     CONFIG_BASENAME, _normalize_name, expand_user, pip_cache_location, uv_cache_location)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import UvLock
@@ -376,25 +376,15 @@ def _one(found):
 # -- the plan ---------------------------------------------------------------------------------
 
 
-class Plan(object):
-    """Everything one run does, decided before anything is done (``conda_relocate_move.carry_out``
-    executes it)."""
+class Plan(RelocationPlan):
+    """Everything one run does, decided before anything is done; ``before`` and ``after`` are
+    :func:`resolve`'s answers with the file as it is and as it will be."""
 
     def __init__(self, request, before_text, after_text, before, after, create, move, warnings, journal, actor):
-        self.request = request
-        self.before_text = before_text
-        self.after_text = after_text
+        super(Plan, self).__init__(request, request.config, before_text, after_text, create, move, warnings, journal,
+                                   actor)
         self.before = before
         self.after = after
-        self.create = create
-        self.move = move
-        self.warnings = warnings
-        self.journal = journal
-        self.actor = actor
-        self.done = set()
-
-    config = property(lambda self: self.request.config)
-    owner = property(lambda self: self.actor or self.request.viewer)
 
     @property
     def expected(self):
@@ -403,18 +393,6 @@ class Plan(object):
     def resolve(self):
         """What the tool resolves now, from the files on disk."""
         return dict((command, path) for command, (path, _source) in resolve(self.request, self.request.viewer, {}).items())
-
-    @property
-    def config_changes(self):
-        return self.before_text != self.after_text
-
-    @property
-    def resumes(self):
-        return self.journal is not None and self.journal.step in STEPS[1:]
-
-    @property
-    def changed(self):
-        return bool(self.config_changes or self.create or self.move or self.journal)
 
     @contextlib.contextmanager
     def holding(self):
@@ -429,27 +407,19 @@ class Plan(object):
             yield
 
     def as_dict(self):
-        return {
+        result = super(Plan, self).as_dict()
+        result.update({
             "tool": self.request.tool,
-            "config": self.request.config,
-            "config_changed": self.config_changes,
+            "config": self.config,
             "cache_dir_before": _one(self.before),
             "cache_dir": _one(self.after),
             "sources": dict((command, source) for command, (_path, source) in sorted(self.after.items())),
-            "created": list(self.create),
-            "migration": self.move.as_dict() if self.move else None,
-            "recovery": self.journal.as_dict() if self.journal else None,
-        }
+        })
+        return result
 
-    def diff(self):
-        diffs = [{"before_header": self.config, "after_header": self.config,
-                  "before": self.before_text or "", "after": self.after_text or ""}]
-        steps = "".join("create cache %s\n" % d for d in self.create) + (self.move.describe() if self.move else "")
-        if self.journal:
-            steps = "%s: %s\n" % (self.journal.staging, self.journal.as_dict()["action"]) + steps
-        if steps:
-            diffs.append({"before_header": "move plan", "after_header": "move plan", "before": "", "after": steps})
-        return diffs
+    def summary(self, check_mode):
+        return ["%s: %s cache %s" % (self.config, self.request.tool, _one(self.after))] + super(
+            Plan, self).summary(check_mode)
 
 
 def build_plan(request):
@@ -472,20 +442,12 @@ def build_plan(request):
     actor = actor_of(path, request.homes)
     source, dest = _one(before), _one(after)
     create = [dest] if dest and request.state == "present" and not os.path.lexists(dest) else []
-    journal = None
+    journal = move = None
     if dest and os.path.isdir(dest):
-        journal = Journal.find(dest, os.geteuid() if actor is None else actor.uid)
-        if journal is not None and journal.record is not None and not journal.check_request(
-                path, before_text, after_text, source, request.migrate, request.link_old,
-                "same tool, scope, user, cache_dir, migrate and link_old"):
-            warnings.append("%s: the old copy of %s is left (%s); run that task again to remove it" % (
-                journal.staging, journal.describe(), journal.record.get("aside", journal.record["move"]["source"])))
-            journal = None
-    move = None
-    if journal is not None and journal.step in STEPS[1:]:
-        move = journal.move
-        warnings.append("finishing %s" % journal.describe())
-    elif request.migrate and source and dest and source != dest:
+        journal, move = earlier_run(dest, actor, path, before_text, after_text, source, request.migrate,
+                                    request.link_old, "same tool, scope, user, cache_dir, migrate and link_old",
+                                    warnings)
+    if move is None and request.migrate and source and dest and source != dest:
         move = _plan_move(request, before, source, dest, actor, create, journal)
         if move is not None and dest not in create and not os.path.lexists(dest):
             create.append(dest)  # the default a removed setting falls back to

@@ -171,9 +171,8 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_relocate import (
-    RelocateError, Request, apply, build_plan)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import run_module
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_relocate import Request, apply, build_plan
 
 
 def request_from(params):
@@ -189,19 +188,6 @@ def request_from(params):
                    params["cache_dir"], params["state"], params["migrate"], params["link_old"], params["env_file"],
                    uid, gid, mode, options.shell_environment(params["environment"]),
                    [a for a in accounts if a.uid != viewer.uid])
-
-
-def summary(plan, check_mode):
-    parts = ["%s: %s cache %s" % (plan.config, plan.request.tool, plan.as_dict()["cache_dir"])]
-    if plan.journal:
-        parts.append("%s: %s" % (plan.journal.staging, plan.journal.as_dict()["action"] if check_mode else "recovered"))
-    if plan.create:
-        parts.append("%s %s" % ("would create" if check_mode else "created", " ".join(plan.create)))
-    if plan.move:
-        move = plan.move
-        parts.append("%s %s -> %s by %s, old filesystem gains %s" % (
-            "would move" if check_mode else "moved", move.source, move.dest, move.method, human_bytes(move.old_fs_gain)))
-    return "; ".join(parts) + ("" if plan.changed else " (unchanged)")
 
 
 def main():
@@ -223,25 +209,7 @@ def main():
         required_if=[("state", "present", ("cache_dir",))],
         supports_check_mode=True,
     )
-    try:
-        plan = build_plan(request_from(module.params))
-    except options.OptionError as exc:
-        module.fail_json(msg=str(exc))
-    except (KeyError, ValueError) as exc:
-        Results(module).fail("bad parameter: %s" % exc)
-    except RelocateError as exc:
-        Results(module).fail(str(exc))
-    result = dict(changed=plan.changed, **plan.as_dict())
-    if module._diff:
-        result["diff"] = plan.diff()
-    if plan.changed and not module.check_mode:
-        try:
-            apply(plan)  # it checks that the tool now resolves what the plan says
-        except (RelocateError, OSError, IOError) as exc:
-            result.update(changed=bool(plan.done), config_changed="config" in plan.done)
-            Results(module).fail(str(exc), warnings=plan.warnings, **result)
-    result["msg"] = summary(plan, module.check_mode)
-    Results(module).exit(warnings=plan.warnings, **result)
+    run_module(module, lambda params: build_plan(request_from(params)), apply)
 
 
 if __name__ == "__main__":

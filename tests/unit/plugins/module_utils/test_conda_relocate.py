@@ -25,7 +25,7 @@ from condafab import User as FabUser
 from condafab.host import HostBuilder
 from condafab.manifest import SOFTLINK
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate, conda_relocate_move
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate_move
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
