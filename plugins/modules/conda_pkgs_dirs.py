@@ -274,11 +274,7 @@ def request_from(params):
     viewer = options.select_user(params["user"]) if params["user"] else options.superuser()
     path = condarc_path(params["scope"], params["root"], viewer.home if params["user"] else None, params["condarc"])
     owned = params["scope"] == "user" and not params["condarc"]
-    uid = options.select_user(params["owner"]).uid if params["owner"] else (viewer.uid if owned else None)
-    gid = options.group_id(params["group"]) if params["group"] else (viewer.gid if owned else None)
-    mode = params["mode"]
-    if mode is not None and not isinstance(mode, int):
-        mode = int(str(mode), 8)
+    uid, gid, mode = options.new_directory(params, viewer if owned else None)
     env = options.shell_environment(params["environment"])
     return Request(params["root"], path, viewer, options.select_homes([]), params["pkgs_dirs"], params["state"],
                    params["migrate"], params["link_old"], params["extracted"], uid, gid, mode, env)

@@ -179,11 +179,7 @@ def request_from(params):
     """Names to accounts and ids."""
     viewer = options.select_user(params["user"]) if params["user"] else options.superuser()
     accounts = options.select_homes([])
-    uid = options.select_user(params["owner"]).uid if params["owner"] else None
-    gid = options.group_id(params["group"]) if params["group"] else None
-    mode = params["mode"]
-    if mode is not None and not isinstance(mode, int):
-        mode = int(str(mode), 8)
+    uid, gid, mode = options.new_directory(params)
     return Request(params["tool"], params["scope"], viewer, [(a.uid, a.home) for a in accounts],
                    params["cache_dir"], params["state"], params["migrate"], params["link_old"], params["env_file"],
                    uid, gid, mode, options.shell_environment(params["environment"]),
