@@ -15,6 +15,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import configparser
+import errno
+import fcntl
 import os
 import posixpath
 import pwd
@@ -22,6 +24,7 @@ import stat
 import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
 
 CONFIG_BASENAME = "pip.conf"
@@ -37,6 +40,7 @@ OTHER = "other"
 # Sources of a cache location: a user's own default, or a variable of the module's environment.
 DEFAULT_SOURCES = ("default", "XDG_CACHE_HOME")
 ENV_SOURCES = ("PIP_CACHE_DIR", "UV_CACHE_DIR")
+UV_LOCK = ".lock"  # uv's own cache lock
 
 
 def _is_any_file(name):
@@ -399,3 +403,43 @@ def gather_facts(users, env, warn, now=None, keep_empty=False, etc_dir="/etc"):
         "totals": {"pip": totals["pip"].as_dict(now), "uv": totals["uv"].as_dict(now), "all": everything.as_dict(now)},
         "summary": summary,
     }
+
+
+class UvLock(object):
+    """uv's own exclusive cache lock (``<cache>/.lock``, flock), held while we plan and remove.
+
+    uv takes the same lock to prune, so a running ``uv cache prune``/``clean`` and this module
+    never interleave.  ``held_by_other`` is set when uv holds it; a cache without a lock file
+    (older uv) is used unlocked.
+    """
+
+    def __init__(self, path):
+        self.fd = None
+        self.held_by_other = False
+        dir_fd = open_dir_nofollow(path)
+        try:
+            self.fd = os.open(UV_LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        finally:
+            os.close(dir_fd)
+        if self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    self.close()
+                    raise
+                self.held_by_other = True
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -20,8 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
 import fnmatch
 import os
 import posixpath
@@ -32,20 +30,18 @@ from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_dir_nofollow
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError, parse_duration
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import format_duration as _duration_text
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
-    DEFAULT_SOURCES, ENV_SOURCES, pip_cache_location, uv_cache_location)
+    DEFAULT_SOURCES, ENV_SOURCES, UV_LOCK, UvLock, pip_cache_location, uv_cache_location)
 
 HTTP_PARTS = ("http-v2", "http")
 WHEELS = "wheels"
 SELFCHECK = "selfcheck"
 LEGACY_SELFCHECK = "selfcheck.json"
 BODY_SUFFIX = ".body"
-UV_LOCK = ".lock"
 UV_TAG = "CACHEDIR.TAG"
 # uv's buckets are versioned directories (`archive-v0`, `wheels-v6`, ...); nothing else at the top
 # (CACHEDIR.TAG, .lock, .gitignore, temporary dirs) is ever an entry.
@@ -405,46 +401,6 @@ def _read_small(path):
         return b""
     with os.fdopen(fd, "rb") as handle:
         return handle.read(UV_POINTER_MAX)
-
-
-class UvLock(object):
-    """uv's own exclusive cache lock (``<cache>/.lock``, flock), held while we plan and remove.
-
-    uv takes the same lock to prune, so a running ``uv cache prune``/``clean`` and this module
-    never interleave.  ``held_by_other`` is set when uv holds it; a cache without a lock file
-    (older uv) is used unlocked.
-    """
-
-    def __init__(self, path):
-        self.fd = None
-        self.held_by_other = False
-        dir_fd = open_dir_nofollow(path)
-        try:
-            self.fd = os.open(UV_LOCK, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        finally:
-            os.close(dir_fd)
-        if self.fd is not None:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    self.close()
-                    raise
-                self.held_by_other = True
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 def owner_reason(path, users):

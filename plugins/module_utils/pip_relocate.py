@@ -29,15 +29,13 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move
     KINDS, RelocateError, RelocationPlan, actor_of, carry_out_as_actor, check_config_link, check_path_links,
     check_room, check_writable, earlier_run, make_cache_dir, plan_move, read_text_file)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
-    CONFIG_BASENAME, _normalize_name, expand_user, pip_cache_location, uv_cache_location)
-from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_clean import UvLock
+    CONFIG_BASENAME, UvLock, _normalize_name, expand_user, pip_cache_location, uv_cache_location)
 
 ENVIRONMENT_FILE = "/etc/environment"  # read by pam_env for ssh, su and console logins
 # Commands whose cache pip resolves: each applies its own section over [global].
 PIP_COMMANDS = ("install", "download", "wheel", "cache")
 VARIABLE = {"pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}
 UV_CONFIG = "uv.toml"
-UV_LOCK = ".lock"
 
 
 class EditError(ValueError):

@@ -23,7 +23,7 @@ SHARED = {"options", "cleanup", "self_clean"}
 MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "conda_host", "pip_cache"}
 OPERATIONS = {
     "clean": {"conda_clean", "pip_clean"},
-    "relocate": {"conda_relocate", "conda_relocate_move"},
+    "relocate": {"conda_relocate", "conda_relocate_move", "pip_relocate"},
     "backup": {"conda_backup", "conda_backup_store", "conda_backup_restore", "conda_channel"},
     "facts": {"conda_facts", "conda_envs", "facts"},
     "metrics": {"metrics"},
