@@ -277,3 +277,26 @@ def test_the_relocate_role_moves_pip_and_uv_caches_in_one_run_after_a_check_mode
     assert cached_wheels(root / "srv/bob/pip") == before["pip"]
     assert not (root / "home/bob/.cache/pip").exists() and not (root / "home/bob/.cache/uv").exists()
     assert os.stat(str(root / "srv/bob/uv")).st_uid == 1002
+
+
+def test_pip_cache_dir_in_etc_environment_reaches_every_session_and_absent_takes_it_back(host, tmp_path):
+    fleet, name, root = host
+    environment = root / "etc/environment"
+    before = environment.read_text() if environment.exists() else ""
+    environment.write_text(before + "# site settings\nLANG=C.UTF-8\n")
+    kept = environment.read_text()
+    args = {"scope": "environment", "cache_dir": "/tmp/pip-everyone", "mode": "1777"}
+    try:
+        done = call(fleet, name, args, tmp_path)
+        assert done["changed"] and not done["failed"], done.get("msg")
+        assert done["sources"]["install"] == "PIP_CACHE_DIR" and done["created"] == ["/tmp/pip-everyone"]
+        assert environment.read_text() == kept + 'PIP_CACHE_DIR="/tmp/pip-everyone"\n'
+        assert as_alice(fleet, name, "pip cache dir", "carol") == "/tmp/pip-everyone"
+        assert call(fleet, name, args, tmp_path)["changed"] is False
+
+        gone = call(fleet, name, {"scope": "environment", "state": "absent"}, tmp_path)
+        assert gone["changed"] and gone["cache_dir"] == "/root/.cache/pip", gone
+        assert environment.read_text() == kept
+        assert as_alice(fleet, name, "pip cache dir", "carol") == "/home/carol/.cache/pip"
+    finally:
+        environment.write_text(before)
