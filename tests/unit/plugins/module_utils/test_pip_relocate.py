@@ -190,3 +190,24 @@ def test_a_cache_of_another_user_is_not_moved_on_a_users_word(tmp_path):
     request = Request("pip", "user", user, [(4242, home)], str(tmp_path / "new"), migrate=True)
     with pytest.raises(RelocateError, match="owned by root but named only by|is root's cache|not moving it"):
         build_plan(request)
+
+
+def test_link_old_keeps_the_old_path_as_a_link_to_the_moved_cache(tmp_path):
+    """Same filesystem: a rename, the old path left as a symlink; state=absent then takes the
+    setting out and moves nothing (the default path already leads to the content)."""
+    host = Host(str(tmp_path / "d1"), str(tmp_path / "d2"))
+    os.makedirs(host.disk1)
+    os.makedirs(host.disk2)
+    host.build()
+    user = host.user
+    request = Request("pip", "user", user, [(user.uid, host.home)], host.dest, migrate=True, link_old=True)
+    plan = build_plan(request)
+    assert plan.move.method == "rename" and plan.as_dict()["cache_dir"] == host.dest
+    apply(plan)
+    assert os.readlink(host.old) == host.dest
+    assert dict((n, entry_digest(os.path.join(host.dest, n))) for n in host.entries) == host.entries
+    assert not build_plan(request).changed
+    back = build_plan(Request("pip", "user", user, [(user.uid, host.home)], None, "absent", migrate=True))
+    assert back.move is None and back.as_dict()["cache_dir"] == host.old
+    apply(back)
+    assert open(host.conf).read() == PIP_CONF
