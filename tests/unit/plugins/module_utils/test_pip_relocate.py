@@ -173,6 +173,7 @@ def test_a_pip_cache_move_killed_at_every_step_is_finished_by_the_rerun(tmp_path
             assert dict((n, entry_digest(os.path.join(host.dest, n))) for n in host.entries) == golden_now, step
             assert sorted(got["dest"]) == sorted(expected["dest"]), step
             assert not build_plan(host.request()).changed, step
+        print("\n%d filesystem steps, kills landed in journal steps %s" % (steps, sorted(seen, key=str)))
         assert set(STEPS) <= seen, seen
 
 
