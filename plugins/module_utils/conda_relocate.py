@@ -21,25 +21,20 @@ __metaclass__ = type
 
 import copy
 import os
-import tempfile
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_config_edit import (
     KEY, EditError, expand_all, judge, read_items, resolve_with, set_items, wanted_items)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import (
-    ANYONE, ROOT, Identity, act_as, authority, namer_of)
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, authority
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, write_atomic
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import existing_ancestor, inside
-from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir
-from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import process_using
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host, config_routes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import CACHE_MARKERS, Installation, is_prefix
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import (
-    CONFIG_TEMP, STEPS, Journal, Mover, RelocateError, check_destination, check_room, check_writable,
-    describe_error, make_cache_dir, plan_move, read_text_file, text_sha256)
+    RelocateError, RelocationPlan, actor_of, carry_out_as_actor, check_config_link, check_destination, check_path_links,
+    check_room, check_writable, earlier_run, make_cache_dir, plan_move, read_text_file)
 
 
 class Request(object):
@@ -95,88 +90,56 @@ def condarc_path(scope, root, home=None, explicit=None):
 # -- the whole plan --------------------------------------------------------------------------
 
 
-class Plan(object):
+class Plan(RelocationPlan):
     """Everything one task run will do, computed before anything is done."""
 
     def __init__(self, request, before_text, after_text, before, after, create, move, warnings, journal=None,
                  actor=None):
-        self.request = request
-        self.before_text = before_text  # None: the file does not exist
-        self.after_text = after_text
+        super(Plan, self).__init__(request, request.condarc, before_text, after_text, create, move, warnings, journal,
+                                   actor)
         self.before = before
         self.after = after
-        self.create = create
-        self.move = move
-        self.warnings = warnings
-        self.journal = journal  # what an earlier, killed run left in the new cache (Journal.find)
-        self.actor = actor  # whose credentials the move and the config write run with (None: ours)
         self.left_behind = []  # caches no config will name any more, still holding packages
-        self.done = set()  # what apply() changed and kept: "created", "config", "move", "recovery"
 
     @property
-    def config_changes(self):
-        return self.before_text != self.after_text
+    def expected(self):
+        return list(self.after.config.pkgs_dirs)
 
-    @property
-    def resumes(self):
-        """Whether the move is the journal's, finished rather than started."""
-        return self.journal is not None and self.journal.step in STEPS[1:]
-
-    @property
-    def changed(self):
-        return bool(self.config_changes or self.create or self.move or self.journal)
+    def resolve(self):
+        """The pkgs_dirs conda resolves now for the viewer."""
+        request, viewer = self.request, self.request.viewer
+        return list(conda_config.resolve(request.root, viewer.home, request.env,
+                                         Installation(request.root).writable_by(viewer)).pkgs_dirs)
 
     def as_dict(self):
-        return {
+        result = super(Plan, self).as_dict()
+        result.update({
             "condarc": self.request.condarc,
-            "config_changed": self.config_changes,
             "pkgs_dirs_before": list(self.before.config.pkgs_dirs),
             "pkgs_dirs": list(self.after.config.pkgs_dirs),
             "sources": list(self.after.config.sources),
-            "created": list(self.create),
-            "migration": self.move.as_dict() if self.move else None,
-            "recovery": self.journal.as_dict() if self.journal else None,
             "left_behind": list(self.left_behind),
-        }
+        })
+        return result
 
-    def diff(self):
-        diffs = [{"before_header": self.request.condarc, "after_header": self.request.condarc,
-                  "before": self.before_text or "", "after": self.after_text or ""}]
-        steps = "".join("create cache %s\n" % d for d in self.create) + (self.move.describe() if self.move else "")
-        steps += "".join(describe_left_behind(entry) + "\n" for entry in self.left_behind)
-        if self.journal:
-            steps = "%s: %s\n" % (self.journal.staging, self.journal.as_dict()["action"]) + steps
-        if steps:
-            diffs.append({"before_header": "move plan", "after_header": "move plan", "before": "", "after": steps})
-        return diffs
+    def more_steps(self):
+        return "".join(describe_left_behind(entry) + "\n" for entry in self.left_behind)
 
-
-def _check_symlink(path):
-    """A config that is a symlink to someone else's file is neither read nor replaced: as root,
-    following a user's ``~/.condarc`` link could show or overwrite any file on the host."""
-    if os.path.islink(path) and os.path.exists(path) and os.lstat(path).st_uid != os.stat(path).st_uid:
-        raise RelocateError("%s is a symlink to %s, which its owner does not own" % (path, os.path.realpath(path)))
-
-
-def _check_path_links(path):
-    """Directories root creates (and may give to a user) are never reached through a symlink
-    someone else could have planted: only root-owned links are followed on the way.  (Without
-    root nothing is gained by a planted link.)"""
-    if os.geteuid() != 0:
-        return
-    current = "/"
-    for part in [p for p in path.split("/") if p]:
-        current = os.path.join(current, part)
-        if os.path.islink(current) and os.lstat(current).st_uid != 0:
-            raise RelocateError("refusing to create %s through %s, a symlink owned by uid %d" % (
-                path, current, os.lstat(current).st_uid))
+    def summary(self, check_mode):
+        parts = ["%s: pkgs_dirs %s" % (self.request.condarc, " ".join(self.after.config.pkgs_dirs))]
+        parts.extend(super(Plan, self).summary(check_mode))
+        if self.left_behind:
+            parts.append("%s %d cache(s) (%s) in no pkgs_dirs" % (
+                "would leave" if check_mode else "left", len(self.left_behind),
+                human_bytes(sum(entry["disk_bytes"] for entry in self.left_behind))))
+        return parts
 
 
 def build_plan(request):
     """Read, decide, refuse: the plan :func:`apply` executes (and check mode returns)."""
     if not is_prefix(request.root):
         raise RelocateError("%s is not a conda installation (no conda-meta/history)" % request.root)
-    _check_symlink(request.condarc)
+    check_config_link(request.condarc)
     before_text = read_text_file(request.condarc)
     try:
         current = read_items(before_text or "", KEY, request.condarc)
@@ -194,20 +157,14 @@ def build_plan(request):
     roots = set(os.path.realpath(i.root) for i in host.installations) | set([os.path.realpath(request.root)])
     wanted = expand_all(request, items)
     create = [d for d in wanted if not os.path.lexists(d)] if request.state == "present" else []
-    actor = actor_of(request, host.homes())
-    journal = None
+    actor = actor_of(request.condarc, host.homes())
+    journal = move = None
     if request.state == "present" and after.config.pkgs_dirs:
-        journal = Journal.find(after.config.pkgs_dirs[0], os.geteuid() if actor is None else actor.uid)
-        if journal is not None and journal.record is not None and not journal.check_request(
-                request, before_text, after_text, before.config.pkgs_dirs[0] if before.config.pkgs_dirs else None):
-            warnings.append("%s: the old copy of %s is left (%s); run that task again to remove it" % (
-                journal.staging, journal.describe(), journal.record.get("aside", journal.record["move"]["source"])))
-            journal = None
-    move = None
-    if journal is not None and journal.step in STEPS[1:]:
-        move = journal.move
-        warnings.append("finishing %s" % journal.describe())
-    elif request.migrate and before.config.pkgs_dirs and after.config.pkgs_dirs:
+        journal, move = earlier_run(
+            after.config.pkgs_dirs[0], actor, request.condarc, before_text, after_text,
+            before.config.pkgs_dirs[0] if before.config.pkgs_dirs else None, request.migrate, request.link_old,
+            "same root, condarc, pkgs_dirs, migrate and link_old", warnings)
+    if move is None and request.migrate and before.config.pkgs_dirs and after.config.pkgs_dirs:
         source, dest = before.config.pkgs_dirs[0], after.config.pkgs_dirs[0]
         _refuse_taking_a_shared_cache(request, host, source)
         if os.path.lexists(source) and os.geteuid() == ROOT:
@@ -224,7 +181,7 @@ def build_plan(request):
             check_room(move, walk(journal.staging).on_disk if journal is not None else 0)
     for path in create:
         check_destination(path, host.environments, roots)
-        _check_path_links(path)
+        check_path_links(path)
         check_writable(path, "create the cache")
     if before_text != after_text:
         check_writable(os.path.dirname(os.path.realpath(request.condarc)), "write %s" % request.condarc, actor)
@@ -272,21 +229,6 @@ def describe_left_behind(entry):
         entry["path"], human_bytes(entry["disk_bytes"]), ", ".join(entry["users"]))
 
 
-def actor_of(request, homes):
-    """Whose credentials a run for ``request`` acts with: those of whoever's word the config file
-    is (a user's own ``.condarc``, an installation a service account owns), so the kernel refuses
-    whatever they could not do themselves; None for root's files or when this process is not root."""
-    if os.geteuid() != ROOT:
-        return None
-    path = existing_ancestor(request.condarc)  # a file yet to be written is the word of whoever holds its dir
-    uid = namer_of(path, homes)
-    if uid == ROOT:
-        return None
-    if uid == ANYONE:
-        raise RelocateError("%s is reached through a directory anyone may write: not editing it as root" % request.condarc)
-    return Identity.of(uid, os.lstat(path).st_gid)
-
-
 def _check_source_authority(request, host, config, source, actor):
     """A move only takes a cache that is the config owner's to give: a ``pkgs_dirs`` entry (or a
     symlink) leading to root's or another user's directory is refused, with the reason."""
@@ -322,28 +264,6 @@ def _refuse_busy(root, source):
             raise RelocateError("%s is in use by process %s: not moving its cache now" % (path, user))
 
 
-def _write_config(path, text, uid=None, gid=None):
-    """The atomic write with a temp file named by our pid: a killed run's temp is swept by the
-    next one, not left beside the config."""
-    directory = os.path.dirname(os.path.realpath(path))
-    sweep_dead_temps(directory, CONFIG_TEMP)
-    write_atomic(path, text, uid, gid, temp=lambda: tempfile.mkstemp(
-        prefix="%s%d." % (CONFIG_TEMP, os.getpid()), dir=directory))
-
-
-def _restore_config(path, text):
-    if text is not None:
-        _write_config(path, text)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
-def _clear_staging(journal):
-    """A staging dir that holds nothing to finish: no journal (debris), or a killed copy."""
-    with CacheDir(journal.dest) as cache:
-        journal.discard(cache.fd)
-
-
 def apply(plan):
     """Execute ``plan``; returns the pkgs_dirs conda now resolves.  ``plan.done`` says what
     changed and stayed changed, also when this raises.
@@ -357,77 +277,4 @@ def apply(plan):
     for path in plan.create:
         make_cache_dir(path, uid, gid, request.mode)
         plan.done.add("created")
-    if plan.actor is None:
-        return _carry_out(plan)
-    try:
-        answer = act_as(plan.actor, _carry_out_reporting, plan)
-    except PrivDropError as exc:
-        raise RelocateError("moving the cache as %s: %s" % (plan.actor.name, exc))
-    plan.done = set(answer["done"])
-    if "error" in answer:
-        raise RelocateError(answer["error"])
-    return answer["pkgs_dirs"]
-
-
-def _carry_out_reporting(plan):
-    """:func:`_carry_out` in a child: its answer and what stayed changed, as plain values."""
-    try:
-        return {"pkgs_dirs": _carry_out(plan), "done": sorted(plan.done)}
-    except (RelocateError, OSError, IOError) as exc:
-        return {"error": describe_error(exc), "done": sorted(plan.done)}
-
-
-def _carry_out(plan):
-    """Recovery, the move, the config switch, the removal of the old copy."""
-    request = plan.request
-    if plan.journal is not None and not plan.resumes:
-        _clear_staging(plan.journal)
-        plan.done.add("recovery")
-    mover = None
-    if plan.resumes:
-        mover = Mover(plan.move, plan.journal)
-        mover.resume()
-        plan.done.update(("recovery", "move"))
-    elif plan.move:
-        mover = Mover(plan.move, Journal(plan.move.dest))
-        mover.stage({"condarc": request.condarc, "before_sha256": text_sha256(plan.before_text),
-                     "after_sha256": text_sha256(plan.after_text)})
-        plan.done.add("move")
-    viewer = request.viewer
-    if mover is not None and mover.journal.step == "remove":
-        # The killed run had switched and checked the config; only the removal is left.
-        now = conda_config.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
-    else:
-        now = _switch(plan, mover)
-    if mover:
-        mover.finish()
-    return list(now.pkgs_dirs)
-
-
-def _switch(plan, mover):
-    """Write the config and check what conda now resolves; on failure undo it and the move."""
-    request, viewer = plan.request, plan.request.viewer
-    try:
-        if mover:
-            mover.journal.save("switch")
-        if plan.config_changes:
-            if plan.after_text is None:
-                os.unlink(request.condarc)
-            else:
-                owner = plan.actor or viewer  # whoever it is written as keeps it
-                _write_config(request.condarc, plan.after_text, owner.uid, owner.gid)
-            plan.done.add("config")
-        now = conda_config.resolve(request.root, viewer.home, request.env, Installation(request.root).writable_by(viewer))
-        if now.pkgs_dirs != plan.after.config.pkgs_dirs:
-            raise RelocateError("after writing %s conda resolves pkgs_dirs to %s, expected %s" % (
-                request.condarc, now.pkgs_dirs, plan.after.config.pkgs_dirs))
-    except (OSError, IOError, RelocateError) as exc:
-        if plan.config_changes:
-            _restore_config(request.condarc, plan.before_text)
-            plan.done.discard("config")
-        if mover:
-            mover.rollback()
-            plan.done.discard("move")
-        raise RelocateError("config switch failed, %s restored%s: %s" % (
-            request.condarc, " and the move undone" if mover else "", describe_error(exc)))
-    return now
+    return carry_out_as_actor(plan)

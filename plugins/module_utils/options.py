@@ -168,6 +168,18 @@ def group_id(name):
         raise OptionError("unknown group: %s (not in the group database)" % name)
 
 
+def new_directory(params, owner=None):
+    """``(uid, gid, mode)`` of a directory a module makes, from its ``owner``, ``group`` and
+    ``mode`` options (``'0775'`` is octal); ``owner`` (an account) stands in for those not given,
+    None leaves them to whoever makes the directory."""
+    uid = select_user(params["owner"]).uid if params["owner"] else (owner.uid if owner else None)
+    gid = group_id(params["group"]) if params["group"] else (owner.gid if owner else None)
+    mode = params["mode"]
+    if mode is not None and not isinstance(mode, int):
+        mode = int(str(mode), 8)
+    return uid, gid, mode
+
+
 def shell_environment(values):
     """The ``environment`` option as the users' shells would have it: names and values as
     strings, a variable set to null unset (not the string ``None``)."""

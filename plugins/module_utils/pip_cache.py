@@ -39,6 +39,7 @@ OTHER = "other"
 # Sources of a cache location: a user's own default, or a variable of the module's environment.
 DEFAULT_SOURCES = ("default", "XDG_CACHE_HOME")
 ENV_SOURCES = ("PIP_CACHE_DIR", "UV_CACHE_DIR")
+UV_LOCK = ".lock"  # uv's own cache lock
 
 
 def _is_any_file(name):
@@ -138,19 +139,21 @@ def pip_config_files(home, env, etc_dir="/etc"):
     return files
 
 
-def read_pip_config(path, warn):
-    """``{section: {key: value}}`` of one pip config file, keys normalised as pip does.
+def read_pip_config(path, warn, text=None):
+    """``{section: {key: value}}`` of one pip config file, keys normalised as pip does (of
+    ``text`` instead of the file's content when given: a file as an edit would leave it).
 
     Returns None when the file does not exist, or (after a warning naming it) cannot be read or
     parsed: pip itself would stop with an error there, we report everything else.
     """
-    if not os.path.exists(path):
+    if text is None and not os.path.exists(path):
         return None
     parser = configparser.RawConfigParser()
     parser.optionxform = _normalize_name
     try:
-        with open(path, **READ_TEXT) as handle:
-            text = handle.read()
+        if text is None:
+            with open(path, **READ_TEXT) as handle:
+                text = handle.read()
         if not is_clean(text):
             raise ValueError("bytes that are not UTF-8")
         parser.read_string(text, source=path)
@@ -164,19 +167,23 @@ def _one_line(exc):
     return " ".join(str(exc).split())
 
 
-def _option_layers(home, env, warn, etc_dir):
-    """pip's precedence as layers (global, install, environment), each ``{key: (value, source)}``.
+def _option_layers(home, env, warn, etc_dir, command=COMMAND_SECTION, texts=None):
+    """pip's precedence as layers (global, ``command``, environment), each ``{key: (value, source)}``.
 
     Within a section a later file overrides an earlier one, even with an empty value, and empty
-    values are then dropped -- exactly pip's ``_get_ordered_configuration_items``.
+    values are then dropped -- exactly pip's ``_get_ordered_configuration_items``.  ``texts``
+    (``{path: text or None for no file}``) stands in for files as an edit would leave them.
     """
+    texts = texts or {}
     loaded = {}
     for path in pip_config_files(home, env, etc_dir):
-        data = read_pip_config(path, warn)
+        if path in texts and texts[path] is None:
+            continue
+        data = read_pip_config(path, warn, texts.get(path))
         if data is not None:
             loaded[path] = data
     layers = []
-    for section in ("global", COMMAND_SECTION):
+    for section in ("global", command):
         layer = {}
         for path, data in loaded.items():
             for key, value in data.get(section, {}).items():
@@ -209,14 +216,15 @@ def _resolved(location):
     return location
 
 
-def pip_cache_location(home, env, warn, etc_dir="/etc"):
-    """The cache directory pip would use for the user whose home is ``home``, as configured
-    (``configured``, symlinks not resolved: who controls them matters to a cleanup).
+def pip_cache_location(home, env, warn, etc_dir="/etc", command=COMMAND_SECTION, texts=None):
+    """The cache directory pip's ``command`` would use for the user whose home is ``home``, as
+    configured (``configured``, symlinks not resolved: who controls them matters to a cleanup).
 
     ``cache-dir`` from the highest layer wins; a valid ``no-cache-dir`` anywhere disables the
-    cache, whatever its value and order (pip's late-evaluated callback).
+    cache, whatever its value and order (pip's late-evaluated callback).  ``texts``: see
+    :func:`_option_layers`.
     """
-    config_files, layers = _option_layers(home, env, warn, etc_dir)
+    config_files, layers = _option_layers(home, env, warn, etc_dir, command, texts)
     value, source, disabled_by = None, "default", None
     for layer in layers:
         if "cache-dir" in layer:
@@ -274,16 +282,23 @@ def uv_config_files(home, env, etc_dir="/etc"):
     return files + [system]
 
 
-def read_uv_cache_dir(path, warn):
-    """The top-level ``cache-dir`` of one uv.toml, or None (no file, no key; unreadable with a warning)."""
-    try:
-        with open(path, **READ_TEXT) as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        warn("uv configuration file %s could not be read and was ignored: %s" % (path, _one_line(exc)))
-        return None
+def read_uv_cache_dir(path, warn, texts=None):
+    """The top-level ``cache-dir`` of one uv.toml, or None (no file, no key; unreadable with a
+    warning).  ``texts``: ``{path: text or None}`` read instead of the file (None: no file), to
+    resolve what an edit would leave."""
+    if texts and path in texts:
+        text = texts[path]
+        if text is None:
+            return None
+    else:
+        try:
+            with open(path, **READ_TEXT) as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            warn("uv configuration file %s could not be read and was ignored: %s" % (path, _one_line(exc)))
+            return None
     for line in text.splitlines():
         if _TOML_TABLE.match(line):
             return None
@@ -296,16 +311,16 @@ def read_uv_cache_dir(path, warn):
     return None
 
 
-def uv_cache_location(home, env, warn, etc_dir="/etc"):
+def uv_cache_location(home, env, warn, etc_dir="/etc", texts=None):
     """uv's cache directory: ``UV_CACHE_DIR``, else ``cache-dir`` of the user's then the system's
     uv.toml (:func:`uv_config_files`), else ``$XDG_CACHE_HOME/uv`` or ``~/.cache/uv``.  uv expands
     nothing in ``cache-dir`` (no ``~``): a relative one is relative to where uv runs, resolved
-    against the home here with a warning."""
+    against the home here with a warning.  ``texts``: see :func:`read_uv_cache_dir`."""
     value = env.get("UV_CACHE_DIR")
     if value:
         return {"configured": _absolute(value, home, "UV_CACHE_DIR", warn), "source": "UV_CACHE_DIR"}
     for path in uv_config_files(home, env, etc_dir):
-        value = read_uv_cache_dir(path, warn)
+        value = read_uv_cache_dir(path, warn, texts)
         if value:
             return {"configured": _absolute(value, home, "uv cache-dir from %s" % path, warn), "source": path}
     path, source = _default_cache(home, env, "uv")

@@ -23,8 +23,9 @@ import stat
 import subprocess
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, path_controllers
+from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import UV_LOCK
 
-LOCK = ".lock"
+LOCK = UV_LOCK
 TAG = "CACHEDIR.TAG"
 # Root entries prune never touches.
 MARKERS = (TAG, ".gitignore", ".git", LOCK)

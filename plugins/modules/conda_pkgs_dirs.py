@@ -264,9 +264,9 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import is_prefix
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
-    RelocateError, Request, apply, build_plan, condarc_path)
-from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results, human_bytes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import Request, apply, build_plan, condarc_path
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move import run_module
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
 def request_from(params):
@@ -274,31 +274,10 @@ def request_from(params):
     viewer = options.select_user(params["user"]) if params["user"] else options.superuser()
     path = condarc_path(params["scope"], params["root"], viewer.home if params["user"] else None, params["condarc"])
     owned = params["scope"] == "user" and not params["condarc"]
-    uid = options.select_user(params["owner"]).uid if params["owner"] else (viewer.uid if owned else None)
-    gid = options.group_id(params["group"]) if params["group"] else (viewer.gid if owned else None)
-    mode = params["mode"]
-    if mode is not None and not isinstance(mode, int):
-        mode = int(str(mode), 8)
+    uid, gid, mode = options.new_directory(params, viewer if owned else None)
     env = options.shell_environment(params["environment"])
     return Request(params["root"], path, viewer, options.select_homes([]), params["pkgs_dirs"], params["state"],
                    params["migrate"], params["link_old"], params["extracted"], uid, gid, mode, env)
-
-
-def summary(plan, check_mode):
-    parts = ["%s: pkgs_dirs %s" % (plan.request.condarc, " ".join(plan.after.config.pkgs_dirs))]
-    if plan.journal:
-        parts.append("%s: %s" % (plan.journal.staging, plan.journal.as_dict()["action"] if check_mode else "recovered"))
-    if plan.create:
-        parts.append("%s %d cache dir(s)" % ("would create" if check_mode else "created", len(plan.create)))
-    if plan.move:
-        move = plan.move
-        parts.append("%s %s -> %s by %s, old filesystem gains %s" % (
-            "would move" if check_mode else "moved", move.source, move.dest, move.method, human_bytes(move.old_fs_gain)))
-    if plan.left_behind:
-        parts.append("%s %d cache(s) (%s) in no pkgs_dirs" % (
-            "would leave" if check_mode else "left", len(plan.left_behind),
-            human_bytes(sum(entry["disk_bytes"] for entry in plan.left_behind))))
-    return "; ".join(parts) + ("" if plan.changed else " (unchanged)")
 
 
 def main():
@@ -323,28 +302,7 @@ def main():
     )
     if module.params["skip_without_conda"] and not is_prefix(module.params["root"]):
         Results(module).exit(changed=False, skipped=True, msg=options.NO_CONDA)
-    try:
-        request = request_from(module.params)
-        plan = build_plan(request)
-    except options.OptionError as exc:
-        module.fail_json(msg=str(exc))
-    except (KeyError, ValueError) as exc:
-        Results(module).fail("bad parameter: %s" % exc)
-    except RelocateError as exc:
-        Results(module).fail(str(exc))
-    result = dict(changed=plan.changed, **plan.as_dict())
-    if module._diff:
-        result["diff"] = plan.diff()
-    if plan.changed and not module.check_mode:
-        try:
-            now = apply(plan)
-        except (RelocateError, OSError, IOError) as exc:
-            # What stayed changed, not what was planned: a rolled-back move changed nothing.
-            result.update(changed=bool(plan.done), config_changed="config" in plan.done)
-            Results(module).fail(str(exc), warnings=plan.warnings, **result)
-        result["pkgs_dirs"] = now
-    result["msg"] = summary(plan, module.check_mode)
-    Results(module).exit(warnings=plan.warnings, **result)
+    run_module(module, lambda params: build_plan(request_from(params)), apply, now_key="pkgs_dirs")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from condafab import User as FabUser
 from condafab.host import HostBuilder
 from condafab.manifest import SOFTLINK
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate, conda_relocate_move
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_relocate_move
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
@@ -363,14 +363,14 @@ def test_a_users_condarc_symlinked_to_a_root_file_is_neither_read_nor_replaced(h
 
 def test_a_failure_after_the_switch_leaves_a_working_cache_and_says_what_is_left(host, monkeypatch):
     dest = host.base + "/data/pkgs"
-    real_remove = conda_relocate.CacheDir.remove
+    real_remove = conda_relocate_move.CacheDir.remove
 
     def failing_remove(cache, relpath):
         if relpath == "urls.txt":
             raise conda_relocate_move.RemovalError("%s: injected failure" % relpath)
         return real_remove(cache, relpath)
 
-    monkeypatch.setattr(conda_relocate.CacheDir, "remove", failing_remove)
+    monkeypatch.setattr(conda_relocate_move.CacheDir, "remove", failing_remove)
     with pytest.raises(RelocateError) as info:
         run(host.request([dest], migrate=True, link_old=True))
     aside = [n for n in os.listdir(host.root) if n.startswith("pkgs" + conda_relocate_move.ASIDE)]

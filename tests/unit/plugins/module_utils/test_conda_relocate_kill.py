@@ -24,7 +24,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config, conda_relocate, conda_relocate_move
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_config, conda_relocate_move
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate import (
     RelocateError, apply, build_plan)
 
@@ -146,7 +146,7 @@ def check_after_kill(disks, new_condarc, whole_in_use):
 
 def journal_step(disks):
     """The step the killed run's journal reached (None: no journal)."""
-    journal = conda_relocate.Journal.find(disks.dest, os.geteuid()) if os.path.isdir(disks.dest) else None
+    journal = conda_relocate_move.Journal.find(disks.dest, os.geteuid()) if os.path.isdir(disks.dest) else None
     if journal is None:
         return "no staging"
     return journal.step or "staging without journal"
@@ -181,7 +181,7 @@ def test_a_move_killed_at_every_step_is_finished_by_the_rerun(tmp_path, method):
                 assert_env_intact(env, disks.fx.root)
         print("\nkills by the journal step they interrupted: %s" % dict(
             (k, "%d (steps %d-%d)" % (len(v), v[0], v[-1])) for k, v in seen.items()))
-        journaled = conda_relocate.STEPS if method == "copy" else conda_relocate.STEPS[1:]
+        journaled = conda_relocate_move.STEPS if method == "copy" else conda_relocate_move.STEPS[1:]
         assert set(journaled) <= set(seen), seen
 
 
