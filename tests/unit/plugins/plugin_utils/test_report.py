@@ -30,7 +30,7 @@ def test_cache_totals_tell_not_gathered_from_empty():
     only_pip = _report.cache_totals(facts(pip=(0, 0))["ansible_facts"])
     assert only_pip["conda"] is None
     assert only_pip["pip"] == {"caches": 1, "disk_bytes": 0, "reclaimable_bytes": 0}
-    assert _report.cache_totals(None) == {"conda": None, "pip": None, "cache_bytes": 0, "reclaimable_bytes": 0}
+    assert _report.cache_totals(None) == {"conda": None, "pip": None, "rattler": None, "cache_bytes": 0, "reclaimable_bytes": 0}
 
 
 def test_active_host_with_facts_is_ok_and_without_is_no_data():
