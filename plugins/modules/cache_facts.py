@@ -122,7 +122,7 @@ ansible_facts:
       description:
         - The host's last scheduled clean (the P(pkgcache.fleet.cache_schedule#role) role's timer or
           cron entry), read from C(/var/lib/pkgcache/last-run.json) - when it finished, its exit code,
-          whether it was a check run, and per command (C(clean), C(clean-pip)) its message, planned and
+          whether it was a check run, and per command (C(clean), C(clean-pip), C(clean-rattler)) its message, planned and
           freed bytes, number of removed paths and errors - with a one-line C(summary).
         - C(error) instead when the record cannot be read.
       returned: when the host has such a record

@@ -39,7 +39,7 @@ CLEAN_BEFORE_VAR = "cache_clean_before"
 CLEAN_CHECK_MODE_VAR = "cache_clean_check_mode"
 # The cache_clean role's options as they were in force on the host (name -> value).
 CLEAN_POLICY_VAR = "cache_clean_policy"
-CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result")
+CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result", "cache_clean_rattler_result")
 BACKUP_RESULT_VAR = "pkgs_backup_result"
 RESULT_VARS = (
     "cache_facts_result",
@@ -199,8 +199,8 @@ def environment_rows(host, facts):
 
 
 def _clean_results(hostvars):
-    """``[(part, result)]`` of the clean tasks that ran: conda's, then pip's."""
-    return [(part, hostvars[name]) for part, name in zip(("conda", "pip"), CLEAN_RESULT_VARS)
+    """``[(part, result)]`` of the clean tasks that ran: conda's, pip's, rattler's."""
+    return [(part, hostvars[name]) for part, name in zip(GATHERED, CLEAN_RESULT_VARS)
             if isinstance(hostvars.get(name), dict) and not hostvars[name].get("skipped")]
 
 
