@@ -15,7 +15,7 @@ __metaclass__ = type
 
 import datetime
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.metrics import cache_entries, cache_sizes
+from ansible_collections.pkgcache.fleet.plugins.module_utils.metrics import CACHE_FACTS, cache_entries, cache_sizes
 
 SCHEMA = 2
 
@@ -51,6 +51,9 @@ RESULT_VARS = (
 # The facts whose totals make a host's ``cache_bytes`` (each counting an inode once): conda's
 # (conda and mamba caches), pip's (pip and uv caches) and rattler's.
 GATHERED = ("conda", "pip", "rattler")
+# The facts listing caches: what the report reads of a host's ``ansible_facts`` besides the
+# environments and the self-clean record.
+CACHE_FACT_NAMES = tuple(name for name, _tool in CACHE_FACTS)
 
 
 def _int(value):
@@ -280,7 +283,7 @@ def _error_of(hostvars):
 def incomplete_reasons(facts):
     """Why the host's facts do not cover everything (the facts modules' ``incomplete_reasons``)."""
     reasons = []
-    for name in ("conda_cache", "pip_cache", "rattler_cache"):
+    for name in CACHE_FACT_NAMES:
         part = (facts or {}).get(name) or {}
         reasons.extend("%s: %s" % (name, reason) for reason in part.get("incomplete_reasons") or ())
     return reasons
