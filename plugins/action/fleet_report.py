@@ -38,7 +38,7 @@ ARGUMENT_SPEC = dict(
 # Only these hostvars are read; the rest of a host's variables never enter the report.
 WANTED_VARS = _report.RESULT_VARS + (_report.CLEAN_BEFORE_VAR, _report.CLEAN_CHECK_MODE_VAR,
                                      _report.CLEAN_POLICY_VAR)
-WANTED_FACTS = ("conda_cache", "pip_cache", _report.SELF_CLEAN_FACT, _report.ENV_FACT)
+WANTED_FACTS = _report.CACHE_FACT_NAMES + (_report.SELF_CLEAN_FACT, _report.ENV_FACT)
 
 DEFAULT_DIRNAME = "pkgcache-report"
 # ansible-runner (and so AWX) names the job's artifacts directory in this variable; its own

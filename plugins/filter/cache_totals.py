@@ -8,19 +8,20 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: cache_totals
-short_description: One host's conda and pip cache totals from its facts
+short_description: One host's conda, pip and rattler cache totals from its facts
 version_added: 0.1.0
 description:
   - Takes a host's C(ansible_facts) and returns the numbers the fleet report uses - per tool
-    (C(conda), C(pip); null when that tool's facts were not gathered) the on-disk and reclaimable
-    bytes and counts, and C(cache_bytes) and C(reclaimable_bytes) over both.
+    facts (C(conda) with mamba's caches, C(pip) with uv's, C(rattler); null when those facts were not
+    gathered) the on-disk and reclaimable bytes and counts, and C(cache_bytes) and C(reclaimable_bytes)
+    over all of them. A rattler cache's reclaimable bytes are its unused packages.
   - The P(pkgcache.fleet.cache_clean#role) role records this before cleaning, so the report can
     show before and after.
 author:
   - pkgcache.fleet contributors (@pkgcache)
 options:
   _input:
-    description: A host's C(ansible_facts), after M(pkgcache.fleet.conda_cache_facts) and/or M(pkgcache.fleet.pip_cache_facts).
+    description: A host's C(ansible_facts), after M(pkgcache.fleet.cache_facts) (or the single-kind facts modules).
     type: dict
     required: true
 """
@@ -33,7 +34,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(conda), C(pip), C(cache_bytes), C(reclaimable_bytes).
+  description: C(conda), C(pip), C(rattler), C(cache_bytes), C(reclaimable_bytes).
   type: dict
 """
 

@@ -4,14 +4,15 @@
 """``pkgcache``: the modules' work on a host with no Ansible (a timer, an image build, a laptop).
 
 It runs the same code as the modules: its flags are the modules' own argument specs (one
-vocabulary), the work is ``facts.gather``, ``conda_clean.clean_from_options`` and
-``pip_clean.clean_from_options``, and what it prints is the modules' result, printable.  Python 3.8+
+vocabulary), the work is ``facts.gather``, ``conda_clean.clean_from_options``,
+``pip_clean.clean_from_options`` and ``rattler_clean.clean_from_options``, and what it prints is the modules' result, printable.  Python 3.8+
 standard library only.  Run it as
 ``python3 -m ansible_collections.pkgcache.fleet.plugins.module_utils.local_command`` with the
 directory holding ``ansible_collections/`` on ``PYTHONPATH``.
 
 ``run`` is what a timer or cron entry starts: a policy file with a section per command
-(``{"clean": {...conda_clean options}, "clean-pip": {...pip_cache_clean options}}``), every
+(``{"clean": {...conda_clean options}, "clean-pip": {...pip_cache_clean options},
+"clean-rattler": {...rattler_cache_clean options}}``), every
 section checked before any runs, each then run in turn; ``--record`` keeps the outcome in a JSON
 file (``self_clean``) that the facts, and so the fleet report, pick up.  ``--validate`` only
 checks the policy file.
@@ -33,19 +34,22 @@ import sys
 import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import (
-    cleanup, conda_clean, facts, metrics, pip_clean, self_clean)
+    cleanup, conda_clean, facts, metrics, pip_clean, rattler_cache, rattler_clean, self_clean)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, printable_tree
 
 OK, FAILED_REMOVALS, BAD_OPTIONS, REFUSED = 0, 1, 2, 3
 
 COMMANDS = {
-    "facts": ("conda and pip cache facts (what cache_facts returns)", facts.argument_spec),
+    "facts": ("conda, pip and rattler cache facts (what cache_facts returns)", facts.argument_spec),
     "clean": ("clean conda caches (conda_clean's options)", conda_clean.argument_spec),
     "clean-pip": ("clean pip and uv caches (pip_cache_clean's options)", pip_clean.argument_spec),
+    "clean-rattler": ("clean pixi / rattler caches (rattler_cache_clean's options)", rattler_clean.argument_spec),
 }
 # The sections of a ``run`` policy file, in the order they run.
-RUN_SECTIONS = ("clean", "clean-pip")
+RUN_SECTIONS = ("clean", "clean-pip", "clean-rattler")
+# The cleans whose module code takes ``(params, warn, check_mode)``.
+CLEANS = {"clean-pip": pip_clean.clean_from_options, "clean-rattler": rattler_clean.clean_from_options}
 
 
 class UsageError(Exception):
@@ -83,8 +87,9 @@ def build_parser():
             sub.add_argument("--record", metavar="FILE", help="also write the outcome to this JSON file (%s)" % self_clean.RECORD_PATH)
         for name, option in sorted(spec().items()):
             _add_option(sub, name, option)
-    sub = commands.add_parser("run", help="what a schedule runs: each section of a policy file (clean, clean-pip)")
-    sub.add_argument("--policy", required=True, help='a JSON file {"clean": {options}, "clean-pip": {options}}')
+    sub = commands.add_parser("run", help="what a schedule runs: each section of a policy file (%s)" % ", ".join(RUN_SECTIONS))
+    sub.add_argument("--policy", required=True,
+                     help='a JSON file {"clean": {options}, "clean-pip": {options}, "clean-rattler": {options}}')
     sub.add_argument("--json", action="store_true", help="print the results as JSON, one key per section")
     sub.add_argument("--check", action="store_true", help="plan only: say what would be removed")
     sub.add_argument("--record", metavar="FILE", help="also write the outcome to this JSON file (%s)" % self_clean.RECORD_PATH)
@@ -159,6 +164,9 @@ def validate(command, params):
     elif command == "clean-pip":
         pip_clean.Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv"],
                                        params["include_selfcheck"])
+    elif command == "clean-rattler":
+        rattler_cache.Search.from_options(params)
+        cleanup.Target.from_options(params)
 
 
 def run_sections(path):
@@ -202,7 +210,7 @@ def run(command, params, check_mode, warn):
         for warning in warnings:
             warn(warning)
     else:
-        result = pip_clean.clean_from_options(params, warn, check_mode)
+        result = CLEANS[command](params, warn, check_mode)
     failed = result.get("errors") or (command == "clean" and conda_clean.broken_environments(result))
     return result, FAILED_REMOVALS if failed else OK
 
@@ -305,14 +313,19 @@ def main_run(args, out, err, warn):
             lines.extend(body[1:])
         out.write("".join(line + "\n" for line in lines))
     if args.metrics_dir:
-        write_metrics(args.metrics_dir, [result for result, _done in outcomes.values()], args.check, warn)
+        write_metrics(args.metrics_dir, dict(sections), [result for result, _done in outcomes.values()], args.check, warn)
     return _recorded(args.record, outcomes, args.check, code)
 
 
-def write_metrics(directory, cleaned, check_mode, warn):
-    """The textfile after a scheduled run: every cache as the facts see it now (all users, both
-    kinds), and the cleans that just ran; a check run writes nothing."""
-    found, _code = run("facts", _with_policy("facts", {}, directory), False, warn)
+def write_metrics(directory, sections, cleaned, check_mode, warn):
+    """The textfile after a scheduled run: every cache as the facts see it now (all users; conda,
+    pip and uv, and rattler when the run cleaned it, searched as its section says), and the cleans
+    that just ran (*sections*: the run's ``{command: params}``); a check run writes nothing."""
+    policy = {}
+    if "clean-rattler" in sections:
+        policy = dict((name, sections["clean-rattler"][name]) for name in rattler_cache.SEARCH)
+        policy["gather"] = list(facts.KINDS + (facts.RATTLER,))
+    found, _code = run("facts", _with_policy("facts", policy, directory), False, warn)
     metrics.write_textfile(directory, printable_tree(found), cleaned, time.time(), check_mode)
 
 

@@ -4,8 +4,9 @@
 """A host's caches as Prometheus gauges, in a node_exporter textfile-collector file.
 
 Input is what the modules return, printable (``_text``): the facts (``conda_cache``,
-``pip_cache``, as ``facts.gather`` or ``ansible_facts`` hold them) and the results of real
-cleans (``conda_clean``, ``pip_cache_clean``).  Output is one file, ``pkgcache.prom``, replaced
+``pip_cache``, ``rattler_cache``, as ``facts.gather`` or ``ansible_facts`` hold them) and the
+results of real cleans (``conda_clean``, ``pip_cache_clean``, ``rattler_cache_clean``).  Every
+cache is labelled with its ``tool``: conda, mamba, pip, uv, rattler.  Output is one file, ``pkgcache.prom``, replaced
 atomically so the collector never reads half of it.  Base units, ``_bytes`` for sizes,
 ``_timestamp_seconds`` for times, no sample timestamps (node_exporter refuses them).
 
@@ -54,27 +55,47 @@ def _sample(name, labels, value):
     return "%s{%s} %d" % (name, inner, value)
 
 
-def _conda_caches(facts):
-    for cache in facts.get("caches") or []:
-        if cache.get("exists"):
-            categories = cache.get("categories") or {}
-            yield (cache.get("tool", "conda"), cache["path"], cache["disk_bytes"], cache["reclaimable_bytes"],
-                   [(name, categories[name]["reclaimable_bytes"]) for name in RECLAIMABLE_CATEGORIES
-                    if name in categories])
+# The facts that list caches, and the tool of a cache whose facts carry no ``tool`` field.
+CACHE_FACTS = (("conda_cache", "conda"), ("pip_cache", "pip"), ("rattler_cache", "rattler"))
 
 
-def _pip_caches(facts):
-    # A pip cache's categories are its sections, a uv cache's its buckets (``wheels-v8``, ...).
-    for path, cache in sorted((facts.get("caches") or {}).items()):
-        yield (cache["tool"], path, cache["usage"]["disk_bytes"], cache["usage"]["reclaimable_bytes"],
-               sorted((name, part["reclaimable_bytes"]) for name, part in (cache.get("sections") or {}).items()))
+def cache_entries(facts):
+    """``(tool, path, cache)`` for every existing cache the host's facts list, whatever the tool:
+    conda's list (conda and mamba caches), pip's and rattler's dicts keyed by path (pip, uv, rattler)."""
+    for name, default_tool in CACHE_FACTS:
+        caches = ((facts or {}).get(name) or {}).get("caches") or ()
+        if isinstance(caches, dict):
+            listed = sorted((path, cache) for path, cache in caches.items() if isinstance(cache, dict))
+        else:
+            listed = [(cache.get("path"), cache) for cache in caches if isinstance(cache, dict)]
+        for path, cache in listed:
+            if cache.get("exists", True):
+                yield cache.get("tool") or default_tool, path, cache
+
+
+def cache_sizes(cache):
+    """``(disk bytes, reclaimable bytes, [(category, reclaimable bytes)])`` of one cache's facts.
+
+    Reclaimable is what that tool's clean may free: conda's reclaimable categories, a pip
+    cache's sections (a uv cache's buckets), a rattler cache's unused packages only (its other
+    kinds, repodata and pixi's uv-cache, are not cleaned)."""
+    if "unused_reclaimable_bytes" in cache:
+        unused = int(cache["unused_reclaimable_bytes"] or 0)
+        return int(cache["usage"]["disk_bytes"]), unused, [("unused", unused)]
+    if isinstance(cache.get("usage"), dict):
+        return (int(cache["usage"]["disk_bytes"]), int(cache["usage"]["reclaimable_bytes"]),
+                sorted((name, part["reclaimable_bytes"]) for name, part in (cache.get("sections") or {}).items()))
+    categories = cache.get("categories") or {}
+    return (int(cache.get("disk_bytes") or 0), int(cache.get("reclaimable_bytes") or 0),
+            [(name, categories[name]["reclaimable_bytes"]) for name in RECLAIMABLE_CATEGORIES if name in categories])
 
 
 def cache_samples(facts):
-    """``{metric: [line]}`` of the size gauges, from the ``conda_cache`` and ``pip_cache`` facts."""
+    """``{metric: [line]}`` of the size gauges, from the ``conda_cache``, ``pip_cache`` and
+    ``rattler_cache`` facts."""
     samples = dict((name, []) for name, _text in HELP)
-    caches = list(_conda_caches(facts.get("conda_cache") or {})) + list(_pip_caches(facts.get("pip_cache") or {}))
-    for tool, path, size, reclaimable, categories in caches:
+    for tool, path, cache in cache_entries(facts):
+        size, reclaimable, categories = cache_sizes(cache)
         labels = (("tool", tool), ("path", path))
         samples[SIZE].append(_sample(SIZE, labels, size))
         samples[RECLAIMABLE].append(_sample(RECLAIMABLE, labels, reclaimable))
@@ -86,7 +107,8 @@ def cache_samples(facts):
 def last_cleans(cleaned, now):
     """``{tool: (timestamp, freed bytes)}`` of the cleans in *cleaned* that finished without errors.
 
-    A tool is each kind of cache a clean result lists (``conda``; ``pip`` and ``uv``); a result
+    A tool is each kind of cache a clean result lists (``conda``, ``mamba``; ``pip``, ``uv``;
+    ``rattler``); a result
     that was skipped, failed or is not a clean result counts for nothing."""
     found = {}
     for result in cleaned:
@@ -137,7 +159,7 @@ def _read(path):
 def write_textfile(directory, facts, cleaned=(), now=0, check_mode=False):
     """Replace ``pkgcache.prom`` in *directory* (created if missing) with :func:`render`'s text.
 
-    *facts* holds ``conda_cache`` and/or ``pip_cache``; *cleaned* the results of real cleans;
+    *facts* holds ``conda_cache``, ``pip_cache`` and/or ``rattler_cache``; *cleaned* the results of real cleans;
     both printable, as modules return them.  Returns ``(path, changed)``; in *check_mode* the
     file is left alone."""
     path = os.path.join(directory, FILENAME)

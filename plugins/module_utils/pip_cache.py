@@ -23,7 +23,7 @@ import re
 import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
 
 CONFIG_BASENAME = "pip.conf"
@@ -450,6 +450,7 @@ def gather_facts(users, env, warn, now=None, keep_empty=False, etc_dir="/etc"):
                         "users": [],
                         "usage": total.as_dict(now),
                         "sections": dict((name, part.as_dict(now)) for name, part in sorted(parts.items())),
+                        "filesystem": filesystem(path),
                     }
             location["exists"] = measured[path] is not None
             if location["exists"]:

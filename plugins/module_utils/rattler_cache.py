@@ -42,7 +42,7 @@ import time
 from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
-from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
@@ -483,6 +483,7 @@ def gather_facts(users, env, search, warn, now=None, list_packages=True):
             "users": [user.name for user in owners],
             "usage": whole.as_dict(now),
             "sections": dict((name, part.as_dict(now)) for name, part in sorted(parts.items())),
+            "filesystem": filesystem(root),
             "packages": [entry.as_dict() for entry in entries] if list_packages else None,
             "in_use": len(entries) - len(unused),
             "unused": len(unused),

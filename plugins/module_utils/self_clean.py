@@ -6,9 +6,9 @@ cron entry runs ``pkgcache run --record``), and the fact the facts modules retur
 fleet report shows when each host last cleaned itself and what that freed.
 
 The record is one JSON file, written atomically: ``finished`` (UTC, ISO 8601), ``exit_code``
-(the command's), ``check_mode``, and per command (``clean``, ``clean-pip``) its ``exit_code``,
-``msg``, ``planned_bytes``, ``freed_bytes`` (the filesystems' gain, summed), ``removed`` (the
-paths), ``removed_count``, ``errors`` (the first few) and ``error_count``.  The fact is the same
+(the command's), ``check_mode``, and per command (``clean``, ``clean-pip``, ``clean-rattler``) its
+``exit_code``, ``msg``, ``planned_bytes``, ``freed_bytes`` (the filesystems' gain, summed),
+``removed`` (the paths), ``removed_count``, ``errors`` (the first few) and ``error_count``.  The fact is the same
 without the path lists, plus a one-line ``summary``.
 """
 

@@ -137,7 +137,8 @@ ansible_facts:
         - pixi / rattler caches (the roots pixi would use for each user, see M(pkgcache.fleet.rattler_cache_clean)).
         - C(caches) by root path, each with C(tool=rattler), its C(users), C(usage), C(sections) (its kinds -
           C(pkgs), C(repodata), C(uv-cache), ... - with bytes), C(in_use), C(unused), C(unused_reclaimable_bytes),
-          C(shared_bytes) (in extents shared by reflink; null when the filesystem does not say) and C(packages).
+          C(shared_bytes) (in extents shared by reflink; null when the filesystem does not say), C(filesystem)
+          (C(mount), C(total_bytes), C(free_bytes), C(available_bytes), as for conda's caches) and C(packages).
         - C(packages) is null unless O(list_packages); else each package's C(name), sizes, C(shared_bytes), its C(lock)
           (C(revision) and C(sha256)) and C(used_by), the prefixes whose records name it.
         - C(users) with each user's cache location and its C(source); C(environments), the prefixes found;
@@ -205,7 +206,7 @@ ansible_facts:
       description:
         - The host's last scheduled clean (the P(pkgcache.fleet.cache_schedule#role) role's timer or
           cron entry), read from C(/var/lib/pkgcache/last-run.json) - when it finished, its exit code,
-          whether it was a check run, and per command (C(clean), C(clean-pip)) its message, planned and
+          whether it was a check run, and per command (C(clean), C(clean-pip), C(clean-rattler)) its message, planned and
           freed bytes, number of removed paths and errors - with a one-line C(summary).
         - C(error) instead when the record cannot be read.
       returned: when the host has such a record

@@ -14,13 +14,14 @@ short_description: Write a host's cache sizes and last clean as Prometheus metri
 version_added: 0.1.0
 description:
   - Writes C(pkgcache.prom) into O(dest), the directory node_exporter's textfile collector reads
-    (C(--collector.textfile.directory)) - gauges of every conda, pip and uv cache of the host, from
+    (C(--collector.textfile.directory)) - gauges of every conda, mamba, pip, uv and pixi / rattler cache of the host, from
     the facts and clean results the play already has. Nothing is measured again.
   - C(pkgcache_cache_size_bytes{tool,path}) bytes on disk (each inode once);
     C(pkgcache_cache_reclaimable_bytes{tool,path}) what removing everything safe would free;
     C(pkgcache_cache_category_reclaimable_bytes{tool,path,category}) the same per category (conda's
     C(tarballs), C(unused), C(index_cache), C(logs), C(trash), C(partial), C(locks); pip's sections
-    C(http-v2), C(http), C(wheels), C(selfcheck));
+    C(http-v2), C(http), C(wheels), C(selfcheck); uv's buckets; a rattler cache's C(unused) packages, the only part
+    M(pkgcache.fleet.rattler_cache_clean) removes);
     C(pkgcache_last_clean_timestamp_seconds{tool}) and C(pkgcache_last_clean_removed_bytes{tool})
     the Unix time and the freed bytes of the last clean of that tool's caches that finished without errors.
   - The last clean of a tool is kept from the file being replaced when O(cleaned) has none for it
@@ -48,13 +49,14 @@ options:
     required: true
   facts:
     description:
-      - The host's cache facts, C(conda_cache) and/or C(pip_cache) as M(pkgcache.fleet.cache_facts)
+      - The host's cache facts, C(conda_cache), C(pip_cache) and/or C(rattler_cache) as M(pkgcache.fleet.cache_facts)
         sets them (C(ansible_facts) itself will do).
     type: dict
     default: {}
   cleaned:
     description:
-      - Registered results of M(pkgcache.fleet.conda_clean) and M(pkgcache.fleet.pip_cache_clean) run
+      - Registered results of M(pkgcache.fleet.conda_clean), M(pkgcache.fleet.pip_cache_clean) and
+        M(pkgcache.fleet.rattler_cache_clean) run
         for real (not in check mode). Skipped and failed ones count for nothing.
     type: list
     elements: dict
@@ -63,6 +65,7 @@ seealso:
   - module: pkgcache.fleet.cache_facts
   - module: pkgcache.fleet.conda_clean
   - module: pkgcache.fleet.pip_cache_clean
+  - module: pkgcache.fleet.rattler_cache_clean
 """
 
 EXAMPLES = r"""

@@ -19,8 +19,8 @@ description:
     of the collection's roles from the
     hostvars of every host of the play, and folds them into one report.
   - Per host - status (V(ok), V(incomplete) with the reasons, V(no_conda) when the facts show no conda
-    installation, V(failed), V(unreachable), V(no_data)) with the error, conda and pip
-    cache sizes (on-disk bytes, each inode once), reclaimable bytes, and when cleaning ran the
+    installation, V(failed), V(unreachable), V(no_data)) with the error, conda, pip and rattler
+    cache sizes (on-disk bytes, each inode once), reclaimable bytes (for rattler caches their unused packages), and when cleaning ran the
     before and after sizes, freed bytes (or the bytes a real run would free, in check mode).
   - Covers the hosts of the play it runs in (O(hosts), default C(ansible_play_hosts_all)), so
     under AWX job slicing each slice reports on its own hosts. Hosts no longer in
@@ -163,8 +163,9 @@ report:
       returned: always
     totals:
       description: >-
-        Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes), C(pip_bytes), C(tools) (per
-        tool C(hosts), C(caches), C(disk_bytes), C(reclaimable_bytes)),
+        Fleet sums - C(hosts), C(by_status), C(cache_bytes), C(conda_bytes) (conda's and mamba's caches),
+        C(pip_bytes) (pip's and uv's), C(tools) (per tool C(hosts), C(caches), C(disk_bytes), C(reclaimable_bytes);
+        each tool apart),
         C(reclaimable_bytes), C(planned_bytes), C(freed_bytes), C(reduced_bytes), C(hosts_cleaned), C(hosts_skipped)
         (every cache skipped, or nothing to remove), C(hosts_nothing_to_remove), C(hosts_failed), C(hosts_backed_up), C(backup_bytes_copied), C(check_mode).
       type: dict
@@ -179,7 +180,7 @@ report:
       returned: always
     hosts:
       description: >-
-        One record per host - C(host), C(status), C(error), C(conda) and C(pip) totals (null when
+        One record per host - C(host), C(status), C(error), C(conda), C(pip) and C(rattler) totals (null when
         not gathered), C(cache_bytes), C(reclaimable_bytes), C(clean) (null when cleaning did not run;
         else C(check_mode), C(outcome), C(planned_bytes), C(freed_bytes), C(removed),
         C(caches_skipped), C(before_bytes), C(after_bytes), C(reduced_bytes), C(msg), C(policy)). C(freed_bytes)
@@ -189,7 +190,7 @@ report:
         C(unchanged), C(bytes_copied), C(failed), C(manifest). C(change) is null unless the history
         has an earlier record of the host with sizes (see O(history)), else C(since) (that record's
         time), C(cache_bytes) and C(reclaimable_bytes), each now minus then. C(tools) has per tool
-        (C(conda), C(pip), and C(mamba), C(uv), ... by each cache's C(tool) field) C(caches),
+        (C(conda), C(pip), and C(mamba), C(rattler), C(uv), ... by each cache's C(tool) field) C(caches),
         C(disk_bytes) and C(reclaimable_bytes), each cache's own figures summed. C(filesystems) are
         the filesystems holding its caches (C(mount), C(total_bytes), C(available_bytes),
         C(available_percent)), C(free) the fullest of them (null when no cache has filesystem facts)
@@ -246,9 +247,9 @@ files:
   elements: str
 msg:
   description: >-
-    One-line summary - hosts by status, cache sizes (conda and pip apart) and what is reclaimable in
+    One-line summary - hosts by status, cache sizes (each tool apart) and what is reclaimable in
     binary units, what a check run would free or how much the caches shrank, and where the files went.
   returned: always
   type: str
-  sample: "10 host(s): 4 no conda, 5 ok, 1 unreachable; caches 1.2 GiB (conda 1.1 GiB, pip 96.0 MiB), 600.0 MiB reclaimable"
+  sample: "10 host(s): 4 no conda, 5 ok, 1 unreachable; caches 1.2 GiB (conda 1.1 GiB, pip 64.0 MiB, uv 32.0 MiB), 600.0 MiB reclaimable"
 """

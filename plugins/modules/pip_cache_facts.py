@@ -196,6 +196,10 @@ ansible_facts:
               description: The whole cache directory; the same keys as each of RV(ansible_facts.pip_cache.caches.sections).
               type: dict
               returned: always
+            filesystem:
+              description: C(mount), C(total_bytes), C(free_bytes), C(available_bytes) of its filesystem (statvfs).
+              type: dict
+              returned: always
             sections:
               description:
                 - Per top-level part. pip - C(http-v2), C(http), C(wheels), C(selfcheck) (always

@@ -24,6 +24,7 @@ import uuid
 from contextlib import contextmanager
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_all, write_atomic
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils._report import gathered
 
 SUFFIX = "-history.jsonl"
 FIELDS = ("run", "time", "host", "status", "cache_bytes", "reclaimable_bytes")
@@ -34,15 +35,11 @@ def path_for(directory, basename):
     return os.path.join(directory, basename + SUFFIX)
 
 
-def _has_data(host):
-    return host["conda"] is not None or host["pip"] is not None
-
-
 def records(report, run):
     """The report's per-host records for run id *run*."""
     return [{"run": run, "time": report["generated"], "host": host["host"], "status": host["status"],
-             "cache_bytes": host["cache_bytes"] if _has_data(host) else None,
-             "reclaimable_bytes": host["reclaimable_bytes"] if _has_data(host) else None}
+             "cache_bytes": host["cache_bytes"] if gathered(host) else None,
+             "reclaimable_bytes": host["reclaimable_bytes"] if gathered(host) else None}
             for host in report["hosts"]]
 
 
@@ -77,7 +74,7 @@ def annotate(report, history):
     for host in report["hosts"]:
         before = latest.get(host["host"])
         host["change"] = None
-        if before is not None and _has_data(host):
+        if before is not None and gathered(host):
             host["change"] = dict((key, host[key] - before[key]) for key in COMPARED if before.get(key) is not None)
             host["change"]["since"] = before.get("time")
             compared.append(host["change"])

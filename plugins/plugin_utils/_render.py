@@ -20,7 +20,7 @@ import json
 import os
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
-from ansible_collections.pkgcache.fleet.plugins.plugin_utils._report import STATUSES
+from ansible_collections.pkgcache.fleet.plugins.plugin_utils._report import STATUSES, gathered
 
 EXTENSIONS = {"json": "json", "csv": "csv", "markdown": "md", "html": "html"}
 
@@ -115,7 +115,7 @@ def _size(value):
 
 def _reclaimable(host):
     """Blank for a host whose caches were never seen (unreachable before facts): not "0 B"."""
-    return "" if host["conda"] is None and host["pip"] is None else human_bytes(host["reclaimable_bytes"])
+    return human_bytes(host["reclaimable_bytes"]) if gathered(host) else ""
 
 
 def _status(status):
@@ -199,11 +199,11 @@ def _by_status(totals):
 
 
 def summary_message(report, written_to=None):
-    """The one line a run prints: hosts by exact status, sizes in binary units, conda and pip apart."""
+    """The one line a run prints: hosts by exact status, sizes in binary units, each tool apart."""
     totals = report["totals"]
-    line = "%d host(s): %s; caches %s (conda %s, pip %s), %s reclaimable" % (
+    line = "%d host(s): %s; caches %s (%s), %s reclaimable" % (
         totals["hosts"], _by_status(totals) or "none", human_bytes(totals["cache_bytes"]),
-        human_bytes(totals["conda_bytes"]), human_bytes(totals["pip_bytes"]), human_bytes(totals["reclaimable_bytes"]))
+        _per_tool(totals), human_bytes(totals["reclaimable_bytes"]))
     if totals["check_mode"] and totals["planned_bytes"]:
         line += "; a real run would free %s" % human_bytes(totals["planned_bytes"])
     elif totals["reduced_bytes"]:
@@ -211,12 +211,18 @@ def summary_message(report, written_to=None):
     return line + ("; written to %s" % written_to if written_to else "")
 
 
+def _per_tool(totals):
+    """``conda 1.0 GiB, pip 2.0 MiB, uv ...``: each tool's caches on their own (pip never holds uv's)."""
+    tools = totals.get("tools") or {}
+    return ", ".join("%s %s" % (tool, human_bytes(tools[tool]["disk_bytes"]) if tool in tools else human_bytes(0))
+                     for tool in _tool_order(tools))
+
+
 def _summary_lines(totals):
     by_status = _by_status(totals)
     lines = [
         "Hosts: %d (%s)" % (totals["hosts"], by_status or "none"),
-        "Cache on disk: %s (conda %s, pip %s)" % (
-            human_bytes(totals["cache_bytes"]), human_bytes(totals["conda_bytes"]), human_bytes(totals["pip_bytes"])),
+        "Cache on disk: %s (%s)" % (human_bytes(totals["cache_bytes"]), _per_tool(totals)),
         "Reclaimable: %s" % human_bytes(totals["reclaimable_bytes"]),
     ]
     if totals["hosts_backed_up"]:
@@ -290,8 +296,11 @@ def trend_chart(trend, width=640, height=150):
 
 def tool_columns(report):
     """Tools with a column of their own, conda and pip first, then every other tool of the fleet."""
-    found = list(report["totals"].get("tools") or {})
-    return ["conda", "pip"] + sorted(tool for tool in found if tool not in ("conda", "pip"))
+    return _tool_order(report["totals"].get("tools") or {})
+
+
+def _tool_order(tools):
+    return ["conda", "pip"] + sorted(tool for tool in tools if tool not in ("conda", "pip"))
 
 
 def html_environment(template=None):
@@ -305,12 +314,13 @@ def html_environment(template=None):
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(bytes=_blank_bytes, signed=_signed, status=_status, clean=_clean_cell,
                        backup=_backup_cell, change=_change_cell, ago=_ago, self_clean=_self_clean_cell)
+    env.tests.update(gathered=gathered)
     return env
 
 
 def host_details(host, generated):
     """``[label, text]`` pairs the page shows when a host's row is opened."""
-    seen = host["conda"] is not None or host["pip"] is not None
+    seen = gathered(host)
     pairs = [["error", host["error"]]] if host["error"] else []
     conda = host["conda"]
     pairs.append(["cache on disk", (human_bytes(host["cache_bytes"]) if seen else "not gathered") + (

@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import datetime
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils.metrics import CACHE_FACTS, cache_entries, cache_sizes
+
 SCHEMA = 2
 
 OK = "ok"
@@ -37,13 +39,21 @@ CLEAN_BEFORE_VAR = "cache_clean_before"
 CLEAN_CHECK_MODE_VAR = "cache_clean_check_mode"
 # The cache_clean role's options as they were in force on the host (name -> value).
 CLEAN_POLICY_VAR = "cache_clean_policy"
-CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result")
+CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result", "cache_clean_rattler_result")
 BACKUP_RESULT_VAR = "pkgs_backup_result"
 RESULT_VARS = (
     "cache_facts_result",
     BACKUP_RESULT_VAR,
     "pkgs_relocate_result",
 ) + CLEAN_RESULT_VARS
+
+
+# The facts whose totals make a host's ``cache_bytes`` (each counting an inode once): conda's
+# (conda and mamba caches), pip's (pip and uv caches) and rattler's.
+GATHERED = ("conda", "pip", "rattler")
+# The facts listing caches: what the report reads of a host's ``ansible_facts`` besides the
+# environments and the self-clean record.
+CACHE_FACT_NAMES = tuple(name for name, _tool in CACHE_FACTS)
 
 
 def _int(value):
@@ -60,7 +70,8 @@ def cache_totals(facts):
     facts = facts or {}
     conda = facts.get("conda_cache")
     pip = facts.get("pip_cache")
-    totals = {"conda": None, "pip": None}
+    rattler = facts.get("rattler_cache")
+    totals = {"conda": None, "pip": None, "rattler": None}
     if conda is not None:
         ctot = conda.get("totals") or {}
         totals["conda"] = {
@@ -79,38 +90,38 @@ def cache_totals(facts):
             "disk_bytes": _int(ptot.get("disk_bytes")),
             "reclaimable_bytes": _int(ptot.get("reclaimable_bytes")),
         }
-    parts = [part for part in (totals["conda"], totals["pip"]) if part is not None]
+    if rattler is not None:
+        caches = [cache for _tool, _path, cache in cache_entries({"rattler_cache": rattler})]
+        totals["rattler"] = {
+            "caches": len(caches),
+            "disk_bytes": _int(((rattler.get("totals") or {}).get("rattler") or {}).get("disk_bytes")),
+            # What rattler_cache_clean may free: the unused packages (the other kinds stay).
+            "reclaimable_bytes": sum(cache_sizes(cache)[1] for cache in caches),
+        }
+    parts = [totals[part] for part in GATHERED if totals[part] is not None]
     totals["cache_bytes"] = sum(part["disk_bytes"] for part in parts)
     totals["reclaimable_bytes"] = sum(part["reclaimable_bytes"] for part in parts)
     return totals
 
 
-# The facts that list caches, and the tool a cache without a ``tool`` field belongs to.  Caches of
-# other tools (mamba, rattler, uv, ...) carry ``tool`` and are counted under it.
-CACHE_FACTS = {"conda_cache": "conda", "pip_cache": "pip"}
-
-
-def cache_entries(facts):
-    """``(tool, cache)`` for every existing cache the host's facts list, whatever the tool."""
-    for name, default_tool in CACHE_FACTS.items():
-        caches = ((facts or {}).get(name) or {}).get("caches") or ()
-        for cache in caches.values() if isinstance(caches, dict) else caches:
-            if isinstance(cache, dict) and cache.get("exists", True):
-                yield cache.get("tool") or default_tool, cache
+def gathered(host):
+    """Whether any cache facts came back for the host (a report row of :func:`host_record`)."""
+    return any(host[part] is not None for part in GATHERED)
 
 
 def tool_usage(facts):
-    """Per tool, ``caches``, ``disk_bytes`` and ``reclaimable_bytes`` summed over its caches.
+    """Per tool (conda, mamba, pip, uv, rattler), ``caches``, ``disk_bytes`` and
+    ``reclaimable_bytes`` summed over its caches.
 
     Each cache's own figures: an inode two caches share counts in both, where the host's
     ``cache_bytes`` (the facts' totals) counts it once."""
     usage = {}
-    for tool, cache in cache_entries(facts):
-        sizes = cache.get("usage") if isinstance(cache.get("usage"), dict) else cache
+    for tool, _path, cache in cache_entries(facts):
+        disk, reclaimable, _categories = cache_sizes(cache)
         part = usage.setdefault(tool, {"caches": 0, "disk_bytes": 0, "reclaimable_bytes": 0})
         part["caches"] += 1
-        part["disk_bytes"] += _int(sizes.get("disk_bytes"))
-        part["reclaimable_bytes"] += _int(sizes.get("reclaimable_bytes"))
+        part["disk_bytes"] += disk
+        part["reclaimable_bytes"] += reclaimable
     return usage
 
 
@@ -118,7 +129,7 @@ def filesystems(facts):
     """The filesystems holding the host's caches (each mount once, by mount point), with
     ``available_percent`` of their size; from the caches' ``filesystem`` facts."""
     found = {}
-    for _tool, cache in cache_entries(facts):
+    for _tool, _path, cache in cache_entries(facts):
         fs = cache.get("filesystem")
         if isinstance(fs, dict) and _int(fs.get("total_bytes")) > 0:
             found[fs.get("mount")] = {
@@ -191,8 +202,8 @@ def environment_rows(host, facts):
 
 
 def _clean_results(hostvars):
-    """``[(part, result)]`` of the clean tasks that ran: conda's, then pip's."""
-    return [(part, hostvars[name]) for part, name in zip(("conda", "pip"), CLEAN_RESULT_VARS)
+    """``[(part, result)]`` of the clean tasks that ran: conda's, pip's, rattler's."""
+    return [(part, hostvars[name]) for part, name in zip(GATHERED, CLEAN_RESULT_VARS)
             if isinstance(hostvars.get(name), dict) and not hostvars[name].get("skipped")]
 
 
@@ -272,7 +283,7 @@ def _error_of(hostvars):
 def incomplete_reasons(facts):
     """Why the host's facts do not cover everything (the facts modules' ``incomplete_reasons``)."""
     reasons = []
-    for name in ("conda_cache", "pip_cache"):
+    for name in CACHE_FACT_NAMES:
         part = (facts or {}).get(name) or {}
         reasons.extend("%s: %s" % (name, reason) for reason in part.get("incomplete_reasons") or ())
     return reasons
@@ -314,7 +325,7 @@ def host_record(name, hostvars, active):
     if active:
         # Still in the play: any registered failure was ignored (ignore_errors); a failed clean
         # still shows in ``clean.outcome``.
-        status = OK if totals["conda"] is not None or totals["pip"] is not None else NO_DATA
+        status = OK if any(totals[part] is not None for part in GATHERED) else NO_DATA
         reasons = incomplete_reasons(facts)
         if status == OK and reasons:
             status, error = INCOMPLETE, "; ".join(reasons)
@@ -330,6 +341,7 @@ def host_record(name, hostvars, active):
         "error": error,
         "conda": totals["conda"],
         "pip": totals["pip"],
+        "rattler": totals["rattler"],
         "cache_bytes": totals["cache_bytes"],
         "reclaimable_bytes": totals["reclaimable_bytes"],
         "clean": clean_summary(hostvars, totals),

@@ -17,7 +17,7 @@ from testfleet.fleet import running
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUTS = ("single_root", "multi_user", "softlinked_env")
-FACT_TASK = "Gather conda and pip cache facts"
+FACT_TASK = "Gather conda, pip and rattler cache facts"
 CLEAN_TASK = "Clean conda package caches"
 PIP_CLEAN_TASK = "Clean pip caches"
 REPORT_TASK = "Write the fleet report on the controller"

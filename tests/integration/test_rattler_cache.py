@@ -15,7 +15,11 @@ import pytest
 
 from condafab.channel import file_channel
 from condafab.host import HostBuilder
+from prometheus_client.parser import text_string_to_metric_families
+
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from test_conda_pkgs_dirs import call  # pylint: disable=import-error
+from test_playbooks import CLEAN_TASK, FACT_TASK, PIP_CLEAN_TASK, REPORT_TASK, run_job, task_results  # pylint: disable=import-error
 from testfleet.fleet import running
 from unit.plugins.module_utils.test_rattler_cache import install_home, lstat_bytes
 
@@ -24,6 +28,7 @@ pytest.importorskip("rattler")
 ALICE = 1001
 HOME = "/home/alice"
 ROOT_OF_CACHE = HOME + "/.cache/rattler/cache"
+RATTLER_CLEAN_TASK = "Clean pixi / rattler package caches"
 
 
 def available(path):
@@ -53,6 +58,53 @@ def pixi_host(fleet_state_factory, tmp_path_factory):
             yield fleet, host, pkgs, installed
         finally:
             subprocess.call(["umount", str(mount)]) and subprocess.check_call(["umount", "-l", str(mount)])
+
+
+def test_site_check_run_reports_and_exports_the_rattler_cache_with_the_bytes_of_its_facts(pixi_host, tmp_path):
+    """The site playbook in check mode with rattler on (nothing is removed, the next test still
+    finds every package): the report's rattler figures, free space and environments view, the
+    role's rattler plan, then the metrics module over the same facts, all equal to the facts."""
+    fleet, host, pkgs, installed = pixi_host
+    live = set(installed[str(pkgs.parents[3] / "src/app/.pixi/envs/default")]) | set(
+        installed[str(pkgs.parents[3] / ".pixi/envs/tool")])
+    gone = set(n for names in installed.values() for n in names) - live
+    unused = lstat_bytes([str(pkgs / n) for n in gone] + [str(pkgs / n) + ".lock" for n in gone])
+    job = run_job(fleet, tmp_path / "site", "site", check=True,
+                  extravars={"pkgcache_rattler": True, "cache_clean_rattler": True})
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    facts = task_results(job, FACT_TASK)[host]["ansible_facts"]
+    cache = facts["rattler_cache"]["caches"][ROOT_OF_CACHE]
+    assert cache["unused_reclaimable_bytes"] == unused > 0
+    record = job.host(host)
+    assert record["tools"]["rattler"] == {"caches": 1, "disk_bytes": cache["usage"]["disk_bytes"], "reclaimable_bytes": unused}
+    assert record["rattler"]["disk_bytes"] == facts["rattler_cache"]["totals"]["rattler"]["disk_bytes"]
+    assert record["cache_bytes"] == sum(facts[name]["totals"][key]["disk_bytes"] for name, key in (
+        ("pip_cache", "all"), ("rattler_cache", "rattler"))) + facts["conda_cache"]["totals"]["disk_bytes"]
+    # The cache's tmpfs is one of the host's filesystems, with its statvfs figures.
+    [tmpfs] = [fs for fs in record["filesystems"] if fs["mount"] == HOME + "/.cache/rattler"]
+    assert tmpfs["total_bytes"] == 16 * 1024 * 1024 and tmpfs["available_bytes"] == available(pkgs)
+    # The role's rattler step planned exactly the unused packages; the report's clean counts it.
+    plans = dict((task, task_results(job, task)[host]) for task in (CLEAN_TASK, PIP_CLEAN_TASK, RATTLER_CLEAN_TASK))
+    assert plans[RATTLER_CLEAN_TASK]["planned_bytes"] == unused
+    assert record["clean"]["check_mode"] and record["clean"]["planned_bytes"] == sum(
+        plan["planned_bytes"] for plan in plans.values())
+    # The environments view, from conda_env_facts the site playbook gathers by default.
+    envs = task_results(job, "Gather conda environment facts")[host]["ansible_facts"]["conda_envs"]["environments"]
+    assert envs and record["environments"]["count"] == len(envs)
+    # The run's summary line names rattler with its bytes, pip and uv each apart.
+    line = task_results(job, REPORT_TASK)[host]["msg"]
+    tools = job.report["totals"]["tools"]
+    for tool in ("pip", "rattler", "uv"):
+        assert "%s %s" % (tool, human_bytes(tools[tool]["disk_bytes"]) if tool in tools else "0 B") in line, line
+
+    written = call(fleet, host, {"dest": "/var/lib/node-exporter", "facts": facts}, tmp_path, module="pkgcache.fleet.cache_metrics")
+    assert not written["failed"] and written["changed"], written.get("msg")
+    text = (fleet.root_of(host) / "var/lib/node-exporter/pkgcache.prom").read_text()
+    samples = dict(((s.name, tuple(sorted(s.labels.items()))), s.value)
+                   for family in text_string_to_metric_families(text) for s in family.samples)
+    labels = (("path", ROOT_OF_CACHE), ("tool", "rattler"))
+    assert samples[("pkgcache_cache_size_bytes", labels)] == cache["usage"]["disk_bytes"]
+    assert samples[("pkgcache_cache_reclaimable_bytes", labels)] == unused
 
 
 def test_facts_and_clean_as_root_for_alices_cache_with_exact_bytes(pixi_host, tmp_path):

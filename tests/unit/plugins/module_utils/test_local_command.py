@@ -17,7 +17,7 @@ import pytest
 
 from condafab.pipcache import build_pip_cache
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_clean, facts, local_command, pip_clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_clean, facts, local_command, pip_clean, rattler_clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import format_size
 
@@ -54,7 +54,7 @@ def test_every_module_option_is_a_flag():
     parser = local_command.build_parser()
     helps = dict((name, sub.format_help()) for name, sub in parser._subparsers._group_actions[0].choices.items())
     for command_name, spec in (("clean", conda_clean.argument_spec), ("clean-pip", pip_clean.argument_spec),
-                               ("facts", facts.argument_spec)):
+                               ("clean-rattler", rattler_clean.argument_spec), ("facts", facts.argument_spec)):
         for option in spec():
             assert "--" + option.replace("_", "-") in helps[command_name], (command_name, option)
 

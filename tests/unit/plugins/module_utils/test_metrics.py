@@ -17,8 +17,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import metrics
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import printable, raw
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_facts import gather
+from condafab.channel import file_channel
+from condafab.host import HostBuilder
+from condafab.layouts import DEFAULT_USERS
 
+from .hostroot import host_users, in_root
+from .test_conda_mamba import USERS as MAMBA_USERS, build as build_mamba
 from .test_local_command import LINK, build, in_host
+from .test_rattler_cache import install_home, lstat_bytes
 
 
 def parse(text):
@@ -197,3 +204,81 @@ def test_a_scheduled_run_writes_the_textfile_with_what_it_freed_and_a_check_run_
     for cache in after["caches"]:
         key = ("pkgcache_cache_size_bytes", (("path", cache["path"]), ("tool", "conda")))
         assert samples[key] == cache["disk_bytes"], key
+
+
+def pixi_world(fsroot):
+    """alice's pixi workspaces, a global tool and a deleted workspace, installed by py-rattler
+    through her ``~/.cache/rattler/cache`` inside the fixture host and owned by her; the records
+    name the host's paths (the tree's prefix cut, as moving it does).  The unused entries' paths
+    in the host, their ``.lock`` files included."""
+    pytest.importorskip("rattler")
+    top = fsroot.parent / "pixi-channel"
+    channel = file_channel(HostBuilder(top / "host", seed=21).catalog(packages=16, files=4), top / "channel")
+    alice = [user for user in DEFAULT_USERS if user.name == "alice"][0]
+    home = fsroot / alice.home.lstrip("/")
+    pkgs, installed = install_home(channel, home)
+    for record in home.rglob("conda-meta/*.json"):
+        record.write_text(record.read_text().replace(str(fsroot), ""))
+    for part in (".cache", ".pixi", "src"):
+        subprocess.check_call(["chown", "-R", "%d:%d" % (alice.uid, alice.gid), str(home / part)])
+    live = set(installed[str(home / "src/app/.pixi/envs/default")]) | set(installed[str(home / ".pixi/envs/tool")])
+    gone = set(name for names in installed.values() for name in names) - live
+    assert live and gone
+    return pkgs, [str(pkgs / name) for name in sorted(gone)] + [str(pkgs / name) + ".lock" for name in sorted(gone)]
+
+
+def test_rattler_caches_are_gauges_labelled_rattler_whose_reclaimable_bytes_are_the_unused_packages(tmp_path):
+    fsroot, _manifest = build(tmp_path, "multi_user")
+    _pkgs, unused = pixi_world(fsroot)
+    facts = host_json(fsroot, ["facts", "--gather", "conda", "pip", "rattler"])
+    [(root, cache)] = list(facts["rattler_cache"]["caches"].items())
+    assert root == "/home/alice/.cache/rattler/cache" and cache["tool"] == "rattler"
+    out = tmp_path / "textfile"
+    metrics.write_textfile(str(out), facts)
+    samples = read(out)
+    labels = dict(tool="rattler", path=root)
+    assert gauge(samples, metrics.SIZE, **labels) == cache["usage"]["disk_bytes"] > lstat_bytes(unused)
+    # Measured here without the model: the unused entries and their locks, nothing else of the cache.
+    assert gauge(samples, metrics.RECLAIMABLE, **labels) == cache["unused_reclaimable_bytes"] == lstat_bytes(unused)
+    assert gauge(samples, metrics.CATEGORY_RECLAIMABLE, category="unused", **labels) == lstat_bytes(unused)
+    tools = sorted(set(dict(key[1])["tool"] for key in samples if key[0] == metrics.SIZE))
+    assert tools == ["conda", "pip", "rattler", "uv"]
+
+
+def test_mamba_caches_are_gauges_labelled_mamba(tmp_path):
+    fsroot, manifest = build_mamba(tmp_path)
+    facts = {"conda_cache": in_root(fsroot, gather, host_users(MAMBA_USERS), env=manifest.environment)}
+    mamba = [c for c in facts["conda_cache"]["caches"] if c["exists"] and c["tool"] == "mamba"]
+    assert mamba
+    out = tmp_path / "textfile"
+    metrics.write_textfile(str(out), facts)
+    samples = read(out)
+    for cache in mamba:
+        assert gauge(samples, metrics.SIZE, tool="mamba", path=cache["path"]) == cache["disk_bytes"] > 0
+        assert gauge(samples, metrics.RECLAIMABLE, tool="mamba", path=cache["path"]) == cache["reclaimable_bytes"]
+
+
+def test_a_scheduled_rattler_clean_is_recorded_and_its_metrics_say_what_it_freed(tmp_path):
+    """``pkgcache run`` with a ``clean-rattler`` section: the unused packages go, the record
+    names them, and the textfile has the rattler cache after the run and the clean's freed bytes."""
+    fsroot, _manifest = build(tmp_path, "multi_user")
+    _pkgs, unused = pixi_world(fsroot)
+    planned = lstat_bytes(unused)
+    unused_in_host = sorted("/" + os.path.relpath(path, str(fsroot)) for path in unused)
+    (fsroot / "policy.json").write_text(json.dumps({"clean-rattler": {"users": ["alice"]}}))
+    code, out, err = in_host(fsroot, ["run", "--policy", "/policy.json", "--json", "--record", "/var/lib/pkgcache/last-run.json",
+                                      "--metrics-dir", "/var/lib/node-exporter"])
+    assert code == 0, err
+    done = json.loads(out)["clean-rattler"]
+    assert sorted(done["removed"]) == unused_in_host
+    assert not any(os.path.lexists(path) for path in unused)
+    record = json.loads((fsroot / "var/lib/pkgcache/last-run.json").read_text())
+    assert sorted(record["runs"]["clean-rattler"]["removed"]) == unused_in_host
+    assert record["runs"]["clean-rattler"]["planned_bytes"] == done["planned_bytes"] == planned
+    assert record["runs"]["clean-rattler"]["freed_bytes"] == sum(done["freed_bytes"].values())
+    samples = read(fsroot / "var/lib/node-exporter")
+    assert gauge(samples, metrics.LAST_REMOVED, tool="rattler") == sum(c["freed_bytes"] for c in done["caches"])
+    after = host_json(fsroot, ["facts", "--gather", "rattler"])["rattler_cache"]["caches"]
+    [(root, cache)] = list(after.items())
+    assert gauge(samples, metrics.SIZE, tool="rattler", path=root) == cache["usage"]["disk_bytes"]
+    assert gauge(samples, metrics.RECLAIMABLE, tool="rattler", path=root) == cache["unused_reclaimable_bytes"] == 0

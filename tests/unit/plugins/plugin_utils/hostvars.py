@@ -31,6 +31,19 @@ def pip_facts(disk, reclaimable, paths=("/home/alice/.cache/pip",)):
     }
 
 
+def rattler_facts(root, disk, unused, fs):
+    """``rattler_cache`` facts (cache_facts' RETURN with gather rattler): one cache root whose
+    unused packages hold *unused* bytes; *disk* on disk in all."""
+    usage = {"entries": 1, "files": 1, "apparent_bytes": disk, "disk_bytes": disk, "reclaimable_bytes": disk, "items": 1}
+    return {
+        "users": {}, "environments": [],
+        "caches": {root: {"tool": "rattler", "users": ["root"], "usage": usage, "sections": {"pkgs": usage},
+                          "filesystem": fs, "packages": None, "in_use": 1, "unused": 1,
+                          "unused_reclaimable_bytes": unused, "shared_bytes": 0}},
+        "totals": {"rattler": usage}, "summary": "rattler: ...", "search_incomplete": [],
+    }
+
+
 def facts(conda=None, pip=None):
     found = {}
     if conda is not None:
@@ -81,6 +94,7 @@ FAILED = {"failed": True, "changed": False, "msg": "cache /opt/conda/pkgs is loc
 
 
 GiB = 1 << 30
+MiB = 1 << 20
 
 
 def _cache(path, disk, reclaimable, fs, tool=None):
@@ -144,6 +158,8 @@ def synthetic_fleet(count, seed=15, now=1790000000):
             pip["caches"]["/root/.cache/uv"] = {"tool": "uv", "users": ["root"], "sections": {},
                                                 "usage": dict(pip["totals"]["pip"], disk_bytes=GiB, reclaimable_bytes=GiB // 3)}
         found = {"conda_cache": conda, "pip_cache": pip}
+        if index % 5 == 0:  # not drawn from rng: the other hosts stay as they were
+            found["rattler_cache"] = rattler_facts("/root/.cache/rattler/cache", (index + 1) * (GiB // 8), index * MiB, fs)
         if rng.random() < 0.5:
             found["conda_envs"] = environments(rng, rng.randint(1, 6), now)
         hostvars = {"ansible_facts": found}

@@ -11,7 +11,10 @@ import datetime
 
 import jmespath
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._text import human_bytes
 from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _render, _report
+from unit.plugins.module_utils.test_local_command import build
+from unit.plugins.module_utils.test_metrics import host_json, pixi_world
 from unit.plugins.plugin_utils import backup_results
 from unit.plugins.plugin_utils.hostvars import FAILED, UNREACHABLE, clean_result, cleaned, facts, pip_clean_result
 
@@ -30,7 +33,7 @@ def test_cache_totals_tell_not_gathered_from_empty():
     only_pip = _report.cache_totals(facts(pip=(0, 0))["ansible_facts"])
     assert only_pip["conda"] is None
     assert only_pip["pip"] == {"caches": 1, "disk_bytes": 0, "reclaimable_bytes": 0}
-    assert _report.cache_totals(None) == {"conda": None, "pip": None, "cache_bytes": 0, "reclaimable_bytes": 0}
+    assert _report.cache_totals(None) == {"conda": None, "pip": None, "rattler": None, "cache_bytes": 0, "reclaimable_bytes": 0}
 
 
 def test_active_host_with_facts_is_ok_and_without_is_no_data():
@@ -305,3 +308,40 @@ def test_the_summary_tells_hosts_with_nothing_to_remove_and_without_conda_from_s
     assert lines[-1] == "Would free: 0 B; hosts to clean 0, nothing to remove 2, every cache skipped 1"
     assert _render.summary_message(report) == (
         "4 host(s): 1 no conda, 2 ok, 1 unreachable; caches 2 B (conda 2 B, pip 0 B), 0 B reclaimable")
+
+
+def test_a_host_with_pip_uv_and_rattler_caches_only_shows_each_tool_its_bytes_and_free_space(tmp_path):
+    """Real facts of a fixture host (its conda left out): pip's and uv's caches made by the layout,
+    alice's rattler cache by py-rattler.  Every figure of the host's row comes from those facts."""
+    fsroot, _manifest = build(tmp_path, "multi_user")
+    pixi_world(fsroot)
+    (fsroot / "root").mkdir(exist_ok=True)  # the fixture's passwd names root's home: complete facts
+    found = host_json(fsroot, ["facts", "--gather", "pip", "rattler"])
+    pip, rattler = found["pip_cache"], found["rattler_cache"]
+    report = _report.build([("h1", {"ansible_facts": found})], ["h1"], "t")
+    host = report["hosts"][0]
+    assert host["status"] == _report.OK and host["conda"] is None
+    per_tool = {}
+    for path, cache in list(pip["caches"].items()) + list(rattler["caches"].items()):
+        part = per_tool.setdefault(cache["tool"], {"caches": 0, "disk_bytes": 0, "reclaimable_bytes": 0})
+        part["caches"] += 1
+        part["disk_bytes"] += cache["usage"]["disk_bytes"]
+        # rattler_cache_clean frees the unused packages only; pip_cache_clean the whole cache.
+        part["reclaimable_bytes"] += cache.get("unused_reclaimable_bytes", cache["usage"]["reclaimable_bytes"])
+    assert sorted(per_tool) == ["pip", "rattler", "uv"] and host["tools"] == per_tool
+    assert 0 < per_tool["rattler"]["reclaimable_bytes"] < per_tool["rattler"]["disk_bytes"]
+    assert host["rattler"] == {"caches": 1, "disk_bytes": rattler["totals"]["rattler"]["disk_bytes"],
+                               "reclaimable_bytes": per_tool["rattler"]["reclaimable_bytes"]}
+    assert host["cache_bytes"] == pip["totals"]["all"]["disk_bytes"] + rattler["totals"]["rattler"]["disk_bytes"]
+    assert host["reclaimable_bytes"] == pip["totals"]["all"]["reclaimable_bytes"] + per_tool["rattler"]["reclaimable_bytes"]
+    # Free space comes from the pip, uv and rattler caches' own filesystem facts.
+    mounts = dict((c["filesystem"]["mount"], c["filesystem"]) for c in list(pip["caches"].values()) + list(rattler["caches"].values()))
+    assert [fs["mount"] for fs in host["filesystems"]] == sorted(mounts)
+    assert host["free"]["available_bytes"] == min(fs["available_bytes"] for fs in mounts.values())
+    assert report["totals"]["tools"]["rattler"]["disk_bytes"] == per_tool["rattler"]["disk_bytes"]
+    # pip and uv are named apart: pip's figure is pip's caches alone.
+    line = _render.summary_message(report)
+    assert "pip %s, rattler %s, uv %s)" % tuple(
+        human_bytes(per_tool[tool]["disk_bytes"]) for tool in ("pip", "rattler", "uv")) in line
+    assert "Cache on disk: %s (conda 0 B, pip %s, rattler %s, uv %s)" % ((human_bytes(host["cache_bytes"]),) + tuple(
+        human_bytes(per_tool[tool]["disk_bytes"]) for tool in ("pip", "rattler", "uv"))) in _render._summary_lines(report["totals"])

@@ -163,6 +163,15 @@ def test_a_row_opens_its_details_on_demand(page, written):
     assert page.evaluate(opened)[:2] == [True, "false"]
 
 
+def test_the_rattler_column_shows_each_hosts_rattler_caches(page, written):
+    _out, report = written
+    cells = page.evaluate("Array.from(document.querySelectorAll('#hosts tbody')).map(function (b) {"
+                          " return [b.dataset.host, b.rows[0].cells[%d].dataset.v]; })" % column(report, "rattler"))
+    expected = [[host["host"], str(host["tools"]["rattler"]["disk_bytes"]) if "rattler" in host["tools"] else ""]
+                for host in report["hosts"]]
+    assert sorted(cells) == sorted(expected) and sum(1 for _host, value in cells if value) > HOSTS // 10
+
+
 def test_the_page_loads_nothing_from_anywhere(page):
     assert page.evaluate("performance.getEntriesByType('resource').length") == 0
     assert page.evaluate("document.querySelectorAll('[src], link').length") == 0
