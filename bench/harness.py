@@ -51,7 +51,7 @@ class Scale:
 
 
 QUICK = Scale("quick", packages=250, curve=(250, 500, 1000), rss_packages=1000, hosts=(10,), factor=0.05)
-FULL = Scale("full", packages=2000, curve=(250, 500, 1000, 2000, 4000), rss_packages=5000, hosts=(10, 25, 50))
+FULL = Scale("full", packages=2000, curve=(250, 500, 1000, 2000, 4000), rss_packages=5000, hosts=(10, 50, 200))
 
 
 @dataclass(frozen=True)
