@@ -120,3 +120,11 @@ def test_a_bare_number_of_days_or_seconds_is_refused_by_every_age_option(tmp_pat
     assert refused.get("failed") is True, refused
     assert refused["msg"] == "%s=7 has no unit: write 7d for days or 7s for seconds" % option
     assert state(tmp_path) == before
+
+
+def test_cache_clean_reads_every_kind_s_options_before_any_cache(tmp_path, fixture):
+    args = dict(RUNS["cache_clean"](fixture), pip={}, target_free="20%")
+    before = state(tmp_path)
+    refused = run(tmp_path, "cache_clean", args)
+    assert refused.get("failed") is True and refused["msg"] == "nothing to do: set purge, patterns, min_age or uv", refused
+    assert state(tmp_path) == before
