@@ -61,8 +61,10 @@ RUNS = {
     "conda_pkgs_backup": lambda f: {"dest": f["dest"], "roots": [f["root"]], "host_id": "h1"},
     # The fixture's caches are sound: nothing to repair, so it changes nothing even when accepted.
     "conda_cache_repair": lambda f: {"roots": [f["root"]], "pkgs_dirs": [f["cache"]], "mode": "full"},
+    "cache_clean": lambda f: {"kinds": ["conda", "pip"], "environment": f["environment"], "pip": {"purge": True},
+                              "conda": {"roots": [f["root"]], "pkgs_dirs": [f["cache"]], "targets": ["tarballs"]}},
 }
-MUTATING = ("conda_clean", "pip_cache_clean", "conda_pkgs_backup")
+MUTATING = ("conda_clean", "pip_cache_clean", "conda_pkgs_backup", "cache_clean")
 
 
 def warnings_of(result: dict) -> list:
