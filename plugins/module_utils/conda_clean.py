@@ -377,15 +377,10 @@ def verify_environments(environments, before, check_mode):
     return result
 
 
-def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False, target=None,
-          verify=False):
-    """Plan the cleanup of the host's caches and, unless ``check_mode``, execute that same plan,
-    cut down to ``target`` (:class:`cleanup.Target`) when one is given.  With ``verify``, the
-    environments whose packages the plan touches are checked before and after (see
-    :func:`verify_environments`; in check mode only listed).
+def plan(host, targets, policy, roots=(), pkgs_dirs=(), purge=False):
+    """The plans for the host's caches: ``(plans, tempfiles, restricted)``, the cache plans, the
+    plans of leftovers in environment prefixes and why environments may be unknown (or None).
 
-    Returns the pipeline's result (:func:`cleanup.run`) plus ``tempfiles``, ``skipped_caches`` and
-    ``verified_environments`` (None without ``verify``).
     ``purge`` empties whole caches instead of applying ``targets`` (see :func:`plan_purge`).
     Raises ValueError for a bad cache selection, and when reading the host met problems (a
     malformed config, an unreadable directory or record): what is unknown might be in use, so
@@ -409,11 +404,33 @@ def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge
     in_prefixes = [] if purge else [t for t in (TEMPFILES, TRASH) if t in targets]
     tempfiles = plan_tempfiles(host.environments, host.caches, policy, host.warnings, host.homes(),
                                in_prefixes) if in_prefixes else []
+    return plans, tempfiles, unknown
+
+
+def run_verified(host, plans, check_mode, verify, run):
+    """``run()`` (the pipeline over ``plans`` and whatever else goes with them); with ``verify``
+    the environments whose packages the plans touch are checked before and after (see
+    :func:`verify_environments`; in check mode only listed).  ``(result, verified_environments)``."""
     verified = touched_environments(host.environments, plans) if verify else []
     before = environment_health(verified) if verified and not check_mode else {}
-    result = cleanup.run(plans, check_mode, hidden=tempfiles, target=target)
-    result["verified_environments"] = verify_environments(verified, before, check_mode) if verify else None
-    result["tempfiles"] = [path for plan in tempfiles for path in plan.paths]
+    result = run()
+    return result, verify_environments(verified, before, check_mode) if verify else None
+
+
+def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False, target=None,
+          verify=False):
+    """:func:`plan` the cleanup of the host's caches and, unless ``check_mode``, execute that same
+    plan, cut down to ``target`` (:class:`cleanup.Target`) when one is given, verified as
+    :func:`run_verified` says.
+
+    Returns the pipeline's result (:func:`cleanup.run`) plus ``tempfiles``, ``skipped_caches`` and
+    ``verified_environments`` (None without ``verify``).
+    """
+    plans, tempfiles, unknown = plan(host, targets, policy, roots, pkgs_dirs, purge)
+    result, verified = run_verified(host, plans, check_mode, verify,
+                                    lambda: cleanup.run(plans, check_mode, hidden=tempfiles, target=target))
+    result["verified_environments"] = verified
+    result["tempfiles"] = [path for p in tempfiles for path in p.paths]
     result["skipped_caches"] = sum(1 for p in plans if p.skipped)
     result["restricted"] = unknown
     result["plan"] = [_legacy_plan(cache) for cache in result["caches"]]
@@ -469,9 +486,9 @@ def policy_from(params):
     )
 
 
-def clean_from_options(params, check_mode):
-    """What conda_clean does with its options: ``(result, warnings)``.  OptionError before
-    anything is read; ValueError when what was read leaves the state unknown (nothing removed)."""
+def load(params):
+    """conda_clean's options read: ``(host, arguments of clean, cleanup.Target)``.  OptionError
+    before anything is read."""
     if params["purge"] and not params["confirm_purge"]:
         raise options.OptionError("purge removes whole caches; set confirm_purge=true to mean it")
     for name in ("keep_latest", "keep_revisions"):
@@ -483,6 +500,13 @@ def clean_from_options(params, check_mode):
     options.check_sight(accounts)
     targets = set(TARGETS) if "all" in params["targets"] else set(params["targets"])
     host = Host.load(accounts, params["roots"], options.shell_environment(params["environment"]))
-    result = clean(host, targets, policy, params["roots"], params["pkgs_dirs"], check_mode, purge=params["purge"],
-                   target=target, verify=params["verify_environments"])
+    return host, dict(targets=targets, policy=policy, roots=params["roots"], pkgs_dirs=params["pkgs_dirs"],
+                      purge=params["purge"], verify=params["verify_environments"]), target
+
+
+def clean_from_options(params, check_mode):
+    """What conda_clean does with its options: ``(result, warnings)``.  OptionError before
+    anything is read; ValueError when what was read leaves the state unknown (nothing removed)."""
+    host, how, target = load(params)
+    result = clean(host, check_mode=check_mode, target=target, **how)
     return result, host.warnings

@@ -368,21 +368,32 @@ def plan_cache(path, tool, users, routes, request, warn, locks, env):
     return plan
 
 
+def plan(users, env, request, warn, locks):
+    """The plans for the users' pip/uv caches; the locks they hold are entered into ``locks``."""
+    return [plan_cache(path, tool, owners, routes, request, warn, locks, env)
+            for path, tool, owners, routes in locate(users, env, warn, request)]
+
+
+def annotate(caches, plans, check_mode):
+    """pip_cache_clean's own keys on its caches' result entries (``tool``, ``kept`` by reason,
+    ``cleaned_by``, ``left_by_uv``)."""
+    for p, cache in zip(plans, caches):
+        cache["tool"] = cache["kind"]
+        cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
+        cache["cleaned_by"] = p.cleaner or "pkgcache.fleet"
+        removed = set(p.removed)
+        ran_uv = p.cleaner and not check_mode
+        cache["left_by_uv"] = [path for path in p.paths if path not in removed] if ran_uv else []
+
+
 def clean(users, env, request, warn, check_mode=False):
     """Plan the cleanup of the users' pip/uv caches and, unless ``check_mode``, execute it (cut
     down to the request's target): the pipeline's result (:func:`cleanup.run`); ``planned_bytes``
     counts each inode once over all caches."""
     with ExitStack() as locks:
-        plans = [plan_cache(path, tool, owners, routes, request, warn, locks, env)
-                 for path, tool, owners, routes in locate(users, env, warn, request)]
+        plans = plan(users, env, request, warn, locks)
         result = cleanup.run(plans, check_mode, target=request.target)
-    for plan, cache in zip(plans, result["caches"]):
-        cache["tool"] = cache["kind"]
-        cache["kept"] = dict((group["reason"], group["count"]) for group in cache["keep"])
-        cache["cleaned_by"] = plan.cleaner or "pkgcache.fleet"
-        removed = set(plan.removed)
-        ran_uv = plan.cleaner and not check_mode
-        cache["left_by_uv"] = [path for path in plan.paths if path not in removed] if ran_uv else []
+    annotate(result["caches"], plans, check_mode)
     return result
 
 
@@ -398,10 +409,16 @@ def argument_spec():
     )
 
 
-def clean_from_options(params, warn, check_mode):
-    """What pip_cache_clean does with its options; OptionError before anything is read."""
+def load(params):
+    """pip_cache_clean's options read: ``(users, environment, Request)``; OptionError before anything is read."""
     request = Request.from_options(params["purge"], params["patterns"], params["min_age"], params["uv"],
                                    params["include_selfcheck"], target=cleanup.Target.from_options(params))
     users = options.select_users(params["users"])
     options.check_sight(users)
-    return clean(users, options.shell_environment(params["environment"]), request, warn, check_mode)
+    return users, options.shell_environment(params["environment"]), request
+
+
+def clean_from_options(params, warn, check_mode):
+    """What pip_cache_clean does with its options; OptionError before anything is read."""
+    users, env, request = load(params)
+    return clean(users, env, request, warn, check_mode)

@@ -59,15 +59,21 @@ def plan_cache(root, owners, routes, environments, warn, locks):
     return plan
 
 
-def clean(users, env, search, warn, check_mode=False, target=None):
-    """Plan the cleanup of the users' rattler caches and, unless ``check_mode``, execute it: the
-    pipeline's result (:func:`cleanup.run`) with the ``environments`` searched."""
+def plan(users, env, search, warn, locks):
+    """``(plans, environments)``: the plans for the users' rattler caches, whose locks are entered
+    into ``locks``, and the environments searched."""
     environments = find_environments(users, env, search)
     for reason in environments.incomplete:
         warn(reason)
+    return [plan_cache(root, owners, routes, environments, warn, locks)
+            for root, owners, routes in locate(users, env, warn)], environments
+
+
+def clean(users, env, search, warn, check_mode=False, target=None):
+    """Plan the cleanup of the users' rattler caches and, unless ``check_mode``, execute it: the
+    pipeline's result (:func:`cleanup.run`) with the ``environments`` searched."""
     with ExitStack() as locks:
-        plans = [plan_cache(root, owners, routes, environments, warn, locks)
-                 for root, owners, routes in locate(users, env, warn)]
+        plans, environments = plan(users, env, search, warn, locks)
         result = cleanup.run(plans, check_mode, target=target)
     result["environments"] = environments.prefixes
     return result
@@ -78,10 +84,17 @@ def argument_spec():
     return options.argument_spec(options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET, SEARCH)
 
 
-def clean_from_options(params, warn, check_mode):
-    """What rattler_cache_clean does with its options; OptionError before anything is read."""
+def load(params):
+    """rattler_cache_clean's options read: ``(users, environment, Search, cleanup.Target)``;
+    OptionError before anything is read."""
     search = Search.from_options(params)
     target = cleanup.Target.from_options(params)
     users = options.select_users(params["users"])
     options.check_sight(users)
-    return clean(users, options.shell_environment(params["environment"]), search, warn, check_mode, target)
+    return users, options.shell_environment(params["environment"]), search, target
+
+
+def clean_from_options(params, warn, check_mode):
+    """What rattler_cache_clean does with its options; OptionError before anything is read."""
+    users, env, search, target = load(params)
+    return clean(users, env, search, warn, check_mode, target)

@@ -39,7 +39,10 @@ CLEAN_BEFORE_VAR = "cache_clean_before"
 CLEAN_CHECK_MODE_VAR = "cache_clean_check_mode"
 # The cache_clean role's options as they were in force on the host (name -> value).
 CLEAN_POLICY_VAR = "cache_clean_policy"
-CLEAN_RESULT_VARS = ("cache_clean_conda_result", "cache_clean_pip_result", "cache_clean_rattler_result")
+# The clean role's results: one per kind, or with a target the one run over every kind.
+CLEAN_PARTS = (("conda", "cache_clean_conda_result"), ("pip", "cache_clean_pip_result"),
+               ("rattler", "cache_clean_rattler_result"), ("to target", "cache_clean_result"))
+CLEAN_RESULT_VARS = tuple(name for _part, name in CLEAN_PARTS)
 BACKUP_RESULT_VAR = "pkgs_backup_result"
 RESULT_VARS = (
     "cache_facts_result",
@@ -202,8 +205,9 @@ def environment_rows(host, facts):
 
 
 def _clean_results(hostvars):
-    """``[(part, result)]`` of the clean tasks that ran: conda's, pip's, rattler's."""
-    return [(part, hostvars[name]) for part, name in zip(GATHERED, CLEAN_RESULT_VARS)
+    """``[(part, result)]`` of the clean tasks that ran: conda's, pip's, rattler's, or the one
+    run over every kind to a target."""
+    return [(part, hostvars[name]) for part, name in CLEAN_PARTS
             if isinstance(hostvars.get(name), dict) and not hostvars[name].get("skipped")]
 
 

@@ -19,6 +19,7 @@ from testfleet.fleet import running
 
 BASE = 1700000000
 MODULE = "pkgcache.fleet.conda_clean"
+ONE_TARGET_TASK = "Clean every cache kind to one target"
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +43,22 @@ def available(path):
     return vfs.f_bavail * vfs.f_frsize
 
 
-def test_the_clean_role_passes_the_target_to_both_modules(host_on_tmpfs, tmp_path):
+def test_the_clean_role_cleans_every_kind_to_one_target(host_on_tmpfs, tmp_path):
     fleet, host, pkgs = host_on_tmpfs
     wanted = available(pkgs) + 64 * 1024
     job = run_job(fleet, tmp_path, "clean", check=True, extravars=dict(STALE_AFTER_1S, cache_clean_target_free=str(wanted)))
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
-    conda = task_results(job, CLEAN_TASK)[host]
-    on_tmpfs = [s for s in conda["target"] if "/opt/conda/pkgs" in s["caches"]]
+    assert task_results(job, CLEAN_TASK) == {} and task_results(job, PIP_CLEAN_TASK) == {}, "one run, not one per kind"
+    result = task_results(job, ONE_TARGET_TASK)[host]
+    assert set(cache["tool"] for cache in result["caches"]) >= set(["conda", "pip"])
+    on_tmpfs = [s for s in result["target"] if "/opt/conda/pkgs" in s["caches"]]
     assert [(s["wanted_free_bytes"], s["met"]) for s in on_tmpfs] == [(wanted, True)] and on_tmpfs[0]["taken"] > 0
-    pip = task_results(job, PIP_CLEAN_TASK)[host]
-    assert pip["target"] and all(s["met"] and s["taken"] == 0 for s in pip["target"]), "the root filesystem has room"
-    assert pip["changed"] is False and "target met (%s free)" % format_size(wanted) in [
-        group["reason"] for cache in pip["caches"] for group in cache["keep"]]
+    elsewhere = [s for s in result["target"] if "/opt/conda/pkgs" not in s["caches"]]
+    assert elsewhere and all(s["met"] and s["taken"] == 0 for s in elsewhere), "the root filesystem has room"
+    pip = [cache for cache in result["caches"] if cache["tool"] == "pip"]
+    assert pip and all(cache["remove"] == [] for cache in pip)
+    assert "target met (%s free)" % format_size(wanted) in [
+        group["reason"] for cache in pip for group in cache["keep"]]
 
 
 def test_target_free_over_ssh_stops_at_the_target_and_is_idempotent(host_on_tmpfs, tmp_path):

@@ -23,7 +23,7 @@ SHARED = {"options", "cleanup", "self_clean"}
 MODELS = {"conda_model", "conda_config", "conda_config_edit", "conda_cache", "conda_host", "conda_mamba", "conda_envs",
           "conda_integrity", "conda_backup_store", "pip_cache", "rattler_cache"}
 OPERATIONS = {
-    "clean": {"conda_clean", "pip_clean", "uv_clean", "rattler_clean"},
+    "clean": {"conda_clean", "pip_clean", "uv_clean", "rattler_clean", "cache_clean"},
     "relocate": {"conda_relocate", "conda_relocate_move", "pip_relocate"},
     "backup": {"conda_backup", "conda_backup_restore", "conda_backup_envs", "conda_channel"},
     "repair": {"conda_repair"},

@@ -61,8 +61,10 @@ RUNS = {
     "conda_pkgs_backup": lambda f: {"dest": f["dest"], "roots": [f["root"]], "host_id": "h1"},
     # The fixture's caches are sound: nothing to repair, so it changes nothing even when accepted.
     "conda_cache_repair": lambda f: {"roots": [f["root"]], "pkgs_dirs": [f["cache"]], "mode": "full"},
+    "cache_clean": lambda f: {"kinds": ["conda", "pip"], "environment": f["environment"], "pip": {"purge": True},
+                              "conda": {"roots": [f["root"]], "pkgs_dirs": [f["cache"]], "targets": ["tarballs"]}},
 }
-MUTATING = ("conda_clean", "pip_cache_clean", "conda_pkgs_backup")
+MUTATING = ("conda_clean", "pip_cache_clean", "conda_pkgs_backup", "cache_clean")
 
 
 def warnings_of(result: dict) -> list:
@@ -119,4 +121,12 @@ def test_a_bare_number_of_days_or_seconds_is_refused_by_every_age_option(tmp_pat
     refused = run(tmp_path, module, args)
     assert refused.get("failed") is True, refused
     assert refused["msg"] == "%s=7 has no unit: write 7d for days or 7s for seconds" % option
+    assert state(tmp_path) == before
+
+
+def test_cache_clean_reads_every_kind_s_options_before_any_cache(tmp_path, fixture):
+    args = dict(RUNS["cache_clean"](fixture), pip={}, target_free="20%")
+    before = state(tmp_path)
+    refused = run(tmp_path, "cache_clean", args)
+    assert refused.get("failed") is True and refused["msg"] == "nothing to do: set purge, patterns, min_age or uv", refused
     assert state(tmp_path) == before

@@ -115,6 +115,21 @@ def test_conda_and_pip_cleaning_add_up():
     assert clean["msg"] == "conda: removed; pip: removed pip"
 
 
+def test_a_clean_to_target_over_every_kind_is_the_hosts_clean_stage():
+    # With a target the role runs one module over every kind and registers cache_clean_result.
+    before = facts(conda=(10 * MiB, 6 * MiB), pip=(3 * MiB, 3 * MiB))
+    after = facts(conda=(6 * MiB, 2 * MiB), pip=(1 * MiB, 1 * MiB))
+    one = clean_result(6 * MiB, removed=["/opt/conda/pkgs/a", "/home/alice/.cache/pip/wheels"],
+                       freed={"/": 6 * MiB}, msg="to target")
+    hostvars = cleaned(after, before, one)
+    hostvars["cache_clean_result"] = hostvars.pop("cache_clean_conda_result")
+    clean = _report.host_record("h1", hostvars, active=True)["clean"]
+    assert clean["outcome"] == _report.CLEANED
+    assert (clean["planned_bytes"], clean["freed_bytes"], clean["removed"]) == (6 * MiB, 6 * MiB, 2)
+    assert (clean["before_bytes"], clean["after_bytes"]) == (13 * MiB, 7 * MiB)
+    assert clean["msg"] == "to target: to target"
+
+
 def test_all_conda_caches_gated_but_pip_cleaned_is_cleaned_and_all_gated_is_skipped():
     state = facts(conda=(1, 0), pip=(1, 1))
     totals = _report.cache_totals(state["ansible_facts"])
