@@ -14,6 +14,7 @@ __metaclass__ = type
 import errno
 import os
 import re
+import stat
 
 CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # A directory opened by name relative to its parent: a symlink in its place fails with ELOOP.
@@ -50,6 +51,17 @@ def open_dir_nofollow(path):
     except BaseException:
         os.close(fd)
         raise
+    return fd
+
+
+def open_lock_file(name, dir_fd=None):
+    """A lock file opened for reading, where a user may have put anything: never through a
+    symlink (ELOOP), never waiting for a FIFO's writer; anything but a regular file is OSError
+    ``EINVAL`` (a FIFO or device locks nothing, and reading it could block a root run)."""
+    fd = os.open(name, READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", name)
     return fd
 
 

@@ -70,7 +70,7 @@ def test_a_setuid_file_alice_left_in_a_shared_cache_never_becomes_a_root_setuid_
     program = write(shared / "tool", b"#!/bin/sh\nid\n", ALICE)
     os.chmod(str(program), 0o4755)
     sgid = write(shared / "sgid", b"x", ALICE)
-    os.chmod(str(sgid), 0o2775)
+    os.chmod(str(sgid), 0o2755)
     decoy = checksums(root / "etc")
     # The operator makes the cache read-only: every entry is to be the declared owner's (root).
     fixed = call(fleet, name, dict(path=SHARED, group="conda", state="fixed", access="read_only"), tmp_path,
