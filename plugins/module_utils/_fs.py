@@ -54,10 +54,10 @@ def open_dir_nofollow(path):
     return fd
 
 
-def open_lock_file(name, dir_fd=None):
-    """A lock file opened for reading, where a user may have put anything: never through a
-    symlink (ELOOP), never waiting for a FIFO's writer; anything but a regular file is OSError
-    ``EINVAL`` (a FIFO or device locks nothing, and reading it could block a root run)."""
+def open_regular(name, dir_fd=None):
+    """A file a user may have replaced by anything (a lock file, an index), opened for reading:
+    never through a final symlink (ELOOP), never waiting for a FIFO's writer; anything but a
+    regular file is OSError ``EINVAL`` (a FIFO locks nothing, and reading it would block the run)."""
     fd = os.open(name, READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)

@@ -11,7 +11,7 @@ import errno
 import fcntl
 import os
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside, open_lock_file
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside, open_regular
 
 
 def process_paths():
@@ -68,7 +68,7 @@ def lock_is_held(path):
     a missing file (or a symlink in its place) is held by no one, one that cannot be opened (or is
     a FIFO, which is never waited on) is taken as held: what cannot be told stays."""
     try:
-        fd = open_lock_file(path)
+        fd = open_regular(path)
     except OSError as exc:
         return exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
     try:

@@ -20,7 +20,7 @@ import os
 import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS, PathError, open_dir_nofollow, open_lock_file
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS, PathError, open_dir_nofollow, open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import hold_lock
 
 LOCK_SUFFIX = ".lock"
@@ -108,7 +108,7 @@ class CacheDir(object):
 
     def _take_own_lock(self):
         try:
-            self.own_lock = open_lock_file(self._own_lock_name(), dir_fd=self.fd)
+            self.own_lock = open_regular(self._own_lock_name(), dir_fd=self.fd)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return
@@ -154,7 +154,7 @@ class CacheDir(object):
         if top and name == self._own_lock_name() and self.own_lock is not None:
             self.drop_own_lock = True  # unlinked on close, after everything else
             return True
-        fd = open_lock_file(name, dir_fd=parent)
+        fd = open_regular(name, dir_fd=parent)
         try:
             if not hold_lock(fd):
                 raise RemovalError("%s: held by another process, not removed" % name)
@@ -219,7 +219,7 @@ class ToolLock(object):
         self.held_by_other = None
         dir_fd = open_dir_nofollow(directory)
         try:
-            self.fd = open_lock_file(name, dir_fd=dir_fd)
+            self.fd = open_regular(name, dir_fd=dir_fd)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EINVAL):
                 self.held_by_other = "%s is a symlink or not a regular file" % os.path.join(directory, name)

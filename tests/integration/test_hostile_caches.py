@@ -144,3 +144,35 @@ def test_alices_rattler_cache_lock_neither_hangs_nor_fails_the_root_clean_for_bo
         assert checksums(root / "srv/decoy") == decoy
     finally:
         lock.unlink()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_alices_mamba_trash_index_neither_leaks_roots_file_nor_hangs_the_root_clean(host, tmp_path, kind):
+    fleet, name, root = host
+    prefix = root / "home/alice/envs/x"
+    write(prefix / "conda-meta/history", b"", ALICE)
+    trashed = write(prefix / "lib/old.so.mamba_trash", b"t", ALICE)
+    give(trashed.parent, ALICE, root / "home/alice")
+    give(prefix / "conda-meta", ALICE, root / "home/alice")
+    listing = write(root / "home/alice/.conda/environments.txt", b"/home/alice/envs/x\n", ALICE)
+    give(listing.parent, ALICE, root / "home/alice")
+    secret = write(root / "srv/decoy/shadow", b"SECRET-OF-ROOT\n")
+    os.chmod(str(secret), 0o600)
+    index = prefix / "conda-meta/mamba_trash.txt"
+    if kind == "fifo":
+        os.mkfifo(str(index))
+    else:
+        os.symlink("/srv/decoy/shadow", str(index))
+    os.lchown(str(index), *ALICE)
+    decoy = checksums(root / "srv/decoy")
+    try:
+        result, seconds = finishing((index,) if kind == "fifo" else (), lambda: call(
+            fleet, name, {"targets": ["trash"]}, tmp_path, module="pkgcache.fleet.conda_clean"))
+        assert seconds < HANG, "the root run waited on alice's FIFO for %ds" % seconds
+        assert not result["failed"], result.get("msg")
+        assert "SECRET-OF-ROOT" not in json.dumps(result), "root read a root-only file for alice"
+        assert "/home/alice/envs/x/lib/old.so.mamba_trash" in result["tempfiles"], "her own trash still goes"
+        assert checksums(root / "srv/decoy") == decoy
+    finally:
+        if os.path.lexists(str(index)):
+            index.unlink()
