@@ -54,11 +54,12 @@ def open_dir_nofollow(path):
     return fd
 
 
-def open_regular(name, dir_fd=None):
-    """A file a user may have replaced by anything (a lock file, an index), opened for reading:
-    never through a final symlink (ELOOP), never waiting for a FIFO's writer; anything but a
-    regular file is OSError ``EINVAL`` (a FIFO locks nothing, and reading it would block the run)."""
-    fd = os.open(name, READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+def open_regular(name, dir_fd=None, follow=False):
+    """A file a user may have replaced by anything (a lock file, an index, a config), opened for
+    reading: never waiting for a FIFO's writer, and through a final symlink only with ``follow``
+    (a config may be a link to a dotfiles checkout; else ELOOP).  Anything but a regular file is
+    OSError ``EINVAL``: a FIFO locks nothing, and reading it would block a root run for everyone."""
+    fd = os.open(name, (os.O_RDONLY | CLOEXEC if follow else READ_FLAGS) | os.O_NONBLOCK, dir_fd=dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", name)

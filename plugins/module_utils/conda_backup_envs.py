@@ -33,12 +33,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import io
 import os
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, Identity, act_as, path_controllers
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside, open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
@@ -402,7 +403,7 @@ class Kit(object):
 
 def _read(path):
     try:
-        with open(path, **READ_TEXT) as handle:
+        with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
             return handle.read()
     except (OSError, IOError):
         return None

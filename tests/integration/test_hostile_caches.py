@@ -41,6 +41,15 @@ def host(fleet_state_factory):
         yield fleet, name, root
 
 
+def alices_fifo(path):
+    """A FIFO of alice's at ``path`` (whatever was there before goes)."""
+    if os.path.lexists(str(path)):
+        os.unlink(str(path))
+    os.mkfifo(str(path))
+    os.lchown(str(path), *ALICE)
+    return path
+
+
 def finishing(fifos, work):
     """``(work(), seconds)``; a run blocked opening one of ``fifos`` is released (a writer opens
     it) after :data:`HANG` seconds, so a hang shows as a slow run instead of a stuck test."""
@@ -95,12 +104,8 @@ def test_a_fifo_as_alices_mamba_cache_lock_does_not_hang_the_root_clean(host, tm
     pkgs = root / "home/alice/.conda/pkgs"
     stale = write(pkgs / "stale-1.0-0.tar.bz2", b"s" * 64, ALICE)
     give(pkgs, ALICE, root / "home/alice")
-    fifo = pkgs / "pkgs.lock"
-    os.mkfifo(str(fifo))
-    os.lchown(str(fifo), *ALICE)
-    item_fifo = pkgs / "stale-1.0-0.tar.bz2.lock"  # mamba's per-item lock
-    os.mkfifo(str(item_fifo))
-    os.lchown(str(item_fifo), *ALICE)
+    fifo = alices_fifo(pkgs / "pkgs.lock")
+    item_fifo = alices_fifo(pkgs / "stale-1.0-0.tar.bz2.lock")  # mamba's per-item lock
     try:
         result, seconds = finishing((fifo, item_fifo), lambda: call(
             fleet, name, {"users": ["alice"]}, tmp_path, module="pkgcache.fleet.conda_clean"))
@@ -176,3 +181,23 @@ def test_alices_mamba_trash_index_neither_leaks_roots_file_nor_hangs_the_root_cl
     finally:
         if os.path.lexists(str(index)):
             index.unlink()
+
+
+@pytest.mark.parametrize("config, module, args", [
+    (".conda/environments.txt", "pkgcache.fleet.conda_clean", {}),
+    (".condarc", "pkgcache.fleet.conda_clean", {}),
+    (".config/pixi/config.toml", "pkgcache.fleet.rattler_cache_clean", {}),
+    (".config/pip/pip.conf", "pkgcache.fleet.pip_cache_clean", {"purge": True}),
+])
+def test_a_fifo_as_alices_config_does_not_hang_the_root_run(host, tmp_path, config, module, args):
+    fleet, name, root = host
+    fifo = root / "home/alice" / config
+    os.makedirs(str(fifo.parent), exist_ok=True)
+    give(fifo.parent, ALICE, root / "home/alice")
+    alices_fifo(fifo)
+    try:
+        result, seconds = finishing((fifo,), lambda: call(fleet, name, dict(users=["alice"], **args), tmp_path, module=module))
+        assert seconds < HANG, "the root run waited on alice's FIFO for %ds" % seconds
+        assert not result["failed"] or "not a regular file" in result.get("msg", ""), result.get("msg")
+    finally:
+        fifo.unlink()
