@@ -36,7 +36,7 @@ import hashlib
 import io
 import os
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, conda_mamba
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, Identity, act_as, path_controllers
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside, open_regular
@@ -285,8 +285,12 @@ def plan_environments(store, manifest, wanted, environments_dir, forbidden=()):
         real = os.path.realpath(item.target)
         places = [path for what, path in forbidden if inside(real, os.path.realpath(path))]
         rivals = [i.environment["prefix"] for i in items if i is not item and i.target == item.target]
+        strays = sorted(set(repr(p["subdir"]) for p in environment["explicit"] if not _channel_subdir(p)))
         if rivals:
             item.action, item.reason = "rejected", "%s would be created at the same target" % ", ".join(rivals)
+        elif strays:
+            # Its user wrote the records: a subdir like "/etc" or "../.." would place a package there.
+            item.action, item.reason = "rejected", "records name a subdir that is not a channel's: %s" % ", ".join(strays)
         elif environment["missing"] or environment["unreadable"]:
             item.action = "rejected"
             item.reason = "incomplete in the backup: %s" % ", ".join(
@@ -309,6 +313,11 @@ def plan_environments(store, manifest, wanted, environments_dir, forbidden=()):
             else:
                 item.action = "create"
     return items
+
+
+def _channel_subdir(package):
+    """Whether a recorded package's ``subdir`` (the kit's folder for it) is a conda platform subdir."""
+    return conda_mamba.SUBDIR.match(package.get("subdir") or "noarch") is not None
 
 
 def _empty_dir(path):
