@@ -14,6 +14,7 @@ __metaclass__ = type
 import errno
 import os
 import re
+import stat
 
 CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # A directory opened by name relative to its parent: a symlink in its place fails with ELOOP.
@@ -59,6 +60,18 @@ class RealDirs(dict):
     def __missing__(self, directory):
         real = self[directory] = os.path.realpath(directory)
         return real
+
+
+def open_regular(name, dir_fd=None, follow=False):
+    """A file a user may have replaced by anything (a lock file, an index, a config), opened for
+    reading: never waiting for a FIFO's writer, and through a final symlink only with ``follow``
+    (a config may be a link to a dotfiles checkout; else ELOOP).  Anything but a regular file is
+    OSError ``EINVAL``: a FIFO locks nothing, and reading it would block a root run for everyone."""
+    fd = os.open(name, (os.O_RDONLY | CLOEXEC if follow else READ_FLAGS) | os.O_NONBLOCK, dir_fd=dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", name)
+    return fd
 
 
 def inside(path, top):

@@ -11,7 +11,7 @@ import errno
 import fcntl
 import os
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside, open_regular
 
 
 def process_paths():
@@ -65,10 +65,10 @@ def pid_alive(pid):
 
 def lock_is_held(path):
     """Whether another process holds a lock on the lock file ``path`` (see :func:`hold_lock`);
-    a missing file (or a symlink in its place) is held by no one, one that cannot be opened is
-    taken as held: what cannot be told stays."""
+    a missing file (or a symlink in its place) is held by no one, one that cannot be opened (or is
+    a FIFO, which is never waited on) is taken as held: what cannot be told stays."""
     try:
-        fd = os.open(path, READ_FLAGS)
+        fd = open_regular(path)
     except OSError as exc:
         return exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
     try:

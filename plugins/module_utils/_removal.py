@@ -20,7 +20,7 @@ import os
 import stat
 import time
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS, READ_FLAGS, PathError, open_dir_nofollow
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import DIR_FLAGS, PathError, open_dir_nofollow, open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._procs import hold_lock
 
 LOCK_SUFFIX = ".lock"
@@ -108,7 +108,7 @@ class CacheDir(object):
 
     def _take_own_lock(self):
         try:
-            self.own_lock = os.open(self._own_lock_name(), READ_FLAGS, dir_fd=self.fd)
+            self.own_lock = open_regular(self._own_lock_name(), dir_fd=self.fd)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return
@@ -154,7 +154,7 @@ class CacheDir(object):
         if top and name == self._own_lock_name() and self.own_lock is not None:
             self.drop_own_lock = True  # unlinked on close, after everything else
             return True
-        fd = os.open(name, READ_FLAGS, dir_fd=parent)
+        fd = open_regular(name, dir_fd=parent)
         try:
             if not hold_lock(fd):
                 raise RemovalError("%s: held by another process, not removed" % name)
@@ -209,17 +209,21 @@ class CacheDir(object):
 class ToolLock(object):
     """A package tool's own exclusive lock on its cache (``flock`` on ``<directory>/<name>``: uv's
     ``.lock``, rattler's ``pkgs/.cache.lock``), held while we plan and remove, so the tool and this
-    collection never interleave.  ``held_by_other`` is set when the tool holds it; a cache without
-    the lock file (a tool version that does not lock) is used unlocked."""
+    collection never interleave.  ``held_by_other`` says why the cache must be left alone: the
+    tool holds the lock, or a symlink, FIFO or other non-file is in its place (whoever may write
+    the cache put it there; it is neither followed nor waited on).  A cache without the lock file
+    (a tool version that does not lock) is used unlocked."""
 
     def __init__(self, directory, name):
         self.fd = None
-        self.held_by_other = False
+        self.held_by_other = None
         dir_fd = open_dir_nofollow(directory)
         try:
-            self.fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+            self.fd = open_regular(name, dir_fd=dir_fd)
         except OSError as exc:
-            if exc.errno != errno.ENOENT:
+            if exc.errno in (errno.ELOOP, errno.EINVAL):
+                self.held_by_other = "%s is a symlink or not a regular file" % os.path.join(directory, name)
+            elif exc.errno != errno.ENOENT:
                 raise
         finally:
             os.close(dir_fd)
@@ -230,7 +234,7 @@ class ToolLock(object):
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     self.close()
                     raise
-                self.held_by_other = True
+                self.held_by_other = "%s is held by another process" % os.path.join(directory, name)
 
     def close(self):
         if self.fd is not None:

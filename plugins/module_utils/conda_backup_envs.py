@@ -33,12 +33,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import io
 import os
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal
+from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, conda_mamba
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, Identity, act_as, path_controllers
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside, open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import (
@@ -284,8 +285,12 @@ def plan_environments(store, manifest, wanted, environments_dir, forbidden=()):
         real = os.path.realpath(item.target)
         places = [path for what, path in forbidden if inside(real, os.path.realpath(path))]
         rivals = [i.environment["prefix"] for i in items if i is not item and i.target == item.target]
+        strays = sorted(set(repr(p["subdir"]) for p in environment["explicit"] if not _channel_subdir(p)))
         if rivals:
             item.action, item.reason = "rejected", "%s would be created at the same target" % ", ".join(rivals)
+        elif strays:
+            # Its user wrote the records: a subdir like "/etc" or "../.." would place a package there.
+            item.action, item.reason = "rejected", "records name a subdir that is not a channel's: %s" % ", ".join(strays)
         elif environment["missing"] or environment["unreadable"]:
             item.action = "rejected"
             item.reason = "incomplete in the backup: %s" % ", ".join(
@@ -308,6 +313,11 @@ def plan_environments(store, manifest, wanted, environments_dir, forbidden=()):
             else:
                 item.action = "create"
     return items
+
+
+def _channel_subdir(package):
+    """Whether a recorded package's ``subdir`` (the kit's folder for it) is a conda platform subdir."""
+    return conda_mamba.SUBDIR.match(package.get("subdir") or "noarch") is not None
 
 
 def _empty_dir(path):
@@ -402,7 +412,7 @@ class Kit(object):
 
 def _read(path):
     try:
-        with open(path, **READ_TEXT) as handle:
+        with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
             return handle.read()
     except (OSError, IOError):
         return None

@@ -260,7 +260,7 @@ def plan_tempfiles(environments, caches, policy, warnings, homes, targets=(TEMPF
             continue
         found = dict(_leftovers(env.prefix, suffixes, elsewhere, warnings))
         if TRASH in targets:
-            listed = conda_mamba.trash_entries(env.prefix, warnings)
+            listed = conda_mamba.trash_entries(env.prefix, warnings, plan.identity)
             found.update((rel, TRASH) for rel in listed if os.path.lexists(os.path.join(env.prefix, rel)))
         for rel, category in sorted(found.items()):
             usage = _young_or_usage(os.path.join(env.prefix, rel), policy, warnings)

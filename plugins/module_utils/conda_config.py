@@ -13,9 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import io
 import os
 import re
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
 
 # conda/base/constants.py SEARCH_PATH, lowest precedence first.
@@ -341,7 +343,7 @@ def read_files(files, warnings):
     parsed = []
     for path in files:
         try:
-            with open(path, **READ_TEXT) as handle:
+            with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
                 text = handle.read()
             parsed.append((path, parse_condarc(text, source=path)))
             if not is_clean(text):

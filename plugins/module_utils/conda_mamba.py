@@ -15,9 +15,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import io
 import os
 import re
 
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import act_as
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_regular
+from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT
 
 MAMBA = "mamba"
@@ -104,16 +109,29 @@ def item_lock(path):
     return path + LOCK_SUFFIX
 
 
-def trash_entries(prefix, warnings):
+def _index_lines(path):
+    try:
+        fd = open_regular(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return []
+        raise
+    with io.open(fd, **READ_TEXT) as handle:
+        return [line.rstrip("\r\n") for line in handle]
+
+
+def trash_entries(prefix, warnings, identity):
     """The prefix-relative paths ``conda-meta/mamba_trash.txt`` lists that are mamba's trash (a
-    ``.mamba_trash`` name inside the prefix); any other line is left alone and warned about."""
+    ``.mamba_trash`` name inside the prefix); any other line is left alone and warned about.
+
+    Read with the prefix owner's credentials (``identity``, an ``_authority.Identity``): its user
+    may have made it a symlink to a file only root may read (whose lines the warnings would
+    quote), or a FIFO; a FIFO is not waited on."""
     path = os.path.join(prefix, TRASH_INDEX)
     try:
-        with open(path, **READ_TEXT) as handle:
-            lines = [line.rstrip("\r\n") for line in handle]
-    except (OSError, IOError) as exc:
-        if os.path.exists(path):
-            warnings.path_error(path, exc)
+        lines = act_as(identity, _index_lines, path)
+    except (OSError, IOError, PrivDropError) as exc:
+        warnings.path_error(path, exc)
         return []
     entries = []
     for line in lines:

@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import ast
 import glob
+import io
 import json
 import os
 import pwd
@@ -23,6 +24,7 @@ import re
 import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_mamba
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, is_clean
 
 TARBALL_SUFFIXES = (".conda", ".tar.bz2")
@@ -157,7 +159,7 @@ def read_record(path):
     JSON object (``corrupt``: read, but not a record; a file of NUL bytes, as some installers
     left them, says so).  Bytes that are not UTF-8 are kept (surrogateescape)."""
     try:
-        with open(path, "rb") as handle:
+        with io.open(open_regular(path, follow=True), "rb") as handle:
             raw = handle.read()
     except (OSError, IOError) as exc:
         return None, exc, False
@@ -237,7 +239,7 @@ class Installation(object):
     def conda_version(self):
         for path in sorted(glob.glob(os.path.join(self.root, "conda-meta", "conda-[0-9]*.json"))):
             try:
-                with open(path, **READ_TEXT) as handle:
+                with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
                     return json.load(handle).get("version")
             except (OSError, IOError, ValueError):
                 return os.path.basename(path).split("-")[1]
@@ -267,7 +269,7 @@ def read_environments_txt(user, warnings):
     directory (its raw bytes), so it is kept, and the file is warned about."""
     path = os.path.join(user.home, ".conda", "environments.txt")
     try:
-        with open(path, **READ_TEXT) as handle:
+        with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
             prefixes = [os.path.normpath(line.strip()) for line in handle if line.strip()]
     except (OSError, IOError) as exc:
         if os.path.exists(path):
@@ -461,7 +463,7 @@ def find_unused(packages, references):
 def read_history(prefix):
     """``(History, None)`` of a prefix's ``conda-meta/history``, or ``(None, the OSError)``."""
     try:
-        with open(os.path.join(prefix, "conda-meta", "history"), **READ_TEXT) as handle:
+        with io.open(open_regular(os.path.join(prefix, "conda-meta", "history"), follow=True), **READ_TEXT) as handle:
             return History(handle), None
     except (OSError, IOError) as exc:
         return None, exc

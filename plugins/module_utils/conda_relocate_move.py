@@ -19,6 +19,7 @@ __metaclass__ = type
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -27,7 +28,8 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import A
 from ansible_collections.pkgcache.fleet.plugins.module_utils._copy import CopyError, TreeCopier
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import sweep_dead_temps, sync_filesystem, write_atomic
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import CLOEXEC, READ_FLAGS, inside, directory_problem, existing_ancestor
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import (
+    CLOEXEC, READ_FLAGS, inside, directory_problem, existing_ancestor, open_regular)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import CacheDir, RemovalError, rmtree_fd
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
@@ -406,8 +408,10 @@ class Journal(object):
 
 
 def read_text_file(path):
+    """A config file's text, or None when there is none; a FIFO or device in its place is refused
+    (``_fs.open_regular``), never waited on."""
     try:
-        with open(path, **READ_TEXT) as handle:
+        with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
             text = handle.read()
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:

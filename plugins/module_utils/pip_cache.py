@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import configparser
+import io
 import json
 import os
 import posixpath
@@ -24,6 +25,7 @@ import stat
 import time
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes, is_clean
 
 CONFIG_BASENAME = "pip.conf"
@@ -152,7 +154,7 @@ def read_pip_config(path, warn, text=None):
     parser.optionxform = _normalize_name
     try:
         if text is None:
-            with open(path, **READ_TEXT) as handle:
+            with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
                 text = handle.read()
         if not is_clean(text):
             raise ValueError("bytes that are not UTF-8")
@@ -292,7 +294,7 @@ def read_uv_cache_dir(path, warn, texts=None):
             return None
     else:
         try:
-            with open(path, **READ_TEXT) as handle:
+            with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
                 text = handle.read()
         except FileNotFoundError:
             return None

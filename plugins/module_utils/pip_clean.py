@@ -356,7 +356,7 @@ def plan_cache(path, tool, users, routes, request, warn, locks, env):
     with ExitStack() as held:
         lock = held.enter_context(ToolLock(path, uv_clean.LOCK))
         if lock.held_by_other:
-            plan.skipped = "uv holds its cache lock %s" % os.path.join(path, uv_clean.LOCK)
+            plan.skipped = "uv's cache lock: %s" % lock.held_by_other
             return plan
         planner = uv_clean.plan_prune if request.uv == "prune" else uv_clean.plan_clean
         unit = "uv cache %s" % request.uv if binary else None

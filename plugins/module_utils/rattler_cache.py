@@ -31,6 +31,7 @@ __metaclass__ = type
 
 import errno
 import fcntl
+import io
 import json
 import os
 import posixpath
@@ -43,7 +44,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, opt
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import with_homes
 from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ROOT, namer_of
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage, filesystem, walk
-from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of, open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
     DEFAULT_SOURCES, Part, _absolute, _default_cache, expand_user, measure_cache)
@@ -118,7 +119,7 @@ def read_cache_root(path, warn):
     or None.  Only this key is read, from a line of its own holding a TOML string; a value in any
     other form is warned about and ignored (pixi would still honour it)."""
     try:
-        with open(path, **READ_TEXT) as handle:
+        with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
             lines = handle.read().splitlines()
     except OSError:
         return None
@@ -201,7 +202,7 @@ class Environments(object):
         for name in names:
             path = posixpath.join(meta, name)
             try:
-                with open(path, **READ_TEXT) as handle:
+                with io.open(open_regular(path, follow=True), **READ_TEXT) as handle:
                     record = json.load(handle)
                 named = [record.get(key) for key in RECORD_KEYS] + [(record.get("link") or {}).get("source")]
             except (OSError, ValueError, AttributeError) as exc:
@@ -261,7 +262,7 @@ def _subdirs(path):
 def _conda_registry(home):
     """Prefixes listed in a user's ``~/.conda/environments.txt`` (conda's and mamba's registry)."""
     try:
-        with open(posixpath.join(home, ".conda", "environments.txt"), **READ_TEXT) as handle:
+        with io.open(open_regular(posixpath.join(home, ".conda", "environments.txt"), follow=True), **READ_TEXT) as handle:
             return [line.strip() for line in handle if line.strip().startswith("/")]
     except OSError:
         return []

@@ -41,7 +41,7 @@ def plan_cache(root, owners, routes, environments, warn, locks):
         return plan
     lock = locks.enter_context(ToolLock(pkgs, GLOBAL_LOCK))
     if lock.held_by_other:
-        plan.skipped = "rattler holds its cache lock %s (an install is running)" % posixpath.join(pkgs, GLOBAL_LOCK)
+        plan.skipped = "rattler's cache lock: %s (an install may be running)" % lock.held_by_other
         return plan
     for entry in package_entries(pkgs, environments, warn)[0]:
         if entry.users:

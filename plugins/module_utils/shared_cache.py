@@ -20,7 +20,8 @@ from.  So a shared cache works for a group when:
 
 Files owned by somebody who is neither the declared owner nor a member of the group (the only
 ones who may put something there) are drift, fixed by giving them to the declared owner: nothing is
-ever given to anybody else.  The walk opens every directory relative to its parent without
+ever given to anybody else.  A setuid or setgid file is reported and never changed: given to root
+it would run as root, made group-writable any member could rewrite what it runs as.  The walk opens every directory relative to its parent without
 following symlinks, and leaves symlinks as they are.  Audit and fix are one walk: the fix applies
 each entry's change on the handle the audit read it through.
 
@@ -289,6 +290,10 @@ class _Walker(object):
                 acl_text(acl), acl_text(want_acl)))
         if not what:
             return None
+        if not is_dir and mode & (stat.S_ISUID | stat.S_ISGID):
+            # Given to root it would run as root; group write would let any member rewrite it.
+            return Change(path, "file", self.state(st, acl), None, what + ["setid"], why + [
+                "a setuid/setgid file (conda packages carry none): never changed; remove it by hand"], fixable=False)
         after = dict(owner=_name(want_uid, self.names), group=policy.group, mode="%04o" % want_mode)
         if want_acl is not None and is_dir:
             after["default_acl"] = acl_text(want_acl)
@@ -308,7 +313,7 @@ class _Walker(object):
         if change is None:
             return
         self.audit.changes.append(change)
-        if self.fix:
+        if self.fix and change.fixable:
             try:
                 self.apply(fd, st, acl, change.targets)
             except OSError as exc:

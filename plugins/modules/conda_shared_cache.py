@@ -126,7 +126,9 @@ drift:
       description: C(directory), C(file), or C(missing).
       type: str
     what:
-      description: What is wrong, some of C(missing), C(marker), C(owner), C(group), C(setgid), C(mode), C(default_acl).
+      description:
+        - What is wrong, some of C(missing), C(marker), C(owner), C(group), C(setgid), C(mode), C(default_acl).
+        - C(setid) is a setuid or setgid file, reported and never changed.
       type: list
       elements: str
     why:

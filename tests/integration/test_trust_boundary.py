@@ -12,6 +12,7 @@ behind a symlink, a user's own cache moved to another disk.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from testfleet.fleet import running
 
 ALICE, BOB = (1001, 1001), (1002, 1002)
 # What the attacks leave behind, removed before each test so every attack starts from scratch.
-PLAYGROUND = ("srv/r", "srv/backup", "srv/decoy", "srv/decoypip", "srv/scratch", "home/alice/.conda", "home/alice/.condarc",
+PLAYGROUND = ("srv/r", "srv/backup", "srv/decoy", "srv/planted", "srv/envs", "srv/decoypip", "srv/scratch", "home/alice/.conda", "home/alice/.condarc",
               "home/alice/.config/pip", "home/alice/.cache/pip", "home/bob/.conda", "home/bob/.cache/pip")
 
 
@@ -325,3 +326,28 @@ def test_a_backup_never_records_roots_files_a_users_environment_links_to(shared)
     assert recorded["/home/alice/.conda/envs/linked"]["unreadable"] == ["conda-meta"], result
     manifest = (root / result["manifest"].lstrip("/")).read_text()
     assert "own-1.0-0.conda" in manifest and "s3cr3t" not in manifest
+
+
+def test_a_restore_kit_never_places_a_package_where_a_users_record_subdir_leads(shared):
+    """alice's record names ``subdir: /srv/planted`` for a tarball of hers that the backup stored:
+    building the restore kit (as root) put her bytes there.  Her environment is rejected instead."""
+    fleet, name, root = shared
+    conda_root_and_decoy(root)
+    alices_home_cache(root)
+    env = root / "home/alice/.conda/envs/evil"
+    write(env / "conda-meta/history", b"", ALICE)
+    record = {"name": "numpy", "version": "1.0", "build": "0", "build_number": 0, "fn": "numpy-1.0-0.tar.bz2",
+              "url": "https://x.invalid/c/linux-64/numpy-1.0-0.tar.bz2", "subdir": "/srv/planted", "size": 100,
+              "md5": hashlib.md5(b"n" * 100).hexdigest(), "sha256": hashlib.sha256(b"n" * 100).hexdigest()}
+    write(env / "conda-meta/numpy-1.0-0.json", json.dumps(record).encode(), ALICE)
+    give(env / "conda-meta", ALICE, root / "home/alice")
+    write(root / "home/alice/.conda/environments.txt", b"/home/alice/.conda/envs/evil\n", ALICE)
+    (root / "srv/backup").mkdir()
+    backup = {"dest": "/srv/backup", "users": ["alice"], "roots": ["/srv/r"], "host_id": "h"}
+    stored = fleet.run_module(name, "pkgcache.fleet.conda_pkgs_backup", json.dumps(backup), become=True)[name]
+    assert [e["complete"] for e in stored["environments"] if e["name"] == "evil"] == [True], stored
+    restore = dict(backup, state="restored", environments=["evil"], environments_dir="/srv/envs")
+    result = run_leaving(shared, "srv/decoy", "pkgcache.fleet.conda_pkgs_backup", restore)
+    assert not os.path.lexists(str(root / "srv/planted")), result
+    [evil] = result["environments"]
+    assert evil["action"] == "rejected" and "not a channel's: '/srv/planted'" in evil["reason"], result

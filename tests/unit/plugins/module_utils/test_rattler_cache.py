@@ -196,7 +196,7 @@ def test_an_install_holding_the_cache_lock_makes_the_cache_busy(alice):
     with open(str(pkgs / ".cache.lock"), "r+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         result = clean([user], {}, Search(), pytest.fail)
-    assert result["changed"] is False and "holds its cache lock" in result["caches"][0]["skipped"]
+    assert result["changed"] is False and "cache.lock is held by another process" in result["caches"][0]["skipped"]
     assert all((pkgs / n).is_dir() for n in gone)
 
 

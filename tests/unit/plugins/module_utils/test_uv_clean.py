@@ -134,7 +134,7 @@ def test_a_cache_uv_holds_is_skipped(real_cache, tmp_path):
         fcntl.flock(held, fcntl.LOCK_SH)  # what every running uv holds
         for env in (NO_UV, WITH_UV):
             result = run(tmp_path, cache, env)
-            assert result["caches"][0]["skipped"] == "uv holds its cache lock %s" % (cache / ".lock")
+            assert result["caches"][0]["skipped"] == "uv's cache lock: %s is held by another process" % (cache / ".lock")
     assert tree(cache) == before and result["changed"] is False
 
 
