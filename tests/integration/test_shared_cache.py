@@ -200,7 +200,10 @@ def test_conda_clean_of_a_shared_cache_runs_as_its_owner_and_keeps_what_bobs_env
     role(host, tmp_path, **variables)
     done = call(fleet, name, dict(args, targets=["packages", "trash"]), tmp_path, module="pkgcache.fleet.conda_clean")
     assert not done["failed"], done.get("msg")
-    assert [p.rsplit(".", 2)[0] for p in done["removed"]] == [team + "/.trash/numpy-1.0-0"], done["removed"]
+    # The trash target also takes mamba's trash in every environment of the host (the shared test
+    # host's fixture plants some at random), so only what left this cache is compared.
+    in_team = [p for p in done["removed"] if p.startswith(team + "/")]
+    assert [p.rsplit(".", 2)[0] for p in in_team] == [team + "/.trash/numpy-1.0-0"], done["removed"]
     assert not list((cache / ".trash").glob("numpy-1.0-0.*"))
     assert (cache / "scipy-1.0-0/info/index.json").is_file()
     kept = [k for plan in done["caches"] for k in plan["keep"] if team + "/scipy-1.0-0" in k["paths"]]
