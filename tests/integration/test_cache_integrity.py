@@ -120,11 +120,13 @@ def test_a_clean_that_breaks_an_environment_fails_the_task_naming_it(fleet_state
         elsewhere = set(os.listdir(root / "opt/conda/envs/hard/conda-meta")) | set(os.listdir(root / "opt/conda/conda-meta"))
         only_linked = sorted({n for n in os.listdir(linked) if n.endswith(".json")} - elsewhere)
         name = next(n for n in only_linked if json.loads((linked / n).read_text())["files"])
-        # The record renamed, no longer saying where it was linked from, and the history agreeing:
-        # the environment is whole, but nothing tells a clean it uses the package.
+        # The record renamed, no longer saying where it was linked from (nor which tarball it came
+        # from, which pins the package too), and the history agreeing: the environment is whole,
+        # but nothing tells a clean it uses the package.
         record = json.loads((linked / name).read_text())
         record.pop("extracted_package_dir", None)
         record["link"].pop("source", None)
+        record.pop("package_tarball_full_path", None)
         (linked / name).unlink()
         (linked / "renamed-1.0-0.json").write_text(json.dumps(record))
         history = linked / "history"
