@@ -813,9 +813,14 @@ def carry_out(plan):
     (the file switched), ``before_text``/``after_text`` (None: no file), ``owner`` (whose the
     written file is), ``done`` (a set this fills with what changed and stayed changed), and
     ``resolve()``/``expected``: the tool's resolution after the switch and what it must be, and
-    ``holding()``: a context that keeps the tool itself off the caches meanwhile."""
+    ``holding()``: a context that keeps the tool itself off the caches until the config names the
+    new one.  The old copy is removed after it is let go: a lock file in that copy (uv's ``.lock``)
+    is only removed while nobody holds it, ourselves included."""
     with plan.holding():
-        return _carry_out(plan)
+        now, mover = _carry_out(plan)
+    if mover:
+        mover.finish()
+    return now
 
 
 def _carry_out(plan):
@@ -837,9 +842,7 @@ def _carry_out(plan):
         now = plan.resolve()
     else:
         now = _switch(plan, mover)
-    if mover:
-        mover.finish()
-    return now
+    return now, mover
 
 
 def _switch(plan, mover):
