@@ -101,6 +101,11 @@ def _xdg_dir(env, name):
     return value if posixpath.isabs(value) else None
 
 
+def config_home(home, env):
+    """The user's config directory: ``$XDG_CONFIG_HOME`` when absolute, else ``~/.config``."""
+    return _xdg_dir(env, "XDG_CONFIG_HOME") or posixpath.join(home, ".config")
+
+
 def _xdg_dirs(env, name, default):
     dirs = [part.strip() for part in env.get(name, "").split(os.pathsep)]
     dirs = [part for part in dirs if posixpath.isabs(part)]
@@ -131,9 +136,8 @@ def pip_config_files(home, env, etc_dir="/etc"):
     files = [posixpath.join(d, "pip", CONFIG_BASENAME) for d in xdg_dirs]
     files.append(posixpath.join(etc_dir, CONFIG_BASENAME))
     if not (env_file and os.path.exists(env_file)):
-        config_home = _xdg_dir(env, "XDG_CONFIG_HOME") or posixpath.join(home, ".config")
         files.append(posixpath.join(home, ".pip", CONFIG_BASENAME))
-        files.append(posixpath.join(config_home, "pip", CONFIG_BASENAME))
+        files.append(posixpath.join(config_home(home, env), "pip", CONFIG_BASENAME))
     if env.get("VIRTUAL_ENV"):
         files.append(posixpath.join(env["VIRTUAL_ENV"], CONFIG_BASENAME))
     if env_file is not None:
@@ -271,8 +275,7 @@ def uv_config_files(home, env, etc_dir="/etc"):
         return []
     if env.get("UV_CONFIG_FILE"):
         return [env["UV_CONFIG_FILE"]]
-    config_home = _xdg_dir(env, "XDG_CONFIG_HOME") or posixpath.join(home, ".config")
-    files = [posixpath.join(config_home, "uv", "uv.toml")]
+    files = [posixpath.join(config_home(home, env), "uv", "uv.toml")]
     system = posixpath.join(etc_dir, "uv", "uv.toml")
     for directory in (env.get("XDG_CONFIG_DIRS") or posixpath.join(etc_dir, "xdg")).split(os.pathsep):
         if not directory:

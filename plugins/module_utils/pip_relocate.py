@@ -30,7 +30,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_relocate_move
     KINDS, RelocateError, RelocationPlan, actor_of, carry_out_as_actor, check_config_link, check_path_links,
     check_room, check_writable, earlier_run, make_cache_dir, plan_move, read_text_file)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
-    CONFIG_BASENAME, UV_LOCK, _normalize_name, pip_cache_location, uv_cache_location)
+    CONFIG_BASENAME, UV_LOCK, _normalize_name, config_home, pip_cache_location, uv_cache_location)
 
 ENVIRONMENT_FILE = "/etc/environment"  # read by pam_env for ssh, su and console logins
 # Commands whose cache pip resolves: each applies its own section over [global].
@@ -299,10 +299,10 @@ class Request(object):
         if self.tool == "pip":
             if self.scope == "system":
                 return IniKey(os.path.join("/etc", CONFIG_BASENAME))
-            return IniKey(os.path.join(_config_home(home, env), "pip", CONFIG_BASENAME))
+            return IniKey(os.path.join(config_home(home, env), "pip", CONFIG_BASENAME))
         if self.scope == "system":
             return TomlKey(os.path.join("/etc/uv", UV_CONFIG))
-        return TomlKey(os.path.join(_config_home(home, env), "uv", UV_CONFIG))
+        return TomlKey(os.path.join(config_home(home, env), "uv", UV_CONFIG))
 
     @property
     def config(self):
@@ -318,11 +318,6 @@ class Request(object):
         env.update(self.shell_env)
         env["HOME"] = user.home
         return env
-
-
-def _config_home(home, env):
-    value = env.get("XDG_CONFIG_HOME", "").strip()
-    return value if os.path.isabs(value) else os.path.join(home, ".config")
 
 
 def resolve(request, user, texts):

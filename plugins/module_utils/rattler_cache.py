@@ -47,7 +47,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import D
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import READ_FLAGS, mount_of, open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import READ_TEXT, human_bytes
 from ansible_collections.pkgcache.fleet.plugins.module_utils.pip_cache import (
-    DEFAULT_SOURCES, Part, _absolute, _default_cache, expand_user, measure_cache)
+    DEFAULT_SOURCES, Part, _absolute, _default_cache, config_home, expand_user, measure_cache)
 
 TOOL = "rattler"
 PKGS = "pkgs"
@@ -108,9 +108,7 @@ def config_files(home, env, etc_dir="/etc"):
         return []
     if env.get("PIXI_CONFIG_FILE"):
         return [expand_user(env["PIXI_CONFIG_FILE"], home)]
-    config_home = env.get("XDG_CONFIG_HOME", "").strip()
-    config_home = config_home if posixpath.isabs(config_home) else posixpath.join(home, ".config")
-    return [posixpath.join(etc_dir, "pixi", CONFIG_FILE), posixpath.join(config_home, "pixi", CONFIG_FILE),
+    return [posixpath.join(etc_dir, "pixi", CONFIG_FILE), posixpath.join(config_home(home, env), "pixi", CONFIG_FILE),
             posixpath.join(pixi_home(home, env), CONFIG_FILE)]
 
 
