@@ -31,6 +31,9 @@ def unlink_quiet(path):
         pass
 
 
+TEMP_STEM_BYTES = 200
+
+
 def _stat(path):
     try:
         return os.stat(path)
@@ -39,7 +42,12 @@ def _stat(path):
 
 
 def _temp_beside(final):
-    return tempfile.mkstemp(prefix="." + os.path.basename(final) + ".", dir=os.path.dirname(final))
+    """A hidden temp file next to *final*, named after it as far as a file name's 255 bytes allow
+    (a final name near that limit would otherwise make the temp name too long)."""
+    stem = os.path.basename(final)
+    if len(os.fsencode(stem)) > TEMP_STEM_BYTES:
+        stem = os.fsdecode(os.fsencode(stem)[:TEMP_STEM_BYTES])
+    return tempfile.mkstemp(prefix="." + stem + ".", dir=os.path.dirname(final))
 
 
 def write_atomic(path, data, uid=None, gid=None, mode=0o644, keep_existing=True, temp=None):

@@ -5,7 +5,8 @@
 
 Each slice (the same playbook over its part of the inventory, run at the same time as the
 others) writes one file per host of its play into a directory all slices share,
-``<dir>/<host>.json`` (the name percent-quoted), atomically: a merge running while a slice writes
+``<dir>/<host>.json`` (the name percent-quoted; a quoted name too long for a file name is cut
+and made unique by its sha256), atomically: a merge running while a slice writes
 reads a host's old result or its new one, never a part.  A file holds ``host``, ``active`` (still
 in the slice's play), ``check_mode`` and ``view``, the host variables the report reads
 (``fleet_report.host_view``), so the merged report is built from exactly what a single job over
@@ -16,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 import os
 from urllib.parse import quote
@@ -23,10 +25,14 @@ from urllib.parse import quote
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 
 SUFFIX = ".json"
+NAME_BYTES = 180
 
 
 def path_for(directory, host):
-    return os.path.join(directory, quote(host, safe="") + SUFFIX)
+    name = quote(host, safe="")
+    if len(name) > NAME_BYTES:
+        name = name[:NAME_BYTES - 65] + "~" + hashlib.sha256(host.encode("utf-8")).hexdigest()
+    return os.path.join(directory, name + SUFFIX)
 
 
 def write(directory, views, active, check_mode):

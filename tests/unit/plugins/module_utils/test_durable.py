@@ -53,6 +53,13 @@ def test_write_atomic_without_keep_existing_replaces_the_name_itself(tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == ["elsewhere.html", "report.html"]
 
 
+def test_write_atomic_writes_a_name_as_long_as_a_file_name_may_be(tmp_path):
+    for name in ("r" * 255, "\u00e9" * 127):
+        write_atomic(str(tmp_path / name), "x", keep_existing=False)
+        assert (tmp_path / name).read_text() == "x"
+    assert len(os.listdir(str(tmp_path))) == 2
+
+
 def test_sweep_removes_only_the_temp_files_of_dead_writers(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", ""])
     child.wait()

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from ansible_collections.pkgcache.fleet.plugins.plugin_utils import _report, _slices
 from unit.plugins.plugin_utils.hostvars import UNREACHABLE, synthetic_fleet
 
-NAMES = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+NAMES = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80)
 
 
 def test_three_slices_merged_build_the_single_jobs_report(tmp_path):
@@ -40,6 +40,14 @@ def test_every_host_name_gets_a_file_of_its_own_inside_the_directory(tmp_path_fa
     assert sorted(path.name for path in directory.iterdir()) == sorted(p.rsplit("/", 1)[1] for p in paths)
     views, active, check_mode = _slices.read(str(directory), names, AssertionError)
     assert views == [(name, {"n": name}) for name in names] and active == names and check_mode
+
+
+def test_names_too_long_for_a_file_name_share_a_prefix_yet_get_files_of_their_own(tmp_path):
+    names = ["\u00e9" * 200 + "-a", "\u00e9" * 200 + "-b", "h" * 253]
+    paths = _slices.write(str(tmp_path), [(name, {"n": name}) for name in names], names, False)
+    assert len(set(paths)) == 3 and all(len(p.rsplit("/", 1)[1].encode()) <= 255 for p in paths)
+    views, _active, _check = _slices.read(str(tmp_path), names, AssertionError)
+    assert views == [(name, {"n": name}) for name in names]
 
 
 def test_missing_or_corrupt_results_leave_the_host_without_data(tmp_path):
