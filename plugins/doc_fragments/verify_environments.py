@@ -15,8 +15,9 @@ class ModuleDocFragment(object):
 options:
   verify_environments:
     description:
-      - After removing, check again every environment whose packages the plan touched (linked from a
-        cache it removed from, or naming a package it removed), as
+      - After removing, check again every environment whose packages the plan touched (conda's linked
+        from a cache it removed from or naming a package it removed; pixi / rattler prefixes whose
+        records name a cache it removed from), as
         M(pkgcache.fleet.conda_env_facts) does in its V(fast) mode (every file its records list is
         there, no link dangles, sizes match; records and history agree). Each is checked before the
         removal too.

@@ -15,11 +15,12 @@ __metaclass__ = type
 from contextlib import ExitStack
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import (
-    cleanup, conda_clean, options, pip_clean, rattler_clean)
+    cleanup, conda_clean, conda_envs, options, pip_clean, rattler_clean)
 
 KINDS = ("conda", "pip", "rattler")
 # The options every kind shares, given once at the top; each kind's own come in its sub-options.
-SHARED = options.argument_spec(options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET)
+SHARED = options.argument_spec(options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET,
+                               options.VERIFY_ENVIRONMENTS)
 _SPECS = dict(conda=conda_clean.argument_spec, pip=pip_clean.argument_spec, rattler=rattler_clean.argument_spec)
 
 
@@ -40,25 +41,27 @@ def kind_params(params, kind):
     return merged
 
 
-def clean(check_mode, target, warn, conda=None, pip=None, rattler=None):
+def clean(check_mode, target, warn, conda=None, pip=None, rattler=None, verify=False):
     """Plan every given kind, then run the pipeline once over all their plans (cut down to
     ``target``); unless ``check_mode`` it executes them.  ``conda`` is ``(host, plan arguments)``
     (see ``conda_clean.load``), ``pip`` ``(users, environment, Request)``, ``rattler``
-    ``(users, environment, Search)``.
+    ``(users, environment, Search)``.  With ``verify`` the environments the conda and rattler
+    plans touch are checked before and after, together (``conda_envs.verified_run``).
 
     The result is the pipeline's, every cache entry with its ``tool`` (pip's with its own keys),
-    plus conda's ``tempfiles``, ``restricted`` and ``verified_environments`` and rattler's
-    ``environments``.
+    plus conda's ``tempfiles`` and ``restricted``, rattler's ``environments`` and the
+    ``verified_environments``.
     """
     plans, tempfiles, pip_plans, pip_first = [], [], [], 0
-    restricted, environments, conda_plans = None, None, []
+    restricted, environments, touched = None, None, []
     with ExitStack() as locks:
         if conda is not None:
             host, how = conda
-            how = dict(how)
-            verify = how.pop("verify", False)
-            conda_plans, tempfiles, restricted = conda_clean.plan(host, **how)
+            conda_plans, tempfiles, restricted = conda_clean.plan(
+                host, **dict((name, value) for name, value in how.items() if name != "verify"))
             plans.extend(conda_plans)
+            if verify:
+                touched.extend(conda_clean.touched_environments(host.environments, conda_plans))
         if pip is not None:
             pip_first = len(plans)
             pip_plans = pip_clean.plan(pip[0], pip[1], pip[2], warn, locks)
@@ -67,14 +70,10 @@ def clean(check_mode, target, warn, conda=None, pip=None, rattler=None):
             rattler_plans, found = rattler_clean.plan(rattler[0], rattler[1], rattler[2], warn, locks)
             plans.extend(rattler_plans)
             environments = found.prefixes
-
-        def run():
-            return cleanup.run(plans, check_mode, hidden=tempfiles, target=target)
-
-        if conda is not None:
-            result, verified = conda_clean.run_verified(host, conda_plans, check_mode, verify, run)
-        else:
-            result, verified = run(), None
+            if verify:
+                touched.extend(rattler_clean.touched_environments(rattler_plans, found))
+        result, verified = conda_envs.verified_run(touched if verify else None, check_mode,
+                                                   lambda: cleanup.run(plans, check_mode, hidden=tempfiles, target=target))
     for cache in result["caches"]:
         cache["tool"] = cache["kind"]
     pip_clean.annotate(result["caches"][pip_first:], pip_plans, check_mode)
@@ -94,7 +93,7 @@ def clean_from_options(params, warn, check_mode):
     if "conda" in kinds:
         host, how, _target = conda_clean.load(kind_params(params, "conda"))
         conda = host, how
-    result = clean(check_mode, target, warn, conda, pip, rattler)
+    result = clean(check_mode, target, warn, conda, pip, rattler, params["verify_environments"])
     for message in host.warnings if conda else ():
         warn(message)
     return result

@@ -345,13 +345,25 @@ def compact(cache):
     return small
 
 
-def exit_module(module, result, what, warnings=(), failure=None):
+def broken_environments(result):
+    """The failure a clean that broke environments ends with (its ``verified_environments``,
+    see ``conda_envs.verified_run``), or None."""
+    broken = (result.get("verified_environments") or {}).get("broken")
+    if not broken:
+        return None
+    return "environment(s) no longer whole after the clean: %s" % "; ".join(
+        "%s (%s)" % (env["path"], ", ".join("%d %s" % (n, kind) for kind, n in sorted(env["problems"].items())))
+        for env in broken)
+
+
+def exit_module(module, result, what, warnings=()):
     """End a cleaning module: the diff lists what goes, one line per item with its size on disk
     and why (:func:`describe`); *before* is what a run would remove, *after* what of it remains
-    (nothing), so a rerun with nothing left to remove shows no diff.  A failed removal, or a
-    *failure* the kind found afterwards (environments no longer whole), fails the task with
+    (nothing), so a rerun with nothing left to remove shows no diff.  A failed removal, or
+    environments no longer whole afterwards (:func:`broken_environments`), fails the task with
     everything that was removed still in the result (printable, see ``_text``)."""
     out = Results(module)
+    failure = broken_environments(result)
     result.pop("paths")
     listing = result.pop("listing")
     errors = result.pop("errors")

@@ -353,30 +353,6 @@ def split_tarball(name):
     return strip_tarball_suffix(name) or name
 
 
-def environment_health(environments):
-    """``{prefix: health}`` of each environment in ``fast`` mode (``conda_envs``)."""
-    return dict((env.prefix, conda_envs.EnvironmentCheck(env, conda_envs.FAST, set(), set()).check_health())
-                for env in environments)
-
-
-def verify_environments(environments, before, check_mode):
-    """The ``verified_environments`` result: in check mode what would be verified; else each
-    environment checked again, and ``broken`` the ones that were whole before and are not now."""
-    prefixes = sorted(env.prefix for env in environments)
-    result = {"environments": prefixes, "checked": not check_mode, "unhealthy_before": [], "broken": []}
-    if check_mode:
-        return result
-    after = environment_health(environments)
-    result["unhealthy_before"] = [p for p in prefixes if not before[p]["healthy"]]
-    for prefix in prefixes:
-        if before[prefix]["healthy"] and not after[prefix]["healthy"]:
-            health = after[prefix]
-            broken = dict((kind, health[kind]) for kind in conda_envs.PROBLEM_KINDS if health["problems"][kind])
-            broken.update(path=prefix, problems=dict((k, v) for k, v in health["problems"].items() if v))
-            result["broken"].append(broken)
-    return result
-
-
 def plan(host, targets, policy, roots=(), pkgs_dirs=(), purge=False):
     """The plans for the host's caches: ``(plans, tempfiles, restricted)``, the cache plans, the
     plans of leftovers in environment prefixes and why environments may be unknown (or None).
@@ -407,44 +383,26 @@ def plan(host, targets, policy, roots=(), pkgs_dirs=(), purge=False):
     return plans, tempfiles, unknown
 
 
-def run_verified(host, plans, check_mode, verify, run):
-    """``run()`` (the pipeline over ``plans`` and whatever else goes with them); with ``verify``
-    the environments whose packages the plans touch are checked before and after (see
-    :func:`verify_environments`; in check mode only listed).  ``(result, verified_environments)``."""
-    verified = touched_environments(host.environments, plans) if verify else []
-    before = environment_health(verified) if verified and not check_mode else {}
-    result = run()
-    return result, verify_environments(verified, before, check_mode) if verify else None
-
-
 def clean(host, targets, policy, roots=(), pkgs_dirs=(), check_mode=False, purge=False, target=None,
           verify=False):
     """:func:`plan` the cleanup of the host's caches and, unless ``check_mode``, execute that same
-    plan, cut down to ``target`` (:class:`cleanup.Target`) when one is given, verified as
-    :func:`run_verified` says.
+    plan, cut down to ``target`` (:class:`cleanup.Target`) when one is given; with ``verify`` the
+    environments the plans touch (:func:`touched_environments`) are checked before and after
+    (``conda_envs.verified_run``).
 
     Returns the pipeline's result (:func:`cleanup.run`) plus ``tempfiles``, ``skipped_caches`` and
     ``verified_environments`` (None without ``verify``).
     """
     plans, tempfiles, unknown = plan(host, targets, policy, roots, pkgs_dirs, purge)
-    result, verified = run_verified(host, plans, check_mode, verify,
-                                    lambda: cleanup.run(plans, check_mode, hidden=tempfiles, target=target))
+    touched = touched_environments(host.environments, plans) if verify else None
+    result, verified = conda_envs.verified_run(
+        touched, check_mode, lambda: cleanup.run(plans, check_mode, hidden=tempfiles, target=target))
     result["verified_environments"] = verified
     result["tempfiles"] = [path for p in tempfiles for path in p.paths]
     result["skipped_caches"] = sum(1 for p in plans if p.skipped)
     result["restricted"] = unknown
     result["plan"] = [_legacy_plan(cache) for cache in result["caches"]]
     return result
-
-
-def broken_environments(result):
-    """The failure a clean that broke environments ends with, or None."""
-    broken = (result.get("verified_environments") or {}).get("broken")
-    if not broken:
-        return None
-    return "environment(s) no longer whole after the clean: %s" % "; ".join(
-        "%s (%s)" % (env["path"], ", ".join("%d %s" % (n, kind) for kind, n in sorted(env["problems"].items())))
-        for env in broken)
 
 
 def _legacy_plan(cache):

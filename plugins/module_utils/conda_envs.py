@@ -21,6 +21,10 @@ Health compares the prefix with its PrefixRecords (``conda-meta/<dist>.json``):
 Orphans (:func:`orphans`) are what a prune would drop: installed packages that no spec the
 history says was requested needs through the records' ``depends``; reported, never removed.
 
+After a cleanup (:func:`verified_run`) the environments it touched are checked again in ``fast``
+mode: conda's, and the pixi / micromamba prefixes a rattler clean found, whose records have the
+same shape.
+
 Files are hashed through descriptors opened without following a symlink, and only when the
 directory they are in resolves inside the environment (or, soft-linked, inside the package's
 extracted directory).
@@ -41,7 +45,7 @@ from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import RealDirs
 from ansible_collections.pkgcache.fleet.plugins.module_utils._parallel import run_parallel
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_model import (
-    PrefixRecord, read_history, read_record, spec_name)
+    Environment, PrefixRecord, owner_name, read_history, read_record, spec_name)
 
 FAST = "fast"
 FULL = "full"
@@ -425,3 +429,47 @@ def orphans(records, history):
     result.update(checked=True, requested=requested,
                   packages=sorted(by_name[name] for name in by_name if name not in needed))
     return result
+
+
+# -- after a cleanup ---------------------------------------------------------------------------
+
+
+def prefix_environment(prefix):
+    """An :class:`Environment` for a prefix found outside conda's own discovery (a rattler
+    clean's), its records left to the health check to read; None when the prefix is gone."""
+    try:
+        return Environment(prefix, None, owner_name(os.stat(prefix).st_uid))
+    except OSError:
+        return None
+
+
+def health_of(environments):
+    """``{prefix: health}`` of each environment in ``fast`` mode."""
+    return dict((env.prefix, EnvironmentCheck(env, FAST, set(), set()).check_health()) for env in environments)
+
+
+def verified_run(environments, check_mode, run):
+    """``(run(), verified_environments)``: with ``environments`` (those a cleanup's plans touch;
+    None: no verification) each is checked before and after ``run()``, and ``broken`` lists the
+    ones whole before and not after; in check mode they are only listed."""
+    if environments is None:
+        return run(), None
+    unique = {}
+    for env in environments:
+        unique.setdefault(os.path.realpath(env.prefix), env)
+    environments = sorted(unique.values(), key=lambda env: env.prefix)
+    before = health_of(environments) if not check_mode else {}
+    result = run()
+    verified = {"environments": [env.prefix for env in environments], "checked": not check_mode,
+                "unhealthy_before": [], "broken": []}
+    if check_mode:
+        return result, verified
+    after = health_of(environments)
+    verified["unhealthy_before"] = [p for p in verified["environments"] if not before[p]["healthy"]]
+    for prefix in verified["environments"]:
+        if before[prefix]["healthy"] and not after[prefix]["healthy"]:
+            health = after[prefix]
+            broken = dict((kind, health[kind]) for kind in PROBLEM_KINDS if health["problems"][kind])
+            broken.update(path=prefix, problems=dict((k, v) for k, v in health["problems"].items() if v))
+            verified["broken"].append(broken)
+    return result, verified

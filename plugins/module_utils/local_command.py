@@ -211,7 +211,7 @@ def run(command, params, check_mode, warn):
             warn(warning)
     else:
         result = CLEANS[command](params, warn, check_mode)
-    failed = result.get("errors") or (command == "clean" and conda_clean.broken_environments(result))
+    failed = result.get("errors") or cleanup.broken_environments(result)
     return result, FAILED_REMOVALS if failed else OK
 
 

@@ -8,17 +8,22 @@ rattler holds ``pkgs/.cache.lock`` (``flock``) during an install; we take it non
 planning and hold it until the removal ends, and skip a cache whose lock is held.  A search for
 environments that stopped short (time, an unreadable directory or record) skips every cache, since
 a package could then look unused.
+
+With ``verify_environments`` the environments found whose records name anything in a cache the
+plan removes from are checked before and after, as conda's are (``conda_envs.verified_run``).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import posixpath
 from contextlib import ExitStack
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, options
+from ansible_collections.pkgcache.fleet.plugins.module_utils import cleanup, conda_envs, options
 from ansible_collections.pkgcache.fleet.plugins.module_utils._diskusage import DiskUsage
+from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside
 from ansible_collections.pkgcache.fleet.plugins.module_utils._removal import ToolLock
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import CachePlan
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import (
@@ -69,32 +74,51 @@ def plan(users, env, search, warn, locks):
             for root, owners, routes in locate(users, env, warn)], environments
 
 
-def clean(users, env, search, warn, check_mode=False, target=None):
+def touched_environments(plans, environments):
+    """The environments found whose records name a path in a cache the plans remove from (as
+    ``conda_envs.Environment``): what a removal there could break, were a record to name less
+    than the environment links (a file soft-linked from a package no record names)."""
+    removing = set()
+    for cache in plans:
+        if cache.items and not cache.skipped:
+            removing.update((posixpath.normpath(cache.path), os.path.realpath(cache.path)))
+    touched = set()
+    for path, prefixes in environments.referenced.items():
+        if any(inside(path, pkgs) for pkgs in removing):
+            touched.update(prefixes)
+    return [found for found in (conda_envs.prefix_environment(prefix) for prefix in sorted(touched)) if found]
+
+
+def clean(users, env, search, warn, check_mode=False, target=None, verify=False):
     """Plan the cleanup of the users' rattler caches and, unless ``check_mode``, execute it: the
-    pipeline's result (:func:`cleanup.run`) with the ``environments`` searched."""
+    pipeline's result (:func:`cleanup.run`) with the ``environments`` searched and, with
+    ``verify``, the ``verified_environments`` (:func:`touched_environments`)."""
     with ExitStack() as locks:
         plans, environments = plan(users, env, search, warn, locks)
-        result = cleanup.run(plans, check_mode, target=target)
-    result["environments"] = environments.prefixes
+        touched = touched_environments(plans, environments) if verify else None
+        result, verified = conda_envs.verified_run(touched, check_mode,
+                                                   lambda: cleanup.run(plans, check_mode, target=target))
+    result.update(environments=environments.prefixes, verified_environments=verified)
     return result
 
 
 def argument_spec():
     """rattler_cache_clean's options."""
-    return options.argument_spec(options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET, SEARCH)
+    return options.argument_spec(options.USERS, options.ENVIRONMENT, options.COMPACT, options.TARGET,
+                                 options.VERIFY_ENVIRONMENTS, SEARCH)
 
 
 def load(params):
-    """rattler_cache_clean's options read: ``(users, environment, Search, cleanup.Target)``;
+    """rattler_cache_clean's options read: ``(users, environment, Search, cleanup.Target, verify)``;
     OptionError before anything is read."""
     search = Search.from_options(params)
     target = cleanup.Target.from_options(params)
     users = options.select_users(params["users"])
     options.check_sight(users)
-    return users, options.shell_environment(params["environment"]), search, target
+    return users, options.shell_environment(params["environment"]), search, target, params["verify_environments"]
 
 
 def clean_from_options(params, warn, check_mode):
     """What rattler_cache_clean does with its options; OptionError before anything is read."""
-    users, env, search, target = load(params)
-    return clean(users, env, search, warn, check_mode, target)
+    users, env, search, target, verify = load(params)
+    return clean(users, env, search, warn, check_mode, target, verify)

@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.target
   - pkgcache.fleet.printable
   - pkgcache.fleet.compact
+  - pkgcache.fleet.verify_environments
 options:
   kinds:
     description:
@@ -72,12 +73,6 @@ options:
           O(pkgcache.fleet.conda_clean#module:keep_revisions).
         type: int
         default: 0
-      verify_environments:
-        description:
-          - Check the environments the plan touches before and after the removal; one that was whole before and
-            is not after fails the task. See O(pkgcache.fleet.conda_clean#module:verify_environments).
-        type: bool
-        default: false
       exclude:
         description: Shell patterns on dist names never to remove.
         type: list
@@ -199,7 +194,8 @@ tempfiles:
   elements: str
 verified_environments:
   description:
-    - With O(conda.verify_environments), the environments checked, as
+    - With O(verify_environments), the environments checked - those the conda plans touch and those the rattler
+      kind found whose records name a cache it removes from, checked together - as
       RV(pkgcache.fleet.conda_clean#module:verified_environments) says; else null.
   returned: always
   type: dict
@@ -238,7 +234,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cache_clean import argument_spec, clean_from_options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import broken_environments
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
 
@@ -249,7 +244,7 @@ def main():
         result = clean_from_options(module.params, out.warn, module.check_mode)
     except ValueError as exc:
         out.fail(str(exc))
-    exit_module(module, result, "caches", failure=broken_environments(result))
+    exit_module(module, result, "caches")
 
 
 if __name__ == "__main__":

@@ -280,8 +280,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import (
-    argument_spec, broken_environments, clean_from_options)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import argument_spec, clean_from_options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import exit_module
 from ansible_collections.pkgcache.fleet.plugins.module_utils._text import Results
 
@@ -292,7 +291,7 @@ def main():
         result, warnings = clean_from_options(module.params, module.check_mode)
     except ValueError as exc:
         Results(module).fail(str(exc))
-    exit_module(module, result, "conda caches", warnings=warnings, failure=broken_environments(result))
+    exit_module(module, result, "conda caches", warnings=warnings)
 
 
 if __name__ == "__main__":

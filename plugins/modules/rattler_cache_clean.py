@@ -42,6 +42,7 @@ extends_documentation_fragment:
   - pkgcache.fleet.target
   - pkgcache.fleet.printable
   - pkgcache.fleet.compact
+  - pkgcache.fleet.verify_environments
 notes:
   - Run with C(become=true) to reach every user's cache and environments.
 seealso:
@@ -77,6 +78,12 @@ environments:
   returned: always
   type: list
   elements: str
+verified_environments:
+  description: >-
+    With O(verify_environments), the environments found whose records name a cache the plan removes from, checked as
+    RV(pkgcache.fleet.conda_clean#module:verified_environments) says; null without O(verify_environments).
+  returned: always
+  type: dict
 removed:
   description: The paths a real run removed (none in check mode), escaped as the notes say.
   returned: always

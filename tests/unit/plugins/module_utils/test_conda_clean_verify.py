@@ -11,7 +11,8 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import Policy, broken_environments, clean
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import broken_environments
+from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_clean import Policy, clean
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
 
 from .hostroot import host_users, in_root

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.pkgcache.fleet.plugins.module_utils import rattler_cache
+from ansible_collections.pkgcache.fleet.plugins.module_utils import conda_envs, rattler_cache
 from ansible_collections.pkgcache.fleet.plugins.module_utils._accounts import User
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_cache import (
     Search, cache_location, find_environments, gather_facts, read_entry_lock, shared_extent_bytes)
+from ansible_collections.pkgcache.fleet.plugins.module_utils.cleanup import broken_environments
 from ansible_collections.pkgcache.fleet.plugins.module_utils.options import OptionError
 from ansible_collections.pkgcache.fleet.plugins.module_utils.rattler_clean import argument_spec, clean, clean_from_options
 from condafab.channel import file_channel, rattler_install
@@ -189,6 +190,61 @@ def test_clean_removes_exactly_the_unused_packages_with_their_locks_and_is_idemp
     # what stays still installs offline into a new prefix without fetching: the cache is whole
     again = clean([user], {}, Search(), pytest.fail)
     assert again["changed"] is False and again["planned_bytes"] == 0
+
+
+def listed_paths(prefix):
+    """Every path the prefix's records list (py-rattler writes ``paths_data``), read here as JSON."""
+    import json
+    return sum((len(json.loads(p.read_text())["paths_data"]["paths"]) for p in (Path(prefix) / "conda-meta").glob("*.json")), 0)
+
+
+def test_a_verified_clean_checks_the_environments_naming_the_cache_and_finds_py_rattlers_whole(alice):
+    user, pkgs, _live, gone = alice
+    touched = [user.home + "/.pixi/envs/tool", user.home + "/src/app/.pixi/envs/default"]
+    # the check reads what py-rattler wrote: every listed file is looked at, none is a problem
+    for prefix, health in conda_envs.health_of([conda_envs.prefix_environment(p) for p in touched]).items():
+        assert health["healthy"] and health["checked_files"] == listed_paths(prefix) > 0, health
+    preview = clean([user], {}, Search(), pytest.fail, check_mode=True, verify=True)
+    assert preview["verified_environments"] == {"environments": touched, "checked": False, "unhealthy_before": [],
+                                                "broken": []}
+    done = clean([user], {}, Search(), pytest.fail, verify=True)
+    assert sorted(os.path.basename(p) for p in done["removed"] if not p.endswith(".lock")) == sorted(gone)
+    assert done["verified_environments"] == dict(preview["verified_environments"], checked=True)
+    assert broken_environments(done) is None
+    # nothing left to remove touches nothing; without the option nothing is verified
+    assert clean([user], {}, Search(), pytest.fail, verify=True)["verified_environments"]["environments"] == []
+    assert clean([user], {}, Search(), pytest.fail)["verified_environments"] is None
+
+
+def test_a_clean_that_breaks_a_rattler_environment_names_it_and_its_problems(alice):
+    """One package of the workspace's environment is soft-linked from the cache (rattler links so
+    when neither reflinks nor hard links are allowed) and its record no longer says where it came
+    from: the environment is whole, it names the cache for its other packages, and nothing tells
+    the clean that the package is in use.  The verification catches what the removal broke."""
+    import json
+    user, pkgs, live, _gone = alice
+    app = Path(user.home) / "src/app/.pixi/envs/default"
+    tool_records = {p.stem for p in (Path(user.home) / ".pixi/envs/tool/conda-meta").glob("*.json")}
+    [victim, *_rest] = sorted(p for p in (app / "conda-meta").glob("*.json")
+                              if p.stem not in tool_records and json.loads(p.read_text())["paths_data"]["paths"])
+    record = json.loads(victim.read_text())
+    source = Path(record.pop("extracted_package_dir"))
+    record.pop("package_tarball_full_path", None)
+    (record.get("link") or {}).pop("source", None)
+    files = [entry["_path"] for entry in record["paths_data"]["paths"]]
+    for rel in files:
+        (app / rel).unlink()
+        os.symlink(str(source / rel), str(app / rel))
+    victim.write_text(json.dumps(record))
+    done = clean([user], {}, Search(), pytest.fail, verify=True)
+    assert str(source) in done["removed"] and not done["errors"]
+    verified = done["verified_environments"]
+    assert verified["checked"] and str(app) in verified["environments"] and verified["unhealthy_before"] == []
+    [broken] = verified["broken"]
+    assert broken["path"] == str(app) and broken["problems"] == {"dangling": len(files)}
+    assert sorted(d["path"] for d in broken["dangling"]) == sorted(files)
+    assert broken_environments(done) == "environment(s) no longer whole after the clean: %s (%d dangling)" % (
+        app, len(files))
 
 
 def test_an_install_holding_the_cache_lock_makes_the_cache_busy(alice):
