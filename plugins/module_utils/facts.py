@@ -22,10 +22,10 @@ PIP = "pip"
 RATTLER = "rattler"
 KINDS = (CONDA, PIP)  # what cache_facts gathers by default
 INTEGRITY = "integrity"
+ENVS = "envs"  # conda_env_facts' facts; cache_facts gathers them in the same run on request
 # What it gathers only when asked: rattler searches every home for pixi workspaces, the integrity
-# audit of the conda caches reads every package.
-ON_REQUEST = (RATTLER, INTEGRITY)
-ENVS = "envs"  # conda_env_facts, a module of its own
+# audit of the conda caches reads every package, the environments' health stats every file.
+ON_REQUEST = (RATTLER, INTEGRITY, ENVS)
 FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", RATTLER: "rattler_cache", ENVS: "conda_envs",
               INTEGRITY: "conda_cache_integrity"}
 
@@ -46,7 +46,9 @@ def _conda_cache(accounts, params, warn):
 
 
 def _conda_envs(accounts, params, warn):
-    return _conda(conda_envs.gather, accounts, params, warn, mode=params["mode"], workers=params["workers"])
+    # conda_env_facts names its options mode and workers; cache_facts envs_mode, with one worker.
+    mode = params["envs_mode"] if "envs_mode" in params else params["mode"]
+    return _conda(conda_envs.gather, accounts, params, warn, mode=mode, workers=params.get("workers") or 1)
 
 
 def _conda_integrity(accounts, params, warn):
@@ -79,7 +81,7 @@ def gather(accounts, params, kinds, warn):
     """
     result = {}
     blind = options.blind_spot(accounts)
-    for kind in KINDS + ON_REQUEST + (ENVS,):
+    for kind in KINDS + ON_REQUEST:
         if kind not in kinds:
             continue
         problems = []
@@ -104,6 +106,7 @@ def argument_spec():
         options.USERS, options.ENVIRONMENT, options.CONDA_FACTS, rattler_cache.SEARCH,
         gather=dict(type="list", elements="str", choices=list(KINDS + ON_REQUEST), default=list(KINDS)),
         integrity_mode=dict(type="str", choices=list(conda_envs.MODES), default=conda_envs.FAST),
+        envs_mode=dict(type="str", choices=list(conda_envs.MODES), default=conda_envs.FAST),
     )
 
 

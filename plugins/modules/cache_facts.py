@@ -44,9 +44,12 @@ options:
         dist's C(repodata_record.json) or as a C(#md5)/C(#sha256:) fragment in C(urls.txt).
         It reads every package, so it is not gathered by default.
         M(pkgcache.fleet.conda_cache_repair) quarantines or repairs what it finds.
+      - V(envs) sets C(ansible_facts.conda_envs), every conda environment with its size and health, exactly as
+        M(pkgcache.fleet.conda_env_facts) gathers them (in O(envs_mode)), in the same module run - one
+        connection per host for a report that shows caches and environments.
     type: list
     elements: str
-    choices: [conda, pip, rattler, integrity]
+    choices: [conda, pip, rattler, integrity, envs]
     default: [conda, pip]
   integrity_mode:
     description:
@@ -54,6 +57,13 @@ options:
       - V(full) also hashes every extracted file with a recorded sha256 and every tarball with a
         recorded hash, which finds a file altered without changing its size.
       - Only with V(integrity) in O(gather).
+    type: str
+    choices: [fast, full]
+    default: fast
+  envs_mode:
+    description:
+      - How environments are checked with V(envs) in O(gather); see
+        O(pkgcache.fleet.conda_env_facts#module:mode).
     type: str
     choices: [fast, full]
     default: fast
@@ -144,6 +154,10 @@ ansible_facts:
         - C(users) with each user's cache location and its C(source); C(environments), the prefixes found;
           C(search_incomplete), why some may be missing; C(totals) and a C(summary).
       returned: when O(gather) contains V(rattler)
+      type: dict
+    conda_envs:
+      description: The same as RV(pkgcache.fleet.conda_env_facts#module:ansible_facts.conda_envs).
+      returned: when O(gather) contains V(envs)
       type: dict
     conda_cache_integrity:
       description: The audit of the conda caches, when O(gather) contains V(integrity).

@@ -130,3 +130,13 @@ def test_cache_clean_reads_every_kind_s_options_before_any_cache(tmp_path, fixtu
     refused = run(tmp_path, "cache_clean", args)
     assert refused.get("failed") is True and refused["msg"] == "nothing to do: set purge, patterns, min_age or uv", refused
     assert state(tmp_path) == before
+
+
+def test_cache_facts_gathers_the_environments_conda_env_facts_gathers_in_the_same_run(tmp_path, fixture):
+    alone = run(tmp_path, "conda_env_facts", {"roots": [fixture["root"]], "mode": "full"})
+    together = run(tmp_path, "cache_facts", {"roots": [fixture["root"]], "environment": fixture["environment"],
+                                             "gather": ["conda", "envs"], "envs_mode": "full"})
+    envs = alone["ansible_facts"]["conda_envs"]
+    assert envs["totals"]["environments"] > 0 and envs["mode"] == "full", envs
+    assert together["ansible_facts"]["conda_envs"] == envs
+    assert sorted(together["ansible_facts"]) == ["conda_cache", "conda_envs"]
