@@ -55,7 +55,7 @@ test: setup
 	$(MAKE) --no-print-directory units sanity lint integration molecule
 
 units: venv link
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q --durations=10 tests/unit
 
 sanity: venv
 	bash tests/tools/sanity.sh
@@ -64,7 +64,7 @@ lint: venv link
 	bash tests/tools/lint.sh
 
 integration: venv link rootfs
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=15 tests/integration
 
 # default: namespace hosts over SSH; podman: the podman driver, as users of our roles test them.
 molecule: venv link rootfs podman test-collections
