@@ -52,7 +52,7 @@ class Identity(object):
 
     @property
     def name(self):
-        return _names([self.uid])
+        return names_of([self.uid])
 
 
 def act_as(identity, func, *args):
@@ -144,17 +144,18 @@ def decide(owner, namers, controllers):
     if strangers:
         return None, "reached through a path %s can change (%s)" % (
             "anyone" if ANYONE in strangers else "uid %s" % ", ".join(str(u) for u in sorted(strangers)),
-            _names(namers))
+            names_of(namers))
     if owner == ROOT:
         if ROOT in namers:
             return ROOT, None
-        return None, "owned by root but named only by %s" % _names(namers)
+        return None, "owned by root but named only by %s" % names_of(namers)
     if owner in namers or ROOT in namers:
         return owner, None
-    return None, "owned by uid %d, named only by %s" % (owner, _names(namers))
+    return None, "owned by uid %d, named only by %s" % (owner, names_of(namers))
 
 
-def _names(uids):
+def names_of(uids):
+    """The users behind ``uids`` for a message (``ANYONE`` as "an unknown writer")."""
     words = []
     for uid in sorted(uids):
         if uid == ANYONE:

@@ -35,9 +35,11 @@ __metaclass__ = type
 import hashlib
 import io
 import os
+import stat
 
 from ansible_collections.pkgcache.fleet.plugins.module_utils import _removal, conda_mamba
-from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import ANYONE, ROOT, Identity, act_as, path_controllers
+from ansible_collections.pkgcache.fleet.plugins.module_utils._authority import (
+    ANYONE, ROOT, Identity, act_as, names_of, path_controllers)
 from ansible_collections.pkgcache.fleet.plugins.module_utils._durable import write_atomic
 from ansible_collections.pkgcache.fleet.plugins.module_utils._fs import inside, open_regular
 from ansible_collections.pkgcache.fleet.plugins.module_utils._privdrop import PrivDropError
@@ -416,6 +418,32 @@ def _read(path):
             return handle.read()
     except (OSError, IOError):
         return None
+
+
+def foreign_target(target):
+    """Why the installer may not create ``target`` with this run's rights, or None.
+
+    The installer follows every symlink on the way to its prefix and writes there with the run's
+    rights (root with become).  So the way to the nearest directory of ``target`` that exists must
+    be one nobody but root and this run's user can change, and that directory must not let others
+    create names in it (in a sticky ``/tmp`` anyone may claim the target's name first).  A target
+    in a user's home is that user's to create: run the module as them, or choose
+    ``environments_dir``."""
+    existing = os.path.normpath(target)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    try:
+        real, controllers = path_controllers(existing)
+        st = os.stat(real)
+    except OSError as exc:
+        return "cannot tell who controls the way to %s: %s" % (target, exc.strerror or exc)
+    others = controllers - set([ROOT, os.geteuid()])
+    if others:
+        return ("%s can change where %s leads, and the installer would write there as uid %d; run the module as "
+                "that user or choose environments_dir" % (names_of(others), target, os.geteuid()))
+    if stat.S_ISDIR(st.st_mode) and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "others may create names in %s, the target's first existing directory" % existing
+    return None
 
 
 def run_installer(module, installer, item):

@@ -172,7 +172,10 @@ notes:
     C(conda-meta) (root, or the one user owning it), so a record linked to a file that user cannot read never
     reaches the manifest; a C(conda-meta) several users can redirect is not read (the environment is recorded
     as unreadable).
-  - An environment re-created by O(installer) belongs to the module's user (root with become), wherever it is made.
+  - An environment re-created by O(installer) belongs to the module's user (root with become). The installer follows
+    symlinks on the way to its prefix, so it runs only where nobody but root and the module's user can change that
+    way, and not in a directory others may create names in (a sticky C(/tmp)); any other target (a user's home) is
+    rejected with the reason and its kit kept - run the module as that user, or choose O(environments_dir).
 seealso:
   - module: pkgcache.fleet.conda_clean
   - module: pkgcache.fleet.conda_cache_facts
@@ -348,7 +351,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pkgcache.fleet.plugins.module_utils import options
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup import run_backup
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_envs import (
-    INSTALLERS, Kit, plan_environments, run_installer, summary)
+    INSTALLERS, Kit, foreign_target, plan_environments, run_installer, summary)
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_restore import restore_identity, run_restore, verify
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_store import BackupError, Store
 from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_host import Host
@@ -477,8 +480,11 @@ def run_restored_environments(module, host, store):
     kit.prepare(items, check)
     for item in items:
         if item.action == "create":
+            refused = foreign_target(item.target) if installer is not None else None
             if installer is None:
                 item.action = "needs_conda"
+            elif refused:
+                item.action, item.reason = "rejected", refused
             elif not check:
                 run_installer(module, installer, item)
     built = [i for i in items if i.action in ("create", "created")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,31 @@ def test_unknown_or_ambiguous_names_and_corrupt_objects_are_clear_errors(tmp_pat
     assert corrupt["failed"] is True and "corrupt" in corrupt["msg"] and str(victim) in corrupt["msg"]
     assert not Path(host["dest"], "restore", "h1", path.stem, "web-%s.txt" % hashlib.sha1(
         b"/elsewhere/envs/web").hexdigest()[:8]).exists()
+
+
+def test_the_installer_runs_only_where_nobody_but_root_can_change_the_way_to_the_target(tmp_path, host):
+    """The installer follows symlinks on the way to its prefix and writes as root: a target under a
+    directory a user owns, or in one where anyone may create the name first, is rejected before it
+    runs (``false`` stands for an installer: had it run, the reason would say it exited 1)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, as a restore with become runs")
+    run_module(tmp_path, **host["args"])
+    users = tmp_path / "home-of-uid-1234"
+    users.mkdir()
+    os.chown(str(users), 1234, 1234)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(str(shared), 0o1777)
+    false = shutil.which("false")
+    for place, reason in ((users, "uid 1234 can change where %s/web leads" % users),
+                          (shared, "others may create names in %s" % shared)):
+        for check in (True, False):
+            result = restore(tmp_path, host, environments=["web"], environments_dir=str(place), installer=false,
+                             _ansible_check_mode=check)
+            [web] = result["environments"]
+            assert web["action"] == "rejected" and reason in web["reason"], web
+            assert not (place / "web").exists()
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    ran = restore(tmp_path, host, environments=["web"], environments_dir=str(ours), installer=false)
+    assert ran["environments"][0]["reason"] == "false exited 1"
