@@ -56,8 +56,15 @@ PROBLEM_KINDS = ("missing", "dangling", "altered", "corrupt_records", "not_in_hi
 _GONE = (errno.ENOENT, errno.ENOTDIR)
 
 
-def gather(users, roots=(), env=None, mode=FAST, workers=1):
-    """The facts of every known environment on this host; problems reading it become warnings."""
+CONDA_TOOL, RATTLER_TOOL = "conda", "rattler"
+
+
+def gather(users, roots=(), env=None, mode=FAST, workers=1, rattler_prefixes=()):
+    """The facts of every known environment on this host; problems reading it become warnings.
+
+    conda's environments (its installations, envs dirs and registries; micromamba's roots too) have
+    ``tool`` ``conda``; ``rattler_prefixes`` (the pixi / rattler prefixes ``rattler_cache`` found)
+    that conda does not know are checked the same way, with ``tool`` ``rattler``."""
     if mode not in MODES:
         raise ValueError("mode must be one of %s" % ", ".join(MODES))
     # Prefixes only: each environment's records are read once, below, with their file lists.
@@ -66,18 +73,26 @@ def gather(users, roots=(), env=None, mode=FAST, workers=1):
     for inst in host.installations:
         for config in inst.configs.values():
             pkgs_dirs.update(os.path.realpath(p) for p in config.pkgs_dirs)
+    found = [(e, CONDA_TOOL) for e in host.environments]
     prefixes = [os.path.realpath(e.prefix) for e in host.environments]
+    for prefix in rattler_prefixes:
+        environment = prefix_environment(prefix) if os.path.realpath(prefix) not in prefixes else None
+        if environment is not None:
+            found.append((environment, RATTLER_TOOL))
+            prefixes.append(os.path.realpath(prefix))
     roots_of = dict((os.path.realpath(i.root), i.root) for i in host.installations)
 
-    def one(environment):
+    def one(item):
+        environment = item[0]
         others = set(p for p in prefixes if p != os.path.realpath(environment.prefix)) | pkgs_dirs
         return EnvironmentCheck(environment, mode, pkgs_dirs, others).run()
 
-    checked = run_parallel(one, host.environments, workers)
+    checked = run_parallel(one, found, workers)
     warnings = list(host.warnings)
     environments = []
-    for environment, (facts, problems) in zip(host.environments, checked):
+    for (environment, tool), (facts, problems) in zip(found, checked):
         facts["root"] = _root_of(environment.prefix, roots_of)
+        facts["tool"] = tool
         environments.append(facts)
         warnings.extend(problems)
     unhealthy = [e["path"] for e in environments if not e["health"]["healthy"]]

@@ -48,7 +48,13 @@ def _conda_cache(accounts, params, warn):
 def _conda_envs(accounts, params, warn):
     # conda_env_facts names its options mode and workers; cache_facts envs_mode, with one worker.
     mode = params["envs_mode"] if "envs_mode" in params else params["mode"]
-    return _conda(conda_envs.gather, accounts, params, warn, mode=mode, workers=params.get("workers") or 1)
+    rattler_prefixes = ()
+    if RATTLER in (params.get("gather") or ()):
+        # Why the search may have stopped short is the rattler kind's to say.
+        rattler_prefixes = rattler_cache.find_environments(
+            accounts, shell_environment(params["environment"]), rattler_cache.Search.from_options(params)).prefixes
+    return _conda(conda_envs.gather, accounts, params, warn, mode=mode, workers=params.get("workers") or 1,
+                  rattler_prefixes=rattler_prefixes)
 
 
 def _conda_integrity(accounts, params, warn):

@@ -46,7 +46,8 @@ options:
         M(pkgcache.fleet.conda_cache_repair) quarantines or repairs what it finds.
       - V(envs) sets C(ansible_facts.conda_envs), every conda environment with its size and health, exactly as
         M(pkgcache.fleet.conda_env_facts) gathers them (in O(envs_mode)), in the same module run - one
-        connection per host for a report that shows caches and environments.
+        connection per host for a report that shows caches and environments. With V(rattler) in O(gather) too,
+        the pixi / rattler prefixes its search finds are checked the same way, with C(tool=rattler).
     type: list
     elements: str
     choices: [conda, pip, rattler, integrity, envs]

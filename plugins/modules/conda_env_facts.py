@@ -105,6 +105,12 @@ ansible_facts:
                 outside every installation's C(envs).
               type: str
               returned: always
+            tool:
+              description: >-
+                V(conda) for an environment conda's rules find (micromamba's roots included); V(rattler) for a pixi /
+                rattler prefix, which M(pkgcache.fleet.cache_facts) adds with V(rattler) and V(envs) in its O(gather).
+              type: str
+              returned: always
             owner:
               description: User owning the prefix directory.
               type: str

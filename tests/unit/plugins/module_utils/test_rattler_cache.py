@@ -247,6 +247,21 @@ def test_a_clean_that_breaks_a_rattler_environment_names_it_and_its_problems(ali
         app, len(files))
 
 
+def test_environment_facts_check_the_pixi_prefixes_the_rattler_search_finds(alice):
+    from ansible_collections.pkgcache.fleet.plugins.module_utils import facts
+    user, _pkgs, _live, _gone = alice
+    params = dict((name, spec.get("default")) for name, spec in facts.argument_spec().items())
+    found = {}
+    for kinds in (["envs"], ["envs", "rattler"]):
+        gathered = facts.gather([user], dict(params, gather=kinds), kinds, pytest.fail)
+        found[len(kinds)] = dict((e["path"], e) for e in gathered["conda_envs"]["environments"] if e["tool"] == "rattler")
+    assert found[1] == {}
+    assert sorted(found[2]) == [user.home + "/.pixi/envs/tool", user.home + "/src/app/.pixi/envs/default"]
+    for prefix, facts_of in found[2].items():
+        assert facts_of["health"]["healthy"] and facts_of["health"]["checked_files"] == listed_paths(prefix) > 0
+        assert facts_of["package_count"] == len(list((Path(prefix) / "conda-meta").glob("*.json")))
+
+
 def test_an_install_holding_the_cache_lock_makes_the_cache_busy(alice):
     user, pkgs, _live, gone = alice
     with open(str(pkgs / ".cache.lock"), "r+") as held:
