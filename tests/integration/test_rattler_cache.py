@@ -88,9 +88,12 @@ def test_site_check_run_reports_and_exports_the_rattler_cache_with_the_bytes_of_
     assert plans[RATTLER_CLEAN_TASK]["planned_bytes"] == unused
     assert record["clean"]["check_mode"] and record["clean"]["planned_bytes"] == sum(
         plan["planned_bytes"] for plan in plans.values())
-    # The environments view, from conda_env_facts the site playbook gathers by default.
-    envs = task_results(job, "Gather conda environment facts")[host]["ansible_facts"]["conda_envs"]["environments"]
+    # The environments view, from the environment facts the site playbook gathers by default in the
+    # same module run: with rattler gathered too, the pixi prefixes are there, checked and whole.
+    envs = facts["conda_envs"]["environments"]
     assert envs and record["environments"]["count"] == len(envs)
+    pixi = [e for e in envs if e["tool"] == "rattler"]
+    assert pixi and all(e["health"]["healthy"] and e["health"]["checked_files"] > 0 for e in pixi), pixi
     # The run's summary line names rattler with its bytes, pip and uv each apart.
     line = task_results(job, REPORT_TASK)[host]["msg"]
     tools = job.report["totals"]["tools"]
