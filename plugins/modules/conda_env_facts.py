@@ -108,7 +108,7 @@ ansible_facts:
             tool:
               description: >-
                 V(conda) for an environment conda's rules find (micromamba's roots included); V(rattler) for a pixi /
-                rattler prefix, which M(pkgcache.fleet.cache_facts) adds with V(rattler) and V(envs) in its O(gather).
+                rattler prefix, which M(pkgcache.fleet.cache_facts) adds with V(rattler) and V(envs) in its O(pkgcache.fleet.cache_facts#module:gather).
               type: str
               returned: always
             owner:
