@@ -60,6 +60,8 @@ NO_CONDA = "no conda installation on this host; skipped (skip_without_conda)"
 WORKERS = dict(workers=dict(type="int", default=2))
 
 COMPACT = dict(compact=dict(type="bool", default=False))
+# Who owns a directory a relocating module makes, and its mode: read by new_directory.
+NEW_DIRECTORY = dict(owner=dict(type="str"), group=dict(type="str"), mode=dict(type="raw"))
 # Fragment pkgcache.fleet.verify_environments: check the environments a cleanup touched.
 VERIFY_ENVIRONMENTS = dict(verify_environments=dict(type="bool", default=False))
 

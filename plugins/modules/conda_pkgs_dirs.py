@@ -283,7 +283,7 @@ def request_from(params):
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.ENVIRONMENT, options.SKIP_WITHOUT_CONDA,
+            options.ENVIRONMENT, options.SKIP_WITHOUT_CONDA, options.NEW_DIRECTORY,
             root=dict(type="path", required=True),
             scope=dict(type="str", choices=["system", "user"], default="system"),
             user=dict(type="str"),
@@ -293,9 +293,6 @@ def main():
             migrate=dict(type="bool", default=False),
             link_old=dict(type="bool", default=False),
             extracted=dict(type="str", choices=["move", "drop"], default="move"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            mode=dict(type="raw"),
         ),
         required_if=[("scope", "user", ("user", "condarc"), True)],
         supports_check_mode=True,

@@ -189,7 +189,7 @@ def request_from(params):
 def main():
     module = AnsibleModule(
         argument_spec=options.argument_spec(
-            options.ENVIRONMENT,
+            options.ENVIRONMENT, options.NEW_DIRECTORY,
             tool=dict(type="str", choices=["pip", "uv"], default="pip"),
             scope=dict(type="str", choices=["user", "system", "environment"], default="user"),
             user=dict(type="str"),
@@ -198,9 +198,6 @@ def main():
             migrate=dict(type="bool", default=False),
             link_old=dict(type="bool", default=False),
             env_file=dict(type="path", default="/etc/environment"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            mode=dict(type="raw"),
         ),
         required_if=[("state", "present", ("cache_dir",))],
         supports_check_mode=True,
