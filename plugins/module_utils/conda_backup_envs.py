@@ -429,7 +429,8 @@ def foreign_target(target):
     create names in it (in a sticky ``/tmp`` anyone may claim the target's name first).  A target
     in a user's home is that user's to create: run the module as them, or choose
     ``environments_dir``."""
-    existing = os.path.normpath(target)
+    # Absolute first: a relative environments_dir would otherwise climb to "" and never stop.
+    existing = os.path.abspath(target)
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     try:

@@ -189,3 +189,12 @@ def test_the_installer_runs_only_where_nobody_but_root_can_change_the_way_to_the
     ours.mkdir()
     ran = restore(tmp_path, host, environments=["web"], environments_dir=str(ours), installer=false)
     assert ran["environments"][0]["reason"] == "false exited 1"
+
+
+def test_a_relative_target_is_judged_from_the_directory_it_resolves_in(tmp_path, monkeypatch):
+    from ansible_collections.pkgcache.fleet.plugins.module_utils.conda_backup_envs import foreign_target
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(str(shared), 0o1777)
+    monkeypatch.chdir(str(shared))
+    assert foreign_target("envs/web") == "others may create names in %s, the target's first existing directory" % shared
