@@ -30,6 +30,15 @@ FACT_NAMES = {CONDA: "conda_cache", PIP: "pip_cache", RATTLER: "rattler_cache", 
               INTEGRITY: "conda_cache_integrity"}
 
 
+def _rattler_environments(accounts, params, searched):
+    """The pixi / rattler prefixes of ``accounts``, searched once per run (``searched`` keeps them)
+    for the rattler kind and the environments kind alike."""
+    if RATTLER not in searched:
+        searched[RATTLER] = rattler_cache.find_environments(
+            accounts, shell_environment(params["environment"]), rattler_cache.Search.from_options(params))
+    return searched[RATTLER]
+
+
 def _conda(gather, accounts, params, warn, **options):
     """One conda kind's facts.  The conda modules look into the homes that exist, each once; the
     model's warnings are returned in the facts and shown as the task's warnings too."""
@@ -40,38 +49,38 @@ def _conda(gather, accounts, params, warn, **options):
     return facts
 
 
-def _conda_cache(accounts, params, warn):
+def _conda_cache(accounts, params, warn, _searched):
     return _conda(conda_facts.gather, accounts, params, warn,
                   env_sizes=params["env_sizes"], list_packages=params["list_packages"])
 
 
-def _conda_envs(accounts, params, warn):
+def _conda_envs(accounts, params, warn, searched):
     # conda_env_facts names its options mode and workers; cache_facts envs_mode, with one worker.
     mode = params["envs_mode"] if "envs_mode" in params else params["mode"]
     rattler_prefixes = ()
     if RATTLER in (params.get("gather") or ()):
         # Why the search may have stopped short is the rattler kind's to say.
-        rattler_prefixes = rattler_cache.find_environments(
-            accounts, shell_environment(params["environment"]), rattler_cache.Search.from_options(params)).prefixes
+        rattler_prefixes = _rattler_environments(accounts, params, searched).prefixes
     return _conda(conda_envs.gather, accounts, params, warn, mode=mode, workers=params.get("workers") or 1,
                   rattler_prefixes=rattler_prefixes)
 
 
-def _conda_integrity(accounts, params, warn):
+def _conda_integrity(accounts, params, warn, _searched):
     return _conda(conda_integrity.gather, accounts, params, warn, mode=params["integrity_mode"])
 
 
-def _pip_cache(accounts, params, warn):
+def _pip_cache(accounts, params, warn, _searched):
     # Named users are reported even without a cache (keep_empty); with the default every
     # account is looked at and only owners of a cache are reported.
     return pip_cache.gather_facts(accounts, shell_environment(params["environment"]), warn,
                                   keep_empty=bool(params["users"]))
 
 
-def _rattler_cache(accounts, params, warn):
+def _rattler_cache(accounts, params, warn, searched):
     return rattler_cache.gather_facts(accounts, shell_environment(params["environment"]),
                                       rattler_cache.Search.from_options(params), warn,
-                                      list_packages=params["list_packages"])
+                                      list_packages=params["list_packages"],
+                                      environments=_rattler_environments(accounts, params, searched))
 
 
 _GATHER = {CONDA: _conda_cache, PIP: _pip_cache, RATTLER: _rattler_cache, ENVS: _conda_envs,
@@ -85,7 +94,7 @@ def gather(accounts, params, kinds, warn):
     *accounts* are the passwd users of the ``users`` option (``options.select_users``), read
     once for every kind; *params* the module's parameters; *warn* the module's ``warn``.
     """
-    result = {}
+    result, searched = {}, {}
     blind = options.blind_spot(accounts)
     for kind in KINDS + ON_REQUEST:
         if kind not in kinds:
@@ -96,7 +105,7 @@ def gather(accounts, params, kinds, warn):
             problems.append(message)
             warn(message)
 
-        facts = _GATHER[kind](accounts, params, noted)
+        facts = _GATHER[kind](accounts, params, noted, searched)
         reasons = [blind] if blind else []
         if problems:
             reasons.append("%d problem(s) reading the host, see the warnings" % len(problems))

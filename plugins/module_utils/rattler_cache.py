@@ -459,12 +459,13 @@ def locate(users, env, warn, locations=None):
 # -- facts -------------------------------------------------------------------------------------
 
 
-def gather_facts(users, env, search, warn, now=None, list_packages=True):
+def gather_facts(users, env, search, warn, now=None, list_packages=True, environments=None):
     """``ansible_facts.rattler_cache``: per cache root its kinds with bytes, its packages counted
     (and with ``list_packages`` listed, with the environments using them); ``totals`` count each
-    inode once."""
+    inode once.  ``environments``: what :func:`find_environments` found, when already searched."""
     now = time.time() if now is None else now
-    environments = find_environments(users, env, search, now)
+    if environments is None:
+        environments = find_environments(users, env, search, now)
     for reason in environments.incomplete:
         warn(reason)
     caches, total, locations = {}, Part(), {}

@@ -256,6 +256,8 @@ def test_environment_facts_check_the_pixi_prefixes_the_rattler_search_finds(alic
         gathered = facts.gather([user], dict(params, gather=kinds), kinds, pytest.fail)
         found[len(kinds)] = dict((e["path"], e) for e in gathered["conda_envs"]["environments"] if e["tool"] == "rattler")
     assert found[1] == {}
+    # one search serves both kinds: the environments checked are the ones the cache facts name
+    assert sorted(found[2]) == sorted(gathered["rattler_cache"]["environments"])
     assert sorted(found[2]) == [user.home + "/.pixi/envs/tool", user.home + "/src/app/.pixi/envs/default"]
     for prefix, facts_of in found[2].items():
         assert facts_of["health"]["healthy"] and facts_of["health"]["checked_files"] == listed_paths(prefix) > 0
